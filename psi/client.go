@@ -1,0 +1,327 @@
+package psi
+
+import (
+	"fmt"
+	"io"
+	"slices"
+
+	"filippo.io/edwards25519"
+
+	"github.com/overlap-psi/overlap/psi/gcs"
+	"github.com/overlap-psi/overlap/psi/internal/r255"
+	"github.com/overlap-psi/overlap/psi/wire"
+)
+
+// ClientConfig configures the advertiser's side of a session.
+type ClientConfig struct {
+	Kind          Kind
+	CanonVersion  uint16  // canonicalization version of the client's list
+	CanonFlags    uint16  // optional canonicalization rules applied
+	FalsePositive float64 // largest expected false matches accepted; 0 means DefaultFalsePositive
+	MaxServerSize uint32  // largest padded server set accepted; 0 means wire.MaxSetSize
+	Workers       int     // scalar-multiplication workers; 0 means GOMAXPROCS
+
+	rand io.Reader
+}
+
+type clientState int
+
+const (
+	clientAwaitParams clientState = iota
+	clientSendBlinded
+	clientAwaitEvaluated
+	clientAwaitSet
+	clientDone
+	clientFailed
+)
+
+// Client is the advertiser's side of one exact-mode session (SPEC.md §4).
+// It is not safe for concurrent use.
+type Client struct {
+	cfg     ClientConfig
+	state   clientState
+	hasher  *r255.Hasher
+	key     *edwards25519.Scalar // a
+	inv     *edwards25519.Scalar // 1/a
+	items   [][32]byte           // distinct digests, in input order
+	params  wire.ServerParams
+	chunk   int
+	seq     uint32
+	sent    int
+	got     int
+	tags    []gcs.Uint128 // tags of H(x)^b, then sorted reduced values
+	dec     *gcs.Decoder
+	pos     int // merge position in tags
+	matches int
+	workers int
+}
+
+// Result is what the client learns from an exact-mode session.
+type Result struct {
+	SessionID     [16]byte
+	Overlap       int     // identifiers of the client's list found in the server's set
+	ClientSize    int     // distinct identifiers the client sent
+	ServerSize    int     // the server's set size, padded to a public bucket
+	FalsePositive float64 // bound on the expected number of false matches counted
+}
+
+// String never prints keys.
+func (c *Client) String() string { return fmt.Sprintf("psi.Client{state=%d}", c.state) }
+
+// Format never prints keys.
+func (c *Client) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
+
+// NewClient starts a session over the digests of the client's identifiers
+// (SPEC.md §3.1). Duplicate digests are sent once.
+func NewClient(cfg ClientConfig, digests [][32]byte) (*Client, error) {
+	h, err := hasher(cfg.Kind)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.FalsePositive == 0 {
+		cfg.FalsePositive = DefaultFalsePositive
+	}
+	if cfg.MaxServerSize == 0 || cfg.MaxServerSize > wire.MaxSetSize {
+		cfg.MaxServerSize = wire.MaxSetSize
+	}
+	items := dedupe(digests)
+	if len(items) == 0 {
+		return nil, fmt.Errorf("psi: the client list is empty")
+	}
+	if len(items) > wire.MaxClientSize {
+		return nil, fmt.Errorf("psi: the client list has %d identifiers, more than the protocol's %d", len(items), wire.MaxClientSize)
+	}
+	key, err := r255.RandomScalar(entropy(cfg.rand))
+	if err != nil {
+		return nil, fmt.Errorf("psi: generating the client key: %w", err)
+	}
+	inv := edwards25519.NewScalar().Invert(key)
+	return &Client{cfg: cfg, hasher: h, key: key, inv: inv, items: items, workers: workerCount(cfg.Workers)}, nil
+}
+
+// dedupe returns the distinct digests in first-seen order.
+func dedupe(in [][32]byte) [][32]byte {
+	seen := make(map[[32]byte]struct{}, len(in))
+	out := make([][32]byte, 0, len(in))
+	for _, d := range in {
+		if _, ok := seen[d]; !ok {
+			seen[d] = struct{}{}
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// Size returns the number of distinct identifiers the client will send.
+func (c *Client) Size() int { return len(c.items) }
+
+// Hello returns the message that opens the session.
+func (c *Client) Hello() *wire.ClientHello {
+	return &wire.ClientHello{Mode: wire.ModeExact, Kind: uint8(c.cfg.Kind),
+		CanonVersion: c.cfg.CanonVersion, CanonFlags: c.cfg.CanonFlags,
+		ClientSize: uint32(len(c.items))}
+}
+
+func (c *Client) fail(err error) error {
+	c.state = clientFailed
+	c.erase()
+	return err
+}
+
+func (c *Client) erase() {
+	r255.Erase(c.key)
+	r255.Erase(c.inv)
+	c.tags = nil
+}
+
+// ReceiveParams checks the server's parameters (SPEC.md §4.1): they must
+// echo the hello, and the server set and Golomb parameters must meet this
+// client's limits and false-positive bound.
+func (c *Client) ReceiveParams(p *wire.ServerParams) error {
+	if c.state != clientAwaitParams {
+		return fmt.Errorf("%w: parameters received twice", ErrState)
+	}
+	gp := gcs.Params{N: uint64(p.ServerSize), M: p.GCSM, K: p.GCSK}
+	switch {
+	case p.Mode != wire.ModeExact:
+		return c.fail(fmt.Errorf("%w: server chose mode %v, client asked for exact", ErrParams, p.Mode))
+	case Kind(p.Kind) != c.cfg.Kind:
+		return c.fail(fmt.Errorf("%w: server answered for kind %v, client asked for %v", ErrParams, Kind(p.Kind), c.cfg.Kind))
+	case p.CanonVersion != c.cfg.CanonVersion || p.CanonFlags != c.cfg.CanonFlags:
+		return c.fail(fmt.Errorf("%w: server uses canonicalization v%d flags %#x, client v%d flags %#x",
+			ErrParams, p.CanonVersion, p.CanonFlags, c.cfg.CanonVersion, c.cfg.CanonFlags))
+	case int(p.ClientSize) != len(c.items):
+		return c.fail(fmt.Errorf("%w: server echoed a client size of %d, client has %d", ErrParams, p.ClientSize, len(c.items)))
+	case p.ServerSize > c.cfg.MaxServerSize:
+		return c.fail(fmt.Errorf("%w: server set of %d exceeds the client's limit of %d", ErrParams, p.ServerSize, c.cfg.MaxServerSize))
+	case p.ChunkSize == 0 || p.ChunkSize > wire.MaxChunkElements:
+		return c.fail(fmt.Errorf("%w: chunk size %d", ErrParams, p.ChunkSize))
+	}
+	if err := gp.Validate(); err != nil {
+		return c.fail(fmt.Errorf("%w: %v", ErrParams, err))
+	}
+	// Expected false matches: each of the n queries hits with probability
+	// at most 1/M (SPEC.md §6.3).
+	if fp := float64(len(c.items)) / float64(p.GCSM); fp > c.cfg.FalsePositive {
+		return c.fail(fmt.Errorf("%w: server's Golomb range M=%d allows %.3g expected false matches, more than the client's bound %.3g",
+			ErrParams, p.GCSM, fp, c.cfg.FalsePositive))
+	}
+	dec, err := gcs.NewDecoder(gp)
+	if err != nil {
+		return c.fail(fmt.Errorf("%w: %v", ErrParams, err))
+	}
+	c.params, c.dec, c.chunk = *p, dec, int(p.ChunkSize)
+	c.state = clientSendBlinded
+	return nil
+}
+
+// NextBlinded hashes and blinds the next chunk of the client's identifiers,
+// or returns ok == false when all have been sent.
+func (c *Client) NextBlinded() (ch *wire.ElementChunk, ok bool, err error) {
+	if c.state != clientSendBlinded {
+		return nil, false, fmt.Errorf("%w: not sending blinded elements now", ErrState)
+	}
+	if c.sent == len(c.items) {
+		c.state, c.seq = clientAwaitEvaluated, 0
+		c.tags = make([]gcs.Uint128, 0, len(c.items))
+		return nil, false, nil
+	}
+	k := min(c.chunk, len(c.items)-c.sent)
+	buf := make([]byte, k*r255.ElementSize)
+	batch := c.items[c.sent : c.sent+k]
+	parallel(k, c.workers, func(lo, hi int) error {
+		e := r255.NewElement()
+		for i := lo; i < hi; i++ {
+			c.hasher.Hash(e, batch[i][:])
+			e.ScalarMult(c.key, e)
+			e.AppendBytes(buf[i*r255.ElementSize : i*r255.ElementSize])
+		}
+		return nil
+	})
+	ch = &wire.ElementChunk{Type: wire.TypeBlinded, Seq: c.seq, Elements: buf}
+	c.sent += k
+	c.seq++
+	return ch, true, nil
+}
+
+// ReceiveEvaluated unblinds one chunk of the server's evaluated elements
+// and records their tags. It checks every element as strictly as the
+// server does (SPEC.md §5.7), and after the last chunk, that no two were
+// equal.
+func (c *Client) ReceiveEvaluated(ch *wire.ElementChunk) error {
+	if c.state == clientSendBlinded && c.sent == len(c.items) {
+		c.state, c.seq = clientAwaitEvaluated, 0
+		c.tags = make([]gcs.Uint128, 0, len(c.items))
+	}
+	if c.state != clientAwaitEvaluated {
+		return fmt.Errorf("%w: evaluated chunk not expected now", ErrState)
+	}
+	n := len(c.items)
+	switch {
+	case ch.Type != wire.TypeEvaluated:
+		return c.fail(fmt.Errorf("%w: got %v, want an evaluated chunk", ErrPeer, ch.Type))
+	case ch.Seq != c.seq:
+		return c.fail(fmt.Errorf("%w: evaluated chunk %d arrived, want %d", ErrPeer, ch.Seq, c.seq))
+	case ch.Count() > c.chunk:
+		return c.fail(fmt.Errorf("%w: chunk of %d elements exceeds the agreed %d", ErrPeer, ch.Count(), c.chunk))
+	case c.got+ch.Count() > n:
+		return c.fail(fmt.Errorf("%w: server returned more than the %d elements sent", ErrPeer, n))
+	}
+	start := len(c.tags)
+	c.tags = c.tags[:start+ch.Count()]
+	salt := &c.params.Salt
+	err := parallel(ch.Count(), c.workers, func(lo, hi int) error {
+		e := r255.NewElement()
+		buf := make([]byte, 0, r255.ElementSize)
+		for i := lo; i < hi; i++ {
+			if err := decodePeer(e, ch.Element(i)); err != nil {
+				return fmt.Errorf("%w: evaluated element %d: %v", ErrPeer, c.got+i, err)
+			}
+			e.ScalarMult(c.inv, e)
+			buf = e.AppendBytes(buf[:0])
+			c.tags[start+i] = tagOf(salt, buf)
+		}
+		return nil
+	})
+	if err != nil {
+		return c.fail(err)
+	}
+	c.got += ch.Count()
+	c.seq++
+	if c.got < n {
+		return nil
+	}
+	r255.Erase(c.key)
+	r255.Erase(c.inv)
+	// Distinct elements have distinct tags except with probability 2^-128,
+	// so equal tags mean the server repeated an element.
+	slices.SortFunc(c.tags, gcs.Uint128.Cmp)
+	for i := 1; i < n; i++ {
+		if c.tags[i] == c.tags[i-1] {
+			return c.fail(fmt.Errorf("%w: the server returned a duplicate evaluated element", ErrPeer))
+		}
+	}
+	// Reduce is monotone, so the reduced values stay sorted.
+	f := gcs.Params{N: uint64(c.params.ServerSize), M: c.params.GCSM, K: c.params.GCSK}.F()
+	for i := range c.tags {
+		c.tags[i] = gcs.Reduce(c.tags[i], f)
+	}
+	c.seq = 0
+	c.state = clientAwaitSet
+	return nil
+}
+
+// ReceiveSetChunk decodes one chunk of the server's Golomb-coded set and
+// counts the client's values found in it.
+func (c *Client) ReceiveSetChunk(ch *wire.SetChunk) error {
+	if c.state != clientAwaitSet {
+		return fmt.Errorf("%w: set chunk not expected now", ErrState)
+	}
+	if ch.Seq != c.seq {
+		return c.fail(fmt.Errorf("%w: set chunk %d arrived, want %d", ErrPeer, ch.Seq, c.seq))
+	}
+	vals := c.tags
+	err := c.dec.Chunk(int(ch.Count), ch.Data, func(v gcs.Uint128) {
+		for c.pos < len(vals) && vals[c.pos].Less(v) {
+			c.pos++
+		}
+		for c.pos < len(vals) && vals[c.pos] == v {
+			c.matches++
+			c.pos++
+		}
+	})
+	if err != nil {
+		return c.fail(fmt.Errorf("%w: server set chunk %d: %v", ErrPeer, ch.Seq, err))
+	}
+	c.seq++
+	return nil
+}
+
+// Result finishes the session. It fails unless the whole server set
+// arrived, as announced.
+func (c *Client) Result() (Result, error) {
+	if c.state != clientAwaitSet {
+		return Result{}, fmt.Errorf("%w: the session has not reached its result", ErrState)
+	}
+	if err := c.dec.Finish(); err != nil {
+		return Result{}, c.fail(fmt.Errorf("%w: %v", ErrPeer, err))
+	}
+	n := len(c.items)
+	c.state = clientDone
+	c.erase()
+	return Result{
+		SessionID:     c.params.SessionID,
+		Overlap:       min(c.matches, n), // by construction; the clamp is belt and braces
+		ClientSize:    n,
+		ServerSize:    int(c.params.ServerSize),
+		FalsePositive: float64(n) / float64(c.params.GCSM),
+	}, nil
+}
+
+// Close erases the client's keys whatever the session's state.
+func (c *Client) Close() {
+	if c.state != clientDone {
+		c.state = clientFailed
+	}
+	c.erase()
+}

@@ -1,0 +1,24 @@
+package psi
+
+import (
+	"encoding/hex"
+	"io"
+)
+
+// Test hooks: deterministic randomness for the roles.
+func withRand(r io.Reader) func(any) {
+	return func(c any) {
+		switch c := c.(type) {
+		case *ClientConfig:
+			c.rand = r
+		case *ServerConfig:
+			c.rand = r
+		case *SetConfig:
+			c.rand = r
+		}
+	}
+}
+
+func hexBytes(s string) ([]byte, error) {
+	return hex.DecodeString(s)
+}

@@ -1,0 +1,483 @@
+package psi
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	"filippo.io/edwards25519"
+
+	"github.com/overlap-psi/overlap/psi/gcs"
+	"github.com/overlap-psi/overlap/psi/internal/r255"
+	"github.com/overlap-psi/overlap/psi/wire"
+)
+
+// SetConfig configures the encoding of a server set.
+type SetConfig struct {
+	Kind    Kind
+	Workers int // scalar-multiplication workers; 0 means GOMAXPROCS
+
+	rand io.Reader // nil means crypto/rand; set only by tests and vectors
+}
+
+// A PreparedSet is the server's set encoded for exactly one session
+// (SPEC.md §4.4): every identifier hashed to the group, multiplied by a
+// fresh key b, tagged under a fresh salt, padded to its bucket and sorted.
+// It holds the key b until the session it serves has evaluated the client's
+// request. It must not be reused: NewServer refuses a used set.
+type PreparedSet struct {
+	kind  Kind
+	key   *edwards25519.Scalar
+	salt  [32]byte
+	tags  []gcs.Uint128 // sorted, padded to bucket size
+	real  int           // distinct identifiers before padding
+	mu    sync.Mutex
+	used  bool
+	rand  io.Reader
+	build *setBuilder
+}
+
+// String never prints the key.
+func (p *PreparedSet) String() string {
+	return fmt.Sprintf("psi.PreparedSet{kind=%v size=%d}", p.kind, len(p.tags))
+}
+
+// Format never prints the key.
+func (p *PreparedSet) Format(f fmt.State, _ rune) { io.WriteString(f, p.String()) }
+
+// Size returns the padded size of the set, the N of SPEC.md §4.5.
+func (p *PreparedSet) Size() int { return len(p.tags) }
+
+// Kind returns the identifier kind of the set.
+func (p *PreparedSet) Kind() Kind { return p.kind }
+
+type setBuilder struct {
+	hasher  *r255.Hasher
+	workers int
+	batch   [][32]byte
+}
+
+// setBatch is how many identifiers NewSet buffers before it hashes and
+// multiplies them in parallel.
+const setBatch = 1 << 13
+
+// NewSet starts a single-use encoding of a server set of identifiers of
+// cfg.Kind under a fresh key and salt. Add the identifiers' digests
+// (SPEC.md §3.1) with Add, then call Finish.
+func NewSet(cfg SetConfig) (*PreparedSet, error) {
+	h, err := hasher(cfg.Kind)
+	if err != nil {
+		return nil, err
+	}
+	r := entropy(cfg.rand)
+	key, err := r255.RandomScalar(r)
+	if err != nil {
+		return nil, fmt.Errorf("psi: generating the server key: %w", err)
+	}
+	p := &PreparedSet{kind: cfg.Kind, key: key, rand: r,
+		build: &setBuilder{hasher: h, workers: workerCount(cfg.Workers)}}
+	if _, err := io.ReadFull(r, p.salt[:]); err != nil {
+		return nil, fmt.Errorf("psi: generating the tag salt: %w", err)
+	}
+	return p, nil
+}
+
+// Add adds one identifier digest to the set. Duplicates are dropped.
+func (p *PreparedSet) Add(digest [32]byte) {
+	b := p.build
+	if b == nil {
+		panic("psi: PreparedSet.Add after Finish")
+	}
+	b.batch = append(b.batch, digest)
+	if len(b.batch) == setBatch {
+		p.flush()
+	}
+}
+
+func (p *PreparedSet) flush() {
+	b := p.build
+	start := len(p.tags)
+	p.tags = slices.Grow(p.tags, len(b.batch))[:start+len(b.batch)]
+	parallel(len(b.batch), b.workers, func(lo, hi int) error {
+		e := r255.NewElement()
+		buf := make([]byte, 0, r255.ElementSize)
+		for i := lo; i < hi; i++ {
+			b.hasher.Hash(e, b.batch[i][:])
+			e.ScalarMult(p.key, e)
+			buf = e.AppendBytes(buf[:0])
+			p.tags[start+i] = tagOf(&p.salt, buf)
+		}
+		return nil
+	})
+	b.batch = b.batch[:0]
+}
+
+// Finish completes the set: it sorts the tags, drops duplicates and pads the
+// set with uniformly random tags up to its bucket (SPEC.md §4.5).
+func (p *PreparedSet) Finish() error {
+	if p.build == nil {
+		return fmt.Errorf("%w: Finish called twice", ErrState)
+	}
+	p.flush()
+	p.build = nil
+	slices.SortFunc(p.tags, gcs.Uint128.Cmp)
+	p.tags = slices.Compact(p.tags)
+	p.real = len(p.tags)
+	pad := int(Bucket(uint64(len(p.tags)))) - len(p.tags)
+	if pad > 0 {
+		buf := make([]byte, 16*pad)
+		if _, err := io.ReadFull(p.rand, buf); err != nil {
+			return fmt.Errorf("psi: generating padding: %w", err)
+		}
+		for i := range pad {
+			p.tags = append(p.tags, gcs.Uint128{
+				Hi: binary.BigEndian.Uint64(buf[16*i:]),
+				Lo: binary.BigEndian.Uint64(buf[16*i+8:]),
+			})
+		}
+		slices.SortFunc(p.tags, gcs.Uint128.Cmp)
+	}
+	return nil
+}
+
+// Destroy erases the set's key and drops its tags. A destroyed set cannot
+// serve a session.
+func (p *PreparedSet) Destroy() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.used = true
+	r255.Erase(p.key)
+	p.tags = nil
+}
+
+// claim marks the set used, once.
+func (p *PreparedSet) claim() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.used {
+		return fmt.Errorf("%w: the prepared server set already served a session", ErrUsed)
+	}
+	if p.build != nil {
+		return fmt.Errorf("%w: the prepared server set is not finished", ErrState)
+	}
+	p.used = true
+	return nil
+}
+
+// ServerConfig is the server's policy for one session.
+type ServerConfig struct {
+	CanonVersion  uint16  // canonicalization version the server's set uses
+	CanonFlags    uint16  // optional canonicalization rules the set uses
+	MinClientSize uint32  // smallest client list accepted (SPEC.md §8.3)
+	MaxClientSize uint32  // largest client list accepted
+	FalsePositive float64 // expected false matches per session; 0 means DefaultFalsePositive
+	ChunkSize     int     // elements per element chunk; 0 means DefaultChunkSize
+	Workers       int     // scalar-multiplication workers; 0 means GOMAXPROCS
+
+	rand io.Reader
+}
+
+type serverState int
+
+const (
+	serverAwaitHello serverState = iota
+	serverAwaitBlinded
+	serverSendEvaluated
+	serverSendSet
+	serverDone
+	serverFailed
+)
+
+// Server is the platform's side of one exact-mode session (SPEC.md §4). It
+// serves exactly one request and then erases its key. It is not safe for
+// concurrent use.
+type Server struct {
+	cfg     ServerConfig
+	set     *PreparedSet
+	state   serverState
+	params  wire.ServerParams
+	gcsp    gcs.Params
+	n       int    // announced client size
+	got     int    // elements received
+	seq     uint32 // next chunk sequence number, in or out
+	out     []byte // evaluated elements, n·32 bytes
+	sent    int    // evaluated elements sent
+	setPos  int    // tags encoded
+	enc     *gcs.Encoder
+	encOut  []byte // the chunk the encoder emitted last
+	workers int
+}
+
+// String never prints keys.
+func (s *Server) String() string { return fmt.Sprintf("psi.Server{state=%d}", s.state) }
+
+// Format never prints keys.
+func (s *Server) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
+
+// NewServer starts a session that will use set, which it claims: a set
+// serves one session only.
+func NewServer(cfg ServerConfig, set *PreparedSet) (*Server, error) {
+	if cfg.FalsePositive == 0 {
+		cfg.FalsePositive = DefaultFalsePositive
+	}
+	if cfg.ChunkSize == 0 {
+		cfg.ChunkSize = DefaultChunkSize
+	}
+	if cfg.ChunkSize < 1 || cfg.ChunkSize > wire.MaxChunkElements {
+		return nil, fmt.Errorf("psi: chunk size %d is outside [1, %d]", cfg.ChunkSize, wire.MaxChunkElements)
+	}
+	if cfg.MaxClientSize == 0 || cfg.MaxClientSize > wire.MaxClientSize {
+		cfg.MaxClientSize = wire.MaxClientSize
+	}
+	if err := set.claim(); err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, set: set, workers: workerCount(cfg.Workers)}, nil
+}
+
+func (s *Server) fail(err error) error {
+	s.state = serverFailed
+	s.set.Destroy()
+	s.out = nil
+	return err
+}
+
+// ReceiveHello checks the client's hello against the policy (SPEC.md §4.1)
+// before any scalar multiplication and returns the session parameters.
+func (s *Server) ReceiveHello(h *wire.ClientHello) (*wire.ServerParams, error) {
+	if s.state != serverAwaitHello {
+		return nil, fmt.Errorf("%w: hello received twice", ErrState)
+	}
+	switch {
+	case h.Mode != wire.ModeExact:
+		return nil, s.fail(fmt.Errorf("%w: mode %v is not supported by this server", ErrParams, h.Mode))
+	case Kind(h.Kind) != s.set.kind:
+		return nil, s.fail(fmt.Errorf("%w: client asks for kind %v, this session serves %v", ErrParams, Kind(h.Kind), s.set.kind))
+	case h.CanonVersion != s.cfg.CanonVersion || h.CanonFlags != s.cfg.CanonFlags:
+		return nil, s.fail(fmt.Errorf("%w: canonicalization v%d flags %#x, server uses v%d flags %#x",
+			ErrParams, h.CanonVersion, h.CanonFlags, s.cfg.CanonVersion, s.cfg.CanonFlags))
+	case h.ClientSize < s.cfg.MinClientSize:
+		return nil, s.fail(fmt.Errorf("%w: list of %d identifiers is below the minimum of %d", ErrParams, h.ClientSize, s.cfg.MinClientSize))
+	case h.ClientSize > s.cfg.MaxClientSize:
+		return nil, s.fail(fmt.Errorf("%w: list of %d identifiers is above the maximum of %d", ErrParams, h.ClientSize, s.cfg.MaxClientSize))
+	}
+	gp, err := gcs.ChooseParams(uint64(len(s.set.tags)), uint64(h.ClientSize), s.cfg.FalsePositive)
+	if err != nil {
+		return nil, s.fail(fmt.Errorf("%w: %v", ErrParams, err))
+	}
+	s.gcsp = gp
+	s.n = int(h.ClientSize)
+	p := wire.ServerParams{
+		Mode: wire.ModeExact, Kind: h.Kind,
+		CanonVersion: s.cfg.CanonVersion, CanonFlags: s.cfg.CanonFlags,
+		Salt:       s.set.salt,
+		ClientSize: h.ClientSize, ServerSize: uint32(len(s.set.tags)),
+		GCSM: gp.M, GCSK: gp.K, ChunkSize: uint32(s.cfg.ChunkSize),
+	}
+	if _, err := io.ReadFull(entropy(s.cfg.rand), p.SessionID[:]); err != nil {
+		return nil, s.fail(fmt.Errorf("psi: generating a session id: %w", err))
+	}
+	s.params = p
+	s.out = make([]byte, 0, s.n*r255.ElementSize)
+	s.state = serverAwaitBlinded
+	return &p, nil
+}
+
+// ReceiveBlinded evaluates one chunk of the client's blinded elements. Every
+// element must be the canonical encoding of a non-identity element (SPEC.md
+// §5.7); one bad element fails the whole session and nothing evaluated is
+// ever sent. After the last chunk it checks for duplicates across the whole
+// request and shuffles the result.
+func (s *Server) ReceiveBlinded(c *wire.ElementChunk) error {
+	if s.state != serverAwaitBlinded {
+		return fmt.Errorf("%w: blinded chunk not expected now", ErrState)
+	}
+	switch {
+	case c.Type != wire.TypeBlinded:
+		return s.fail(fmt.Errorf("%w: got %v, want a blinded chunk", ErrPeer, c.Type))
+	case c.Seq != s.seq:
+		return s.fail(fmt.Errorf("%w: blinded chunk %d arrived, want %d", ErrPeer, c.Seq, s.seq))
+	case c.Count() > s.cfg.ChunkSize:
+		return s.fail(fmt.Errorf("%w: chunk of %d elements exceeds the agreed %d", ErrPeer, c.Count(), s.cfg.ChunkSize))
+	case s.got+c.Count() > s.n:
+		return s.fail(fmt.Errorf("%w: client sent more than the %d elements it announced", ErrPeer, s.n))
+	}
+	start := len(s.out)
+	s.out = s.out[:start+len(c.Elements)]
+	err := parallel(c.Count(), s.workers, func(lo, hi int) error {
+		e := r255.NewElement()
+		for i := lo; i < hi; i++ {
+			if err := decodePeer(e, c.Element(i)); err != nil {
+				return fmt.Errorf("%w: blinded element %d: %v", ErrPeer, s.got+i, err)
+			}
+			e.ScalarMult(s.set.key, e)
+			e.AppendBytes(s.out[start+i*r255.ElementSize : start+i*r255.ElementSize])
+		}
+		return nil
+	})
+	if err != nil {
+		return s.fail(err)
+	}
+	s.got += c.Count()
+	s.seq++
+	if s.got < s.n {
+		return nil
+	}
+	// The whole request is in: the key is no longer needed.
+	r255.Erase(s.set.key)
+	if i, ok := findDuplicate(s.out); ok {
+		return s.fail(fmt.Errorf("%w: blinded element %d is a duplicate", ErrPeer, i))
+	}
+	var tmp [r255.ElementSize]byte
+	err = shuffle(entropy(s.cfg.rand), s.n, func(i, j int) {
+		a := s.out[i*r255.ElementSize : (i+1)*r255.ElementSize]
+		b := s.out[j*r255.ElementSize : (j+1)*r255.ElementSize]
+		copy(tmp[:], a)
+		copy(a, b)
+		copy(b, tmp[:])
+	})
+	if err != nil {
+		return s.fail(fmt.Errorf("psi: shuffling: %w", err))
+	}
+	s.seq = 0
+	s.state = serverSendEvaluated
+	return nil
+}
+
+// decodePeer decodes a peer's element and refuses the identity.
+func decodePeer(e *r255.Element, b []byte) error {
+	if _, err := e.SetCanonicalBytes(b); err != nil {
+		return fmt.Errorf("not a canonical ristretto255 encoding")
+	}
+	if e.IsIdentity() {
+		return fmt.Errorf("is the identity element")
+	}
+	return nil
+}
+
+// findDuplicate reports the index of an element of elems (32-byte
+// encodings) that repeats an earlier one. It sorts 8-byte prefixes and
+// compares whole encodings only where prefixes collide. The party calling it
+// is allowed to see these elements: they are blinded values it received or
+// computed.
+func findDuplicate(elems []byte) (int, bool) {
+	n := len(elems) / r255.ElementSize
+	type ent struct {
+		prefix uint64
+		idx    uint32
+	}
+	ents := make([]ent, n)
+	for i := range n {
+		ents[i] = ent{binary.BigEndian.Uint64(elems[i*r255.ElementSize:]), uint32(i)}
+	}
+	slices.SortFunc(ents, func(a, b ent) int { return cmp.Compare(a.prefix, b.prefix) })
+	for i := 1; i < n; i++ {
+		if ents[i].prefix != ents[i-1].prefix {
+			continue
+		}
+		// Compare every pair inside the run of equal prefixes.
+		for j := i - 1; j >= 0 && ents[j].prefix == ents[i].prefix; j-- {
+			a, b := int(ents[i].idx), int(ents[j].idx)
+			if bytes.Equal(elems[a*r255.ElementSize:(a+1)*r255.ElementSize], elems[b*r255.ElementSize:(b+1)*r255.ElementSize]) {
+				return max(a, b), true
+			}
+		}
+	}
+	return 0, false
+}
+
+// NextEvaluated returns the next chunk of evaluated elements, shuffled, or
+// ok == false when all have been returned.
+func (s *Server) NextEvaluated() (c *wire.ElementChunk, ok bool, err error) {
+	if s.state != serverSendEvaluated {
+		return nil, false, fmt.Errorf("%w: no evaluated elements to send now", ErrState)
+	}
+	if s.sent == s.n {
+		s.state = serverSendSet
+		s.seq = 0
+		s.out = nil
+		return nil, false, nil
+	}
+	k := min(s.cfg.ChunkSize, s.n-s.sent)
+	c = &wire.ElementChunk{Type: wire.TypeEvaluated, Seq: s.seq,
+		Elements: s.out[s.sent*r255.ElementSize : (s.sent+k)*r255.ElementSize]}
+	s.sent += k
+	s.seq++
+	return c, true, nil
+}
+
+// setChunkValues is how many Golomb-coded values one set chunk carries.
+const setChunkValues = 1 << 16
+
+// NextSetChunk returns the next chunk of the Golomb-coded server set
+// (SPEC.md §6), or ok == false when the set has been sent and the session
+// is done.
+func (s *Server) NextSetChunk() (c *wire.SetChunk, ok bool, err error) {
+	if s.state == serverSendEvaluated && s.sent == s.n {
+		s.state, s.seq, s.out = serverSendSet, 0, nil
+	}
+	if s.state != serverSendSet {
+		return nil, false, fmt.Errorf("%w: the server set is sent after the evaluated elements", ErrState)
+	}
+	tags := s.set.tags
+	if s.setPos == len(tags) {
+		s.state = serverDone
+		s.set.Destroy()
+		return nil, false, nil
+	}
+	f := s.gcsp.F()
+	k := min(setChunkValues, len(tags)-s.setPos)
+	vals := make([]gcs.Uint128, k)
+	for i := range k {
+		vals[i] = gcs.Reduce(tags[s.setPos+i], f)
+	}
+	data, err := s.encodeValues(vals)
+	if err != nil {
+		return nil, false, s.fail(fmt.Errorf("psi: encoding the server set: %w", err))
+	}
+	c = &wire.SetChunk{Seq: s.seq, Count: uint32(k), Data: data}
+	s.setPos += k
+	s.seq++
+	return c, true, nil
+}
+
+// Done reports whether the session completed.
+func (s *Server) Done() bool { return s.state == serverDone }
+
+// Close ends the session and erases its key and set, whatever its state.
+func (s *Server) Close() {
+	if s.state != serverDone {
+		s.state = serverFailed
+	}
+	s.set.Destroy()
+	s.out = nil
+}
+
+// encodeValues Golomb-codes one chunk of sorted values, continuing the gaps
+// of the previous chunk.
+func (s *Server) encodeValues(vals []gcs.Uint128) ([]byte, error) {
+	if s.enc == nil {
+		enc, err := gcs.NewEncoder(s.gcsp, setChunkValues, func(_ int, data []byte) error {
+			s.encOut = append(s.encOut, data...)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.enc = enc
+	}
+	s.encOut = nil
+	for _, v := range vals {
+		if err := s.enc.Add(v); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.enc.Flush(); err != nil {
+		return nil, err
+	}
+	return s.encOut, nil
+}
