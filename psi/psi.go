@@ -30,6 +30,8 @@
 // multiplications over a worker pool sized to GOMAXPROCS.
 package psi
 
+//go:generate go run -tags overlap_vectors vectors_gen.go
+
 import (
 	"errors"
 	"fmt"

@@ -14,6 +14,7 @@ package r255
 
 import (
 	"crypto"
+	_ "crypto/sha512" // registers SHA-512 for the expander
 	"crypto/subtle"
 	"errors"
 	"math/big"

@@ -1,0 +1,212 @@
+//go:build ignore
+
+// This program generates the test vectors of SPEC.md §9 into
+// ../testdata/vectors. Run it with `go generate ./psi/`.
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+
+	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/internal/r255"
+	"github.com/overlap-psi/overlap/psi/wire"
+)
+
+type hashVector struct {
+	Kind      string `json:"kind"`
+	Canonical string `json:"canonical"`
+	Digest    string `json:"digest"`
+	Element   string `json:"element"`
+}
+
+type sessionVector struct {
+	Name          string   `json:"name"`
+	Kind          string   `json:"kind"`
+	ClientSeed    string   `json:"client_seed"`
+	SetSeed       string   `json:"set_seed"`
+	ServerSeed    string   `json:"server_seed"`
+	ChunkSize     int      `json:"chunk_size"`
+	ClientDigests []string `json:"client_digests"`
+	ServerDigests []string `json:"server_digests"`
+	Overlap       int      `json:"overlap"`
+	ClientHello   string   `json:"client_hello"`
+	ServerParams  string   `json:"server_params"`
+	Blinded       []string `json:"blinded"`
+	Evaluated     []string `json:"evaluated"`
+	ServerSet     []string `json:"server_set"`
+}
+
+type negativeVector struct {
+	Name    string `json:"name"`
+	Expect  string `json:"expect"`
+	Hello   string `json:"hello"`
+	Message string `json:"message"`
+}
+
+func seed(label string) [32]byte { return sha256.Sum256([]byte("overlap vectors " + label)) }
+
+func digest(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+func hexs(b []byte) string { return hex.EncodeToString(b) }
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		log.Fatal(err)
+	}
+	return v
+}
+
+func session(name string, kind psi.Kind, chunk int, client, server []string, overlap int) sessionVector {
+	v := sessionVector{Name: name, Kind: kind.String(), ChunkSize: chunk, Overlap: overlap}
+	cs, ss, vs := seed(name+" client"), seed(name+" set"), seed(name+" server")
+	v.ClientSeed, v.SetSeed, v.ServerSeed = hexs(cs[:]), hexs(ss[:]), hexs(vs[:])
+	var cd, sd [][32]byte
+	for _, s := range client {
+		d := digest(s)
+		cd = append(cd, d)
+		v.ClientDigests = append(v.ClientDigests, hexs(d[:]))
+	}
+	for _, s := range server {
+		d := digest(s)
+		sd = append(sd, d)
+		v.ServerDigests = append(v.ServerDigests, hexs(d[:]))
+	}
+	set := must(psi.NewSet(psi.VectorSetConfig(psi.SetConfig{Kind: kind, Workers: 1}, ss)))
+	for _, d := range sd {
+		set.Add(d)
+	}
+	if err := set.Finish(); err != nil {
+		log.Fatal(err)
+	}
+	c := must(psi.NewClient(psi.VectorClientConfig(psi.ClientConfig{Kind: kind, CanonVersion: 1, Workers: 1}, cs), cd))
+	s := must(psi.NewServer(psi.VectorServerConfig(psi.ServerConfig{CanonVersion: 1, ChunkSize: chunk, Workers: 1}, vs), set))
+	hello := c.Hello()
+	v.ClientHello = hexs(must(hello.MarshalBinary()))
+	params := must(s.ReceiveHello(hello))
+	v.ServerParams = hexs(must(params.MarshalBinary()))
+	if err := c.ReceiveParams(params); err != nil {
+		log.Fatal(err)
+	}
+	for {
+		ch, ok, err := c.NextBlinded()
+		if err != nil {
+			log.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		v.Blinded = append(v.Blinded, hexs(must(ch.MarshalBinary())))
+		if err := s.ReceiveBlinded(ch); err != nil {
+			log.Fatal(err)
+		}
+	}
+	for {
+		ch, ok, err := s.NextEvaluated()
+		if err != nil {
+			log.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		v.Evaluated = append(v.Evaluated, hexs(must(ch.MarshalBinary())))
+		if err := c.ReceiveEvaluated(ch); err != nil {
+			log.Fatal(err)
+		}
+	}
+	for {
+		ch, ok, err := s.NextSetChunk()
+		if err != nil {
+			log.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		v.ServerSet = append(v.ServerSet, hexs(must(ch.MarshalBinary())))
+		if err := c.ReceiveSetChunk(ch); err != nil {
+			log.Fatal(err)
+		}
+	}
+	res := must(c.Result())
+	if res.Overlap != overlap {
+		log.Fatalf("%s: overlap %d, want %d", name, res.Overlap, overlap)
+	}
+	return v
+}
+
+func negatives() []negativeVector {
+	hello := func(n uint32) string {
+		return hexs(must((&wire.ClientHello{Mode: wire.ModeExact, Kind: 1, CanonVersion: 1, ClientSize: n}).MarshalBinary()))
+	}
+	h := r255.NewHasher([]byte("overlap negative vectors"))
+	good := func(i byte) []byte { return h.Hash(r255.NewElement(), []byte{i}).Bytes() }
+	chunk := func(seq uint32, elems ...[]byte) []byte {
+		var all []byte
+		for _, e := range elems {
+			all = append(all, e...)
+		}
+		return must((&wire.ElementChunk{Type: wire.TypeBlinded, Seq: seq, Elements: all}).MarshalBinary())
+	}
+	raw := func(b []byte, edit func([]byte) []byte) string { return hexs(edit(append([]byte(nil), b...))) }
+	nonCanonical := must(hex.DecodeString("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"))
+	notOnCurve := must(hex.DecodeString("26948d35ca62e643e26a83177332e6b6afeb9d08e4268b650f1f5bbd8d81d371"))
+	three := chunk(0, good(1), good(2), good(3))
+	return []negativeVector{
+		{"identity element", "psi.ErrPeer", hello(3), hexs(chunk(0, good(1), make([]byte, 32), good(3)))},
+		{"non-canonical encoding", "psi.ErrPeer", hello(3), hexs(chunk(0, good(1), nonCanonical, good(3)))},
+		{"not a point", "psi.ErrPeer", hello(3), hexs(chunk(0, good(1), notOnCurve, good(3)))},
+		{"31-byte element", "wire.ErrLength", hello(3), raw(three, func(b []byte) []byte { return b[:len(b)-1] })},
+		{"33-byte element", "wire.ErrLength", hello(3), raw(three, func(b []byte) []byte { return append(b, 0) })},
+		{"duplicate element", "psi.ErrPeer", hello(3), hexs(chunk(0, good(1), good(2), good(1)))},
+		{"count disagrees with the data", "wire.ErrLength", hello(3), raw(three, func(b []byte) []byte { b[9] = 4; return b })},
+		{"more elements than announced", "psi.ErrPeer", hello(2), hexs(three)},
+		{"wrong version", "wire.ErrVersion", hello(3), raw(three, func(b []byte) []byte { b[0] = 2; return b })},
+		{"wrong message type", "wire.ErrType", hello(3), raw(three, func(b []byte) []byte { b[1] = byte(wire.TypeEvaluated); return b })},
+		{"out-of-order chunk", "psi.ErrPeer", hello(3), hexs(chunk(1, good(1), good(2), good(3)))},
+		{"oversized request", "wire.ErrLimit", hello(3), raw(three, func(b []byte) []byte { b[6] = 0xFF; return b })},
+		{"request over the policy maximum", "psi.ErrParams", hello(1 << 20), ""},
+		{"hello over the protocol maximum", "wire.ErrLimit", raw(must(hex.DecodeString(hello(3))), func(b []byte) []byte { b[8] = 0x7F; return b }), ""},
+	}
+}
+
+func write(dir, name string, v any) {
+	b := must(json.MarshalIndent(v, "", "  "))
+	if err := os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func main() {
+	dir := filepath.Join("..", "testdata", "vectors")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	var hv []hashVector
+	for _, c := range []struct {
+		kind psi.Kind
+		s    string
+	}{{psi.KindEmail, "alice@example.com"}, {psi.KindEmail, ""}, {psi.KindPhone, "+14155552671"}, {psi.KindID, "38400000-8cf0-11bd-b23e-10b96e40000d"}} {
+		d := digest(c.s)
+		e := r255.NewHasher(psi.DST(c.kind)).Hash(r255.NewElement(), d[:])
+		hv = append(hv, hashVector{c.kind.String(), c.s, hexs(d[:]), hexs(e.Bytes())})
+	}
+	write(dir, "hash_to_group.json", hv)
+
+	var client, server []string
+	for i := range 20 {
+		client = append(client, fmt.Sprintf("user%d@example.com", i))
+	}
+	for i := 12; i < 40; i++ {
+		server = append(server, fmt.Sprintf("user%d@example.com", i))
+	}
+	write(dir, "session.json", []sessionVector{
+		session("email 20/28 overlap 8", psi.KindEmail, 6, client, server, 8),
+		session("phone 1/1 overlap 1", psi.KindPhone, 4096, []string{"+14155552671"}, []string{"+14155552671"}, 1),
+	})
+	write(dir, "negative.json", negatives())
+}
