@@ -3,6 +3,8 @@ package psi
 import (
 	"encoding/hex"
 	"io"
+
+	"github.com/overlap-psi/overlap/psi/internal/r255"
 )
 
 // Test hooks: deterministic randomness for the roles.
@@ -22,3 +24,5 @@ func withRand(r io.Reader) func(any) {
 func hexBytes(s string) ([]byte, error) {
 	return hex.DecodeString(s)
 }
+
+func r255NewElement() *r255.Element { return r255.NewElement() }

@@ -54,8 +54,7 @@ type transcript struct {
 	blinded, evaluated, set [][]byte
 }
 
-// run plays a whole session in memory, passing every message through its
-// wire encoding, and returns the client's result.
+// run plays a whole session with RunLocal and records its messages in tr.
 func run(t testing.TB, cc ClientConfig, sc ServerConfig, client [][32]byte, set *PreparedSet, tr *transcript) (Result, error) {
 	t.Helper()
 	c, err := NewClient(cc, client)
@@ -66,86 +65,20 @@ func run(t testing.TB, cc ClientConfig, sc ServerConfig, client [][32]byte, set 
 	if err != nil {
 		return Result{}, err
 	}
-	defer s.Close()
-	var hello wire.ClientHello
-	if err := hello.UnmarshalBinary(must(c.Hello().MarshalBinary())); err != nil {
-		t.Fatal(err)
-	}
-	params, err := s.ReceiveHello(&hello)
-	if err != nil {
-		return Result{}, err
-	}
-	var p wire.ServerParams
-	if err := p.UnmarshalBinary(must(params.MarshalBinary())); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.ReceiveParams(&p); err != nil {
-		return Result{}, err
-	}
-	for {
-		ch, ok, err := c.NextBlinded()
-		if err != nil || !ok {
-			if err != nil {
-				t.Fatal(err)
-			}
-			break
+	res, _, err := RunLocal(c, s, func(_ Sender, b []byte) {
+		if tr == nil {
+			return
 		}
-		b := must(ch.MarshalBinary())
-		if tr != nil {
+		switch wire.Type(b[1]) {
+		case wire.TypeBlinded:
 			tr.blinded = append(tr.blinded, b)
-		}
-		var in wire.ElementChunk
-		if err := in.UnmarshalBinary(b, wire.TypeBlinded); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.ReceiveBlinded(&in); err != nil {
-			return Result{}, err
-		}
-	}
-	for {
-		ch, ok, err := s.NextEvaluated()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			break
-		}
-		b := must(ch.MarshalBinary())
-		if tr != nil {
+		case wire.TypeEvaluated:
 			tr.evaluated = append(tr.evaluated, b)
-		}
-		var in wire.ElementChunk
-		if err := in.UnmarshalBinary(b, wire.TypeEvaluated); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.ReceiveEvaluated(&in); err != nil {
-			return Result{}, err
-		}
-	}
-	for {
-		ch, ok, err := s.NextSetChunk()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			break
-		}
-		b := must(ch.MarshalBinary())
-		if tr != nil {
+		case wire.TypeServerSet:
 			tr.set = append(tr.set, b)
 		}
-		var in wire.SetChunk
-		if err := in.UnmarshalBinary(b); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.ReceiveSetChunk(&in); err != nil {
-			return Result{}, err
-		}
-	}
-	if !s.Done() {
-		t.Fatal("server not done after sending its set")
-	}
-	return c.Result()
+	})
+	return res, err
 }
 
 func must[T any](v T, err error) T {
