@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"filippo.io/edwards25519"
 
@@ -54,7 +55,21 @@ type Client struct {
 	pos     int // merge position in tags
 	matches int
 	workers int
+	points  []r255.Element // per-chunk scratch
+	timings ClientTimings
 }
+
+// ClientTimings is the wall time a client spent in each step of SPEC.md §4,
+// for benchmarks.
+type ClientTimings struct {
+	Hash    time.Duration // hashing identifiers to the group
+	Blind   time.Duration // raising them to a and encoding
+	Unblind time.Duration // checking, raising evaluated elements to 1/a, tagging
+	Count   time.Duration // sorting tags, decoding the server set, counting
+}
+
+// Timings returns the time spent so far in each step.
+func (c *Client) Timings() ClientTimings { return c.timings }
 
 // Result is what the client learns from an exact-mode session.
 type Result struct {
@@ -189,15 +204,29 @@ func (c *Client) NextBlinded() (ch *wire.ElementChunk, ok bool, err error) {
 	k := min(c.chunk, len(c.items)-c.sent)
 	buf := make([]byte, k*r255.ElementSize)
 	batch := c.items[c.sent : c.sent+k]
+	if cap(c.points) < k {
+		c.points = make([]r255.Element, k)
+	}
+	points := c.points[:k]
+	// Two passes, so the cost of hashing and of blinding can be reported
+	// separately (Timings).
+	t0 := time.Now()
 	parallel(k, c.workers, func(lo, hi int) error {
-		e := r255.NewElement()
 		for i := lo; i < hi; i++ {
-			c.hasher.Hash(e, batch[i][:])
-			e.ScalarMult(c.key, e)
-			e.AppendBytes(buf[i*r255.ElementSize : i*r255.ElementSize])
+			c.hasher.Hash(&points[i], batch[i][:])
 		}
 		return nil
 	})
+	t1 := time.Now()
+	parallel(k, c.workers, func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			points[i].ScalarMult(c.key, &points[i])
+			points[i].AppendBytes(buf[i*r255.ElementSize : i*r255.ElementSize])
+		}
+		return nil
+	})
+	c.timings.Hash += t1.Sub(t0)
+	c.timings.Blind += time.Since(t1)
 	ch = &wire.ElementChunk{Type: wire.TypeBlinded, Seq: c.seq, Elements: buf}
 	c.sent += k
 	c.seq++
@@ -227,6 +256,7 @@ func (c *Client) ReceiveEvaluated(ch *wire.ElementChunk) error {
 	case c.got+ch.Count() > n:
 		return c.fail(fmt.Errorf("%w: server returned more than the %d elements sent", ErrPeer, n))
 	}
+	defer c.addTime(&c.timings.Unblind, time.Now())
 	start := len(c.tags)
 	c.tags = c.tags[:start+ch.Count()]
 	salt := &c.params.Salt
@@ -280,6 +310,7 @@ func (c *Client) ReceiveSetChunk(ch *wire.SetChunk) error {
 	if ch.Seq != c.seq {
 		return c.fail(fmt.Errorf("%w: set chunk %d arrived, want %d", ErrPeer, ch.Seq, c.seq))
 	}
+	defer c.addTime(&c.timings.Count, time.Now())
 	vals := c.tags
 	err := c.dec.Chunk(int(ch.Count), ch.Data, func(v gcs.Uint128) {
 		for c.pos < len(vals) && vals[c.pos].Less(v) {
@@ -317,6 +348,8 @@ func (c *Client) Result() (Result, error) {
 		FalsePositive: float64(n) / float64(c.params.GCSM),
 	}, nil
 }
+
+func (c *Client) addTime(d *time.Duration, start time.Time) { *d += time.Since(start) }
 
 // Close erases the client's keys whatever the session's state.
 func (c *Client) Close() {

@@ -46,6 +46,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			demoCommand(),
 			idsCommand(),
 			consentCommand(),
+			benchCommand(),
 			versionCommand(),
 		},
 		// Errors are printed by run, once, in the overlap: error: form.

@@ -1,0 +1,441 @@
+// Package harness is Overlap's benchmark harness: it generates seeded
+// synthetic lists, runs whole sessions at a grid of sizes, measures each
+// phase, checks every count against the true overlap, and writes JSON, CSV,
+// a Markdown table and plots. `go run ./bench` and `overlap bench` run it.
+//
+// Every run also measures the single-core cost of hash-to-group and scalar
+// multiplication, and reports the lower bound they imply: the minimal number
+// of those operations exact mode needs, times their cost, divided by the
+// cores used. Efficiency is bound / measured. Compare ratios across
+// machines, not absolute times.
+package harness
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/wire"
+)
+
+// Pair is one grid point: the client's list size and the server's set size.
+type Pair struct {
+	Client, Server int
+}
+
+// Grids.
+var (
+	// Quick finishes within a few minutes on 2 cores; CI runs it.
+	Quick = []Pair{{1_000, 10_000}, {10_000, 100_000}}
+	// Default spans the sizes of issue #5 along the diagonals.
+	Default = []Pair{{1_000, 10_000}, {1_000, 100_000}, {10_000, 100_000}, {10_000, 1_000_000},
+		{100_000, 1_000_000}, {100_000, 10_000_000}, {1_000_000, 10_000_000}}
+)
+
+// Config configures a harness run.
+type Config struct {
+	Pairs    []Pair
+	Overlap  float64   // fraction of the client's list that is in the server's set
+	Seed     uint64    // data generation seed
+	Progress io.Writer // progress lines; nil for none
+	OpSample int       // operations timed for the per-op costs; 0 means 2000
+
+	tamper func(*data) // tests only: corrupt the generated data
+}
+
+// Phase is one measured step of a session.
+type Phase struct {
+	Name     string  `json:"name"`
+	Side     string  `json:"side"`
+	WallS    float64 `json:"wall_s"`
+	CPUS     float64 `json:"cpu_s"`
+	Elements int     `json:"elements"`
+	PerSec   float64 `json:"elements_per_s"`
+	PeakHeap uint64  `json:"peak_heap_bytes"` // peak Go heap during the phase, whole process
+}
+
+// Run is the measurement of one session.
+type Run struct {
+	Mode          string  `json:"mode"`
+	Client        int     `json:"client"`
+	Server        int     `json:"server"`
+	ServerPadded  int     `json:"server_padded"`
+	TrueOverlap   int     `json:"true_overlap"`
+	Counted       int     `json:"counted"`
+	Phases        []Phase `json:"phases"`
+	WallS         float64 `json:"wall_s"`       // whole session, cold: set encoding included
+	OnlineS       float64 `json:"online_s"`     // with a warm pool: set encoding done beforehand
+	CPUS          float64 `json:"cpu_s"`        //
+	ClientBytes   int64   `json:"client_bytes"` // client → server
+	ServerBytes   int64   `json:"server_bytes"` // server → client
+	ClientBPE     float64 `json:"client_bytes_per_element"`
+	SetBitsPerEl  float64 `json:"server_set_bits_per_element"`
+	SetOptimum    float64 `json:"server_set_optimum_bits"` // Golomb-coding optimum for the session's M
+	BoundS        float64 `json:"bound_s"`
+	Efficiency    float64 `json:"efficiency"`
+	OnlineBoundS  float64 `json:"online_bound_s"`
+	OnlineEff     float64 `json:"online_efficiency"`
+	PeakHeapBytes uint64  `json:"peak_heap_bytes"`
+}
+
+// Report is a whole harness run.
+type Report struct {
+	Started    time.Time `json:"started"`
+	GoVersion  string    `json:"go_version"`
+	OS         string    `json:"os"`
+	Arch       string    `json:"arch"`
+	CPUs       int       `json:"cpus"`
+	Workers    int       `json:"workers"`
+	Seed       uint64    `json:"seed"`
+	Overlap    float64   `json:"overlap_fraction"`
+	HashNS     float64   `json:"hash_to_group_ns"`
+	MultNS     float64   `json:"scalar_mult_ns"`
+	Runs       []Run     `json:"runs"`
+	DurationS  float64   `json:"duration_s"`
+	Command    string    `json:"command"`
+	TotalCheck string    `json:"check"`
+}
+
+// ErrWrongCount reports a session whose count differs from the true overlap.
+var ErrWrongCount = errors.New("harness: a reported count differs from the true overlap")
+
+// Execute runs the grid in process and returns the report. It fails with
+// ErrWrongCount if any count is wrong.
+func Execute(cfg Config) (*Report, error) {
+	if cfg.OpSample == 0 {
+		cfg.OpSample = 2000
+	}
+	progress := cfg.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	rep := &Report{Started: time.Now().UTC(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
+		CPUs: runtime.NumCPU(), Workers: runtime.GOMAXPROCS(0), Seed: cfg.Seed, Overlap: cfg.Overlap}
+	fmt.Fprintf(progress, "measuring per-operation costs (%d of each)…\n", cfg.OpSample)
+	oc := psi.MeasureOpCosts(cfg.OpSample)
+	rep.HashNS, rep.MultNS = float64(oc.HashToGroup.Nanoseconds()), float64(oc.ScalarMult.Nanoseconds())
+	fmt.Fprintf(progress, "hash-to-group %.1f µs, scalar multiplication %.1f µs (one core)\n", rep.HashNS/1e3, rep.MultNS/1e3)
+	for i, p := range cfg.Pairs {
+		fmt.Fprintf(progress, "[%d/%d] in-process, client %d, server %d… ", i+1, len(cfg.Pairs), p.Client, p.Server)
+		r, err := runInProcess(cfg, p, rep)
+		if err != nil {
+			fmt.Fprintln(progress, "failed")
+			return rep, err
+		}
+		rep.Runs = append(rep.Runs, r)
+		fmt.Fprintf(progress, "%.1fs, count %d = true %d, efficiency %.0f%%\n", r.WallS, r.Counted, r.TrueOverlap, 100*r.Efficiency)
+	}
+	rep.DurationS = time.Since(rep.Started).Seconds()
+	rep.TotalCheck = fmt.Sprintf("all %d counts equal the true overlap", len(rep.Runs))
+	return rep, nil
+}
+
+// data generates the lists of a grid point. Server digest i is derived from
+// the seed and i, so the server's set streams without being stored; the
+// client's first k digests are server digests 0..k-1, the rest are not in
+// the set. Generation is never timed.
+type data struct {
+	seed    uint64
+	client  [][32]byte
+	server  int
+	overlap int
+}
+
+func digestOf(seed uint64, side byte, i int) [32]byte {
+	var b [17]byte
+	binary.BigEndian.PutUint64(b[0:], seed)
+	b[8] = side
+	binary.BigEndian.PutUint64(b[9:], uint64(i))
+	return sha256.Sum256(b[:])
+}
+
+func generate(seed uint64, p Pair, fraction float64) *data {
+	k := min(int(fraction*float64(p.Client)+0.5), p.Client, p.Server)
+	d := &data{seed: seed, server: p.Server, overlap: k, client: make([][32]byte, p.Client)}
+	for i := range p.Client {
+		if i < k {
+			d.client[i] = digestOf(seed, 's', i)
+		} else {
+			d.client[i] = digestOf(seed, 'c', i)
+		}
+	}
+	rng := mrand.New(mrand.NewPCG(seed, uint64(p.Client)))
+	rng.Shuffle(len(d.client), func(i, j int) { d.client[i], d.client[j] = d.client[j], d.client[i] })
+	return d
+}
+
+// meter measures wall time, CPU time and peak heap of one phase.
+type meter struct {
+	start    time.Time
+	cpu      time.Duration
+	peak     atomic.Uint64
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	samples  []metrics.Sample
+	baseline uint64
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+const heapMetric = "/memory/classes/heap/objects:bytes"
+
+func heapBytes(s []metrics.Sample) uint64 {
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+func startMeter() *meter {
+	m := &meter{stop: make(chan struct{}), samples: []metrics.Sample{{Name: heapMetric}}}
+	m.peak.Store(heapBytes(m.samples))
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		s := []metrics.Sample{{Name: heapMetric}}
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-m.stop:
+				return
+			case <-t.C:
+				if h := heapBytes(s); h > m.peak.Load() {
+					m.peak.Store(h)
+				}
+			}
+		}
+	}()
+	m.start, m.cpu = time.Now(), cpuTime()
+	return m
+}
+
+func (m *meter) end(name, side string, elements int) Phase {
+	wall, cpu := time.Since(m.start), cpuTime()-m.cpu
+	close(m.stop)
+	m.wg.Wait()
+	if h := heapBytes(m.samples); h > m.peak.Load() {
+		m.peak.Store(h)
+	}
+	p := Phase{Name: name, Side: side, WallS: wall.Seconds(), CPUS: cpu.Seconds(), Elements: elements, PeakHeap: m.peak.Load()}
+	if wall > 0 {
+		p.PerSec = float64(elements) / wall.Seconds()
+	}
+	return p
+}
+
+// runInProcess runs one session with both roles in this process, every
+// message through its wire encoding, and measures each phase.
+func runInProcess(cfg Config, p Pair, rep *Report) (Run, error) {
+	d := generate(cfg.Seed, p, cfg.Overlap)
+	if cfg.tamper != nil {
+		cfg.tamper(d)
+	}
+	runtime.GC()
+	r := Run{Mode: "in-process", Client: p.Client, Server: p.Server, TrueOverlap: d.overlap}
+	total := time.Now()
+	totalCPU := cpuTime()
+	var peak uint64
+	add := func(ph Phase) {
+		r.Phases = append(r.Phases, ph)
+		peak = max(peak, ph.PeakHeap)
+	}
+
+	// Server: encode its set (a pool would do this ahead of the session).
+	m := startMeter()
+	set, err := psi.NewSet(psi.SetConfig{Kind: psi.KindEmail})
+	if err != nil {
+		return r, err
+	}
+	for i := range d.server {
+		set.Add(digestOf(d.seed, 's', i))
+	}
+	if err := set.Finish(); err != nil {
+		return r, err
+	}
+	add(m.end("encode server set (hash, multiply, tag, sort)", "server", d.server))
+	setDone := time.Now()
+	r.ServerPadded = set.Size()
+
+	c, err := psi.NewClient(psi.ClientConfig{Kind: psi.KindEmail}, d.client)
+	if err != nil {
+		return r, err
+	}
+	s, err := psi.NewServer(psi.ServerConfig{}, set)
+	if err != nil {
+		return r, err
+	}
+	defer s.Close()
+	var transfer time.Duration
+	var transferCPU time.Duration
+	// ship encodes and decodes one message, as a transport would.
+	ship := func(from psi.Sender, msg interface{ AppendBinary([]byte) ([]byte, error) }) []byte {
+		t, tc := time.Now(), cpuTime()
+		b, err := msg.AppendBinary(nil)
+		if err != nil {
+			panic(err)
+		}
+		if from == psi.FromClient {
+			r.ClientBytes += int64(len(b))
+		} else {
+			r.ServerBytes += int64(len(b))
+		}
+		transfer += time.Since(t)
+		transferCPU += cpuTime() - tc
+		return b
+	}
+	var hello wire.ClientHello
+	if err := hello.UnmarshalBinary(ship(psi.FromClient, c.Hello())); err != nil {
+		return r, err
+	}
+	params, err := s.ReceiveHello(&hello)
+	if err != nil {
+		return r, err
+	}
+	var pm wire.ServerParams
+	if err := pm.UnmarshalBinary(ship(psi.FromServer, params)); err != nil {
+		return r, err
+	}
+	if err := c.ReceiveParams(&pm); err != nil {
+		return r, err
+	}
+
+	// Client: hash and blind. Server: evaluate.
+	m = startMeter()
+	var blinded [][]byte
+	for {
+		ch, ok, err := c.NextBlinded()
+		if err != nil {
+			return r, err
+		}
+		if !ok {
+			break
+		}
+		blinded = append(blinded, ship(psi.FromClient, ch))
+	}
+	ph := m.end("hash and blind", "client", p.Client)
+	ct := c.Timings()
+	// Split the measured phase between its two passes by their wall time.
+	hashShare := ct.Hash.Seconds() / (ct.Hash + ct.Blind).Seconds()
+	add(Phase{Name: "hash", Side: "client", WallS: ct.Hash.Seconds(), CPUS: ph.CPUS * hashShare, Elements: p.Client,
+		PerSec: float64(p.Client) / ct.Hash.Seconds(), PeakHeap: ph.PeakHeap})
+	add(Phase{Name: "blind", Side: "client", WallS: ct.Blind.Seconds(), CPUS: ph.CPUS * (1 - hashShare), Elements: p.Client,
+		PerSec: float64(p.Client) / ct.Blind.Seconds(), PeakHeap: ph.PeakHeap})
+
+	m = startMeter()
+	for _, b := range blinded {
+		var in wire.ElementChunk
+		if err := in.UnmarshalBinary(b, wire.TypeBlinded); err != nil {
+			return r, err
+		}
+		if err := s.ReceiveBlinded(&in); err != nil {
+			return r, err
+		}
+	}
+	var evaluated [][]byte
+	for {
+		ch, ok, err := s.NextEvaluated()
+		if err != nil {
+			return r, err
+		}
+		if !ok {
+			break
+		}
+		evaluated = append(evaluated, ship(psi.FromServer, ch))
+	}
+	blinded = nil
+	add(m.end("evaluate (check, multiply, shuffle)", "server", p.Client))
+
+	m = startMeter()
+	for _, b := range evaluated {
+		var in wire.ElementChunk
+		if err := in.UnmarshalBinary(b, wire.TypeEvaluated); err != nil {
+			return r, err
+		}
+		if err := c.ReceiveEvaluated(&in); err != nil {
+			return r, err
+		}
+	}
+	evaluated = nil
+	add(m.end("unblind (check, multiply, tag, sort)", "client", p.Client))
+
+	m = startMeter()
+	var setChunks [][]byte
+	for {
+		ch, ok, err := s.NextSetChunk()
+		if err != nil {
+			return r, err
+		}
+		if !ok {
+			break
+		}
+		setChunks = append(setChunks, ship(psi.FromServer, ch))
+	}
+	add(m.end("Golomb-code the set", "server", r.ServerPadded))
+
+	m = startMeter()
+	for _, b := range setChunks {
+		var in wire.SetChunk
+		if err := in.UnmarshalBinary(b); err != nil {
+			return r, err
+		}
+		if err := c.ReceiveSetChunk(&in); err != nil {
+			return r, err
+		}
+	}
+	res, err := c.Result()
+	if err != nil {
+		return r, err
+	}
+	add(m.end("count (decode set, merge)", "client", r.ServerPadded))
+	r.Phases = append(r.Phases, Phase{Name: "transfer (encode messages)", Side: "both", WallS: transfer.Seconds(), CPUS: transferCPU.Seconds()})
+
+	r.WallS = time.Since(total).Seconds()
+	r.OnlineS = time.Since(setDone).Seconds()
+	r.CPUS = (cpuTime() - totalCPU).Seconds()
+	r.Counted = res.Overlap
+	r.PeakHeapBytes = peak
+	if r.Counted != r.TrueOverlap {
+		return r, fmt.Errorf("%w: client %d, server %d: counted %d, true overlap %d",
+			ErrWrongCount, p.Client, p.Server, r.Counted, r.TrueOverlap)
+	}
+	finish(&r, rep, pm)
+	return r, nil
+}
+
+// finish derives sizes per element, the lower bound and the efficiencies.
+func finish(r *Run, rep *Report, pm wire.ServerParams) {
+	r.ClientBPE = float64(r.ClientBytes) / float64(r.Client)
+	var setBytes int64
+	// Server bytes are params + evaluated chunks + set chunks; the set's
+	// share is what remains after the evaluated elements and their headers.
+	evalBytes := int64(r.Client)*wire.ElementSize + int64((r.Client+int(pm.ChunkSize)-1)/int(pm.ChunkSize))*wire.ElementChunkHeaderSize
+	setBytes = r.ServerBytes - evalBytes - wire.ServerParamsSize
+	r.SetBitsPerEl = 8 * float64(setBytes) / float64(r.ServerPadded)
+	r.SetOptimum = optimumBits(pm.GCSM)
+
+	// Minimal operations of exact mode: the client hashes and blinds each
+	// element and unblinds it; the server evaluates each client element and
+	// hashes and multiplies each of its own.
+	hashes := float64(r.Client + r.Server)
+	mults := float64(2*r.Client + r.Client + r.Server)
+	cores := float64(rep.Workers)
+	r.BoundS = (hashes*rep.HashNS + mults*rep.MultNS) / cores / 1e9
+	r.Efficiency = r.BoundS / r.WallS
+	r.OnlineBoundS = float64(r.Client) * (rep.HashNS + 3*rep.MultNS) / cores / 1e9
+	r.OnlineEff = r.OnlineBoundS / r.OnlineS
+}

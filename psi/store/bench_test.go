@@ -1,0 +1,174 @@
+package store
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"iter"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/overlap-psi/overlap/psi"
+)
+
+// largeIdentifiers yields n identifiers, two per subject: an email (signup)
+// and a phone (profile, or two_factor for every tenth subject).
+func largeIdentifiers(n int) iter.Seq[Identifier] {
+	return func(yield func(Identifier) bool) {
+		for i := range n {
+			subject := "s" + strconv.Itoa(i/2)
+			id := Identifier{Subject: subject, Kind: psi.KindEmail, CollectedFor: Signup}
+			if i%2 == 0 {
+				id.Value = "user" + strconv.Itoa(i/2) + "@example.com"
+			} else {
+				id.Kind, id.Value, id.CollectedFor = psi.KindPhone, fmt.Sprintf("+1%010d", i/2), Profile
+				if (i/2)%10 == 0 {
+					id.CollectedFor = TwoFactor
+				}
+			}
+			id.Digest = sha256.Sum256([]byte(id.Value))
+			if !yield(id) {
+				return
+			}
+		}
+	}
+}
+
+// largeConsent yields a subject-wide grant for each of the n/2 subjects of
+// largeIdentifiers, and a later withdrawal for every seventh.
+func largeConsent(n int) iter.Seq[ConsentEvent] {
+	return func(yield func(ConsentEvent) bool) {
+		for i := range n / 2 {
+			subject := "s" + strconv.Itoa(i)
+			if !yield(wide(subject, true, t0)) {
+				return
+			}
+			if i%7 == 0 && !yield(wide(subject, false, t0.Add(time.Hour))) {
+				return
+			}
+		}
+	}
+}
+
+var benchEngines = []struct {
+	name string
+	open func(testing.TB) Store
+}{
+	{"SQLite", openSQLiteTest},
+	{"Postgres", openPostgresTest},
+}
+
+const benchRows = 100_000
+
+func BenchmarkImport(b *testing.B) {
+	for _, eng := range benchEngines {
+		b.Run(eng.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				s := eng.open(b)
+				b.StartTimer()
+				if _, err := s.ImportIdentifiers(b.Context(), largeIdentifiers(benchRows)); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				s.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(benchRows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
+
+func BenchmarkSnapshot(b *testing.B) {
+	for _, eng := range benchEngines {
+		b.Run(eng.name, func(b *testing.B) {
+			s := eng.open(b)
+			if _, err := s.ImportIdentifiers(b.Context(), largeIdentifiers(benchRows)); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.AppendConsent(b.Context(), largeConsent(benchRows)); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			var size int64
+			for b.Loop() {
+				info, err := s.Snapshot(b.Context(), psi.KindEmail, func([32]byte) error { return nil })
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = info.Size
+			}
+			b.ReportMetric(float64(size)*float64(b.N)/b.Elapsed().Seconds(), "digests/s")
+		})
+	}
+}
+
+// TestThroughput measures, once, import, consent and snapshot throughput at
+// OVERLAP_THROUGHPUT identifiers (e.g. 1000000) on each engine:
+//
+//	OVERLAP_THROUGHPUT=1000000 go test -run TestThroughput -v -timeout 30m ./psi/store/
+func TestThroughput(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("OVERLAP_THROUGHPUT"))
+	if n <= 0 {
+		t.Skip("set OVERLAP_THROUGHPUT=N to measure at N identifiers")
+	}
+	for _, eng := range benchEngines {
+		t.Run(eng.name, func(t *testing.T) {
+			s := eng.open(t)
+			rate := func(rows int64, d time.Duration) string {
+				return fmt.Sprintf("%d rows in %v = %.0f rows/s", rows, d.Round(time.Millisecond), float64(rows)/d.Seconds())
+			}
+			start := time.Now()
+			res, err := s.ImportIdentifiers(t.Context(), largeIdentifiers(n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("import:          %s", rate(res.Read, time.Since(start)))
+
+			start = time.Now()
+			res, err = s.ImportIdentifiers(t.Context(), largeIdentifiers(n))
+			if err != nil || res.Inserted != 0 {
+				t.Fatal(res, err)
+			}
+			t.Logf("re-import:       %s", rate(res.Read, time.Since(start)))
+
+			start = time.Now()
+			events, err := s.AppendConsent(t.Context(), largeConsent(n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("append consent:  %s", rate(events, time.Since(start)))
+
+			for _, k := range []psi.Kind{psi.KindEmail, psi.KindPhone} {
+				runtime.GC()
+				var ms runtime.MemStats
+				var peak uint64
+				start = time.Now()
+				var i int64
+				info, err := s.Snapshot(t.Context(), k, func([32]byte) error {
+					if i++; i%(1<<17) == 0 {
+						runtime.ReadMemStats(&ms)
+						peak = max(peak, ms.HeapInuse)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				d := time.Since(start)
+				t.Logf("snapshot %-6v %s (of %d %v identifiers; peak Go heap in use %d MiB)",
+					k.String()+":", rate(info.Size, d), n/2, k, peak>>20)
+			}
+			start = time.Now()
+			stats, err := s.Stats(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("stats:           %v (%+v)", time.Since(start).Round(time.Millisecond), stats[:2])
+		})
+	}
+}

@@ -1,0 +1,438 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/overlap-psi/overlap/psi"
+)
+
+// Postgres is the PostgreSQL store, over a pgx connection pool. Tables live
+// in the connection's search_path (a DSN may set search_path=SCHEMA).
+type Postgres struct {
+	pool *pgxpool.Pool
+}
+
+// migrateLockKey is the pg_advisory_xact_lock key that serializes
+// migrations of concurrent Opens ("overlap-store" in ASCII).
+const migrateLockKey = 0x6f7665726c61707
+
+// consentChunk is how many consent events go to PostgreSQL per statement.
+const consentChunk = 4096
+
+// analyzeAfter is how many new rows make an import or append refresh the
+// planner statistics at once, rather than when autovacuum gets to it: the
+// first snapshot after a bulk load should not be planned on empty-table
+// estimates.
+const analyzeAfter = 10_000
+
+// OpenPostgres connects to the PostgreSQL database dsn names and applies
+// pending migrations. Unless the DSN sets jit, sessions run with jit=off:
+// the matchable-set query is a long scan with cheap per-row subqueries,
+// whose high cost estimate makes JIT compilation cost more than it saves.
+func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgconn redacts the password from its parse errors.
+		return nil, fmt.Errorf("store: postgres: %w", err)
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["jit"]; !ok {
+		cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: postgres: %w", err)
+	}
+	p := &Postgres{pool: pool}
+	if err := p.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (*Postgres) sealed() {}
+
+// Close closes every connection of the pool.
+func (p *Postgres) Close() error {
+	p.pool.Close()
+	return nil
+}
+
+func (p *Postgres) migrate(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrateLockKey)); err != nil {
+			return fmt.Errorf("store: migrate: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)`); err != nil {
+			return fmt.Errorf("store: migrate: %w", err)
+		}
+		var current int64
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+			return fmt.Errorf("store: migrate: %w", err)
+		}
+		if current > latestMigration() {
+			return fmt.Errorf("store: database schema version %d is newer than this binary's %d", current, latestMigration())
+		}
+		for _, m := range migrations {
+			if m.version <= current {
+				continue
+			}
+			if _, err := tx.Exec(ctx, m.postgres); err != nil {
+				return fmt.Errorf("store: migration %d (%s): %w", m.version, m.name, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+				m.version, m.name, time.Now()); err != nil {
+				return fmt.Errorf("store: migration %d (%s): %w", m.version, m.name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// analyze refreshes planner statistics of tables after a bulk change. It is
+// best effort: the change is committed, and autovacuum analyzes later anyway.
+func (p *Postgres) analyze(ctx context.Context, tables string) {
+	p.pool.Exec(ctx, "ANALYZE "+tables)
+}
+
+// rollback ends tx even when ctx is already cancelled.
+func rollback(ctx context.Context, tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	tx.Rollback(ctx)
+}
+
+// ImportIdentifiers implements [Store]: the rows are copied (COPY) into a
+// temporary table, then inserted with INSERT … SELECT … ON CONFLICT DO
+// NOTHING, all in one transaction. Duplicate rows need no DISTINCT: within
+// one statement, DO NOTHING skips the second of two equal keys.
+func (p *Postgres) ImportIdentifiers(ctx context.Context, rows iter.Seq[Identifier]) (res ImportResult, err error) {
+	if err := ctx.Err(); err != nil {
+		return ImportResult{}, fmt.Errorf("store: import: %w", err)
+	}
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return ImportResult{}, fmt.Errorf("store: import: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			rollback(ctx, tx)
+			res, err = ImportResult{}, ctxError(ctx, "import", err)
+		}
+	}()
+	if _, err = tx.Exec(ctx, `CREATE TEMPORARY TABLE import_rows (
+		subject text NOT NULL, kind smallint NOT NULL, value text NOT NULL,
+		digest bytea NOT NULL, collected_for text NOT NULL) ON COMMIT DROP`); err != nil {
+		return res, fmt.Errorf("store: import: %w", err)
+	}
+
+	next, stop := iter.Pull(rows)
+	defer stop()
+	var rowErr error
+	src := pgx.CopyFromFunc(func() ([]any, error) {
+		if err := ctx.Err(); err != nil {
+			rowErr = fmt.Errorf("store: import: %w", err)
+			return nil, rowErr
+		}
+		id, ok := next()
+		if !ok {
+			return nil, nil
+		}
+		res.Read++
+		if err := validateIdentifier(&id); err != nil {
+			rowErr = &RowError{Row: res.Read, Err: err}
+			return nil, rowErr
+		}
+		return []any{id.Subject, int16(id.Kind), id.Value, id.Digest[:], string(id.CollectedFor)}, nil
+	})
+	copied, err := tx.CopyFrom(ctx, pgx.Identifier{"import_rows"},
+		[]string{"subject", "kind", "value", "digest", "collected_for"}, src)
+	if rowErr != nil {
+		return res, rowErr
+	}
+	if err != nil {
+		return res, fmt.Errorf("store: import: copy: %w", err)
+	}
+	if copied != res.Read {
+		return res, fmt.Errorf("store: import: copied %d of %d rows", copied, res.Read)
+	}
+
+	steps := []string{
+		`ANALYZE import_rows`,
+		`INSERT INTO subjects (subject) SELECT DISTINCT subject FROM import_rows
+			ON CONFLICT (subject) DO NOTHING`,
+		`INSERT INTO identifiers (subject_id, kind, value, digest)
+			SELECT s.id, r.kind, r.value, r.digest
+			FROM import_rows r JOIN subjects s ON s.subject = r.subject
+			ON CONFLICT (subject_id, kind, value) DO NOTHING`,
+		`INSERT INTO identifier_collections (identifier_id, collected_for)
+			SELECT i.id, r.collected_for
+			FROM import_rows r JOIN subjects s ON s.subject = r.subject
+			JOIN identifiers i ON i.subject_id = s.id AND i.kind = r.kind AND i.value = r.value
+			ON CONFLICT (identifier_id, collected_for) DO NOTHING`,
+	}
+	for i, q := range steps {
+		tag, err := tx.Exec(ctx, q)
+		if err != nil {
+			return res, fmt.Errorf("store: import: %w", err)
+		}
+		if i == len(steps)-1 {
+			res.Inserted = tag.RowsAffected()
+		}
+	}
+	res.Unchanged = res.Read - res.Inserted
+	if err = tx.Commit(ctx); err != nil {
+		return res, fmt.Errorf("store: import: %w", err)
+	}
+	if res.Inserted >= analyzeAfter {
+		p.analyze(ctx, "subjects, identifiers, identifier_collections")
+	}
+	return res, nil
+}
+
+// consentBatch holds a chunk of validated events as columns for unnest.
+type consentBatch struct {
+	seq                                          []int64
+	subject, value, purpose, source, textVersion []string
+	kind                                         []int16
+	granted                                      []bool
+	at                                           []time.Time
+}
+
+func (b *consentBatch) add(seq int64, e *ConsentEvent) {
+	b.seq = append(b.seq, seq)
+	b.subject = append(b.subject, e.Subject)
+	b.kind = append(b.kind, int16(e.Kind))
+	b.value = append(b.value, e.Value)
+	b.purpose = append(b.purpose, e.Purpose)
+	b.granted = append(b.granted, e.Granted)
+	b.at = append(b.at, e.At)
+	b.source = append(b.source, e.Source)
+	b.textVersion = append(b.textVersion, e.TextVersion)
+}
+
+func (b *consentBatch) reset() { *b = consentBatch{} }
+
+// consentRows is the batch as a relation; kind 0 marks a subject-wide event.
+const consentRows = `unnest($1::bigint[], $2::text[], $3::smallint[], $4::text[], $5::text[],
+	$6::boolean[], $7::timestamptz[], $8::text[], $9::text[])
+	AS r (seq, subject, kind, value, purpose, granted, at, source, text_version)`
+
+// AppendConsent implements [Store]. Events go in chunks through unnest, in
+// one transaction that holds an EXCLUSIVE lock on consent_events from its
+// first insert, so ids are assigned in commit order and a snapshot's
+// LedgerPosition covers exactly the events it saw.
+func (p *Postgres) AppendConsent(ctx context.Context, events iter.Seq[ConsentEvent]) (n int64, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("store: append consent: %w", err)
+	}
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("store: append consent: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			rollback(ctx, tx)
+			n, err = 0, ctxError(ctx, "append consent", err)
+		}
+	}()
+	recordedAt := time.Now()
+	locked := false
+	var b consentBatch
+	flush := func() error {
+		if len(b.seq) == 0 {
+			return nil
+		}
+		if !locked {
+			if _, err := tx.Exec(ctx, `LOCK TABLE consent_events IN EXCLUSIVE MODE`); err != nil {
+				return fmt.Errorf("store: append consent: %w", err)
+			}
+			locked = true
+		}
+		args := []any{b.seq, b.subject, b.kind, b.value, b.purpose, b.granted, b.at, b.source, b.textVersion}
+		var unknown *int64
+		if err := tx.QueryRow(ctx, `SELECT min(r.seq) FROM `+consentRows+`
+			WHERE r.kind <> 0 AND NOT EXISTS (SELECT 1 FROM subjects s JOIN identifiers i ON i.subject_id = s.id
+				WHERE s.subject = r.subject AND i.kind = r.kind AND i.value = r.value)`, args...).Scan(&unknown); err != nil {
+			return fmt.Errorf("store: append consent: %w", err)
+		}
+		if unknown != nil {
+			return &RowError{Row: *unknown, Err: ErrUnknownIdentifier}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO subjects (subject) SELECT DISTINCT r.subject FROM `+consentRows+`
+			WHERE r.kind = 0 ON CONFLICT (subject) DO NOTHING`, args...); err != nil {
+			return fmt.Errorf("store: append consent: %w", err)
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO consent_events
+				(subject_id, identifier_id, purpose, granted, at, source, text_version, recorded_at)
+			SELECT s.id, i.id, r.purpose, r.granted, r.at, r.source, r.text_version, $10
+			FROM `+consentRows+`
+			JOIN subjects s ON s.subject = r.subject
+			LEFT JOIN identifiers i ON r.kind <> 0 AND i.subject_id = s.id AND i.kind = r.kind AND i.value = r.value
+			ORDER BY r.seq`, append(args, recordedAt)...)
+		if err != nil {
+			return fmt.Errorf("store: append consent: %w", err)
+		}
+		if tag.RowsAffected() != int64(len(b.seq)) {
+			return fmt.Errorf("store: append consent: inserted %d of %d events", tag.RowsAffected(), len(b.seq))
+		}
+		b.reset()
+		return nil
+	}
+	for e := range events {
+		n++
+		if err = ctx.Err(); err != nil {
+			return n, fmt.Errorf("store: append consent: %w", err)
+		}
+		if err = validateEvent(&e); err != nil {
+			return n, &RowError{Row: n, Err: err}
+		}
+		b.add(n, &e)
+		if len(b.seq) >= consentChunk {
+			if err = flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	if err = flush(); err != nil {
+		return n, err
+	}
+	if err = tx.Commit(ctx); err != nil {
+		return n, fmt.Errorf("store: append consent: %w", err)
+	}
+	if n >= analyzeAfter {
+		p.analyze(ctx, "subjects, consent_events")
+	}
+	return n, nil
+}
+
+// Snapshot implements [Store]: it streams from a REPEATABLE READ, READ ONLY
+// transaction, then records the snapshot.
+func (p *Postgres) Snapshot(ctx context.Context, kind psi.Kind, fn func(digest [32]byte) error) (SnapshotInfo, error) {
+	if err := checkKind(kind); err != nil {
+		return SnapshotInfo{}, err
+	}
+	info := SnapshotInfo{Kind: kind, TakenAt: microTime(time.Now())}
+	if err := p.readSnapshot(ctx, &info, fn); err != nil {
+		return SnapshotInfo{}, err
+	}
+	err := p.pool.QueryRow(ctx, `INSERT INTO snapshots (kind, taken_at, ledger_position, size, digest)
+		VALUES ($1, $2, $3, $4, $5) RETURNING version`,
+		int16(kind), info.TakenAt, info.LedgerPosition, info.Size, info.Digest[:]).Scan(&info.Version)
+	if err != nil {
+		return SnapshotInfo{}, fmt.Errorf("store: snapshot: record: %w", err)
+	}
+	return info, nil
+}
+
+func (p *Postgres) readSnapshot(ctx context.Context, info *SnapshotInfo, fn func([32]byte) error) error {
+	tx, err := p.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	defer rollback(ctx, tx)
+	if err := tx.QueryRow(ctx, sqlLedgerPosition).Scan(&info.LedgerPosition); err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	rows, err := tx.Query(ctx, sqlMatchable, int16(info.Kind))
+	if err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	defer rows.Close()
+	if fd := rows.FieldDescriptions(); len(fd) != 1 || fd[0].Format != pgx.BinaryFormatCode {
+		return errors.New("store: snapshot: unexpected result format")
+	}
+	h := newSnapshotHasher(info.Kind)
+	for rows.Next() {
+		raw := rows.RawValues()[0] // binary bytea: the bytes themselves
+		d, err := h.add(raw)
+		if err != nil {
+			return err
+		}
+		if err := fn(d); err != nil {
+			return fmt.Errorf("store: snapshot: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	info.Size, info.Digest = h.n, h.sum()
+	return nil
+}
+
+// Snapshots implements [Store].
+func (p *Postgres) Snapshots(ctx context.Context, kind psi.Kind, limit int) ([]SnapshotInfo, error) {
+	if kind != 0 {
+		if err := checkKind(kind); err != nil {
+			return nil, err
+		}
+	}
+	q := `SELECT version, kind, taken_at, ledger_position, size, digest FROM snapshots
+		WHERE $1 = 0 OR kind = $1 ORDER BY version DESC`
+	if limit > 0 {
+		q += " LIMIT " + strconv.Itoa(limit)
+	}
+	rows, err := p.pool.Query(ctx, q, int16(kind))
+	if err != nil {
+		return nil, fmt.Errorf("store: snapshots: %w", err)
+	}
+	defer rows.Close()
+	var out []SnapshotInfo
+	for rows.Next() {
+		var (
+			si  SnapshotInfo
+			k   int16
+			at  time.Time
+			dig []byte
+		)
+		if err := rows.Scan(&si.Version, &k, &at, &si.LedgerPosition, &si.Size, &dig); err != nil {
+			return nil, fmt.Errorf("store: snapshots: %w", err)
+		}
+		if len(dig) != 32 {
+			return nil, errors.New("store: snapshots: stored digest is not 32 bytes")
+		}
+		si.Kind, si.TakenAt = psi.Kind(k), at.UTC()
+		copy(si.Digest[:], dig)
+		out = append(out, si)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: snapshots: %w", err)
+	}
+	return out, nil
+}
+
+// Stats implements [Store].
+func (p *Postgres) Stats(ctx context.Context) ([]KindStats, error) {
+	rows, err := p.pool.Query(ctx, sqlStats)
+	if err != nil {
+		return nil, fmt.Errorf("store: stats: %w", err)
+	}
+	defer rows.Close()
+	b := newStatsBuilder()
+	for rows.Next() {
+		var (
+			k      int16
+			status string
+			n      int64
+		)
+		if err := rows.Scan(&k, &status, &n); err != nil {
+			return nil, fmt.Errorf("store: stats: %w", err)
+		}
+		if err := b.add(psi.Kind(k), status, n); err != nil {
+			return nil, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: stats: %w", err)
+	}
+	return b.list(), nil
+}

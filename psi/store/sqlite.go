@@ -1,0 +1,449 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"iter"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/overlap-psi/overlap/psi"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// SQLite is the embedded store: one database file in WAL mode, one
+// connection for writes and a few for reads, foreign keys on.
+type SQLite struct {
+	w *sql.DB // exactly one connection: every write
+	r *sql.DB // readers; w itself for ":memory:"
+}
+
+// OpenSQLite opens (creating if needed) the SQLite database at path, or a
+// private in-memory one for ":memory:", and applies pending migrations.
+func OpenSQLite(path string) (*SQLite, error) {
+	return openSQLite(context.Background(), path)
+}
+
+func openSQLite(ctx context.Context, path string) (*SQLite, error) {
+	if path == "" {
+		return nil, errors.New("store: empty SQLite path")
+	}
+	memory := path == ":memory:"
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=mmap_size(1073741824)"
+	file := "file:" + sqliteEscape(path)
+	if memory {
+		file = "file::memory:"
+	}
+	w, err := sql.Open("sqlite", file+"?"+pragmas+"&_pragma=journal_mode(WAL)&_pragma=cache_size(-65536)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	s := &SQLite{w: w, r: w}
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if !memory {
+		r, err := sql.Open("sqlite", file+"?"+pragmas+"&_pragma=query_only(1)&_pragma=cache_size(-65536)")
+		if err != nil {
+			w.Close()
+			return nil, fmt.Errorf("store: open sqlite: %w", err)
+		}
+		r.SetMaxOpenConns(4)
+		s.r = r
+	}
+	return s, nil
+}
+
+// sqliteEscape makes path safe inside a "file:" URI.
+func sqliteEscape(path string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+}
+
+func (*SQLite) sealed() {}
+
+// Close closes the database.
+func (s *SQLite) Close() error {
+	var err error
+	if s.r != s.w {
+		err = s.r.Close()
+	}
+	return errors.Join(err, s.w.Close())
+}
+
+func (s *SQLite) migrate(ctx context.Context) (err error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	if _, err = tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	var current int64
+	if err = tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	if current > latestMigration() {
+		return fmt.Errorf("store: database schema version %d is newer than this binary's %d", current, latestMigration())
+	}
+	for _, m := range migrations {
+		if m.version <= current {
+			continue
+		}
+		if _, err = tx.ExecContext(ctx, m.sqlite); err != nil {
+			return fmt.Errorf("store: migration %d (%s): %w", m.version, m.name, err)
+		}
+		if _, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+			m.version, m.name, time.Now().UnixMicro()); err != nil {
+			return fmt.Errorf("store: migration %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	return nil
+}
+
+// prepareAll prepares queries on tx, closing them all if one fails.
+func prepareAll(ctx context.Context, tx *sql.Tx, queries ...string) ([]*sql.Stmt, func(), error) {
+	stmts := make([]*sql.Stmt, 0, len(queries))
+	closeAll := func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}
+	for _, q := range queries {
+		st, err := tx.PrepareContext(ctx, q)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		stmts = append(stmts, st)
+	}
+	return stmts, closeAll, nil
+}
+
+// ImportIdentifiers implements [Store].
+func (s *SQLite) ImportIdentifiers(ctx context.Context, rows iter.Seq[Identifier]) (res ImportResult, err error) {
+	if err := ctx.Err(); err != nil {
+		return ImportResult{}, fmt.Errorf("store: import: %w", err)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return ImportResult{}, fmt.Errorf("store: import: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+			res, err = ImportResult{}, ctxError(ctx, "import", err)
+		}
+	}()
+	// Statements run under a context that is never cancelled, to spare
+	// modernc a watcher goroutine per statement; the loop checks ctx, and
+	// database/sql rolls tx back when ctx ends.
+	qctx := context.WithoutCancel(ctx)
+	stmts, closeStmts, err := prepareAll(qctx, tx,
+		`INSERT INTO subjects (subject) VALUES ($1) ON CONFLICT (subject) DO NOTHING`,
+		`SELECT id FROM subjects WHERE subject = $1`,
+		`INSERT INTO identifiers (subject_id, kind, value, digest) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (subject_id, kind, value) DO NOTHING`,
+		`SELECT id FROM identifiers WHERE subject_id = $1 AND kind = $2 AND value = $3`,
+		`INSERT INTO identifier_collections (identifier_id, collected_for) VALUES ($1, $2)
+			ON CONFLICT (identifier_id, collected_for) DO NOTHING`,
+	)
+	if err != nil {
+		return res, fmt.Errorf("store: import: %w", err)
+	}
+	defer closeStmts()
+	insSubject, selSubject, insIdent, selIdent, insColl := stmts[0], stmts[1], stmts[2], stmts[3], stmts[4]
+
+	var (
+		lastSubject   string
+		lastSubjectID int64
+		// Rows of a file come mostly new (first load) or mostly known
+		// (re-import): try first what worked for the previous row.
+		knownSubject, knownIdent bool
+	)
+	upsert := func(known bool) func(context.Context, *sql.Stmt, *sql.Stmt, []any, []any) (int64, bool, error) {
+		if known {
+			return selectOrInsert
+		}
+		return insertOrSelect
+	}
+	for id := range rows {
+		res.Read++
+		if err = ctx.Err(); err != nil {
+			return res, fmt.Errorf("store: import: %w", err)
+		}
+		if err = validateIdentifier(&id); err != nil {
+			return res, &RowError{Row: res.Read, Err: err}
+		}
+		if res.Read == 1 || id.Subject != lastSubject {
+			lastSubjectID, knownSubject, err = upsert(knownSubject)(qctx, insSubject, selSubject, []any{id.Subject}, []any{id.Subject})
+			if err != nil {
+				return res, fmt.Errorf("store: import: row %d: %w", res.Read, err)
+			}
+			lastSubject = id.Subject
+		}
+		var identID int64
+		identID, knownIdent, err = upsert(knownIdent)(qctx, insIdent, selIdent,
+			[]any{lastSubjectID, int64(id.Kind), id.Value, id.Digest[:]},
+			[]any{lastSubjectID, int64(id.Kind), id.Value})
+		if err != nil {
+			return res, fmt.Errorf("store: import: row %d: %w", res.Read, err)
+		}
+		r, err := insColl.ExecContext(qctx, identID, string(id.CollectedFor))
+		if err != nil {
+			return res, fmt.Errorf("store: import: row %d: %w", res.Read, err)
+		}
+		if n, err := r.RowsAffected(); err != nil {
+			return res, fmt.Errorf("store: import: %w", err)
+		} else if n > 0 {
+			res.Inserted++
+		} else {
+			res.Unchanged++
+		}
+	}
+	if err = ctx.Err(); err != nil {
+		return res, fmt.Errorf("store: import: %w", err)
+	}
+	if err = tx.Commit(); err != nil {
+		return res, fmt.Errorf("store: import: %w", err)
+	}
+	return res, nil
+}
+
+// insertOrSelect runs ins (INSERT … ON CONFLICT DO NOTHING into a rowid
+// table) and, when the row existed, sel, returning the row's id.
+func insertOrSelect(ctx context.Context, ins, sel *sql.Stmt, insArgs, selArgs []any) (id int64, existed bool, err error) {
+	r, err := ins.ExecContext(ctx, insArgs...)
+	if err != nil {
+		return 0, false, err
+	}
+	if n, err := r.RowsAffected(); err != nil {
+		return 0, false, err
+	} else if n == 1 {
+		id, err = r.LastInsertId()
+		return id, false, err
+	}
+	err = sel.QueryRowContext(ctx, selArgs...).Scan(&id)
+	return id, true, err
+}
+
+// selectOrInsert is insertOrSelect for rows that probably exist already.
+func selectOrInsert(ctx context.Context, ins, sel *sql.Stmt, insArgs, selArgs []any) (id int64, existed bool, err error) {
+	err = sel.QueryRowContext(ctx, selArgs...).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return insertOrSelect(ctx, ins, sel, insArgs, selArgs)
+	}
+	return id, true, err
+}
+
+// AppendConsent implements [Store].
+func (s *SQLite) AppendConsent(ctx context.Context, events iter.Seq[ConsentEvent]) (n int64, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("store: append consent: %w", err)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("store: append consent: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+			n, err = 0, ctxError(ctx, "append consent", err)
+		}
+	}()
+	qctx := context.WithoutCancel(ctx)
+	stmts, closeStmts, err := prepareAll(qctx, tx,
+		`INSERT INTO subjects (subject) VALUES ($1) ON CONFLICT (subject) DO NOTHING`,
+		`SELECT id FROM subjects WHERE subject = $1`,
+		`SELECT s.id, i.id FROM subjects s JOIN identifiers i ON i.subject_id = s.id
+			WHERE s.subject = $1 AND i.kind = $2 AND i.value = $3`,
+		`INSERT INTO consent_events (subject_id, identifier_id, purpose, granted, at, source, text_version, recorded_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+	)
+	if err != nil {
+		return 0, fmt.Errorf("store: append consent: %w", err)
+	}
+	defer closeStmts()
+	insSubject, selSubject, selIdent, insEvent := stmts[0], stmts[1], stmts[2], stmts[3]
+
+	recordedAt := time.Now().UnixMicro()
+	for e := range events {
+		n++
+		if err = ctx.Err(); err != nil {
+			return n, fmt.Errorf("store: append consent: %w", err)
+		}
+		if err = validateEvent(&e); err != nil {
+			return n, &RowError{Row: n, Err: err}
+		}
+		var subjectID int64
+		var identID sql.NullInt64
+		if e.subjectWide() {
+			args := []any{e.Subject}
+			subjectID, _, err = selectOrInsert(qctx, insSubject, selSubject, args, args)
+		} else {
+			err = selIdent.QueryRowContext(qctx, e.Subject, int64(e.Kind), e.Value).Scan(&subjectID, &identID)
+			if errors.Is(err, sql.ErrNoRows) {
+				return n, &RowError{Row: n, Err: ErrUnknownIdentifier}
+			}
+		}
+		if err != nil {
+			return n, fmt.Errorf("store: append consent: row %d: %w", n, err)
+		}
+		granted := 0
+		if e.Granted {
+			granted = 1
+		}
+		if _, err = insEvent.ExecContext(qctx, subjectID, identID, e.Purpose, granted,
+			e.At.UnixMicro(), e.Source, e.TextVersion, recordedAt); err != nil {
+			return n, fmt.Errorf("store: append consent: row %d: %w", n, err)
+		}
+	}
+	if err = ctx.Err(); err != nil {
+		return n, fmt.Errorf("store: append consent: %w", err)
+	}
+	if err = tx.Commit(); err != nil {
+		return n, fmt.Errorf("store: append consent: %w", err)
+	}
+	return n, nil
+}
+
+// Snapshot implements [Store].
+func (s *SQLite) Snapshot(ctx context.Context, kind psi.Kind, fn func(digest [32]byte) error) (SnapshotInfo, error) {
+	if err := checkKind(kind); err != nil {
+		return SnapshotInfo{}, err
+	}
+	info := SnapshotInfo{Kind: kind, TakenAt: microTime(time.Now())}
+	if err := s.readSnapshot(ctx, &info, fn); err != nil {
+		return SnapshotInfo{}, err
+	}
+	err := s.w.QueryRowContext(ctx, `INSERT INTO snapshots (kind, taken_at, ledger_position, size, digest)
+		VALUES ($1, $2, $3, $4, $5) RETURNING version`,
+		int64(kind), info.TakenAt.UnixMicro(), info.LedgerPosition, info.Size, info.Digest[:]).Scan(&info.Version)
+	if err != nil {
+		return SnapshotInfo{}, fmt.Errorf("store: snapshot: record: %w", err)
+	}
+	return info, nil
+}
+
+// readSnapshot streams the matchable set from one read transaction (in WAL
+// mode, one consistent view of the database) and fills info.
+func (s *SQLite) readSnapshot(ctx context.Context, info *SnapshotInfo, fn func([32]byte) error) error {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	defer tx.Rollback()
+	if err := tx.QueryRowContext(ctx, sqlLedgerPosition).Scan(&info.LedgerPosition); err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, sqlMatchable, int64(info.Kind))
+	if err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	defer rows.Close()
+	h := newSnapshotHasher(info.Kind)
+	for rows.Next() {
+		var raw sql.RawBytes
+		if err := rows.Scan(&raw); err != nil {
+			return fmt.Errorf("store: snapshot: %w", err)
+		}
+		d, err := h.add(raw)
+		if err != nil {
+			return err
+		}
+		if err := fn(d); err != nil {
+			return fmt.Errorf("store: snapshot: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	info.Size, info.Digest = h.n, h.sum()
+	return nil
+}
+
+// Snapshots implements [Store].
+func (s *SQLite) Snapshots(ctx context.Context, kind psi.Kind, limit int) ([]SnapshotInfo, error) {
+	if kind != 0 {
+		if err := checkKind(kind); err != nil {
+			return nil, err
+		}
+	}
+	q := `SELECT version, kind, taken_at, ledger_position, size, digest FROM snapshots
+		WHERE $1 = 0 OR kind = $1 ORDER BY version DESC`
+	if limit > 0 {
+		q += " LIMIT " + strconv.Itoa(limit)
+	}
+	rows, err := s.r.QueryContext(ctx, q, int64(kind))
+	if err != nil {
+		return nil, fmt.Errorf("store: snapshots: %w", err)
+	}
+	defer rows.Close()
+	var out []SnapshotInfo
+	for rows.Next() {
+		var (
+			si    SnapshotInfo
+			k, at int64
+			dig   []byte
+		)
+		if err := rows.Scan(&si.Version, &k, &at, &si.LedgerPosition, &si.Size, &dig); err != nil {
+			return nil, fmt.Errorf("store: snapshots: %w", err)
+		}
+		if len(dig) != 32 {
+			return nil, errors.New("store: snapshots: stored digest is not 32 bytes")
+		}
+		si.Kind, si.TakenAt = psi.Kind(k), time.UnixMicro(at).UTC()
+		copy(si.Digest[:], dig)
+		out = append(out, si)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: snapshots: %w", err)
+	}
+	return out, nil
+}
+
+// Stats implements [Store].
+func (s *SQLite) Stats(ctx context.Context) ([]KindStats, error) {
+	rows, err := s.r.QueryContext(ctx, sqlStats)
+	if err != nil {
+		return nil, fmt.Errorf("store: stats: %w", err)
+	}
+	defer rows.Close()
+	b := newStatsBuilder()
+	for rows.Next() {
+		var (
+			k, n   int64
+			status string
+		)
+		if err := rows.Scan(&k, &status, &n); err != nil {
+			return nil, fmt.Errorf("store: stats: %w", err)
+		}
+		if err := b.add(psi.Kind(k), status, n); err != nil {
+			return nil, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: stats: %w", err)
+	}
+	return b.list(), nil
+}

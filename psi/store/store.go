@@ -1,0 +1,409 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"hash"
+	"iter"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/overlap-psi/overlap/psi"
+)
+
+// Purpose says why an identifier was collected.
+type Purpose string
+
+// The collection purposes. TwoFactor, Recovery and LoginAlert are security
+// purposes: an identifier collected for one never becomes matchable.
+const (
+	Signup     Purpose = "signup"
+	Profile    Purpose = "profile"
+	TwoFactor  Purpose = "two_factor"
+	Recovery   Purpose = "recovery"
+	LoginAlert Purpose = "login_alert"
+	Imported   Purpose = "imported"
+)
+
+// Purposes lists every collection purpose.
+var Purposes = []Purpose{Signup, Profile, TwoFactor, Recovery, LoginAlert, Imported}
+
+// Valid reports whether p is one of the collection purposes.
+func (p Purpose) Valid() bool {
+	switch p {
+	case Signup, Profile, TwoFactor, Recovery, LoginAlert, Imported:
+		return true
+	}
+	return false
+}
+
+// Security reports whether p is a security purpose (two-factor
+// authentication, account recovery, login alerts).
+func (p Purpose) Security() bool {
+	switch p {
+	case TwoFactor, Recovery, LoginAlert:
+		return true
+	}
+	return false
+}
+
+// AdMatching is the consent purpose that makes an identifier matchable.
+const AdMatching = "ad_matching"
+
+// Limits on the sizes of stored strings, in bytes.
+const (
+	MaxSubjectLen = 256
+	MaxValueLen   = 1024
+	MaxLabelLen   = 256 // consent purpose, source, text version
+)
+
+// Identifier is one identifier a subject gave, and why. Value is canonical
+// (SPEC.md §7) and Digest is SHA-256(Value).
+type Identifier struct {
+	Subject      string
+	Kind         psi.Kind
+	Value        string
+	Digest       [32]byte
+	CollectedFor Purpose
+}
+
+// String describes the identifier without its value or digest.
+func (id Identifier) String() string {
+	return fmt.Sprintf("store.Identifier{Subject:%q Kind:%v CollectedFor:%s Value:[redacted]}", id.Subject, id.Kind, id.CollectedFor)
+}
+
+// GoString is String, so that %#v does not print the value either.
+func (id Identifier) GoString() string { return id.String() }
+
+// ConsentEvent is one entry of the consent ledger. Kind 0 and Value "" make
+// it subject-wide; otherwise it is scoped to the identifier (Subject, Kind,
+// Value), which must have been imported.
+type ConsentEvent struct {
+	Subject     string
+	Kind        psi.Kind // 0: subject-wide
+	Value       string   // canonical; "": subject-wide
+	Purpose     string   // AdMatching for matching
+	Granted     bool     // false: withdrawn
+	At          time.Time
+	Source      string // where it was given: "signup_form", "settings", ...
+	TextVersion string // the consent text shown; required for grants
+}
+
+// String describes the event without the identifier's value.
+func (e ConsentEvent) String() string {
+	scope := "subject-wide"
+	if e.Kind != 0 || e.Value != "" {
+		scope = e.Kind.String() + ":[redacted]"
+	}
+	return fmt.Sprintf("store.ConsentEvent{Subject:%q Scope:%s Purpose:%q Granted:%t At:%s Source:%q TextVersion:%q}",
+		e.Subject, scope, e.Purpose, e.Granted, e.At.UTC().Format(time.RFC3339Nano), e.Source, e.TextVersion)
+}
+
+// GoString is String, so that %#v does not print the value either.
+func (e ConsentEvent) GoString() string { return e.String() }
+
+func (e ConsentEvent) subjectWide() bool { return e.Kind == 0 && e.Value == "" }
+
+// ImportResult counts the rows of one import. Read = Inserted + Unchanged.
+// A row is Inserted when it recorded something new: an identifier, or a
+// purpose for an identifier already known.
+type ImportResult struct {
+	Read, Inserted, Unchanged int64
+}
+
+// SnapshotInfo describes one snapshot of a matchable set.
+type SnapshotInfo struct {
+	Version        int64     // increasing id in the snapshots table
+	Kind           psi.Kind  //
+	TakenAt        time.Time // when its read transaction began (µs, UTC)
+	LedgerPosition int64     // largest consent event id it saw
+	Size           int64     // number of digests
+	Digest         [32]byte  // see the package doc
+}
+
+// KindStats classifies the identifiers of one kind; see the package doc.
+type KindStats struct {
+	Kind                                                   psi.Kind
+	Identifiers, Matchable, NoConsent, Withdrawn, Security int64
+}
+
+// Store is the consent ledger. Implementations are in this package only.
+type Store interface {
+	// ImportIdentifiers records identifiers and their collection purposes in
+	// one transaction. It is idempotent, and an invalid row, a database
+	// error or a cancelled ctx aborts the whole import.
+	ImportIdentifiers(ctx context.Context, rows iter.Seq[Identifier]) (ImportResult, error)
+	// AppendConsent appends events to the ledger in one transaction and
+	// returns how many it appended. An identifier-scoped event for an
+	// identifier that was never imported is an error ([ErrUnknownIdentifier])
+	// and aborts them all; a subject-wide event may name a new subject.
+	AppendConsent(ctx context.Context, events iter.Seq[ConsentEvent]) (int64, error)
+	// Snapshot streams the matchable set of kind to fn in ascending order,
+	// from one read transaction, with bounded memory, then records and
+	// returns the snapshot. An error from fn stops it and nothing is
+	// recorded. fn must not call back into the store.
+	Snapshot(ctx context.Context, kind psi.Kind, fn func(digest [32]byte) error) (SnapshotInfo, error)
+	// Snapshots lists recorded snapshots of kind (0: every kind), most
+	// recent first, at most limit of them (limit <= 0: all).
+	Snapshots(ctx context.Context, kind psi.Kind, limit int) ([]SnapshotInfo, error)
+	// Stats counts identifiers per kind, for every kind.
+	Stats(ctx context.Context) ([]KindStats, error)
+	// Close releases the database.
+	Close() error
+
+	sealed()
+}
+
+var (
+	_ Store = (*SQLite)(nil)
+	_ Store = (*Postgres)(nil)
+)
+
+// ErrUnknownIdentifier reports a consent event scoped to an identifier that
+// was never imported.
+var ErrUnknownIdentifier = errors.New("store: consent event for an unknown identifier")
+
+// RowError reports the row (1-based, in iteration order) of an import or
+// append that was rejected. Err never contains an identifier value.
+type RowError struct {
+	Row int64
+	Err error
+}
+
+func (e *RowError) Error() string { return fmt.Sprintf("store: row %d: %v", e.Row, e.Err) }
+func (e *RowError) Unwrap() error { return e.Err }
+
+// Open opens the store a DSN names: "postgres://…" or "postgresql://…" is
+// PostgreSQL; "sqlite:PATH", "file:PATH", a plain path or ":memory:" is
+// SQLite. It applies pending migrations.
+func Open(ctx context.Context, dsn string) (Store, error) {
+	switch {
+	case dsn == "":
+		return nil, errors.New("store: empty DSN")
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return OpenPostgres(ctx, dsn)
+	case strings.HasPrefix(dsn, "sqlite:"):
+		return openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"))
+	case strings.HasPrefix(dsn, "file:"):
+		return openSQLite(ctx, strings.TrimPrefix(dsn, "file:"))
+	}
+	return openSQLite(ctx, dsn)
+}
+
+// validText checks a string the store keeps: non-empty, UTF-8, no NUL
+// (PostgreSQL text refuses it), at most max bytes. It names the field, never
+// the content.
+func validText(field, s string, max int) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("empty %s", field)
+	case len(s) > max:
+		return fmt.Errorf("%s longer than %d bytes", field, max)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%s is not valid UTF-8", field)
+	case strings.IndexByte(s, 0) >= 0:
+		return fmt.Errorf("%s contains NUL", field)
+	}
+	return nil
+}
+
+func validateIdentifier(id *Identifier) error {
+	if err := validText("subject", id.Subject, MaxSubjectLen); err != nil {
+		return err
+	}
+	if !id.Kind.Valid() {
+		return fmt.Errorf("invalid kind %d", uint8(id.Kind))
+	}
+	if err := validText("value", id.Value, MaxValueLen); err != nil {
+		return err
+	}
+	if !id.CollectedFor.Valid() {
+		return fmt.Errorf("invalid collection purpose %q", truncate(string(id.CollectedFor)))
+	}
+	sum := sha256.Sum256([]byte(id.Value))
+	if subtle.ConstantTimeCompare(sum[:], id.Digest[:]) != 1 {
+		return errors.New("digest is not SHA-256 of the value")
+	}
+	return nil
+}
+
+// minAt and maxAt bound event times to what both engines store exactly.
+var (
+	minAt = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// validateEvent checks e and normalizes e.At to UTC microseconds.
+func validateEvent(e *ConsentEvent) error {
+	if err := validText("subject", e.Subject, MaxSubjectLen); err != nil {
+		return err
+	}
+	if !e.subjectWide() {
+		if !e.Kind.Valid() {
+			return fmt.Errorf("invalid kind %d", uint8(e.Kind))
+		}
+		if err := validText("value", e.Value, MaxValueLen); err != nil {
+			return err
+		}
+	}
+	if err := validText("purpose", e.Purpose, MaxLabelLen); err != nil {
+		return err
+	}
+	if err := validText("source", e.Source, MaxLabelLen); err != nil {
+		return err
+	}
+	if e.Granted || e.TextVersion != "" {
+		if err := validText("text version", e.TextVersion, MaxLabelLen); err != nil {
+			return err
+		}
+	}
+	if e.At.Before(minAt) || !e.At.Before(maxAt) {
+		return errors.New("event time missing or outside 1970..9999")
+	}
+	e.At = e.At.UTC().Truncate(time.Microsecond)
+	return nil
+}
+
+// ctxError makes a failure that ctx's end caused report that, rather than
+// what the driver saw of it (a rolled-back transaction, a closed
+// connection). A RowError stays as it is.
+func ctxError(ctx context.Context, op string, err error) error {
+	cerr := ctx.Err()
+	var re *RowError
+	if cerr == nil || errors.Is(err, cerr) || errors.As(err, &re) {
+		return err
+	}
+	return fmt.Errorf("store: %s: %w", op, cerr)
+}
+
+func truncate(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
+}
+
+// SQL shared by both engines, so that the rule of the package doc has one
+// text. Parameters are $N (modernc.org/sqlite binds $N by position); TRUE and
+// EXISTS are 1/0 in SQLite and booleans in PostgreSQL, which is why SQLite
+// stores granted as 0/1.
+const (
+	sqlSecurityPurposes = `'two_factor', 'recovery', 'login_alert'`
+
+	// sqlSecurity: rule 1 fails for identifier i (by kind and digest, any
+	// subject).
+	sqlSecurity = `EXISTS (SELECT 1 FROM identifiers s JOIN identifier_collections c ON c.identifier_id = s.id` +
+		` WHERE s.kind = i.kind AND s.digest = i.digest AND c.collected_for IN (` + sqlSecurityPurposes + `))`
+
+	// sqlLatestConsent: granted of the latest ad_matching event covering
+	// identifier i, NULL when none.
+	sqlLatestConsent = `(SELECT e.granted FROM consent_events e` +
+		` WHERE e.subject_id = i.subject_id AND e.purpose = '` + AdMatching + `'` +
+		` AND (e.identifier_id IS NULL OR e.identifier_id = i.id)` +
+		` ORDER BY e.at DESC, e.id DESC LIMIT 1)`
+
+	// sqlMatchable streams the matchable set of kind $1.
+	sqlMatchable = `SELECT DISTINCT i.digest FROM identifiers i` +
+		` WHERE i.kind = $1 AND NOT ` + sqlSecurity + ` AND ` + sqlLatestConsent + ` = TRUE` +
+		` ORDER BY i.digest`
+
+	// sqlStats classifies every identifier (package doc, Stats).
+	sqlStats = `SELECT x.kind, CASE WHEN x.sec THEN 'security'` +
+		` ELSE CASE x.g WHEN TRUE THEN 'matchable' WHEN FALSE THEN 'withdrawn' ELSE 'no_consent' END END AS status, count(*)` +
+		` FROM (SELECT i.kind AS kind, ` + sqlSecurity + ` AS sec, ` + sqlLatestConsent + ` AS g FROM identifiers i) AS x` +
+		` GROUP BY 1, 2`
+
+	sqlLedgerPosition = `SELECT COALESCE(MAX(id), 0) FROM consent_events`
+)
+
+// SnapshotDomain prefixes the snapshot digest (package doc).
+const SnapshotDomain = "overlap-snapshot-v1"
+
+// snapshotHasher computes the snapshot digest and checks the order.
+type snapshotHasher struct {
+	h    hash.Hash
+	prev [32]byte
+	n    int64
+}
+
+func newSnapshotHasher(kind psi.Kind) *snapshotHasher {
+	h := sha256.New()
+	h.Write([]byte(SnapshotDomain))
+	h.Write([]byte{byte(kind)})
+	return &snapshotHasher{h: h}
+}
+
+// add hashes the next digest; it must be strictly greater than the last.
+func (s *snapshotHasher) add(d []byte) ([32]byte, error) {
+	var out [32]byte
+	if len(d) != 32 {
+		return out, fmt.Errorf("store: stored digest has %d bytes", len(d))
+	}
+	copy(out[:], d)
+	if s.n > 0 && bytes.Compare(s.prev[:], out[:]) >= 0 {
+		return out, errors.New("store: matchable set not in ascending order")
+	}
+	s.prev = out
+	s.n++
+	s.h.Write(out[:])
+	return out, nil
+}
+
+func (s *snapshotHasher) sum() (d [32]byte) {
+	s.h.Sum(d[:0])
+	return d
+}
+
+// statsFrom builds one KindStats per kind from (kind, status, count) rows.
+type statsBuilder map[psi.Kind]*KindStats
+
+func (b statsBuilder) add(kind psi.Kind, status string, n int64) error {
+	ks := b[kind]
+	if ks == nil {
+		return fmt.Errorf("store: stored identifier has invalid kind %d", uint8(kind))
+	}
+	switch status {
+	case "matchable":
+		ks.Matchable += n
+	case "no_consent":
+		ks.NoConsent += n
+	case "withdrawn":
+		ks.Withdrawn += n
+	case "security":
+		ks.Security += n
+	default:
+		return fmt.Errorf("store: unexpected status %q", status)
+	}
+	ks.Identifiers += n
+	return nil
+}
+
+func newStatsBuilder() statsBuilder {
+	b := statsBuilder{}
+	for _, k := range psi.Kinds {
+		b[k] = &KindStats{Kind: k}
+	}
+	return b
+}
+
+func (b statsBuilder) list() []KindStats {
+	out := make([]KindStats, 0, len(psi.Kinds))
+	for _, k := range psi.Kinds {
+		out = append(out, *b[k])
+	}
+	return out
+}
+
+func checkKind(kind psi.Kind) error {
+	if !kind.Valid() {
+		return fmt.Errorf("store: invalid kind %d", uint8(kind))
+	}
+	return nil
+}
+
+func microTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
