@@ -15,10 +15,13 @@
 //	                        granted, at, source, text_version, recorded_at
 //	snapshots               version, kind, taken_at, ledger_position, size, digest
 //	schema_migrations       version, name, applied_at
+//	advertisers             the match service's advertisers (migration 2; see [Registry])
+//	budget_spend            append-only: identifiers each advertiser's sessions spent
+//	sessions                append-only: the session audit log
 //
-// Triggers refuse UPDATE and DELETE on consent_events (and TRUNCATE on
-// PostgreSQL), so the ledger is append-only in the database, not only in
-// this package. Migrations are numbered, and Open applies the pending ones
+// Triggers refuse UPDATE and DELETE on consent_events, budget_spend and
+// sessions (and TRUNCATE on PostgreSQL), so the ledger is append-only in
+// the database, not only in this package. Migrations are numbered, and Open applies the pending ones
 // in order, in one transaction, recording each in schema_migrations; a
 // database newer than the binary is refused. A later change appends a
 // migration (migrate.go) with the next number and its text for each engine.

@@ -114,6 +114,111 @@ CREATE TABLE snapshots (
 CREATE INDEX snapshots_kind ON snapshots (kind, version);
 `,
 	},
+	{
+		version: 2,
+		name:    "advertisers, budget spend and session audit",
+		sqlite: `
+CREATE TABLE advertisers (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	name          TEXT NOT NULL UNIQUE,
+	key_id        TEXT UNIQUE,  -- public part of the API key; NULL: no key
+	api_key_hash  BLOB CHECK (api_key_hash IS NULL OR (typeof(api_key_hash) = 'blob' AND length(api_key_hash) = 32)),
+	cert_name     TEXT UNIQUE,  -- client certificate CN or SAN; NULL: none
+	created_at    INTEGER NOT NULL, -- Unix microseconds
+	revoked_at    INTEGER,          -- Unix microseconds; NULL: active
+	min_list_size INTEGER NOT NULL DEFAULT 0 CHECK (min_list_size >= 0), -- 0: server default
+	max_list_size INTEGER NOT NULL DEFAULT 0 CHECK (max_list_size >= 0),
+	budget        INTEGER NOT NULL DEFAULT 0 CHECK (budget >= 0),
+	CHECK ((key_id IS NULL) = (api_key_hash IS NULL))
+);
+CREATE TABLE budget_spend (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	advertiser_id INTEGER NOT NULL REFERENCES advertisers (id),
+	session_id    TEXT NOT NULL,
+	at            INTEGER NOT NULL, -- Unix microseconds
+	identifiers   INTEGER NOT NULL CHECK (identifiers > 0)
+);
+CREATE INDEX budget_spend_advertiser ON budget_spend (advertiser_id, at);
+CREATE TRIGGER budget_spend_no_update BEFORE UPDATE ON budget_spend
+BEGIN SELECT RAISE(ABORT, 'budget_spend is append-only'); END;
+CREATE TRIGGER budget_spend_no_delete BEFORE DELETE ON budget_spend
+BEGIN SELECT RAISE(ABORT, 'budget_spend is append-only'); END;
+CREATE TABLE sessions (
+	id               TEXT PRIMARY KEY,
+	advertiser_id    INTEGER NOT NULL REFERENCES advertisers (id),
+	kind             INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 3), -- 0: refused before the hello
+	mode             TEXT NOT NULL,
+	list_size        INTEGER NOT NULL,
+	server_size      INTEGER NOT NULL,
+	snapshot_version INTEGER REFERENCES snapshots (version), -- NULL: no snapshot taken
+	snapshot_digest  BLOB,
+	budget_spent     INTEGER NOT NULL,
+	result           TEXT NOT NULL,
+	detail           TEXT NOT NULL,
+	started_at       INTEGER NOT NULL, -- Unix microseconds
+	ended_at         INTEGER NOT NULL,
+	duration_us      INTEGER NOT NULL
+);
+CREATE INDEX sessions_advertiser ON sessions (advertiser_id, started_at);
+CREATE TRIGGER sessions_no_update BEFORE UPDATE ON sessions
+BEGIN SELECT RAISE(ABORT, 'sessions is append-only'); END;
+CREATE TRIGGER sessions_no_delete BEFORE DELETE ON sessions
+BEGIN SELECT RAISE(ABORT, 'sessions is append-only'); END;
+`,
+		postgres: `
+CREATE TABLE advertisers (
+	id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	name          text NOT NULL UNIQUE,
+	key_id        text UNIQUE,
+	api_key_hash  bytea CHECK (api_key_hash IS NULL OR octet_length(api_key_hash) = 32),
+	cert_name     text UNIQUE,
+	created_at    timestamptz NOT NULL,
+	revoked_at    timestamptz,
+	min_list_size bigint NOT NULL DEFAULT 0 CHECK (min_list_size >= 0),
+	max_list_size bigint NOT NULL DEFAULT 0 CHECK (max_list_size >= 0),
+	budget        bigint NOT NULL DEFAULT 0 CHECK (budget >= 0),
+	CHECK ((key_id IS NULL) = (api_key_hash IS NULL))
+);
+CREATE TABLE budget_spend (
+	id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	advertiser_id bigint NOT NULL REFERENCES advertisers (id),
+	session_id    text NOT NULL,
+	at            timestamptz NOT NULL,
+	identifiers   bigint NOT NULL CHECK (identifiers > 0)
+);
+CREATE INDEX budget_spend_advertiser ON budget_spend (advertiser_id, at);
+CREATE TABLE sessions (
+	id               text PRIMARY KEY,
+	advertiser_id    bigint NOT NULL REFERENCES advertisers (id),
+	kind             smallint NOT NULL CHECK (kind BETWEEN 0 AND 3),
+	mode             text NOT NULL,
+	list_size        bigint NOT NULL,
+	server_size      bigint NOT NULL,
+	snapshot_version bigint REFERENCES snapshots (version),
+	snapshot_digest  bytea,
+	budget_spent     bigint NOT NULL,
+	result           text NOT NULL,
+	detail           text NOT NULL,
+	started_at       timestamptz NOT NULL,
+	ended_at         timestamptz NOT NULL,
+	duration_us      bigint NOT NULL
+);
+CREATE INDEX sessions_advertiser ON sessions (advertiser_id, started_at);
+CREATE FUNCTION overlap_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+END
+$$;
+CREATE TRIGGER budget_spend_no_update_delete BEFORE UPDATE OR DELETE ON budget_spend
+	FOR EACH ROW EXECUTE FUNCTION overlap_append_only();
+CREATE TRIGGER budget_spend_no_truncate BEFORE TRUNCATE ON budget_spend
+	FOR EACH STATEMENT EXECUTE FUNCTION overlap_append_only();
+CREATE TRIGGER sessions_no_update_delete BEFORE UPDATE OR DELETE ON sessions
+	FOR EACH ROW EXECUTE FUNCTION overlap_append_only();
+CREATE TRIGGER sessions_no_truncate BEFORE TRUNCATE ON sessions
+	FOR EACH STATEMENT EXECUTE FUNCTION overlap_append_only();
+`,
+	},
 }
 
 // latestMigration is the schema version this binary writes.

@@ -156,6 +156,10 @@ type Store interface {
 	// Close releases the database.
 	Close() error
 
+	// Registry: advertisers, budgets and the session audit log
+	// (advertisers.go).
+	Registry
+
 	sealed()
 }
 

@@ -1,0 +1,395 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Registry is the part of the store the match service uses: advertisers,
+// their identifier budgets and the session audit log (migration 2).
+//
+//	advertisers   id, name, key_id, api_key_hash (SHA-256 of the API key), cert_name,
+//	              created_at, revoked_at, min_list_size, max_list_size, budget (0: default)
+//	budget_spend  append-only: advertiser, session, at, identifiers
+//	sessions      append-only audit: id, advertiser, kind, mode, list_size, server_size,
+//	              snapshot_version, snapshot_digest, budget_spent, result, detail,
+//	              started_at, ended_at, duration_us
+//
+// Triggers refuse UPDATE and DELETE on budget_spend and sessions (and
+// TRUNCATE on PostgreSQL), as on consent_events. No table of this part holds
+// an identifier, a digest of one, or an API key: only the key's hash.
+type Registry interface {
+	// AddAdvertiser records a new advertiser; ID and CreatedAt are set by
+	// the store. A name, key id or certificate name already in use is
+	// [ErrAdvertiserExists].
+	AddAdvertiser(ctx context.Context, a Advertiser) (Advertiser, error)
+	// AdvertiserByName, AdvertiserByKeyID and AdvertiserByCertName find one
+	// advertiser, revoked or not, or return [ErrUnknownAdvertiser].
+	AdvertiserByName(ctx context.Context, name string) (Advertiser, error)
+	AdvertiserByKeyID(ctx context.Context, keyID string) (Advertiser, error)
+	AdvertiserByCertName(ctx context.Context, certName string) (Advertiser, error)
+	// Advertisers lists every advertiser by name.
+	Advertisers(ctx context.Context) ([]Advertiser, error)
+	// RevokeAdvertiser marks the advertiser revoked at at; its key and
+	// certificate stop working. Revoking twice keeps the first time.
+	RevokeAdvertiser(ctx context.Context, name string, at time.Time) (Advertiser, error)
+	// SetAdvertiserPolicy replaces the advertiser's policy overrides.
+	SetAdvertiserPolicy(ctx context.Context, name string, p Policy) (Advertiser, error)
+
+	// ReserveBudget atomically checks that the advertiser's spend in the
+	// window ending at r.At plus r.Identifiers stays within r.Limit and, if
+	// so, records the spend. Otherwise it records nothing and returns a
+	// *[BudgetError]. Concurrent reservations never overspend.
+	ReserveBudget(ctx context.Context, r BudgetRequest) (BudgetStatus, error)
+	// BudgetUsed returns the advertiser's spend in the window ending at at.
+	BudgetUsed(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (int64, error)
+
+	// RecordSession appends one row to the session audit log.
+	RecordSession(ctx context.Context, s SessionRecord) error
+	// Sessions lists audit rows, most recent first: of one advertiser, or
+	// of all when advertiser is 0; at most limit (<= 0: all).
+	Sessions(ctx context.Context, advertiser int64, limit int) ([]SessionRecord, error)
+}
+
+// Policy holds an advertiser's overrides of the server's session policy;
+// zero fields take the server's defaults.
+type Policy struct {
+	MinListSize int64 // smallest list, in distinct identifiers
+	MaxListSize int64 // largest list
+	Budget      int64 // identifiers per budget window
+}
+
+// Advertiser is a party allowed to run match sessions.
+type Advertiser struct {
+	ID        int64
+	Name      string
+	KeyID     string   // public id of its API key; "" when it has none
+	KeyHash   [32]byte // SHA-256 of its API key; never printed
+	CertName  string   // client certificate CN or SAN that authenticates it; "" none
+	CreatedAt time.Time
+	RevokedAt time.Time // zero while active
+	Policy    Policy
+}
+
+// Revoked reports whether the advertiser was revoked.
+func (a Advertiser) Revoked() bool { return !a.RevokedAt.IsZero() }
+
+// String describes the advertiser without its key hash.
+func (a Advertiser) String() string {
+	return fmt.Sprintf("store.Advertiser{ID:%d Name:%q KeyID:%q CertName:%q Revoked:%t}", a.ID, a.Name, a.KeyID, a.CertName, a.Revoked())
+}
+
+// GoString is String.
+func (a Advertiser) GoString() string { return a.String() }
+
+// Errors of the registry.
+var (
+	ErrUnknownAdvertiser = errors.New("store: unknown advertiser")
+	ErrAdvertiserExists  = errors.New("store: advertiser name, key id or certificate name already in use")
+)
+
+// MaxAdvertiserNameLen bounds advertiser and certificate names, in bytes.
+const MaxAdvertiserNameLen = 128
+
+// validName accepts printable names without control characters or
+// surrounding spaces.
+func validName(field, s string) error {
+	if err := validText(field, s, MaxAdvertiserNameLen); err != nil {
+		return err
+	}
+	if strings.TrimSpace(s) != s {
+		return fmt.Errorf("%s has surrounding spaces", field)
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("%s contains a non-printable character", field)
+		}
+	}
+	return nil
+}
+
+func validateAdvertiser(a *Advertiser) error {
+	if err := validName("advertiser name", a.Name); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if a.KeyID != "" {
+		if err := validName("key id", a.KeyID); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if a.KeyHash == ([32]byte{}) {
+			return errors.New("store: an advertiser with a key id needs its key hash")
+		}
+	}
+	if a.CertName != "" {
+		if err := validName("certificate name", a.CertName); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+	}
+	if a.KeyID == "" && a.CertName == "" {
+		return errors.New("store: an advertiser needs an API key or a certificate name")
+	}
+	return validatePolicy(a.Policy)
+}
+
+func validatePolicy(p Policy) error {
+	if p.MinListSize < 0 || p.MaxListSize < 0 || p.Budget < 0 {
+		return errors.New("store: negative policy value")
+	}
+	if p.MinListSize > 0 && p.MaxListSize > 0 && p.MinListSize > p.MaxListSize {
+		return errors.New("store: minimum list size above the maximum")
+	}
+	return nil
+}
+
+const advertiserColumns = `id, name, key_id, api_key_hash, cert_name, created_at, revoked_at, min_list_size, max_list_size, budget`
+
+// nullString maps "" to NULL.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// --- SQLite ---
+
+func scanAdvertiserSQLite(row interface{ Scan(...any) error }) (Advertiser, error) {
+	var (
+		a               Advertiser
+		keyID, certName sql.NullString
+		hash            []byte
+		created         int64
+		revoked         sql.NullInt64
+	)
+	err := row.Scan(&a.ID, &a.Name, &keyID, &hash, &certName, &created, &revoked, &a.Policy.MinListSize, &a.Policy.MaxListSize, &a.Policy.Budget)
+	if err != nil {
+		return Advertiser{}, err
+	}
+	a.KeyID, a.CertName = keyID.String, certName.String
+	copy(a.KeyHash[:], hash)
+	a.CreatedAt = time.UnixMicro(created).UTC()
+	if revoked.Valid {
+		a.RevokedAt = time.UnixMicro(revoked.Int64).UTC()
+	}
+	return a, nil
+}
+
+func (s *SQLite) advertiserWhere(ctx context.Context, db interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, where string, arg any) (Advertiser, error) {
+	a, err := scanAdvertiserSQLite(db.QueryRowContext(ctx, `SELECT `+advertiserColumns+` FROM advertisers WHERE `+where, arg))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Advertiser{}, ErrUnknownAdvertiser
+	}
+	if err != nil {
+		return Advertiser{}, fmt.Errorf("store: advertiser: %w", err)
+	}
+	return a, nil
+}
+
+// AddAdvertiser implements [Registry].
+func (s *SQLite) AddAdvertiser(ctx context.Context, a Advertiser) (Advertiser, error) {
+	if err := validateAdvertiser(&a); err != nil {
+		return Advertiser{}, err
+	}
+	a.CreatedAt, a.RevokedAt = microTime(time.Now()), time.Time{}
+	var hash any
+	if a.KeyID != "" {
+		hash = a.KeyHash[:]
+	}
+	err := s.w.QueryRowContext(ctx, `INSERT INTO advertisers (name, key_id, api_key_hash, cert_name, created_at, min_list_size, max_list_size, budget)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+		a.Name, nullString(a.KeyID), hash, nullString(a.CertName), a.CreatedAt.UnixMicro(),
+		a.Policy.MinListSize, a.Policy.MaxListSize, a.Policy.Budget).Scan(&a.ID)
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+			return Advertiser{}, ErrAdvertiserExists
+		}
+		return Advertiser{}, fmt.Errorf("store: add advertiser: %w", err)
+	}
+	return a, nil
+}
+
+// AdvertiserByName implements [Registry].
+func (s *SQLite) AdvertiserByName(ctx context.Context, name string) (Advertiser, error) {
+	return s.advertiserWhere(ctx, s.r, "name = $1", name)
+}
+
+// AdvertiserByKeyID implements [Registry].
+func (s *SQLite) AdvertiserByKeyID(ctx context.Context, keyID string) (Advertiser, error) {
+	return s.advertiserWhere(ctx, s.r, "key_id = $1", keyID)
+}
+
+// AdvertiserByCertName implements [Registry].
+func (s *SQLite) AdvertiserByCertName(ctx context.Context, certName string) (Advertiser, error) {
+	return s.advertiserWhere(ctx, s.r, "cert_name = $1", certName)
+}
+
+// Advertisers implements [Registry].
+func (s *SQLite) Advertisers(ctx context.Context) ([]Advertiser, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+advertiserColumns+` FROM advertisers ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("store: advertisers: %w", err)
+	}
+	defer rows.Close()
+	var out []Advertiser
+	for rows.Next() {
+		a, err := scanAdvertiserSQLite(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: advertisers: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: advertisers: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeAdvertiser implements [Registry].
+func (s *SQLite) RevokeAdvertiser(ctx context.Context, name string, at time.Time) (Advertiser, error) {
+	if _, err := s.w.ExecContext(ctx, `UPDATE advertisers SET revoked_at = COALESCE(revoked_at, $1) WHERE name = $2`,
+		microTime(at).UnixMicro(), name); err != nil {
+		return Advertiser{}, fmt.Errorf("store: revoke advertiser: %w", err)
+	}
+	return s.advertiserWhere(ctx, s.w, "name = $1", name)
+}
+
+// SetAdvertiserPolicy implements [Registry].
+func (s *SQLite) SetAdvertiserPolicy(ctx context.Context, name string, p Policy) (Advertiser, error) {
+	if err := validatePolicy(p); err != nil {
+		return Advertiser{}, err
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE advertisers SET min_list_size = $1, max_list_size = $2, budget = $3 WHERE name = $4`,
+		p.MinListSize, p.MaxListSize, p.Budget, name); err != nil {
+		return Advertiser{}, fmt.Errorf("store: set advertiser policy: %w", err)
+	}
+	return s.advertiserWhere(ctx, s.w, "name = $1", name)
+}
+
+// --- PostgreSQL ---
+
+func scanAdvertiserPostgres(row pgx.Row) (Advertiser, error) {
+	var (
+		a               Advertiser
+		keyID, certName *string
+		hash            []byte
+		revoked         *time.Time
+	)
+	err := row.Scan(&a.ID, &a.Name, &keyID, &hash, &certName, &a.CreatedAt, &revoked, &a.Policy.MinListSize, &a.Policy.MaxListSize, &a.Policy.Budget)
+	if err != nil {
+		return Advertiser{}, err
+	}
+	if keyID != nil {
+		a.KeyID = *keyID
+	}
+	if certName != nil {
+		a.CertName = *certName
+	}
+	copy(a.KeyHash[:], hash)
+	a.CreatedAt = a.CreatedAt.UTC()
+	if revoked != nil {
+		a.RevokedAt = revoked.UTC()
+	}
+	return a, nil
+}
+
+func (p *Postgres) advertiserWhere(ctx context.Context, where string, arg any) (Advertiser, error) {
+	a, err := scanAdvertiserPostgres(p.pool.QueryRow(ctx, `SELECT `+advertiserColumns+` FROM advertisers WHERE `+where, arg))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Advertiser{}, ErrUnknownAdvertiser
+	}
+	if err != nil {
+		return Advertiser{}, fmt.Errorf("store: advertiser: %w", err)
+	}
+	return a, nil
+}
+
+// AddAdvertiser implements [Registry].
+func (p *Postgres) AddAdvertiser(ctx context.Context, a Advertiser) (Advertiser, error) {
+	if err := validateAdvertiser(&a); err != nil {
+		return Advertiser{}, err
+	}
+	a.CreatedAt, a.RevokedAt = microTime(time.Now()), time.Time{}
+	var hash []byte
+	if a.KeyID != "" {
+		hash = a.KeyHash[:]
+	}
+	err := p.pool.QueryRow(ctx, `INSERT INTO advertisers (name, key_id, api_key_hash, cert_name, created_at, min_list_size, max_list_size, budget)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+		a.Name, nullString(a.KeyID), hash, nullString(a.CertName), a.CreatedAt,
+		a.Policy.MinListSize, a.Policy.MaxListSize, a.Policy.Budget).Scan(&a.ID)
+	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" {
+			return Advertiser{}, ErrAdvertiserExists
+		}
+		return Advertiser{}, fmt.Errorf("store: add advertiser: %w", err)
+	}
+	return a, nil
+}
+
+// AdvertiserByName implements [Registry].
+func (p *Postgres) AdvertiserByName(ctx context.Context, name string) (Advertiser, error) {
+	return p.advertiserWhere(ctx, "name = $1", name)
+}
+
+// AdvertiserByKeyID implements [Registry].
+func (p *Postgres) AdvertiserByKeyID(ctx context.Context, keyID string) (Advertiser, error) {
+	return p.advertiserWhere(ctx, "key_id = $1", keyID)
+}
+
+// AdvertiserByCertName implements [Registry].
+func (p *Postgres) AdvertiserByCertName(ctx context.Context, certName string) (Advertiser, error) {
+	return p.advertiserWhere(ctx, "cert_name = $1", certName)
+}
+
+// Advertisers implements [Registry].
+func (p *Postgres) Advertisers(ctx context.Context) ([]Advertiser, error) {
+	rows, err := p.pool.Query(ctx, `SELECT `+advertiserColumns+` FROM advertisers ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("store: advertisers: %w", err)
+	}
+	defer rows.Close()
+	var out []Advertiser
+	for rows.Next() {
+		a, err := scanAdvertiserPostgres(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: advertisers: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: advertisers: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeAdvertiser implements [Registry].
+func (p *Postgres) RevokeAdvertiser(ctx context.Context, name string, at time.Time) (Advertiser, error) {
+	if _, err := p.pool.Exec(ctx, `UPDATE advertisers SET revoked_at = COALESCE(revoked_at, $1) WHERE name = $2`,
+		microTime(at), name); err != nil {
+		return Advertiser{}, fmt.Errorf("store: revoke advertiser: %w", err)
+	}
+	return p.advertiserWhere(ctx, "name = $1", name)
+}
+
+// SetAdvertiserPolicy implements [Registry].
+func (p *Postgres) SetAdvertiserPolicy(ctx context.Context, name string, pol Policy) (Advertiser, error) {
+	if err := validatePolicy(pol); err != nil {
+		return Advertiser{}, err
+	}
+	if _, err := p.pool.Exec(ctx, `UPDATE advertisers SET min_list_size = $1, max_list_size = $2, budget = $3 WHERE name = $4`,
+		pol.MinListSize, pol.MaxListSize, pol.Budget, name); err != nil {
+		return Advertiser{}, fmt.Errorf("store: set advertiser policy: %w", err)
+	}
+	return p.advertiserWhere(ctx, "name = $1", name)
+}

@@ -1,0 +1,175 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/overlap-psi/overlap/psi"
+)
+
+// SessionRecord is one row of the session audit log. It holds what the
+// platform may know of a session: who, which kind and mode, the list size,
+// the snapshot its set came from, the budget spent and how it ended; never
+// an identifier, an element, a key or a count the mode keeps from the
+// platform.
+type SessionRecord struct {
+	ID              string // random, 32 hex digits
+	Advertiser      int64
+	AdvertiserName  string // filled by Sessions; ignored by RecordSession
+	Kind            psi.Kind
+	Mode            string // "exact"
+	ListSize        int64  // n, as the client announced it; 0 if refused before
+	ServerSize      int64  // N, the padded set size sent; 0 if none was
+	SnapshotVersion int64  // 0: no snapshot taken
+	SnapshotDigest  [32]byte
+	BudgetSpent     int64
+	Result          string // "ok", or what ended it: "refused_min_list_size", "peer_error", "aborted", …
+	Detail          string // a short reason, without identifiers or elements
+	StartedAt       time.Time
+	EndedAt         time.Time
+}
+
+// MaxDetailLen bounds SessionRecord.Detail, in bytes.
+const MaxDetailLen = 512
+
+func validateSession(r *SessionRecord) error {
+	if err := validName("session id", r.ID); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := validName("result", r.Result); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if r.Kind != 0 && !r.Kind.Valid() {
+		return fmt.Errorf("store: invalid kind %d", uint8(r.Kind))
+	}
+	if r.Mode == "" {
+		return errors.New("store: session without a mode")
+	}
+	if len(r.Detail) > MaxDetailLen {
+		r.Detail = r.Detail[:MaxDetailLen]
+	}
+	r.StartedAt, r.EndedAt = microTime(r.StartedAt), microTime(r.EndedAt)
+	if r.EndedAt.Before(r.StartedAt) {
+		return errors.New("store: session ends before it starts")
+	}
+	return nil
+}
+
+func (r *SessionRecord) snapshotArgs() (version, digest any) {
+	if r.SnapshotVersion == 0 {
+		return nil, nil
+	}
+	return r.SnapshotVersion, r.SnapshotDigest[:]
+}
+
+const sessionColumns = `s.id, s.advertiser_id, a.name, s.kind, s.mode, s.list_size, s.server_size, s.snapshot_version, s.snapshot_digest,
+	s.budget_spent, s.result, s.detail, s.started_at, s.ended_at`
+
+func sessionsQuery(limit int) string {
+	q := `SELECT ` + sessionColumns + ` FROM sessions s JOIN advertisers a ON a.id = s.advertiser_id
+		WHERE $1 = 0 OR s.advertiser_id = $1 ORDER BY s.started_at DESC, s.id`
+	if limit > 0 {
+		q += " LIMIT " + strconv.Itoa(limit)
+	}
+	return q
+}
+
+// RecordSession implements [Registry].
+func (s *SQLite) RecordSession(ctx context.Context, r SessionRecord) error {
+	if err := validateSession(&r); err != nil {
+		return err
+	}
+	v, d := r.snapshotArgs()
+	_, err := s.w.ExecContext(ctx, `INSERT INTO sessions (id, advertiser_id, kind, mode, list_size, server_size, snapshot_version, snapshot_digest,
+		budget_spent, result, detail, started_at, ended_at, duration_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		r.ID, r.Advertiser, int64(r.Kind), r.Mode, r.ListSize, r.ServerSize, v, d, r.BudgetSpent, r.Result, r.Detail,
+		r.StartedAt.UnixMicro(), r.EndedAt.UnixMicro(), r.EndedAt.Sub(r.StartedAt).Microseconds())
+	if err != nil {
+		return fmt.Errorf("store: record session: %w", err)
+	}
+	return nil
+}
+
+// Sessions implements [Registry].
+func (s *SQLite) Sessions(ctx context.Context, advertiser int64, limit int) ([]SessionRecord, error) {
+	rows, err := s.r.QueryContext(ctx, sessionsQuery(limit), advertiser)
+	if err != nil {
+		return nil, fmt.Errorf("store: sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []SessionRecord
+	for rows.Next() {
+		var (
+			r              SessionRecord
+			kind           int64
+			version        sql.NullInt64
+			digest         []byte
+			started, ended int64
+		)
+		if err := rows.Scan(&r.ID, &r.Advertiser, &r.AdvertiserName, &kind, &r.Mode, &r.ListSize, &r.ServerSize, &version, &digest,
+			&r.BudgetSpent, &r.Result, &r.Detail, &started, &ended); err != nil {
+			return nil, fmt.Errorf("store: sessions: %w", err)
+		}
+		r.Kind, r.SnapshotVersion = psi.Kind(kind), version.Int64
+		copy(r.SnapshotDigest[:], digest)
+		r.StartedAt, r.EndedAt = time.UnixMicro(started).UTC(), time.UnixMicro(ended).UTC()
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: sessions: %w", err)
+	}
+	return out, nil
+}
+
+// RecordSession implements [Registry].
+func (p *Postgres) RecordSession(ctx context.Context, r SessionRecord) error {
+	if err := validateSession(&r); err != nil {
+		return err
+	}
+	v, d := r.snapshotArgs()
+	_, err := p.pool.Exec(ctx, `INSERT INTO sessions (id, advertiser_id, kind, mode, list_size, server_size, snapshot_version, snapshot_digest,
+		budget_spent, result, detail, started_at, ended_at, duration_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		r.ID, r.Advertiser, int16(r.Kind), r.Mode, r.ListSize, r.ServerSize, v, d, r.BudgetSpent, r.Result, r.Detail,
+		r.StartedAt, r.EndedAt, r.EndedAt.Sub(r.StartedAt).Microseconds())
+	if err != nil {
+		return fmt.Errorf("store: record session: %w", err)
+	}
+	return nil
+}
+
+// Sessions implements [Registry].
+func (p *Postgres) Sessions(ctx context.Context, advertiser int64, limit int) ([]SessionRecord, error) {
+	rows, err := p.pool.Query(ctx, sessionsQuery(limit), advertiser)
+	if err != nil {
+		return nil, fmt.Errorf("store: sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []SessionRecord
+	for rows.Next() {
+		var (
+			r       SessionRecord
+			kind    int16
+			version *int64
+			digest  []byte
+		)
+		if err := rows.Scan(&r.ID, &r.Advertiser, &r.AdvertiserName, &kind, &r.Mode, &r.ListSize, &r.ServerSize, &version, &digest,
+			&r.BudgetSpent, &r.Result, &r.Detail, &r.StartedAt, &r.EndedAt); err != nil {
+			return nil, fmt.Errorf("store: sessions: %w", err)
+		}
+		r.Kind = psi.Kind(kind)
+		if version != nil {
+			r.SnapshotVersion = *version
+		}
+		copy(r.SnapshotDigest[:], digest)
+		r.StartedAt, r.EndedAt = r.StartedAt.UTC(), r.EndedAt.UTC()
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: sessions: %w", err)
+	}
+	return out, nil
+}
