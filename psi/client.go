@@ -261,15 +261,17 @@ func (c *Client) ReceiveEvaluated(ch *wire.ElementChunk) error {
 	c.tags = c.tags[:start+ch.Count()]
 	salt := &c.params.Salt
 	err := parallel(ch.Count(), c.workers, func(lo, hi int) error {
-		e := r255.NewElement()
-		buf := make([]byte, 0, r255.ElementSize)
+		points := make([]r255.Element, hi-lo)
+		enc := make([]byte, 32*(hi-lo))
 		for i := lo; i < hi; i++ {
-			if err := decodePeer(e, ch.Element(i)); err != nil {
+			if err := decodePeer(&points[i-lo], ch.Element(i)); err != nil {
 				return fmt.Errorf("%w: evaluated element %d: %v", ErrPeer, c.got+i, err)
 			}
-			e.ScalarMult(c.inv, e)
-			buf = e.AppendBytes(buf[:0])
-			c.tags[start+i] = tagOf(salt, buf)
+			points[i-lo].ScalarMult(c.inv, &points[i-lo])
+		}
+		r255.CofactorBytes(points, enc)
+		for i := lo; i < hi; i++ {
+			c.tags[start+i] = tagOf(salt, enc[32*(i-lo):32*(i-lo+1)])
 		}
 		return nil
 	})

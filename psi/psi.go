@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/overlap-psi/overlap/psi/internal/r255"
 	"github.com/overlap-psi/overlap/psi/wire"
@@ -96,31 +97,37 @@ func workerCount(n int) int {
 	return runtime.GOMAXPROCS(0)
 }
 
-// parallel runs fn over [0, n) split into contiguous ranges, on at most
-// workers goroutines, and returns the first error.
+// parallel runs fn over [0, n) split into blocks that at most workers
+// goroutines take in turn, so a slow worker does not hold the others up, and
+// returns the first error.
 func parallel(n, workers int, fn func(lo, hi int) error) error {
 	if n == 0 {
 		return nil
 	}
-	if workers > n {
-		workers = n
-	}
+	block := max(16, n/(8*max(workers, 1)))
+	workers = min(workers, (n+block-1)/block)
 	if workers <= 1 {
 		return fn(0, n)
 	}
 	var (
 		wg    sync.WaitGroup
+		next  atomic.Int64
 		once  sync.Once
 		first error
 	)
-	step := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += step {
-		hi := min(lo+step, n)
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := fn(lo, hi); err != nil {
-				once.Do(func() { first = err })
+			for {
+				lo := int(next.Add(int64(block))) - block
+				if lo >= n {
+					return
+				}
+				if err := fn(lo, min(lo+block, n)); err != nil {
+					once.Do(func() { first = err })
+					return
+				}
 			}
 		}()
 	}

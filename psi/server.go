@@ -103,13 +103,15 @@ func (p *PreparedSet) flush() {
 	start := len(p.tags)
 	p.tags = slices.Grow(p.tags, len(b.batch))[:start+len(b.batch)]
 	parallel(len(b.batch), b.workers, func(lo, hi int) error {
-		e := r255.NewElement()
-		buf := make([]byte, 0, r255.ElementSize)
+		points := make([]r255.Element, hi-lo)
+		enc := make([]byte, 32*(hi-lo))
 		for i := lo; i < hi; i++ {
-			b.hasher.Hash(e, b.batch[i][:])
-			e.ScalarMult(p.key, e)
-			buf = e.AppendBytes(buf[:0])
-			p.tags[start+i] = tagOf(&p.salt, buf)
+			b.hasher.Hash(&points[i-lo], b.batch[i][:])
+			points[i-lo].ScalarMult(p.key, &points[i-lo])
+		}
+		r255.CofactorBytes(points, enc)
+		for i := lo; i < hi; i++ {
+			p.tags[start+i] = tagOf(&p.salt, enc[32*(i-lo):32*(i-lo+1)])
 		}
 		return nil
 	})

