@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"slices"
 	"strings"
@@ -176,3 +177,90 @@ func readAll[T any](cancel context.CancelFunc, read func(yield func(T) bool) err
 }
 
 var errStopped = errors.New("stopped")
+
+// rowReader is the shape of idfile.ReadRows and idfile.ReadConsent.
+type rowReader[R any] func(io.Reader, idfile.ListFormat, ident.Options, func(R) error, func(idfile.Reject)) (idfile.RowsResult, error)
+
+// importFile streams the one FILE argument through read into write, which
+// must consume it in one store transaction: rejected rows are reported and
+// skipped; a read error, or reaching --max-rejects, rolls everything back.
+func importFile[R, T any](c *cli.Context, example, desc string, reader rowReader[R], conv func(R) T,
+	write func(context.Context, store.Store, iter.Seq[T]) (string, error)) error {
+	if c.NArg() != 1 {
+		return withHint(fmt.Errorf("%s takes one FILE", strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ")), "%s", example)
+	}
+	path := c.Args().First()
+	opts, err := identOptions(c)
+	if err != nil {
+		return err
+	}
+	format, err := fileFormat(c, path)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	in, finish, err := openInput(path, desc, c.App.ErrWriter)
+	if err != nil {
+		return err
+	}
+	defer finish()
+
+	rejects := &rejectPrinter{w: c.App.ErrWriter, file: path}
+	maxRejects := c.Int(maxRejectsFlag.Name)
+	start := time.Now()
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	var readErr error
+	var read idfile.RowsResult
+	rows := readAll(cancel, func(yield func(T) bool) error {
+		var err error
+		read, err = readFn(reader, in, format, opts, conv, yield, func(r idfile.Reject) {
+			rejects.add(r)
+			if maxRejects > 0 && rejects.n >= maxRejects {
+				cancel()
+			}
+		})
+		if err == nil && maxRejects > 0 && rejects.n >= maxRejects {
+			err = fmt.Errorf("%d rows rejected, the limit set by --max-rejects", rejects.n)
+		}
+		return err
+	}, &readErr)
+	summary, err := write(ctx, st, rows)
+	finish()
+	rejects.summary()
+	if readErr != nil {
+		return fmt.Errorf("reading %s: %w (nothing was imported)", path, readErr)
+	}
+	if err != nil {
+		return fmt.Errorf("importing %s: %w (nothing was imported)", path, err)
+	}
+	fmt.Fprintf(c.App.Writer, "%s: %d rows read, %s, %d rejected (%.1fs)\n",
+		path, read.Rows, summary, read.Rejected, time.Since(start).Seconds())
+	return nil
+}
+
+// readFn adapts a row reader to a sequence of converted values.
+func readFn[R, T any](read rowReader[R], in io.Reader, format idfile.ListFormat, opts ident.Options,
+	conv func(R) T, yield func(T) bool, onReject func(idfile.Reject)) (idfile.RowsResult, error) {
+	return read(in, format, opts, func(r R) error {
+		if !yield(conv(r)) {
+			return errStopped
+		}
+		return nil
+	}, onReject)
+}
+
+// identifierOf and eventOf map reader rows to store rows.
+func identifierOf(r idfile.Row) store.Identifier {
+	return store.Identifier{Subject: r.Subject, Kind: r.Kind, Value: r.Identifier.Canonical,
+		Digest: r.Identifier.Digest, CollectedFor: store.Purpose(r.CollectedFor)}
+}
+
+func eventOf(r idfile.ConsentRow) store.ConsentEvent {
+	return store.ConsentEvent{Subject: r.Subject, Kind: r.Kind, Value: r.Identifier.Canonical,
+		Purpose: r.Purpose, Granted: r.Granted, At: r.At, Source: r.Source, TextVersion: r.TextVersion}
+}

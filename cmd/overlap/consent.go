@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"time"
 
@@ -92,62 +93,10 @@ func consentEvent(c *cli.Context, grant bool) error {
 }
 
 func consentImport(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return withHint(errors.New("consent import takes one FILE"), "overlap consent import testdata/sample/platform_consent.csv")
-	}
-	path := c.Args().First()
-	opts, err := identOptions(c)
-	if err != nil {
-		return err
-	}
-	format, err := fileFormat(c, path)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	in, finish, err := openInput(path, "importing consent", c.App.ErrWriter)
-	if err != nil {
-		return err
-	}
-	defer finish()
-	rejects := &rejectPrinter{w: c.App.ErrWriter, file: path}
-	maxRejects := c.Int(maxRejectsFlag.Name)
-	ctx, cancel := context.WithCancel(c.Context)
-	defer cancel()
-	var readErr error
-	var read idfile.RowsResult
-	events := readAll(cancel, func(yield func(store.ConsentEvent) bool) error {
-		var err error
-		read, err = idfile.ReadConsent(in, format, opts, func(r idfile.ConsentRow) error {
-			if !yield(store.ConsentEvent{Subject: r.Subject, Kind: r.Kind, Value: r.Identifier.Canonical,
-				Purpose: r.Purpose, Granted: r.Granted, At: r.At, Source: r.Source, TextVersion: r.TextVersion}) {
-				return errStopped
-			}
-			return nil
-		}, func(r idfile.Reject) {
-			rejects.add(r)
-			if maxRejects > 0 && rejects.n >= maxRejects {
-				cancel()
-			}
+	return importFile(c, "overlap consent import testdata/sample/platform_consent.csv", "importing consent",
+		idfile.ReadConsent, eventOf,
+		func(ctx context.Context, st store.Store, events iter.Seq[store.ConsentEvent]) (string, error) {
+			n, err := st.AppendConsent(ctx, events)
+			return fmt.Sprintf("%d events appended", n), err
 		})
-		if err == nil && maxRejects > 0 && rejects.n >= maxRejects {
-			err = fmt.Errorf("%d rows rejected, the limit set by --max-rejects", rejects.n)
-		}
-		return err
-	}, &readErr)
-	n, err := st.AppendConsent(ctx, events)
-	finish()
-	rejects.summary()
-	if readErr != nil {
-		return fmt.Errorf("reading %s: %w (nothing was appended)", path, readErr)
-	}
-	if err != nil {
-		return fmt.Errorf("appending %s: %w (nothing was appended)", path, err)
-	}
-	fmt.Fprintf(c.App.Writer, "%s: %d rows read, %d events appended, %d rejected\n", path, read.Rows, n, read.Rejected)
-	return nil
 }

@@ -2,10 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"iter"
 	"text/tabwriter"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -43,67 +42,12 @@ func idsCommand() *cli.Command {
 }
 
 func idsImport(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return withHint(errors.New("ids import takes one FILE"), "overlap ids import testdata/sample/platform_identifiers.csv")
-	}
-	path := c.Args().First()
-	opts, err := identOptions(c)
-	if err != nil {
-		return err
-	}
-	format, err := fileFormat(c, path)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	in, finish, err := openInput(path, "importing", c.App.ErrWriter)
-	if err != nil {
-		return err
-	}
-	defer finish()
-
-	rejects := &rejectPrinter{w: c.App.ErrWriter, file: path}
-	maxRejects := c.Int(maxRejectsFlag.Name)
-	start := time.Now()
-	ctx, cancel := context.WithCancel(c.Context)
-	defer cancel()
-	var readErr error
-	var read idfile.RowsResult
-	rows := readAll(cancel, func(yield func(store.Identifier) bool) error {
-		var err error
-		read, err = idfile.ReadRows(in, format, opts, func(r idfile.Row) error {
-			if !yield(store.Identifier{Subject: r.Subject, Kind: r.Kind, Value: r.Identifier.Canonical,
-				Digest: r.Identifier.Digest, CollectedFor: store.Purpose(r.CollectedFor)}) {
-				return errStopped
-			}
-			return nil
-		}, func(r idfile.Reject) {
-			rejects.add(r)
-			if maxRejects > 0 && rejects.n >= maxRejects {
-				cancel()
-			}
+	return importFile(c, "overlap ids import testdata/sample/platform_identifiers.csv", "importing",
+		idfile.ReadRows, identifierOf,
+		func(ctx context.Context, st store.Store, rows iter.Seq[store.Identifier]) (string, error) {
+			res, err := st.ImportIdentifiers(ctx, rows)
+			return fmt.Sprintf("%d imported, %d already present", res.Inserted, res.Unchanged), err
 		})
-		if err == nil && maxRejects > 0 && rejects.n >= maxRejects {
-			err = fmt.Errorf("%d rows rejected, the limit set by --max-rejects", rejects.n)
-		}
-		return err
-	}, &readErr)
-	res, err := st.ImportIdentifiers(ctx, rows)
-	finish()
-	rejects.summary()
-	if readErr != nil {
-		return fmt.Errorf("reading %s: %w (nothing was imported)", path, readErr)
-	}
-	if err != nil {
-		return fmt.Errorf("importing %s: %w (nothing was imported)", path, err)
-	}
-	fmt.Fprintf(c.App.Writer, "%s: %d rows read, %d imported, %d already present, %d rejected (%.1fs)\n",
-		path, read.Rows, res.Inserted, res.Unchanged, read.Rejected, time.Since(start).Seconds())
-	return nil
 }
 
 func idsStats(c *cli.Context) error {
