@@ -1,0 +1,383 @@
+package service
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/ident"
+	pb "github.com/overlap-psi/overlap/psi/service/gen/overlap/v1"
+	"github.com/overlap-psi/overlap/psi/service/gen/overlap/v1/overlapv1connect"
+	"github.com/overlap-psi/overlap/psi/wire"
+)
+
+// ClientConfig configures a [Client].
+type ClientConfig struct {
+	Addr          string      // the server, HOST:PORT
+	APIKey        string      // the advertiser's API key; "" to authenticate with a client certificate only
+	TLS           *tls.Config // see ClientTLS; nil means TLS 1.3 with the system roots
+	Workers       int         // scalar-multiplication workers; 0 means GOMAXPROCS
+	MaxServerSize uint32      // largest padded server set accepted; 0 means the protocol's limit
+	FalsePositive float64     // false-positive bound (SPEC.md §6.3); 0 means psi.DefaultFalsePositive
+	DialTimeout   time.Duration
+}
+
+// Client is the advertiser's side of the service. It is safe for
+// concurrent use; each Match is one session.
+type Client struct {
+	cfg       ClientConfig
+	transport *http.Transport
+	rpc       overlapv1connect.MatchServiceClient
+	wireOut   atomic.Int64 // TCP payload bytes written, TLS included
+	wireIn    atomic.Int64
+}
+
+// maxResponseBytes is the largest valid server frame: a set chunk
+// (SPEC.md §5.5), plus the envelope.
+const maxResponseBytes = wire.SetChunkHeaderSize + wire.MaxSetChunkBytes + 64
+
+// NewClient returns a client of the server at cfg.Addr. It connects on the
+// first call.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if cfg.Addr == "" {
+		return nil, errors.New("service: no server address")
+	}
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+		return nil, fmt.Errorf("service: server address %q: want HOST:PORT", cfg.Addr)
+	}
+	if cfg.APIKey != "" {
+		if _, err := ParseAPIKey(cfg.APIKey); err != nil {
+			return nil, err
+		}
+	}
+	tlsCfg := cfg.TLS
+	if tlsCfg == nil {
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS13}
+	}
+	tlsCfg = tlsCfg.Clone()
+	if tlsCfg.MinVersion < tls.VersionTLS13 {
+		tlsCfg.MinVersion = tls.VersionTLS13
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	c := &Client{cfg: cfg}
+	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	var protocols http.Protocols
+	protocols.SetHTTP2(true) // bidirectional streams need HTTP/2
+	c.transport = &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &countingConn{Conn: conn, in: &c.wireIn, out: &c.wireOut}, nil
+		},
+		TLSClientConfig:     tlsCfg,
+		TLSHandshakeTimeout: cfg.DialTimeout,
+		ForceAttemptHTTP2:   true,
+		Protocols:           &protocols,
+		HTTP2: &http.HTTP2Config{
+			// Backpressure: a few set chunks buffered, not the whole set.
+			MaxReceiveBufferPerStream: 4 << 20,
+			MaxReadFrameSize:          1 << 20,
+		},
+	}
+	c.rpc = overlapv1connect.NewMatchServiceClient(&http.Client{Transport: c.transport}, "https://"+cfg.Addr,
+		connect.WithAcceptCompression("gzip", nil, nil), // curve points do not compress
+		connect.WithReadMaxBytes(maxResponseBytes),
+		connect.WithSendMaxBytes(wire.ElementChunkHeaderSize+wire.ElementSize*wire.MaxChunkElements+16),
+	)
+	return c, nil
+}
+
+// Close closes idle connections.
+func (c *Client) Close() { c.transport.CloseIdleConnections() }
+
+func (c *Client) authorize(h http.Header) {
+	if c.cfg.APIKey != "" {
+		h.Set("Authorization", "Bearer "+c.cfg.APIKey)
+	}
+}
+
+// PolicyInfo is what GetPolicy tells an advertiser of its limits.
+type PolicyInfo struct {
+	Advertiser   string
+	MinListSize  int64
+	MaxListSize  int64
+	Budget       int64
+	BudgetUsed   int64
+	BudgetWindow time.Duration
+	Kinds        []string
+	Modes        []string
+}
+
+// Policy asks the server for the limits that apply to this client.
+func (c *Client) Policy(ctx context.Context) (PolicyInfo, error) {
+	req := connect.NewRequest(&pb.GetPolicyRequest{})
+	c.authorize(req.Header())
+	resp, err := c.rpc.GetPolicy(ctx, req)
+	if err != nil {
+		return PolicyInfo{}, err
+	}
+	m := resp.Msg
+	return PolicyInfo{Advertiser: m.Advertiser, MinListSize: m.MinListSize, MaxListSize: m.MaxListSize,
+		Budget: m.Budget, BudgetUsed: m.BudgetUsed, BudgetWindow: time.Duration(m.BudgetWindowSeconds) * time.Second,
+		Kinds: m.Kinds, Modes: m.Modes}, nil
+}
+
+// MatchRequest is one session's input.
+type MatchRequest struct {
+	Kind       psi.Kind
+	CanonFlags uint16     // optional canonicalization rules applied to Digests (SPEC.md §7.4)
+	Digests    [][32]byte // identifier digests (SPEC.md §3.1); duplicates are sent once
+	// Progress, if not nil, is called as chunks go out and come back.
+	Progress func(Progress)
+}
+
+// Progress reports a session's progress.
+type Progress struct {
+	Phase string // "sending" (blinding and sending), "receiving" (unblinding), "counting"
+	Done  int    // elements of this phase done
+	Total int
+}
+
+// Snapshot identifies the consent snapshot the server's set came from
+// (SPEC.md §8.5, §10).
+type Snapshot struct {
+	Version int64
+	Digest  [32]byte
+	TakenAt time.Time
+}
+
+// Traffic is what a session put on the wire.
+type Traffic struct {
+	FrameBytesSent     int64 // SPEC.md §5 messages, client → server
+	FrameBytesReceived int64 // server → client
+	Messages           int
+	WireBytesSent      int64 // TCP payload (TLS, HTTP/2, envelopes) on this client's connections during the session
+	WireBytesReceived  int64
+}
+
+// MatchResult is what the advertiser learns from a session.
+type MatchResult struct {
+	psi.Result
+	SessionID string // the server's audit id of the session
+	Snapshot  Snapshot
+	Traffic   Traffic
+	Elapsed   time.Duration
+}
+
+// Match runs one exact-mode session. Errors from the server are Connect
+// errors (connect.CodeOf); RefusalOf tells a policy refusal.
+func (c *Client) Match(ctx context.Context, req MatchRequest) (MatchResult, error) {
+	start := time.Now()
+	pc, err := psi.NewClient(psi.ClientConfig{Kind: req.Kind, CanonVersion: ident.Version, CanonFlags: req.CanonFlags,
+		FalsePositive: c.cfg.FalsePositive, MaxServerSize: c.cfg.MaxServerSize, Workers: c.cfg.Workers}, req.Digests)
+	if err != nil {
+		return MatchResult{}, err
+	}
+	defer pc.Close()
+	progress := req.Progress
+	if progress == nil {
+		progress = func(Progress) {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	in0, out0 := c.wireIn.Load(), c.wireOut.Load()
+	var res MatchResult
+	tr := &res.Traffic
+
+	st := c.rpc.Match(ctx)
+	c.authorize(st.RequestHeader())
+	defer st.CloseResponse()
+	send := func(frame []byte) error {
+		tr.FrameBytesSent += int64(len(frame))
+		tr.Messages++
+		if err := st.Send(&pb.MatchRequest{Frame: frame}); err != nil {
+			if errors.Is(err, io.EOF) {
+				// The server ended the stream: its error is in the response.
+				if _, rerr := st.Receive(); rerr != nil && !errors.Is(rerr, io.EOF) {
+					return broken(rerr)
+				}
+			}
+			return broken(err)
+		}
+		return nil
+	}
+	receive := func() (*pb.MatchResponse, error) {
+		m, err := st.Receive()
+		if err != nil {
+			return nil, broken(err)
+		}
+		tr.FrameBytesReceived += int64(len(m.Frame))
+		tr.Messages++
+		return m, nil
+	}
+
+	hello, _ := pc.Hello().MarshalBinary()
+	if err := send(hello); err != nil {
+		return res, err
+	}
+	m, err := receive()
+	if err != nil {
+		return res, err
+	}
+	if m.Snapshot == nil || len(m.Snapshot.Digest) != 32 {
+		return res, fmt.Errorf("%w: the first response carries no consent snapshot (SPEC.md §10)", psi.ErrPeer)
+	}
+	res.SessionID = st.ResponseHeader().Get("Overlap-Session")
+	res.Snapshot = Snapshot{Version: m.Snapshot.Version, TakenAt: time.UnixMicro(m.Snapshot.TakenAtUnixMicros).UTC()}
+	copy(res.Snapshot.Digest[:], m.Snapshot.Digest)
+	var params wire.ServerParams
+	if err := params.UnmarshalBinary(m.Frame); err != nil {
+		return res, fmt.Errorf("%w: ServerParams: %v", psi.ErrPeer, err)
+	}
+	if err := pc.ReceiveParams(&params); err != nil {
+		return res, err
+	}
+
+	// Blind the next chunk while this one is sent.
+	type item struct {
+		frame []byte
+		count int
+		err   error
+	}
+	chunks := make(chan item, 1)
+	go func() {
+		defer close(chunks)
+		for {
+			ch, ok, err := pc.NextBlinded()
+			if err != nil || !ok {
+				if err != nil {
+					chunks <- item{err: err}
+				}
+				return
+			}
+			b, err := ch.MarshalBinary()
+			select {
+			case chunks <- item{frame: b, count: ch.Count(), err: err}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	n, sent := pc.Size(), 0
+	for it := range chunks {
+		if err == nil {
+			switch {
+			case it.err != nil:
+				err = it.err
+			default:
+				err = send(it.frame)
+				sent += it.count
+				progress(Progress{Phase: "sending", Done: sent, Total: n})
+			}
+			if err != nil {
+				cancel() // stops the blinding goroutine; the loop drains it
+			}
+		}
+	}
+	if err != nil {
+		return res, err
+	}
+	if err := st.CloseRequest(); err != nil {
+		return res, err
+	}
+
+	got := 0
+	for {
+		m, err := receive()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return res, err
+		}
+		t, err := wire.PeekType(m.Frame)
+		if err != nil {
+			return res, fmt.Errorf("%w: %v", psi.ErrPeer, err)
+		}
+		switch t {
+		case wire.TypeEvaluated:
+			var ch wire.ElementChunk
+			if err := ch.UnmarshalBinary(m.Frame, wire.TypeEvaluated); err != nil {
+				return res, fmt.Errorf("%w: %v", psi.ErrPeer, err)
+			}
+			if err := pc.ReceiveEvaluated(&ch); err != nil {
+				return res, err
+			}
+			got += ch.Count()
+			progress(Progress{Phase: "receiving", Done: got, Total: n})
+		case wire.TypeServerSet:
+			var ch wire.SetChunk
+			if err := ch.UnmarshalBinary(m.Frame); err != nil {
+				return res, fmt.Errorf("%w: %v", psi.ErrPeer, err)
+			}
+			if err := pc.ReceiveSetChunk(&ch); err != nil {
+				return res, err
+			}
+			progress(Progress{Phase: "counting", Done: int(ch.Seq) + 1, Total: 0})
+		default:
+			return res, fmt.Errorf("%w: unexpected %v", psi.ErrPeer, t)
+		}
+	}
+	r, err := pc.Result()
+	if err != nil {
+		return res, err
+	}
+	res.Result = r
+	res.Elapsed = time.Since(start)
+	tr.WireBytesSent, tr.WireBytesReceived = c.wireOut.Load()-out0, c.wireIn.Load()-in0
+	return res, nil
+}
+
+// ErrBroken reports a session whose connection broke before it finished:
+// the server stopped or the network failed. No count was produced.
+var ErrBroken = errors.New("service: the connection to the server broke during the session; no count was produced")
+
+// broken marks transport failures (not errors the server sent on purpose)
+// with ErrBroken.
+func broken(err error) error {
+	if err == nil || errors.Is(err, io.EOF) {
+		return err
+	}
+	var ce *connect.Error
+	if errors.As(err, &ce) && ce.Meta().Get("Content-Type") == "" {
+		switch ce.Code() {
+		case connect.CodeUnavailable, connect.CodeUnknown, connect.CodeInternal, connect.CodeCanceled:
+			if !strings.HasPrefix(ce.Message(), "internal error") {
+				return fmt.Errorf("%w: %w", ErrBroken, err)
+			}
+		}
+	}
+	return err
+}
+
+// countingConn counts the bytes a connection carries.
+type countingConn struct {
+	net.Conn
+	in, out *atomic.Int64
+}
+
+func (c *countingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.in.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.out.Add(int64(n))
+	return n, err
+}

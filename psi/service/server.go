@@ -1,0 +1,366 @@
+package service
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/overlap-psi/overlap/psi"
+	pb "github.com/overlap-psi/overlap/psi/service/gen/overlap/v1"
+	"github.com/overlap-psi/overlap/psi/service/gen/overlap/v1/overlapv1connect"
+	"github.com/overlap-psi/overlap/psi/store"
+	"github.com/overlap-psi/overlap/psi/wire"
+)
+
+// Config configures a [Server].
+type Config struct {
+	// Store is the consent store: the matchable sets, the advertisers, the
+	// budgets and the audit log. Required.
+	Store store.Store
+	// Logger receives one JSON-able line per session and lifecycle events;
+	// nil means slog.Default(). Lines carry component=service.
+	Logger *slog.Logger
+	// Policy is the default session policy; the zero value means
+	// DefaultPolicy().
+	Policy Policy
+	// MaxSessions caps concurrent sessions over all advertisers; 0 means 8.
+	MaxSessions int
+	// Workers caps scalar-multiplication workers over all sessions; 0 means
+	// GOMAXPROCS.
+	Workers int
+	// SessionWorkers caps the workers of one session; 0 means Workers.
+	SessionWorkers int
+	// ChunkSize is the elements per element chunk; 0 means
+	// psi.DefaultChunkSize.
+	ChunkSize int
+	// IdleTimeout bounds the wait for each client message and for the
+	// client to take each server message; 0 means one minute.
+	IdleTimeout time.Duration
+
+	now func() time.Time // tests
+}
+
+// Server is the platform's match service. Create it with New, serve with
+// Serve, stop with Shutdown.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	met      *metrics
+	sessions chan struct{} // one token per session in flight
+	cpu      *semaphore.Weighted
+	workers  int64 // per session
+
+	mu       sync.Mutex
+	inFlight map[int64]bool // advertisers with a session in flight
+	wg       sync.WaitGroup // sessions
+
+	draining   atomic.Bool
+	base       context.Context
+	cancelBase context.CancelFunc
+	hs         *http.Server
+}
+
+// New checks cfg and returns a server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("service: no store")
+	}
+	if cfg.Policy == (Policy{}) {
+		cfg.Policy = DefaultPolicy()
+	}
+	if err := cfg.Policy.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = 8
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.SessionWorkers <= 0 || cfg.SessionWorkers > cfg.Workers {
+		cfg.SessionWorkers = cfg.Workers
+	}
+	if cfg.ChunkSize == 0 {
+		cfg.ChunkSize = psi.DefaultChunkSize
+	}
+	if cfg.ChunkSize < 1 || cfg.ChunkSize > wire.MaxChunkElements {
+		return nil, fmt.Errorf("service: chunk size %d is outside [1, %d]", cfg.ChunkSize, wire.MaxChunkElements)
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = time.Minute
+	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "service"),
+		met:      newMetrics(),
+		sessions: make(chan struct{}, cfg.MaxSessions),
+		cpu:      semaphore.NewWeighted(int64(cfg.Workers)),
+		workers:  int64(cfg.SessionWorkers),
+		inFlight: map[int64]bool{},
+	}
+	s.base, s.cancelBase = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// maxRequestFrame is the largest valid client frame: an element chunk of C
+// elements (SPEC.md §5.6); the protobuf envelope adds a few bytes.
+func (s *Server) maxRequestBytes() int {
+	return wire.ElementChunkHeaderSize + wire.ElementSize*s.cfg.ChunkSize + 16
+}
+
+// Handler returns the HTTP handler of the RPC service, with /healthz and
+// /readyz.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	path, h := overlapv1connect.NewMatchServiceHandler(&rpc{s},
+		// Curve points do not compress: gzip only costs CPU.
+		connect.WithCompression("gzip", nil, nil),
+		connect.WithReadMaxBytes(s.maxRequestBytes()),
+		connect.WithRecover(func(_ context.Context, spec connect.Spec, _ http.Header, r any) error {
+			s.log.Error("handler panic", "procedure", spec.Procedure, "panic", fmt.Sprint(r))
+			return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+		}),
+	)
+	mux.Handle(path, withConn(h))
+	mux.HandleFunc("/healthz", s.healthz)
+	mux.HandleFunc("/readyz", s.readyz)
+	return mux
+}
+
+// AdminHandler serves /healthz, /readyz and /metrics (Prometheus).
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", s.healthz)
+	mux.HandleFunc("/readyz", s.readyz)
+	mux.Handle("/metrics", promhttp.HandlerFor(s.met.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
+
+// readyz reports whether the server takes sessions: not shutting down, and
+// the store answers.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.cfg.Store.Snapshots(ctx, 0, 1); err != nil {
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+type connKey struct{}
+
+// connInfo is what the handler needs of the HTTP request below Connect.
+type connInfo struct {
+	rc  *http.ResponseController // per-stream read and write deadlines
+	tls *tls.ConnectionState
+}
+
+func withConn(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ci := &connInfo{rc: http.NewResponseController(w), tls: r.TLS}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), connKey{}, ci)))
+	})
+}
+
+func connInfoFrom(ctx context.Context) *connInfo {
+	ci, _ := ctx.Value(connKey{}).(*connInfo)
+	return ci
+}
+
+// Serve accepts connections on ln, TLS 1.3 with tlsConfig (see ServerTLS),
+// until Shutdown. It returns http.ErrServerClosed after Shutdown.
+func (s *Server) Serve(ln net.Listener, tlsConfig *tls.Config) error {
+	if tlsConfig == nil || tlsConfig.MinVersion < tls.VersionTLS13 {
+		return errors.New("service: Serve needs a TLS 1.3 configuration")
+	}
+	s.mu.Lock()
+	if s.hs != nil {
+		s.mu.Unlock()
+		return errors.New("service: Serve called twice")
+	}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true) // for /healthz with curl; RPCs need HTTP/2
+	protocols.SetHTTP2(true)
+	s.hs = &http.Server{
+		Handler:           s.Handler(),
+		TLSConfig:         tlsConfig.Clone(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		Protocols:         &protocols,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: 4 * s.cfg.MaxSessions,
+			// Backpressure (SPEC.md §5.8): about two request chunks
+			// buffered per stream, not megabytes.
+			MaxReceiveBufferPerStream: 2 * s.maxRequestBytes(),
+			MaxReadFrameSize:          1 << 16,
+		},
+		BaseContext: func(net.Listener) context.Context { return s.base },
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	hs := s.hs
+	s.mu.Unlock()
+	s.log.Info("serving", "addr", ln.Addr().String())
+	return hs.ServeTLS(ln, "", "")
+}
+
+// Shutdown stops taking sessions, lets those in flight finish until ctx is
+// done, then aborts the rest. Every session, finished or aborted, has its
+// audit row written before Shutdown returns.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.mu.Lock()
+	hs := s.hs
+	s.mu.Unlock()
+	var err error
+	if hs != nil {
+		err = hs.Shutdown(ctx)
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		s.log.Warn("shutdown timeout: aborting sessions in flight")
+		s.cancelBase()
+		if hs != nil {
+			hs.Close()
+		}
+		<-done
+	}
+	s.cancelBase()
+	s.log.Info("stopped")
+	return err
+}
+
+// Close aborts every session at once and closes the listener.
+func (s *Server) Close() error {
+	s.draining.Store(true)
+	s.cancelBase()
+	s.mu.Lock()
+	hs := s.hs
+	s.mu.Unlock()
+	var err error
+	if hs != nil {
+		err = hs.Close()
+	}
+	s.wg.Wait()
+	return err
+}
+
+// rpc implements the generated service interface.
+type rpc struct{ s *Server }
+
+func (r *rpc) Match(ctx context.Context, st *connect.BidiStream[pb.MatchRequest, pb.MatchResponse]) error {
+	return r.s.match(ctx, st)
+}
+
+func (r *rpc) GetPolicy(ctx context.Context, req *connect.Request[pb.GetPolicyRequest]) (*connect.Response[pb.GetPolicyResponse], error) {
+	a, err := r.s.authenticate(ctx, req.Header())
+	if err != nil {
+		return nil, err
+	}
+	pol := r.s.cfg.Policy.with(a.Policy)
+	used, err := r.s.cfg.Store.BudgetUsed(ctx, a.ID, pol.BudgetWindow, r.s.cfg.now())
+	if err != nil {
+		r.s.log.Error("budget lookup failed", "advertiser", a.Name, "err", err)
+		return nil, connect.NewError(connect.CodeInternal, errors.New("internal error"))
+	}
+	resp := &pb.GetPolicyResponse{
+		Advertiser: a.Name, MinListSize: pol.MinListSize, MaxListSize: pol.MaxListSize,
+		Budget: pol.Budget, BudgetUsed: used, BudgetWindowSeconds: int64(pol.BudgetWindow / time.Second),
+		Modes: []string{wire.ModeExact.String()},
+	}
+	for _, k := range psi.Kinds {
+		resp.Kinds = append(resp.Kinds, k.String())
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// authenticate maps the request's credentials to an active advertiser: an
+// API key in "Authorization: Bearer", else a verified client certificate
+// whose CN or a SAN is an advertiser's certificate name.
+func (s *Server) authenticate(ctx context.Context, h http.Header) (store.Advertiser, error) {
+	if auth := h.Get("Authorization"); auth != "" {
+		tok, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok {
+			return store.Advertiser{}, connect.NewError(connect.CodeUnauthenticated, errors.New("the Authorization header must read Bearer <API key>"))
+		}
+		key, err := ParseAPIKey(tok)
+		if err != nil {
+			return store.Advertiser{}, connect.NewError(connect.CodeUnauthenticated, errors.New("malformed API key (want ovl_<id>_<secret>)"))
+		}
+		a, err := s.cfg.Store.AdvertiserByKeyID(ctx, key.ID)
+		if errors.Is(err, store.ErrUnknownAdvertiser) || err == nil && !key.matches(a.KeyHash[:]) {
+			return store.Advertiser{}, connect.NewError(connect.CodeUnauthenticated, errors.New("invalid API key"))
+		}
+		if err != nil {
+			s.log.Error("advertiser lookup failed", "err", err)
+			return store.Advertiser{}, connect.NewError(connect.CodeUnavailable, errors.New("the server cannot check credentials now"))
+		}
+		return a, checkRevoked(a)
+	}
+	if ci := connInfoFrom(ctx); ci != nil && ci.tls != nil && len(ci.tls.VerifiedChains) > 0 {
+		leaf := ci.tls.VerifiedChains[0][0]
+		names := []string{leaf.Subject.CommonName}
+		names = append(names, leaf.DNSNames...)
+		names = append(names, leaf.EmailAddresses...)
+		for _, u := range leaf.URIs {
+			names = append(names, u.String())
+		}
+		for _, n := range names {
+			if n == "" {
+				continue
+			}
+			a, err := s.cfg.Store.AdvertiserByCertName(ctx, n)
+			if err == nil {
+				return a, checkRevoked(a)
+			}
+			if !errors.Is(err, store.ErrUnknownAdvertiser) {
+				s.log.Error("advertiser lookup failed", "err", err)
+				return store.Advertiser{}, connect.NewError(connect.CodeUnavailable, errors.New("the server cannot check credentials now"))
+			}
+		}
+		return store.Advertiser{}, connect.NewError(connect.CodePermissionDenied,
+			fmt.Errorf("the client certificate %q maps to no advertiser", leaf.Subject.CommonName))
+	}
+	return store.Advertiser{}, connect.NewError(connect.CodeUnauthenticated,
+		errors.New("no credentials: send an API key (Authorization: Bearer ovl_…) or a client certificate"))
+}
+
+func checkRevoked(a store.Advertiser) error {
+	if a.Revoked() {
+		return connect.NewError(connect.CodePermissionDenied,
+			fmt.Errorf("the credentials of advertiser %q were revoked on %s", a.Name, a.RevokedAt.Format(time.DateOnly)))
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+package service
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// DevCert is a self-signed development certificate written by
+// WriteDevCert.
+type DevCert struct {
+	CertFile string // cert.pem: the certificate, also the CA a client trusts
+	KeyFile  string // key.pem: its private key, mode 0600
+	Reused   bool   // the files existed and were still valid
+}
+
+// devCertLifetime is how long a development certificate is valid.
+const devCertLifetime = 90 * 24 * time.Hour
+
+// WriteDevCert makes sure dir holds a self-signed ECDSA P-256 certificate
+// for localhost, 127.0.0.1, ::1 and hosts, valid for 90 days, in cert.pem
+// and key.pem. It keeps an existing pair that is valid for another day and
+// covers hosts, so that clients that trust it keep working across restarts.
+// The certificate is its own CA: a client passes cert.pem as its CA file.
+func WriteDevCert(dir string, hosts ...string) (DevCert, error) {
+	dc := DevCert{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem")}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return dc, fmt.Errorf("service: dev certificate: %w", err)
+	}
+	if reusable(dc, hosts) {
+		dc.Reused = true
+		return dc, nil
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return dc, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return dc, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "overlap development server", Organization: []string{"Overlap (development only)"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(devCertLifetime),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if h != "" && h != "localhost" {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return dc, fmt.Errorf("service: dev certificate: %w", err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return dc, err
+	}
+	if err := writePEM(dc.KeyFile, "PRIVATE KEY", kder, 0o600); err != nil {
+		return dc, err
+	}
+	if err := writePEM(dc.CertFile, "CERTIFICATE", der, 0o644); err != nil {
+		return dc, err
+	}
+	return dc, nil
+}
+
+func reusable(dc DevCert, hosts []string) bool {
+	pair, err := tls.LoadX509KeyPair(dc.CertFile, dc.KeyFile)
+	if err != nil || len(pair.Certificate) == 0 {
+		return false
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil || time.Until(cert.NotAfter) < 24*time.Hour {
+		return false
+	}
+	for _, h := range append([]string{"localhost"}, hosts...) {
+		if h != "" && cert.VerifyHostname(h) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func writePEM(path, typ string, der []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
+		return fmt.Errorf("service: writing %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// ServerTLS returns the server's TLS configuration: TLS 1.3 only, HTTP/2,
+// the certificate in certFile and keyFile, and, when clientCAFile is not
+// empty, client certificates verified against it (a client may still
+// authenticate with an API key instead).
+func ServerTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("service: loading the server certificate: %w", err)
+	}
+	cfg := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{pair},
+		NextProtos:   []string{"h2"},
+	}
+	if clientCAFile != "" {
+		pool, err := loadPool(clientCAFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return cfg, nil
+}
+
+// ClientTLS returns the client's TLS configuration: TLS 1.3 only, HTTP/2,
+// server certificates verified against caFile (empty: the system roots),
+// and, when certFile is not empty, a client certificate.
+func ClientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: []string{"h2"}}
+	if caFile != "" {
+		pool, err := loadPool(caFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = pool
+	}
+	if certFile != "" || keyFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("service: loading the client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
+
+func loadPool(file string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("service: reading CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, errors.New("service: " + file + " holds no PEM certificate")
+	}
+	return pool, nil
+}
