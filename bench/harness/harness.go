@@ -81,6 +81,8 @@ type Run struct {
 	ClientBPE     float64 `json:"client_bytes_per_element"`
 	SetBitsPerEl  float64 `json:"server_set_bits_per_element"`
 	SetOptimum    float64 `json:"server_set_optimum_bits"` // Golomb-coding optimum for the session's M
+	HashNS        float64 `json:"hash_to_group_ns"`        // per-op costs measured just before this run
+	MultNS        float64 `json:"scalar_mult_ns"`
 	BoundS        float64 `json:"bound_s"`
 	Efficiency    float64 `json:"efficiency"`
 	OnlineBoundS  float64 `json:"online_bound_s"`
@@ -127,7 +129,10 @@ func Execute(cfg Config) (*Report, error) {
 	fmt.Fprintf(progress, "hash-to-group %.1f µs, scalar multiplication %.1f µs (one core)\n", rep.HashNS/1e3, rep.MultNS/1e3)
 	for i, p := range cfg.Pairs {
 		fmt.Fprintf(progress, "[%d/%d] in-process, client %d, server %d… ", i+1, len(cfg.Pairs), p.Client, p.Server)
-		r, err := runInProcess(cfg, p, rep)
+		// The per-op costs are measured again right before each run, so the
+		// bound tracks the machine's state when the run happens.
+		oc := psi.MeasureOpCosts(cfg.OpSample / 4)
+		r, err := runInProcess(cfg, p, rep, oc)
 		if err != nil {
 			fmt.Fprintln(progress, "failed")
 			return rep, err
@@ -240,7 +245,7 @@ func (m *meter) end(name, side string, elements int) Phase {
 
 // runInProcess runs one session with both roles in this process, every
 // message through its wire encoding, and measures each phase.
-func runInProcess(cfg Config, p Pair, rep *Report) (Run, error) {
+func runInProcess(cfg Config, p Pair, rep *Report, oc psi.OpCosts) (Run, error) {
 	d := generate(cfg.Seed, p, cfg.Overlap)
 	if cfg.tamper != nil {
 		cfg.tamper(d)
@@ -413,6 +418,7 @@ func runInProcess(cfg Config, p Pair, rep *Report) (Run, error) {
 		return r, fmt.Errorf("%w: client %d, server %d: counted %d, true overlap %d",
 			ErrWrongCount, p.Client, p.Server, r.Counted, r.TrueOverlap)
 	}
+	r.HashNS, r.MultNS = float64(oc.HashToGroup.Nanoseconds()), float64(oc.ScalarMult.Nanoseconds())
 	finish(&r, rep, pm)
 	return r, nil
 }
@@ -434,8 +440,8 @@ func finish(r *Run, rep *Report, pm wire.ServerParams) {
 	hashes := float64(r.Client + r.Server)
 	mults := float64(2*r.Client + r.Client + r.Server)
 	cores := float64(rep.Workers)
-	r.BoundS = (hashes*rep.HashNS + mults*rep.MultNS) / cores / 1e9
+	r.BoundS = (hashes*r.HashNS + mults*r.MultNS) / cores / 1e9
 	r.Efficiency = r.BoundS / r.WallS
-	r.OnlineBoundS = float64(r.Client) * (rep.HashNS + 3*rep.MultNS) / cores / 1e9
+	r.OnlineBoundS = float64(r.Client) * (r.HashNS + 3*r.MultNS) / cores / 1e9
 	r.OnlineEff = r.OnlineBoundS / r.OnlineS
 }

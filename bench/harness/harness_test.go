@@ -27,7 +27,7 @@ func TestExecuteSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(md, "| in-process | 50 | 500 | 20 |") {
+	if !strings.Contains(md, "| in-process | 50 | 500 | 20 | ") {
 		t.Errorf("table lacks the first run:\n%s", md)
 	}
 	for _, f := range []string{"results.json", "results.csv", "results.md", "time.png", "time.svg", "efficiency.png", "bytes.svg"} {
