@@ -59,6 +59,8 @@ type setBuilder struct {
 	hasher  *r255.Hasher
 	workers int
 	batch   [][32]byte
+	spare   [][32]byte    // the other buffer, while a batch is in flight
+	done    chan struct{} // closed when the batch in flight is encoded; nil if none
 }
 
 // setBatch is how many identifiers NewSet buffers before it hashes and
@@ -86,7 +88,9 @@ func NewSet(cfg SetConfig) (*PreparedSet, error) {
 	return p, nil
 }
 
-// Add adds one identifier digest to the set. Duplicates are dropped.
+// Add adds one identifier digest to the set. Duplicates are dropped. Full
+// batches are encoded in the background while the caller goes on adding, so
+// reading the set from a store overlaps with hashing it.
 func (p *PreparedSet) Add(digest [32]byte) {
 	b := p.build
 	if b == nil {
@@ -94,28 +98,51 @@ func (p *PreparedSet) Add(digest [32]byte) {
 	}
 	b.batch = append(b.batch, digest)
 	if len(b.batch) == setBatch {
-		p.flush()
+		p.startFlush()
 	}
 }
 
-func (p *PreparedSet) flush() {
+// wait waits for the batch in flight, if any.
+func (b *setBuilder) wait() {
+	if b.done != nil {
+		<-b.done
+		b.done = nil
+	}
+}
+
+// startFlush starts encoding the current batch in the background and
+// switches Add to the other buffer.
+func (p *PreparedSet) startFlush() {
 	b := p.build
+	b.wait() // p.tags may grow only while no flush writes into it
+	batch := b.batch
 	start := len(p.tags)
-	p.tags = slices.Grow(p.tags, len(b.batch))[:start+len(b.batch)]
-	parallel(len(b.batch), b.workers, func(lo, hi int) error {
+	p.tags = slices.Grow(p.tags, len(batch))[:start+len(batch)]
+	done := make(chan struct{})
+	b.done = done
+	go func() {
+		defer close(done)
+		p.encode(batch, p.tags[start:start+len(batch)])
+	}()
+	b.batch, b.spare = b.spare[:0], batch
+}
+
+// encode hashes, multiplies and tags digests into tags.
+func (p *PreparedSet) encode(digests [][32]byte, tags []gcs.Uint128) {
+	b := p.build
+	parallel(len(digests), b.workers, func(lo, hi int) error {
 		points := make([]r255.Element, hi-lo)
 		enc := make([]byte, 32*(hi-lo))
 		for i := lo; i < hi; i++ {
-			b.hasher.Hash(&points[i-lo], b.batch[i][:])
+			b.hasher.Hash(&points[i-lo], digests[i][:])
 			points[i-lo].ScalarMult(p.key, &points[i-lo])
 		}
 		r255.CofactorBytes(points, enc)
 		for i := lo; i < hi; i++ {
-			p.tags[start+i] = tagOf(&p.salt, enc[32*(i-lo):32*(i-lo+1)])
+			tags[i] = tagOf(&p.salt, enc[32*(i-lo):32*(i-lo+1)])
 		}
 		return nil
 	})
-	b.batch = b.batch[:0]
 }
 
 // Finish completes the set: it sorts the tags, drops duplicates and pads the
@@ -124,7 +151,8 @@ func (p *PreparedSet) Finish() error {
 	if p.build == nil {
 		return fmt.Errorf("%w: Finish called twice", ErrState)
 	}
-	p.flush()
+	p.startFlush()
+	p.build.wait()
 	p.build = nil
 	slices.SortFunc(p.tags, gcs.Uint128.Cmp)
 	p.tags = slices.Compact(p.tags)
