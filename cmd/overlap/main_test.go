@@ -1,9 +1,12 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -26,7 +29,31 @@ func TestScripts(t *testing.T) {
 		Dir: filepath.Join("testdata", "script"),
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("SAMPLE", sample)
+			// PORT and ADMINPORT are free loopback ports for overlap serve.
+			for _, name := range []string{"PORT", "ADMINPORT"} {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					return err
+				}
+				env.Setenv(name, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+				ln.Close()
+			}
 			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// waitport HOST:PORT waits until something listens there.
+			"waitport": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: waitport HOST:PORT")
+				}
+				for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+					if c, err := net.Dial("tcp", args[0]); err == nil {
+						c.Close()
+						return
+					}
+				}
+				ts.Fatalf("nothing listens on %s", args[0])
+			},
 		},
 	})
 }

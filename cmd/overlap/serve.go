@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"gopkg.in/yaml.v3"
+
+	"github.com/overlap-psi/overlap/psi/service"
+)
+
+var budgetWindowFlag = &cli.DurationFlag{
+	Name:    "budget-window",
+	Usage:   "length of the rolling window of the identifier budget",
+	EnvVars: []string{"OVERLAP_BUDGET_WINDOW"},
+	Value:   service.DefaultPolicy().BudgetWindow,
+}
+
+func serveCommand() *cli.Command {
+	def := service.DefaultPolicy()
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "platform: run the match service for advertisers (HTTP/2, TLS 1.3)",
+		Description: "Serves match sessions over TLS 1.3 to advertisers registered with overlap\n" +
+			"advertisers add. Each session reads a fresh consent snapshot of the store for\n" +
+			"its identifier kind, and is refused, before any cryptographic work, when it\n" +
+			"breaks the policy: list size outside [--min-list, --max-list], the advertiser's\n" +
+			"identifier budget over --budget-window exhausted, a session of the same\n" +
+			"advertiser in flight, or --max-sessions running. Every session leaves a row in\n" +
+			"the store's audit log and a JSON log line on stderr, without identifiers or keys.\n\n" +
+			"Every flag can be set with its OVERLAP_* environment variable or in a YAML file\n" +
+			"(--config) whose keys are the flag names; flags win over the environment, which\n" +
+			"wins over the file. SIGINT or SIGTERM stops it gracefully: sessions in flight get\n" +
+			"--shutdown-timeout to finish, then are aborted (and audited).\n\n" +
+			"For a try on one machine: overlap serve --dev-cert certs, which writes a self-\n" +
+			"signed certificate to certs/ and tells the path to pass to overlap match --ca.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "YAML file of settings, keyed by flag name (e.g. addr: 0.0.0.0:8443)", EnvVars: []string{"OVERLAP_CONFIG"}},
+			dbFlag,
+			&cli.StringFlag{Name: "addr", Usage: "address to listen on, HOST:PORT (:8443 for every interface)", EnvVars: []string{"OVERLAP_ADDR"}, Value: "127.0.0.1:8443"},
+			&cli.StringFlag{Name: "cert", Usage: "TLS certificate chain (PEM) of the server", EnvVars: []string{"OVERLAP_CERT"}},
+			&cli.StringFlag{Name: "key", Usage: "TLS private key (PEM) of the server", EnvVars: []string{"OVERLAP_KEY"}},
+			&cli.StringFlag{Name: "dev-cert", Usage: "development only: write (or reuse) a self-signed certificate in this folder and serve with it", EnvVars: []string{"OVERLAP_DEV_CERT"}},
+			&cli.StringFlag{Name: "client-ca", Usage: "CA certificates (PEM) of advertiser client certificates; enables mTLS (advertisers add --cert-name)", EnvVars: []string{"OVERLAP_CLIENT_CA"}},
+			&cli.StringFlag{Name: "admin-addr", Usage: "plain-HTTP address for /healthz, /readyz and /metrics; empty disables it", EnvVars: []string{"OVERLAP_ADMIN_ADDR"}, Value: "127.0.0.1:9090"},
+			&cli.Int64Flag{Name: "min-list", Usage: "default smallest list per session, in distinct identifiers", EnvVars: []string{"OVERLAP_MIN_LIST"}, Value: def.MinListSize},
+			&cli.Int64Flag{Name: "max-list", Usage: "default largest list per session", EnvVars: []string{"OVERLAP_MAX_LIST"}, Value: def.MaxListSize},
+			&cli.Int64Flag{Name: "budget", Usage: "default identifiers each advertiser may match per budget window", EnvVars: []string{"OVERLAP_BUDGET"}, Value: def.Budget},
+			budgetWindowFlag,
+			&cli.IntFlag{Name: "max-sessions", Usage: "sessions in flight, all advertisers together (one per advertiser)", EnvVars: []string{"OVERLAP_MAX_SESSIONS"}, Value: 8},
+			&cli.IntFlag{Name: "workers", Usage: "scalar-multiplication workers, all sessions together (0: the number of CPUs)", EnvVars: []string{"OVERLAP_WORKERS"}},
+			&cli.IntFlag{Name: "session-workers", Usage: "most workers one session uses (0: --workers)", EnvVars: []string{"OVERLAP_SESSION_WORKERS"}},
+			&cli.DurationFlag{Name: "idle-timeout", Usage: "longest wait for a client message, and for the client to take one", EnvVars: []string{"OVERLAP_IDLE_TIMEOUT"}, Value: time.Minute},
+			&cli.DurationFlag{Name: "shutdown-timeout", Usage: "on SIGINT/SIGTERM, how long sessions in flight may finish before they are aborted", EnvVars: []string{"OVERLAP_SHUTDOWN_TIMEOUT"}, Value: 30 * time.Second},
+			&cli.StringFlag{Name: "log-format", Usage: "log lines on stderr: json or text", EnvVars: []string{"OVERLAP_LOG_FORMAT"}, Value: "json"},
+		},
+		Before: loadConfigFile,
+		Action: serve,
+	}
+}
+
+// loadConfigFile applies a --config YAML file to the flags that neither the
+// command line nor the environment set.
+func loadConfigFile(c *cli.Context) error {
+	path := c.String("config")
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return withHint(err, "--config names a YAML file of flag: value lines")
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	known := map[string]bool{}
+	for _, f := range c.Command.Flags {
+		for _, n := range f.Names() {
+			known[n] = true
+		}
+	}
+	for k, v := range m {
+		if !known[k] || k == "config" {
+			return withHint(fmt.Errorf("%s: unknown setting %q", path, k), "keys are the flag names of overlap serve --help")
+		}
+		if c.IsSet(k) {
+			continue
+		}
+		if err := c.Set(k, fmt.Sprint(v)); err != nil {
+			return fmt.Errorf("%s: %s: %w", path, k, err)
+		}
+	}
+	return nil
+}
+
+func serve(c *cli.Context) error {
+	stderr := c.App.ErrWriter
+	var handler slog.Handler
+	switch c.String("log-format") {
+	case "json":
+		handler = slog.NewJSONHandler(stderr, nil)
+	case "text":
+		handler = slog.NewTextHandler(stderr, nil)
+	default:
+		return withHint(fmt.Errorf("unknown log format %q", c.String("log-format")), "use --log-format json or text")
+	}
+	logger := slog.New(handler)
+
+	addr := c.String("addr")
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return withHint(fmt.Errorf("--addr %q: %w", addr, err), "use HOST:PORT, such as 127.0.0.1:8443 or :8443")
+	}
+	certFile, keyFile := c.String("cert"), c.String("key")
+	if dir := c.String("dev-cert"); dir != "" {
+		if certFile != "" || keyFile != "" {
+			return withHint(errors.New("--dev-cert and --cert/--key exclude each other"), "use --dev-cert for a try, --cert and --key in production")
+		}
+		dc, err := service.WriteDevCert(dir, host)
+		if err != nil {
+			return err
+		}
+		certFile, keyFile = dc.CertFile, dc.KeyFile
+		fmt.Fprintf(stderr, "overlap: development certificate %s (self-signed, for localhost and 127.0.0.1); clients pass --ca %s\n", dc.CertFile, dc.CertFile)
+	}
+	if certFile == "" || keyFile == "" {
+		return withHint(errors.New("no TLS certificate"), "pass --cert and --key, or --dev-cert DIR for a self-signed development certificate")
+	}
+	tlsCfg, err := service.ServerTLS(certFile, keyFile, c.String("client-ca"))
+	if err != nil {
+		return err
+	}
+
+	st, err := openStore(c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	srv, err := service.New(service.Config{
+		Store:  st,
+		Logger: logger,
+		Policy: service.Policy{MinListSize: c.Int64("min-list"), MaxListSize: c.Int64("max-list"),
+			Budget: c.Int64("budget"), BudgetWindow: c.Duration(budgetWindowFlag.Name)},
+		MaxSessions:    c.Int("max-sessions"),
+		Workers:        c.Int("workers"),
+		SessionWorkers: c.Int("session-workers"),
+		IdleTimeout:    c.Duration("idle-timeout"),
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return withHint(err, "another process may hold the port; pick another with --addr")
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln, tlsCfg) }()
+	fmt.Fprintf(stderr, "overlap: serving matches on %s (TLS 1.3, HTTP/2); stop with Ctrl-C\n", ln.Addr())
+
+	var admin *http.Server
+	if a := c.String("admin-addr"); a != "" {
+		aln, err := net.Listen("tcp", a)
+		if err != nil {
+			srv.Close()
+			return withHint(fmt.Errorf("--admin-addr: %w", err), "pick another port, or --admin-addr '' to disable it")
+		}
+		admin = &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 8 << 10}
+		go func() {
+			if err := admin.Serve(aln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+		fmt.Fprintf(stderr, "overlap: /healthz, /readyz and /metrics on http://%s\n", aln.Addr())
+	}
+
+	select {
+	case err := <-errc:
+		srv.Close()
+		return err
+	case <-ctx.Done():
+	}
+	stop()
+	fmt.Fprintf(stderr, "overlap: stopping; sessions in flight have %v to finish\n", c.Duration("shutdown-timeout"))
+	sctx, cancel := context.WithTimeout(context.Background(), c.Duration("shutdown-timeout"))
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if admin != nil {
+		admin.Close()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		fmt.Fprintln(stderr, "overlap: shutdown timeout: sessions in flight were aborted (and audited)")
+		err = nil
+	}
+	fmt.Fprintln(stderr, "overlap: stopped")
+	return err
+}
