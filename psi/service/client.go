@@ -176,6 +176,10 @@ type MatchResult struct {
 	Snapshot  Snapshot
 	Traffic   Traffic
 	Elapsed   time.Duration
+	// Phases of Elapsed: until ServerParams arrived (the server checks the
+	// policy and encodes its set), blinding and sending the list, and
+	// receiving, unblinding and counting.
+	Phases struct{ Params, Send, Receive time.Duration }
 }
 
 // Match runs one exact-mode session. Errors from the server are Connect
@@ -246,6 +250,7 @@ func (c *Client) Match(ctx context.Context, req MatchRequest) (MatchResult, erro
 	if err := pc.ReceiveParams(&params); err != nil {
 		return res, err
 	}
+	res.Phases.Params = time.Since(start)
 
 	// Blind the next chunk while this one is sent.
 	type item struct {
@@ -294,6 +299,7 @@ func (c *Client) Match(ctx context.Context, req MatchRequest) (MatchResult, erro
 	if err := st.CloseRequest(); err != nil {
 		return res, err
 	}
+	res.Phases.Send = time.Since(start) - res.Phases.Params
 
 	got := 0
 	for {
@@ -338,6 +344,7 @@ func (c *Client) Match(ctx context.Context, req MatchRequest) (MatchResult, erro
 	}
 	res.Result = r
 	res.Elapsed = time.Since(start)
+	res.Phases.Receive = res.Elapsed - res.Phases.Params - res.Phases.Send
 	tr.WireBytesSent, tr.WireBytesReceived = c.wireOut.Load()-out0, c.wireIn.Load()-in0
 	return res, nil
 }

@@ -336,3 +336,13 @@ func openSession(t testing.TB, c *Client, ctx context.Context, n int) (*rawSessi
 	}
 	return r, p
 }
+
+// ctxShutdown stops the test server gracefully.
+func ctxShutdown(t testing.TB, ts *testServer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}

@@ -128,6 +128,11 @@ func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchReque
 			ci.rc.SetReadDeadline(deadline)
 		}
 		m, err := st.Receive()
+		if ci != nil {
+			// An HTTP/2 deadline resets the stream when it passes, also
+			// while the handler is busy: clear it.
+			ci.rc.SetReadDeadline(time.Time{})
+		}
 		if connect.CodeOf(err) == connect.CodeResourceExhausted {
 			// Connect's read cap (SPEC.md §5.6): a frame larger than any valid one.
 			return nil, ss.fail(ResultPeerError, connect.NewError(connect.CodeInvalidArgument,
@@ -140,7 +145,11 @@ func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchReque
 		if ci != nil {
 			ci.rc.SetWriteDeadline(deadline)
 		}
-		return timedOut(deadline, st.Send(&pb.MatchResponse{Frame: frame, Snapshot: snap}))
+		err := st.Send(&pb.MatchResponse{Frame: frame, Snapshot: snap})
+		if ci != nil {
+			ci.rc.SetWriteDeadline(time.Time{})
+		}
+		return timedOut(deadline, err)
 	}
 
 	// The hello, and every policy check, before any scalar multiplication.

@@ -1,0 +1,83 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/store"
+)
+
+// seedBulk is seedStore for large sets: one subject holds every address,
+// with one subject-wide grant.
+func seedBulk(t testing.TB, n int) store.Store {
+	t.Helper()
+	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "platform.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	_, err = st.ImportIdentifiers(t.Context(), func(yield func(store.Identifier) bool) {
+		for i := range n {
+			v, d := email(i)
+			if !yield(store.Identifier{Subject: "bulk", Kind: psi.KindEmail, Value: v, Digest: d, CollectedFor: store.Signup}) {
+				return
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AppendConsent(t.Context(), func(yield func(store.ConsentEvent) bool) {
+		yield(store.ConsentEvent{Subject: "bulk", Purpose: store.AdMatching, Granted: true,
+			At: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), Source: "test", TextVersion: "v1"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestScale measures whole sessions over loopback TLS at 10^4/10^5 and
+// 10^5/10^6 (client/server identifiers): wall time and bytes each way. It
+// runs only with OVERLAP_SERVICE_SCALE=1 (minutes on 2 cores):
+//
+//	OVERLAP_SERVICE_SCALE=1 go test ./psi/service -run TestScale -v -timeout 30m
+func TestScale(t *testing.T) {
+	if os.Getenv("OVERLAP_SERVICE_SCALE") == "" {
+		t.Skip("set OVERLAP_SERVICE_SCALE=1 to measure sessions at 10^4/10^5 and 10^5/10^6")
+	}
+	for _, sz := range []struct{ client, server int }{{10_000, 100_000}, {100_000, 1_000_000}} {
+		t.Run(fmt.Sprintf("%d/%d", sz.client, sz.server), func(t *testing.T) {
+			start := time.Now()
+			st := seedBulk(t, sz.server)
+			seeded := time.Since(start)
+			ts := startServer(t, st, nil)
+			cl := ts.client(t, ts.addAdvertiser(t, "acme", store.Policy{}))
+			// Half of the list is the platform's.
+			list := emails(sz.server-sz.client/2, sz.server+sz.client/2)
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Minute)
+			defer cancel()
+			res, err := cl.Match(ctx, MatchRequest{Kind: psi.KindEmail, Digests: list})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Overlap != sz.client/2 {
+				t.Errorf("overlap %d, want %d", res.Overlap, sz.client/2)
+			}
+			tr := res.Traffic
+			t.Logf("  phases: %.2fs to ServerParams (policy, snapshot, set encoding), %.2fs blinding and sending, %.2fs evaluation, unblinding and counting",
+				res.Phases.Params.Seconds(), res.Phases.Send.Seconds(), res.Phases.Receive.Seconds())
+			t.Logf("client %d, server %d (bucket %d): session %.2fs wall (store seeded in %.1fs, not counted)",
+				sz.client, sz.server, res.ServerSize, res.Elapsed.Seconds(), seeded.Seconds())
+			t.Logf("  frames: %d B client→server (%.2f B/elem), %d B server→client (%.2f B/client elem + %.2f B/server elem), %d messages",
+				tr.FrameBytesSent, float64(tr.FrameBytesSent)/float64(sz.client), tr.FrameBytesReceived,
+				32.0, float64(tr.FrameBytesReceived-int64(32*sz.client))/float64(res.ServerSize), tr.Messages)
+			t.Logf("  wire (TCP payload: TLS, HTTP/2, envelopes): %d B client→server, %d B server→client",
+				tr.WireBytesSent, tr.WireBytesReceived)
+		})
+	}
+}
