@@ -153,7 +153,7 @@ type Progress struct {
 }
 
 // Snapshot identifies the consent snapshot the server's set came from
-// (SPEC.md §8.5, §10).
+// (SPEC.md §8.5, §11).
 type Snapshot struct {
 	Version int64
 	Digest  [32]byte
@@ -238,7 +238,7 @@ func (c *Client) Match(ctx context.Context, req MatchRequest) (MatchResult, erro
 		return res, err
 	}
 	if m.Snapshot == nil || len(m.Snapshot.Digest) != 32 {
-		return res, fmt.Errorf("%w: the first response carries no consent snapshot (SPEC.md §10)", psi.ErrPeer)
+		return res, fmt.Errorf("%w: the first response carries no consent snapshot (SPEC.md §11)", psi.ErrPeer)
 	}
 	res.SessionID = st.ResponseHeader().Get("Overlap-Session")
 	res.Snapshot = Snapshot{Version: m.Snapshot.Version, TakenAt: time.UnixMicro(m.Snapshot.TakenAtUnixMicros).UTC()}

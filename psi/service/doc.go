@@ -3,7 +3,7 @@
 // platform runs ([Server]) and an advertiser calls ([Client]).
 //
 // One bidirectional stream carries one exact-mode session. Each protobuf
-// message wraps one SPEC.md §5 message as opaque bytes (SPEC.md §10):
+// message wraps one SPEC.md §5 message as opaque bytes (SPEC.md §11):
 //
 //	Client                                   Server
 //	                                         authenticate (API key or client cert)

@@ -1,4 +1,4 @@
-// The Overlap match service: the transport of SPEC.md §10. Protobuf is only
+// The Overlap match service: the transport of SPEC.md §11. Protobuf is only
 // the envelope; every protocol message travels as the exact bytes SPEC.md §5
 // defines, in a frame field.
 
