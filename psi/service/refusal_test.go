@@ -158,3 +158,42 @@ func TestPolicyValidation(t *testing.T) {
 	var _ = errors.New
 	var _ = psi.KindEmail
 }
+
+// TestHelloRefusals: a hello for a mode, kind or canonicalization the server
+// does not serve is refused before any work, naming the limit.
+func TestHelloRefusals(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, seedStore(t, 200), nil)
+	cl := ts.client(t, ts.addAdvertiser(t, "acme", store.Policy{}))
+	for _, tc := range []struct {
+		name  string
+		edit  func(b []byte)
+		code  connect.Code
+		limit string
+	}{
+		{"PrivateMode", func(b []byte) { b[2] = 2 }, connect.CodeUnimplemented, LimitMode},
+		{"UnknownKind", func(b []byte) { b[3] = 9 }, connect.CodeInvalidArgument, LimitKind},
+		{"CanonVersion", func(b []byte) { b[5] = 2 }, connect.CodeFailedPrecondition, LimitCanonicalization},
+		{"CanonFlags", func(b []byte) { b[7] = 1 }, connect.CodeFailedPrecondition, LimitCanonicalization},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := cl.raw(t.Context())
+			defer r.abort()
+			h := hello(100)
+			tc.edit(h)
+			r.send(h)
+			err := r.finish()
+			if connect.CodeOf(err) != tc.code {
+				t.Fatalf("err = %v, want %v", err, tc.code)
+			}
+			if ref, ok := RefusalOf(err); !ok || ref.Limit != tc.limit {
+				t.Errorf("refusal %+v, want %s", ref, tc.limit)
+			}
+		})
+	}
+	for _, r := range ts.sessions(t) {
+		if r.SnapshotVersion != 0 || r.BudgetSpent != 0 {
+			t.Errorf("a refused hello reached the store: %+v", r)
+		}
+	}
+}

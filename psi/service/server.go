@@ -234,8 +234,8 @@ func (s *Server) Serve(ln net.Listener, tlsConfig *tls.Config) error {
 // done, then aborts the rest. Every session, finished or aborted, has its
 // audit row written before Shutdown returns.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.draining.Store(true)
 	s.mu.Lock()
+	s.draining.Store(true)
 	hs := s.hs
 	s.mu.Unlock()
 	var err error
@@ -264,9 +264,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close aborts every session at once and closes the listener.
 func (s *Server) Close() error {
+	s.mu.Lock()
 	s.draining.Store(true)
 	s.cancelBase()
-	s.mu.Lock()
 	hs := s.hs
 	s.mu.Unlock()
 	var err error

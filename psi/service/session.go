@@ -65,10 +65,13 @@ func (ss *session) refuse(err *connect.Error) error {
 
 func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchRequest, pb.MatchResponse]) (err error) {
 	start := s.cfg.now()
+	s.mu.Lock()
 	if s.draining.Load() {
+		s.mu.Unlock()
 		return connect.NewError(connect.CodeUnavailable, errors.New("the server is shutting down; retry shortly"))
 	}
-	s.wg.Add(1)
+	s.wg.Add(1) // under mu, so never after Shutdown's Wait began
+	s.mu.Unlock()
 	defer s.wg.Done()
 	adv, err := s.authenticate(ctx, st.RequestHeader())
 	if err != nil {
