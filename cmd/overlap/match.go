@@ -46,6 +46,7 @@ func matchCommand() *cli.Command {
 			&cli.StringFlag{Name: "key", Usage: "private key (PEM) of --cert", EnvVars: []string{"OVERLAP_CLIENT_KEY"}},
 			&cli.BoolFlag{Name: "gmail", Usage: "apply the optional Gmail rule (SPEC.md §7.4) when the platform does"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout"},
+			&cli.BoolFlag{Name: "policy", Usage: "only show the limits the platform applies to this advertiser (no FILE, no session)"},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up after this long", Value: 2 * time.Hour},
 		},
 		Action: match,
@@ -74,6 +75,9 @@ type matchOutput struct {
 }
 
 func match(c *cli.Context) error {
+	if c.Bool("policy") {
+		return showPolicy(c)
+	}
 	if c.NArg() > 1 && strings.HasPrefix(c.Args().Get(1), "-") {
 		return withHint(errors.New("match: flags after FILE are not read"), "put the flags before FILE: overlap match [flags] FILE")
 	}
@@ -98,25 +102,11 @@ func match(c *cli.Context) error {
 		opts.GmailNormalize = true
 		flags = 1 // SPEC.md §7.4 bit 0
 	}
-	key := c.String("api-key")
-	if f := c.String("api-key-file"); f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return withHint(err, "--api-key-file names the file overlap advertisers add --key-file wrote")
-		}
-		key = strings.TrimSpace(string(b))
-	}
-	if key != "" {
-		if _, err := service.ParseAPIKey(key); err != nil {
-			return withHint(errors.New("the API key is malformed"), "an API key reads ovl_<12 hex digits>_<52 letters and digits>, as overlap advertisers add printed it")
-		}
-	} else if c.String("cert") == "" {
-		return withHint(errors.New("no credentials"), "pass --api-key-file FILE, set OVERLAP_API_KEY, or pass --cert and --key")
-	}
-	tlsCfg, err := service.ClientTLS(c.String("ca"), c.String("cert"), c.String("key"))
+	client, err := newMatchClient(c)
 	if err != nil {
-		return withHint(err, "--ca, --cert and --key name PEM files")
+		return err
 	}
+	defer client.Close()
 
 	// Read the list.
 	in, finish, err := openInput(path, "reading", c.App.ErrWriter)
@@ -140,11 +130,6 @@ func match(c *cli.Context) error {
 		return withHint(errors.New("no valid identifier in the list"), "check --kind and --column; rejected rows are listed above")
 	}
 
-	client, err := service.NewClient(service.ClientConfig{Addr: c.String("server"), APIKey: key, TLS: tlsCfg})
-	if err != nil {
-		return withHint(err, "--server takes HOST:PORT, such as localhost:8443")
-	}
-	defer client.Close()
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
 	req := service.MatchRequest{Kind: kind, CanonFlags: flags, Digests: list.Digests}
@@ -261,4 +246,58 @@ func roughly(d time.Duration) string {
 		return fmt.Sprintf("%.0f hours", d.Hours())
 	}
 	return fmt.Sprintf("%.0f days", d.Hours()/24)
+}
+
+// newMatchClient builds the service client from the credential and TLS
+// flags.
+func newMatchClient(c *cli.Context) (*service.Client, error) {
+	key := c.String("api-key")
+	if f := c.String("api-key-file"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, withHint(err, "--api-key-file names the file overlap advertisers add --key-file wrote")
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	if key != "" {
+		if _, err := service.ParseAPIKey(key); err != nil {
+			return nil, withHint(errors.New("the API key is malformed"), "an API key reads ovl_<12 hex digits>_<52 letters and digits>, as overlap advertisers add printed it")
+		}
+	} else if c.String("cert") == "" {
+		return nil, withHint(errors.New("no credentials"), "pass --api-key-file FILE, set OVERLAP_API_KEY, or pass --cert and --key")
+	}
+	tlsCfg, err := service.ClientTLS(c.String("ca"), c.String("cert"), c.String("key"))
+	if err != nil {
+		return nil, withHint(err, "--ca, --cert and --key name PEM files")
+	}
+
+	client, err := service.NewClient(service.ClientConfig{Addr: c.String("server"), APIKey: key, TLS: tlsCfg})
+	if err != nil {
+		return nil, withHint(err, "--server takes HOST:PORT, such as localhost:8443")
+	}
+	return client, nil
+}
+
+// showPolicy prints the limits the platform applies to this advertiser.
+func showPolicy(c *cli.Context) error {
+	client, err := newMatchClient(c)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	p, err := client.Policy(c.Context)
+	if err != nil {
+		return matchError(err, c.String("server"))
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(p)
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "advertiser:   %s\n", p.Advertiser)
+	fmt.Fprintf(w, "list size:    %d to %d distinct identifiers per session\n", p.MinListSize, p.MaxListSize)
+	fmt.Fprintf(w, "budget:       %d of %d identifiers used in the last %s\n", p.BudgetUsed, p.Budget, roughly(p.BudgetWindow))
+	fmt.Fprintf(w, "kinds, modes: %s; %s\n", strings.Join(p.Kinds, ", "), strings.Join(p.Modes, ", "))
+	return nil
 }
