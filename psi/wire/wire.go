@@ -60,6 +60,9 @@ func (t Type) String() string {
 	case TypeServerSet:
 		return "ServerSetChunk"
 	}
+	if name, ok := privateTypeName(t); ok {
+		return name
+	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
 
@@ -230,9 +233,11 @@ func (m *ServerParams) UnmarshalBinary(b []byte) error {
 
 // ElementChunk carries consecutive elements of the client's blinded set
 // (TypeBlinded) or of the server's evaluated set (TypeEvaluated)
-// (SPEC.md §5.4).
+// (SPEC.md §5.4), and in private mode of the server's elements
+// (TypeServerElements) or the client's returned ones (TypeReturned)
+// (SPEC.md §10.7.2).
 type ElementChunk struct {
-	Type     Type   // TypeBlinded or TypeEvaluated
+	Type     Type   // TypeBlinded, TypeEvaluated, TypeServerElements or TypeReturned
 	Seq      uint32 // chunk index, from 0
 	Elements []byte // Count()·32 bytes of encoded elements
 }
@@ -250,7 +255,7 @@ func (c *ElementChunk) Element(i int) []byte {
 
 // AppendBinary appends the encoding of c to b.
 func (c *ElementChunk) AppendBinary(b []byte) ([]byte, error) {
-	if c.Type != TypeBlinded && c.Type != TypeEvaluated {
+	if !c.Type.isElementChunk() {
 		return nil, fmt.Errorf("%w: %v is not an element chunk", ErrType, c.Type)
 	}
 	n := len(c.Elements) / ElementSize
