@@ -119,7 +119,10 @@ type PolicyInfo struct {
 	BudgetUsed   int64
 	BudgetWindow time.Duration
 	Kinds        []string
-	Modes        []string
+	Modes        []string // modes served to this advertiser
+	// Private mode: ε per window, spent in the window ending now, and the
+	// cost of one private session, in micro-units (10^-6).
+	PrivacyBudget, PrivacyUsed, PrivacyCost int64
 }
 
 // Policy asks the server for the limits that apply to this client.
@@ -133,7 +136,8 @@ func (c *Client) Policy(ctx context.Context) (PolicyInfo, error) {
 	m := resp.Msg
 	return PolicyInfo{Advertiser: m.Advertiser, MinListSize: m.MinListSize, MaxListSize: m.MaxListSize,
 		Budget: m.Budget, BudgetUsed: m.BudgetUsed, BudgetWindow: time.Duration(m.BudgetWindowSeconds) * time.Second,
-		Kinds: m.Kinds, Modes: m.Modes}, nil
+		Kinds: m.Kinds, Modes: m.Modes,
+		PrivacyBudget: m.PrivacyBudgetMicros, PrivacyUsed: m.PrivacyUsedMicros, PrivacyCost: m.PrivacyCostMicros}, nil
 }
 
 // MatchRequest is one session's input.
@@ -147,8 +151,11 @@ type MatchRequest struct {
 
 // Progress reports a session's progress.
 type Progress struct {
-	Phase string // "sending" (blinding and sending), "receiving" (unblinding), "counting"
-	Done  int    // elements of this phase done
+	// Exact mode: "sending" (blinding and sending), "receiving"
+	// (unblinding), "counting". Private mode: "raising" (the server's
+	// elements raised to the client's key), "sending", "returning".
+	Phase string
+	Done  int // elements of this phase done
 	Total int
 }
 

@@ -14,6 +14,10 @@ type metrics struct {
 	elements       prometheus.Counter
 	setElements    prometheus.Counter
 	budgetRefusals prometheus.Counter
+	poolHits       prometheus.Counter
+	poolMisses     prometheus.Counter
+	poolDiscarded  prometheus.Counter
+	poolReady      *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -44,8 +48,25 @@ func newMetrics() *metrics {
 			Name: "overlap_budget_refusals_total",
 			Help: "Sessions refused because the advertiser's identifier budget was exhausted.",
 		}),
+		poolHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "overlap_pool_hits_total",
+			Help: "Exact-mode sessions served a prepared set from the warm pool (Config.PoolSize).",
+		}),
+		poolMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "overlap_pool_misses_total",
+			Help: "Exact-mode sessions of a pooled kind that prepared their set cold: the pool was empty, or its sets came from a superseded consent snapshot.",
+		}),
+		poolDiscarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "overlap_pool_discarded_total",
+			Help: "Prepared sets destroyed unused because the consent snapshot they came from was superseded.",
+		}),
+		poolReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "overlap_pool_ready_sets",
+			Help: "Prepared sets in the warm pool, by identifier kind.",
+		}, []string{"kind"}),
 	}
 	m.reg.MustRegister(m.sessions, m.inFlight, m.duration, m.elements, m.setElements, m.budgetRefusals,
+		m.poolHits, m.poolMisses, m.poolDiscarded, m.poolReady,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

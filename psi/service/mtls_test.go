@@ -64,7 +64,7 @@ func TestClientCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := startServerTLS(t, st, dc.CertFile, dc.KeyFile, caFile, nil)
-	if _, err := st.AddAdvertiser(t.Context(), store.Advertiser{Name: "acme", CertName: "acme.example"}); err != nil {
+	if _, err := st.AddAdvertiser(t.Context(), store.Advertiser{Name: "acme", CertName: "acme.example", Policy: store.Policy{Modes: store.ModesExact}}); err != nil {
 		t.Fatal(err)
 	}
 	clientWith := func(cert, key string) *Client {

@@ -3,26 +3,76 @@ package service
 import (
 	"errors"
 	"fmt"
+	"math/big"
 	"time"
 
 	"connectrpc.com/connect"
 
+	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/dp"
 	"github.com/overlap-psi/overlap/psi/store"
 	"github.com/overlap-psi/overlap/psi/wire"
 )
 
 // Policy is the session policy of an advertiser: the server's defaults,
 // overridden per advertiser in the store ([store.Policy]).
+//
+// Which modes an advertiser is served is the advertiser's own setting in
+// the store ([store.Policy.Modes]; new advertisers get private mode only),
+// not a server default.
 type Policy struct {
 	MinListSize  int64         // smallest list, in distinct identifiers
 	MaxListSize  int64         // largest list
 	Budget       int64         // identifiers per advertiser per window
-	BudgetWindow time.Duration // the rolling budget window
+	BudgetWindow time.Duration // the rolling window of both budgets
+
+	// Private mode (SPEC.md §10).
+	PrivacyBudget int64  // ε per advertiser per window, in micro-units (10^-6)
+	PrivacyCost   int64  // ε of one private session, the mechanism's ε, in micro-units
+	Ringers       int    // least number of ringers R (SPEC.md §10.3)
+	Threshold     uint32 // release threshold T (SPEC.md §10.6)
+	Sensitivity   uint32 // Δ: digests one subject may contribute to a private-mode set (SPEC.md §10.9)
 }
+
+// Micro is ε = 1 in micro-units: budgets are integers in 10^-6 of ε.
+const Micro = store.MicrosPerEpsilon
 
 // DefaultPolicy is the policy of a server that sets none.
 func DefaultPolicy() Policy {
-	return Policy{MinListSize: 100, MaxListSize: 10_000_000, Budget: 50_000_000, BudgetWindow: 30 * 24 * time.Hour}
+	return Policy{MinListSize: 100, MaxListSize: 10_000_000, Budget: 50_000_000, BudgetWindow: 30 * 24 * time.Hour,
+		PrivacyBudget: 2 * Micro, PrivacyCost: Micro / 2, Ringers: psi.DefaultRingers, Threshold: psi.DefaultThreshold, Sensitivity: 1}
+}
+
+// withDefaults fills the private-mode fields a policy leaves zero, so that
+// a Policy written before private mode existed keeps working.
+func (p Policy) withDefaults() Policy {
+	d := DefaultPolicy()
+	if p.PrivacyBudget == 0 {
+		p.PrivacyBudget = d.PrivacyBudget
+	}
+	if p.PrivacyCost == 0 {
+		p.PrivacyCost = d.PrivacyCost
+	}
+	if p.Ringers == 0 {
+		p.Ringers = d.Ringers
+	}
+	if p.Threshold == 0 {
+		p.Threshold = d.Threshold
+	}
+	if p.Sensitivity == 0 {
+		p.Sensitivity = d.Sensitivity
+	}
+	return p
+}
+
+// Mechanism is the noise of this policy's private sessions: discrete
+// Laplace with ε = PrivacyCost·10^-6 and Δ = Sensitivity.
+func (p Policy) Mechanism() (dp.Mechanism, error) {
+	m, err := dp.NewDiscreteLaplace(big.NewRat(p.PrivacyCost, Micro), p.Sensitivity)
+	if err != nil {
+		return dp.Mechanism{}, fmt.Errorf("service: private-mode mechanism: %w", err)
+	}
+	return m, nil
 }
 
 func (p Policy) validate() error {
@@ -35,9 +85,24 @@ func (p Policy) validate() error {
 		return fmt.Errorf("service: the maximum list size exceeds the protocol's %d", wire.MaxClientSize)
 	case p.Budget < 1 || p.BudgetWindow <= 0:
 		return errors.New("service: the budget and its window must be positive")
+	case p.PrivacyBudget < 1 || p.PrivacyCost < 1:
+		return errors.New("service: the privacy budget and the cost of a private session must be positive")
+	case p.PrivacyCost > p.PrivacyBudget:
+		return fmt.Errorf("service: a private session costs ε %s, more than the whole privacy budget of ε %s",
+			store.FormatEpsilon(p.PrivacyCost), store.FormatEpsilon(p.PrivacyBudget))
+	case p.Ringers < 1 || p.Ringers > 1<<24:
+		return fmt.Errorf("service: %d ringers is outside [1, 2^24]", p.Ringers)
+	case p.Threshold < 1:
+		return errors.New("service: the release threshold must be at least 1")
+	case p.Sensitivity < 1 || p.Sensitivity > 1<<16:
+		return fmt.Errorf("service: sensitivity %d is outside [1, 65536]", p.Sensitivity)
+	}
+	if _, err := p.Mechanism(); err != nil {
+		return err
 	}
 	return nil
 }
+
 
 // with applies an advertiser's overrides.
 func (p Policy) with(o store.Policy) Policy {
@@ -49,6 +114,12 @@ func (p Policy) with(o store.Policy) Policy {
 	}
 	if o.Budget > 0 {
 		p.Budget = o.Budget
+	}
+	if o.PrivacyBudget > 0 {
+		p.PrivacyBudget = o.PrivacyBudget
+	}
+	if o.PrivacyCost > 0 {
+		p.PrivacyCost = o.PrivacyCost
 	}
 	return p
 }
@@ -65,6 +136,7 @@ const (
 	LimitMinListSize        = "min_list_size"
 	LimitMaxListSize        = "max_list_size"
 	LimitBudget             = "budget"
+	LimitPrivacyBudget      = "privacy_budget"
 	LimitAdvertiserSessions = "advertiser_sessions"
 	LimitServerSessions     = "server_sessions"
 	LimitKind               = "kind"

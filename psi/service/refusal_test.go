@@ -171,7 +171,9 @@ func TestHelloRefusals(t *testing.T) {
 		code  connect.Code
 		limit string
 	}{
-		{"PrivateMode", func(b []byte) { b[2] = 2 }, connect.CodeUnimplemented, LimitMode},
+		// acme is served exact mode only.
+		{"PrivateMode", func(b []byte) { b[2] = 2 }, connect.CodeFailedPrecondition, LimitMode},
+		{"UnknownMode", func(b []byte) { b[2] = 3 }, connect.CodeUnimplemented, LimitMode},
 		{"UnknownKind", func(b []byte) { b[3] = 9 }, connect.CodeInvalidArgument, LimitKind},
 		{"CanonVersion", func(b []byte) { b[5] = 2 }, connect.CodeFailedPrecondition, LimitCanonicalization},
 		{"CanonFlags", func(b []byte) { b[7] = 1 }, connect.CodeFailedPrecondition, LimitCanonicalization},

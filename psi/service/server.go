@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,19 @@ type Config struct {
 	// IdleTimeout bounds the wait for each client message and for the
 	// client to take each server message; 0 means one minute.
 	IdleTimeout time.Duration
+	// Sets is where sessions read the matchable set of each kind, from a
+	// fresh snapshot per session; nil means Store.
+	Sets SetSource
+	// PoolSize is how many prepared exact-mode sets the server keeps ready
+	// per kind (the warm pool, pool.go): each under its own fresh key,
+	// taken by one session and destroyed after it, and used only if the
+	// session's fresh snapshot has the digest of the one it was built from.
+	// A session that takes one skips encoding the set. Each set holds
+	// 16 bytes per element of its bucket. 0 (the default) disables the
+	// pool.
+	PoolSize int
+	// PoolKinds lists the kinds kept warm; nil means every kind.
+	PoolKinds []psi.Kind
 
 	now func() time.Time // tests
 }
@@ -71,9 +85,12 @@ type Server struct {
 	base       context.Context
 	cancelBase context.CancelFunc
 	hs         *http.Server
+
+	pool *pool // the warm pool (pool.go); nil when Config.PoolSize is 0
 }
 
-// New checks cfg and returns a server.
+// New checks cfg and returns a server. With Config.PoolSize > 0 it starts
+// filling the warm pool at once; Shutdown or Close stops it.
 func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("service: no store")
@@ -81,6 +98,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Policy == (Policy{}) {
 		cfg.Policy = DefaultPolicy()
 	}
+	cfg.Policy = cfg.Policy.withDefaults()
 	if err := cfg.Policy.validate(); err != nil {
 		return nil, err
 	}
@@ -108,6 +126,25 @@ func New(cfg Config) (*Server, error) {
 	if cfg.now == nil {
 		cfg.now = time.Now
 	}
+	if cfg.Sets == nil {
+		cfg.Sets = cfg.Store
+	}
+	if cfg.PoolSize < 0 {
+		return nil, fmt.Errorf("service: pool size %d is negative", cfg.PoolSize)
+	}
+	if cfg.PoolKinds == nil {
+		cfg.PoolKinds = psi.Kinds
+	}
+	var poolKinds []psi.Kind
+	for _, k := range cfg.PoolKinds {
+		if !k.Valid() {
+			return nil, fmt.Errorf("service: pool kind %v is not an identifier kind", k)
+		}
+		if !slices.Contains(poolKinds, k) {
+			poolKinds = append(poolKinds, k)
+		}
+	}
+	cfg.PoolKinds = poolKinds
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "service"),
@@ -118,6 +155,8 @@ func New(cfg Config) (*Server, error) {
 		inFlight: map[int64]bool{},
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
+	s.pool = newPool(s, cfg.PoolSize, cfg.PoolKinds)
+	s.pool.start()
 	return s, nil
 }
 
@@ -238,6 +277,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	hs := s.hs
 	s.mu.Unlock()
+	s.pool.stop()
 	var err error
 	if hs != nil {
 		err = hs.Shutdown(ctx)
@@ -269,6 +309,7 @@ func (s *Server) Close() error {
 	s.cancelBase()
 	hs := s.hs
 	s.mu.Unlock()
+	s.pool.stop()
 	var err error
 	if hs != nil {
 		err = hs.Close()
@@ -295,10 +336,20 @@ func (r *rpc) GetPolicy(ctx context.Context, req *connect.Request[pb.GetPolicyRe
 		r.s.log.Error("budget lookup failed", "advertiser", a.Name, "err", err)
 		return nil, connect.NewError(connect.CodeInternal, errors.New("internal error"))
 	}
+	eps, err := r.s.cfg.Store.EpsilonUsed(ctx, a.ID, pol.BudgetWindow, r.s.cfg.now())
+	if err != nil {
+		r.s.log.Error("privacy budget lookup failed", "advertiser", a.Name, "err", err)
+		return nil, connect.NewError(connect.CodeInternal, errors.New("internal error"))
+	}
 	resp := &pb.GetPolicyResponse{
 		Advertiser: a.Name, MinListSize: pol.MinListSize, MaxListSize: pol.MaxListSize,
 		Budget: pol.Budget, BudgetUsed: used, BudgetWindowSeconds: int64(pol.BudgetWindow / time.Second),
-		Modes: []string{wire.ModeExact.String()},
+		PrivacyBudgetMicros: pol.PrivacyBudget, PrivacyUsedMicros: eps, PrivacyCostMicros: pol.PrivacyCost,
+	}
+	for _, m := range []wire.Mode{wire.ModeExact, wire.ModePrivate} {
+		if a.Policy.Modes.Has(uint8(m)) {
+			resp.Modes = append(resp.Modes, m.String())
+		}
 	}
 	for _, k := range psi.Kinds {
 		resp.Kinds = append(resp.Kinds, k.String())

@@ -145,9 +145,14 @@ func startServerTLS(t testing.TB, st store.Store, certFile, keyFile, clientCA st
 	return ts
 }
 
-// addAdvertiser registers an advertiser and returns its key.
+// addAdvertiser registers an advertiser and returns its key. A policy
+// that names no mode serves exact mode, which most tests exercise (the
+// store's default for new advertisers is private mode).
 func (ts *testServer) addAdvertiser(t testing.TB, name string, pol store.Policy) string {
 	t.Helper()
+	if pol.Modes == 0 {
+		pol.Modes = store.ModesExact
+	}
 	key, err := NewAPIKey()
 	if err != nil {
 		t.Fatal(err)

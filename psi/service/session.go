@@ -29,6 +29,7 @@ const (
 	ResultTimeout          = "timeout"    // the client was idle too long
 	ResultAborted          = "aborted"    // the client went away, or the server shut down
 	ResultInternal         = "internal_error"
+	ResultDeviation        = "deviation" // private mode: the ringer check failed (SPEC.md §10.5)
 )
 
 // session is the server's record of one session, for the audit log.
@@ -174,8 +175,11 @@ func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchReque
 	switch {
 	case !kind.Valid():
 		return ss.refuse(refusal(connect.CodeInvalidArgument, LimitKind, time.Time{}, "unknown identifier kind %d", hello.Kind))
-	case hello.Mode != wire.ModeExact:
-		return ss.refuse(refusal(connect.CodeUnimplemented, LimitMode, time.Time{}, "mode %v is not served; this server serves exact mode", hello.Mode))
+	case hello.Mode != wire.ModeExact && hello.Mode != wire.ModePrivate:
+		return ss.refuse(refusal(connect.CodeUnimplemented, LimitMode, time.Time{}, "unknown mode %d; this server serves exact and private mode", uint8(hello.Mode)))
+	case !adv.Policy.Modes.Has(uint8(hello.Mode)):
+		return ss.refuse(refusal(connect.CodeFailedPrecondition, LimitMode, time.Time{},
+			"%v mode is not served to advertiser %q, which is served %v mode", hello.Mode, adv.Name, adv.Policy.Modes))
 	case hello.CanonVersion != ident.Version || hello.CanonFlags != 0:
 		return ss.refuse(refusal(connect.CodeFailedPrecondition, LimitCanonicalization, time.Time{},
 			"canonicalization v%d flags %#x; this server's set uses v%d without optional rules", hello.CanonVersion, hello.CanonFlags, ident.Version))
@@ -187,6 +191,10 @@ func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchReque
 			"the list has %d identifiers, above the maximum of %d for advertiser %q", n, pol.MaxListSize, adv.Name))
 	}
 	ss.rec.Kind = kind
+	ss.rec.Mode = hello.Mode.String()
+	if hello.Mode == wire.ModePrivate {
+		return s.matchPrivate(ctx, ss, &hello, pol, sessionIO{recv: recv, send: send})
+	}
 	if _, err := s.cfg.Store.ReserveBudget(ctx, store.BudgetRequest{Advertiser: adv.ID, Session: ss.rec.ID,
 		Identifiers: n, Limit: pol.Budget, Window: pol.BudgetWindow, At: s.cfg.now()}); err != nil {
 		var be *store.BudgetError
@@ -299,9 +307,15 @@ func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchReque
 	return nil
 }
 
-// prepare encodes the matchable set of kind for one session, holding its
-// share of the CPU workers.
+// prepare returns the set of kind for one session and the snapshot it
+// came from: a prepared set from the warm pool if one was built from a
+// snapshot with the digest of a fresh one (pool.go), else the matchable set
+// encoded now from a fresh snapshot, holding the session's share of the
+// CPU workers.
 func (s *Server) prepare(ctx context.Context, kind psi.Kind) (*psi.PreparedSet, store.SnapshotInfo, error) {
+	if set, snap, ok, err := s.pool.warm(ctx, kind); err != nil || ok {
+		return set, snap, err
+	}
 	if err := s.cpu.Acquire(ctx, s.workers); err != nil {
 		return nil, store.SnapshotInfo{}, err
 	}
@@ -310,18 +324,21 @@ func (s *Server) prepare(ctx context.Context, kind psi.Kind) (*psi.PreparedSet, 
 	if err != nil {
 		return nil, store.SnapshotInfo{}, err
 	}
-	snap, err := s.cfg.Store.Snapshot(ctx, kind, func(d [32]byte) error {
+	snap, err := s.cfg.Sets.Snapshot(ctx, kind, func(d [32]byte) error {
 		set.Add(d)
 		return nil
 	})
-	if err == nil {
-		err = set.Finish()
+	// Finish also waits for the batch being encoded in the background, so
+	// that Destroy never races with it.
+	if ferr := set.Finish(); err == nil {
+		err = ferr
 	}
 	if err != nil {
 		set.Destroy()
 		return nil, store.SnapshotInfo{}, err
 	}
 	s.met.setElements.Add(float64(snap.Size))
+	s.pool.observe(kind, snap)
 	return set, snap, nil
 }
 
@@ -386,6 +403,7 @@ func (s *Server) finish(ctx context.Context, ss *session) {
 		slog.Int64("server_set_bucket", ss.rec.ServerSize),
 		slog.Int64("snapshot_version", ss.rec.SnapshotVersion),
 		slog.Int64("budget_spent", ss.rec.BudgetSpent),
+		slog.String("epsilon_spent", store.FormatEpsilon(ss.rec.EpsilonSpent)),
 		slog.String("result", ss.rec.Result),
 		slog.Float64("duration_s", d.Seconds()),
 	}

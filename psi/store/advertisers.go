@@ -14,18 +14,28 @@ import (
 )
 
 // Registry is the part of the store the match service uses: advertisers,
-// their identifier budgets and the session audit log (migration 2).
+// their budgets and the session audit log (migrations 2 and 3).
 //
-//	advertisers   id, name, key_id, api_key_hash (SHA-256 of the API key), cert_name,
-//	              created_at, revoked_at, min_list_size, max_list_size, budget (0: default)
-//	budget_spend  append-only: advertiser, session, at, identifiers
-//	sessions      append-only audit: id, advertiser, kind, mode, list_size, server_size,
-//	              snapshot_version, snapshot_digest, budget_spent, result, detail,
-//	              started_at, ended_at, duration_us
+//	advertisers     id, name, key_id, api_key_hash (SHA-256 of the API key), cert_name,
+//	                created_at, revoked_at, min_list_size, max_list_size, budget,
+//	                modes (a [ModeSet]), privacy_budget, privacy_cost (micro-ε); 0: server default
+//	budget_spend    append-only: advertiser, session, at, identifiers, epsilon_micros
+//	budget_refunds  append-only: session, advertiser, at; the session's spend no longer counts
+//	sessions        append-only audit: id, advertiser, kind, mode, list_size, server_size,
+//	                snapshot_version, snapshot_digest, budget_spent, epsilon_spent, result,
+//	                detail, started_at, ended_at, duration_us
 //
-// Triggers refuse UPDATE and DELETE on budget_spend and sessions (and
-// TRUNCATE on PostgreSQL), as on consent_events. No table of this part holds
-// an identifier, a digest of one, or an API key: only the key's hash.
+// Privacy budgets (SPEC.md §10.8) are integers in micro-ε (ε·10^6; a spend
+// is rounded up, [EpsilonMicros]). Both budgets are checked over the same
+// rolling window in one transaction, and one budget_spend row holds both
+// amounts. A refund (a private session that ended before its first server
+// element, §10.8 point 2) appends to budget_refunds rather than deleting the
+// spend, so the history stays.
+//
+// Triggers refuse UPDATE and DELETE on budget_spend, budget_refunds and
+// sessions (and TRUNCATE on PostgreSQL), as on consent_events. No table of
+// this part holds an identifier, a digest of one, or an API key: only the
+// key's hash.
 type Registry interface {
 	// AddAdvertiser records a new advertiser; ID and CreatedAt are set by
 	// the store. A name, key id or certificate name already in use is
@@ -41,16 +51,29 @@ type Registry interface {
 	// RevokeAdvertiser marks the advertiser revoked at at; its key and
 	// certificate stop working. Revoking twice keeps the first time.
 	RevokeAdvertiser(ctx context.Context, name string, at time.Time) (Advertiser, error)
-	// SetAdvertiserPolicy replaces the advertiser's policy overrides.
+	// SetAdvertiserPolicy replaces the advertiser's policy overrides, its
+	// modes included: p.Modes must name at least one mode.
 	SetAdvertiserPolicy(ctx context.Context, name string, p Policy) (Advertiser, error)
 
-	// ReserveBudget atomically checks that the advertiser's spend in the
-	// window ending at r.At plus r.Identifiers stays within r.Limit and, if
-	// so, records the spend. Otherwise it records nothing and returns a
-	// *[BudgetError]. Concurrent reservations never overspend.
+	// ReserveBudget atomically checks both of the advertiser's budgets over
+	// the window r.Window ending at r.At, refunded sessions excluded: the
+	// identifiers spent plus r.Identifiers must stay within r.Limit, and the
+	// micro-ε spent plus r.Epsilon within r.EpsilonLimit (when r.Epsilon >
+	// 0). If both fit it records one spend holding both amounts. Otherwise
+	// it records nothing and returns a *[BudgetError] naming the budget that
+	// does not fit. Concurrent reservations never overspend.
 	ReserveBudget(ctx context.Context, r BudgetRequest) (BudgetStatus, error)
-	// BudgetUsed returns the advertiser's spend in the window ending at at.
+	// RefundBudget refunds the session's spend of the advertiser's budgets
+	// (both of them): from then on it no longer counts. It appends to
+	// budget_refunds; refunding a session again is a no-op, and a session
+	// without a spend of that advertiser is [ErrNoBudgetSpend].
+	RefundBudget(ctx context.Context, advertiser int64, session string, at time.Time) error
+	// BudgetUsed returns the identifiers the advertiser spent in the window
+	// ending at at, refunded sessions excluded.
 	BudgetUsed(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (int64, error)
+	// EpsilonUsed returns the privacy budget, in micro-ε, the advertiser
+	// spent in the window ending at at, refunded sessions excluded.
+	EpsilonUsed(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (int64, error)
 
 	// RecordSession appends one row to the session audit log.
 	RecordSession(ctx context.Context, s SessionRecord) error
@@ -60,11 +83,85 @@ type Registry interface {
 }
 
 // Policy holds an advertiser's overrides of the server's session policy;
-// zero fields take the server's defaults.
+// zero fields take the server's defaults, except Modes.
 type Policy struct {
 	MinListSize int64 // smallest list, in distinct identifiers
 	MaxListSize int64 // largest list
 	Budget      int64 // identifiers per budget window
+	// Modes are the protocol modes served to the advertiser. In
+	// AddAdvertiser, 0 means ModesPrivate (a new advertiser gets private
+	// mode only); in SetAdvertiserPolicy, 0 is an error. Advertisers of a
+	// database older than migration 3 have ModesExact.
+	Modes         ModeSet
+	PrivacyBudget int64 // micro-ε per budget window (SPEC.md §10.8)
+	PrivacyCost   int64 // micro-ε per private-mode session
+}
+
+// ModeSet is a set of protocol modes (SPEC.md §2): bit 1<<m for mode m
+// (wire.ModeExact = 1, wire.ModePrivate = 2).
+type ModeSet uint8
+
+// The mode sets of one mode.
+const (
+	ModesExact   ModeSet = 1 << 1
+	ModesPrivate ModeSet = 1 << 2
+)
+
+// modesKnown is every mode this version knows.
+const modesKnown = ModesExact | ModesPrivate
+
+// Has reports whether mode (a wire.Mode code) is in m.
+func (m ModeSet) Has(mode uint8) bool { return mode < 8 && m&(ModeSet(1)<<mode) != 0 }
+
+// Valid reports whether m names at least one mode and only known ones.
+func (m ModeSet) Valid() bool { return m != 0 && m&^modesKnown == 0 }
+
+// String is "exact", "private" or "exact,private"; "none" for the empty
+// set, and "modeN" for an unknown mode N.
+func (m ModeSet) String() string {
+	if m == 0 {
+		return "none"
+	}
+	var names []string
+	for mode := range uint8(8) {
+		if !m.Has(mode) {
+			continue
+		}
+		switch ModeSet(1) << mode {
+		case ModesExact:
+			names = append(names, "exact")
+		case ModesPrivate:
+			names = append(names, "private")
+		default:
+			names = append(names, fmt.Sprintf("mode%d", mode))
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// ParseModeSet parses "exact", "private", "exact,private" (or
+// "private,exact") and "both", the forms a flag or a config file gives.
+func ParseModeSet(s string) (ModeSet, error) {
+	if s == "both" {
+		return ModesExact | ModesPrivate, nil
+	}
+	var m ModeSet
+	for _, name := range strings.Split(s, ",") {
+		var one ModeSet
+		switch name {
+		case "exact":
+			one = ModesExact
+		case "private":
+			one = ModesPrivate
+		default:
+			return 0, fmt.Errorf("store: unknown mode set %q: want exact, private, exact,private or both", truncate(s))
+		}
+		if m&one != 0 {
+			return 0, fmt.Errorf("store: mode set %q names %s twice", truncate(s), one)
+		}
+		m |= one
+	}
+	return m, nil
 }
 
 // Advertiser is a party allowed to run match sessions.
@@ -136,20 +233,46 @@ func validateAdvertiser(a *Advertiser) error {
 	if a.KeyID == "" && a.CertName == "" {
 		return errors.New("store: an advertiser needs an API key or a certificate name")
 	}
+	if a.Policy.Modes == 0 {
+		a.Policy.Modes = ModesPrivate
+	}
 	return validatePolicy(a.Policy)
 }
 
 func validatePolicy(p Policy) error {
-	if p.MinListSize < 0 || p.MaxListSize < 0 || p.Budget < 0 {
+	if p.MinListSize < 0 || p.MaxListSize < 0 || p.Budget < 0 || p.PrivacyBudget < 0 || p.PrivacyCost < 0 {
 		return errors.New("store: negative policy value")
 	}
 	if p.MinListSize > 0 && p.MaxListSize > 0 && p.MinListSize > p.MaxListSize {
 		return errors.New("store: minimum list size above the maximum")
 	}
+	if p.PrivacyBudget > 0 && p.PrivacyCost > p.PrivacyBudget {
+		return errors.New("store: privacy cost per session above the privacy budget per window")
+	}
+	switch {
+	case p.Modes == 0:
+		return errors.New("store: an advertiser must be served at least one mode")
+	case !p.Modes.Valid():
+		return fmt.Errorf("store: unknown modes %s", p.Modes)
+	}
 	return nil
 }
 
-const advertiserColumns = `id, name, key_id, api_key_hash, cert_name, created_at, revoked_at, min_list_size, max_list_size, budget`
+const advertiserColumns = `id, name, key_id, api_key_hash, cert_name, created_at, revoked_at, min_list_size, max_list_size, budget,
+	modes, privacy_budget, privacy_cost`
+
+// sqlInsertAdvertiser and sqlSetPolicy are shared by both engines.
+const (
+	sqlInsertAdvertiser = `INSERT INTO advertisers (name, key_id, api_key_hash, cert_name, created_at, min_list_size, max_list_size, budget,
+		modes, privacy_budget, privacy_cost) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`
+	sqlSetPolicy = `UPDATE advertisers SET min_list_size = $1, max_list_size = $2, budget = $3,
+		modes = $4, privacy_budget = $5, privacy_cost = $6 WHERE name = $7`
+)
+
+// policyArgs are the policy columns in the order of both statements.
+func policyArgs(p Policy) []any {
+	return []any{p.MinListSize, p.MaxListSize, p.Budget, int64(p.Modes), p.PrivacyBudget, p.PrivacyCost}
+}
 
 // nullString maps "" to NULL.
 func nullString(s string) any {
@@ -168,11 +291,14 @@ func scanAdvertiserSQLite(row interface{ Scan(...any) error }) (Advertiser, erro
 		hash            []byte
 		created         int64
 		revoked         sql.NullInt64
+		modes           int64
 	)
-	err := row.Scan(&a.ID, &a.Name, &keyID, &hash, &certName, &created, &revoked, &a.Policy.MinListSize, &a.Policy.MaxListSize, &a.Policy.Budget)
+	err := row.Scan(&a.ID, &a.Name, &keyID, &hash, &certName, &created, &revoked, &a.Policy.MinListSize, &a.Policy.MaxListSize, &a.Policy.Budget,
+		&modes, &a.Policy.PrivacyBudget, &a.Policy.PrivacyCost)
 	if err != nil {
 		return Advertiser{}, err
 	}
+	a.Policy.Modes = ModeSet(modes)
 	a.KeyID, a.CertName = keyID.String, certName.String
 	copy(a.KeyHash[:], hash)
 	a.CreatedAt = time.UnixMicro(created).UTC()
@@ -205,10 +331,8 @@ func (s *SQLite) AddAdvertiser(ctx context.Context, a Advertiser) (Advertiser, e
 	if a.KeyID != "" {
 		hash = a.KeyHash[:]
 	}
-	err := s.w.QueryRowContext(ctx, `INSERT INTO advertisers (name, key_id, api_key_hash, cert_name, created_at, min_list_size, max_list_size, budget)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-		a.Name, nullString(a.KeyID), hash, nullString(a.CertName), a.CreatedAt.UnixMicro(),
-		a.Policy.MinListSize, a.Policy.MaxListSize, a.Policy.Budget).Scan(&a.ID)
+	args := append([]any{a.Name, nullString(a.KeyID), hash, nullString(a.CertName), a.CreatedAt.UnixMicro()}, policyArgs(a.Policy)...)
+	err := s.w.QueryRowContext(ctx, sqlInsertAdvertiser, args...).Scan(&a.ID)
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
 			return Advertiser{}, ErrAdvertiserExists
@@ -268,8 +392,7 @@ func (s *SQLite) SetAdvertiserPolicy(ctx context.Context, name string, p Policy)
 	if err := validatePolicy(p); err != nil {
 		return Advertiser{}, err
 	}
-	if _, err := s.w.ExecContext(ctx, `UPDATE advertisers SET min_list_size = $1, max_list_size = $2, budget = $3 WHERE name = $4`,
-		p.MinListSize, p.MaxListSize, p.Budget, name); err != nil {
+	if _, err := s.w.ExecContext(ctx, sqlSetPolicy, append(policyArgs(p), name)...); err != nil {
 		return Advertiser{}, fmt.Errorf("store: set advertiser policy: %w", err)
 	}
 	return s.advertiserWhere(ctx, s.w, "name = $1", name)
@@ -283,11 +406,14 @@ func scanAdvertiserPostgres(row pgx.Row) (Advertiser, error) {
 		keyID, certName *string
 		hash            []byte
 		revoked         *time.Time
+		modes           int64
 	)
-	err := row.Scan(&a.ID, &a.Name, &keyID, &hash, &certName, &a.CreatedAt, &revoked, &a.Policy.MinListSize, &a.Policy.MaxListSize, &a.Policy.Budget)
+	err := row.Scan(&a.ID, &a.Name, &keyID, &hash, &certName, &a.CreatedAt, &revoked, &a.Policy.MinListSize, &a.Policy.MaxListSize, &a.Policy.Budget,
+		&modes, &a.Policy.PrivacyBudget, &a.Policy.PrivacyCost)
 	if err != nil {
 		return Advertiser{}, err
 	}
+	a.Policy.Modes = ModeSet(modes)
 	if keyID != nil {
 		a.KeyID = *keyID
 	}
@@ -323,10 +449,8 @@ func (p *Postgres) AddAdvertiser(ctx context.Context, a Advertiser) (Advertiser,
 	if a.KeyID != "" {
 		hash = a.KeyHash[:]
 	}
-	err := p.pool.QueryRow(ctx, `INSERT INTO advertisers (name, key_id, api_key_hash, cert_name, created_at, min_list_size, max_list_size, budget)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-		a.Name, nullString(a.KeyID), hash, nullString(a.CertName), a.CreatedAt,
-		a.Policy.MinListSize, a.Policy.MaxListSize, a.Policy.Budget).Scan(&a.ID)
+	args := append([]any{a.Name, nullString(a.KeyID), hash, nullString(a.CertName), a.CreatedAt}, policyArgs(a.Policy)...)
+	err := p.pool.QueryRow(ctx, sqlInsertAdvertiser, args...).Scan(&a.ID)
 	if err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23505" {
@@ -387,8 +511,7 @@ func (p *Postgres) SetAdvertiserPolicy(ctx context.Context, name string, pol Pol
 	if err := validatePolicy(pol); err != nil {
 		return Advertiser{}, err
 	}
-	if _, err := p.pool.Exec(ctx, `UPDATE advertisers SET min_list_size = $1, max_list_size = $2, budget = $3 WHERE name = $4`,
-		pol.MinListSize, pol.MaxListSize, pol.Budget, name); err != nil {
+	if _, err := p.pool.Exec(ctx, sqlSetPolicy, append(policyArgs(pol), name)...); err != nil {
 		return Advertiser{}, fmt.Errorf("store: set advertiser policy: %w", err)
 	}
 	return p.advertiserWhere(ctx, "name = $1", name)

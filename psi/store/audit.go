@@ -21,12 +21,13 @@ type SessionRecord struct {
 	Advertiser      int64
 	AdvertiserName  string // filled by Sessions; ignored by RecordSession
 	Kind            psi.Kind
-	Mode            string // "exact"
+	Mode            string // "exact" or "private"
 	ListSize        int64  // n, as the client announced it; 0 if refused before
 	ServerSize      int64  // N, the padded set size sent; 0 if none was
 	SnapshotVersion int64  // 0: no snapshot taken
 	SnapshotDigest  [32]byte
-	BudgetSpent     int64
+	BudgetSpent     int64  // identifiers
+	EpsilonSpent    int64  // privacy budget, micro-ε; 0 for exact mode
 	Result          string // "ok", or what ended it: "refused_min_list_size", "peer_error", "aborted", …
 	Detail          string // a short reason, without identifiers or elements
 	StartedAt       time.Time
@@ -49,6 +50,9 @@ func validateSession(r *SessionRecord) error {
 	if r.Mode == "" {
 		return errors.New("store: session without a mode")
 	}
+	if r.BudgetSpent < 0 || r.EpsilonSpent < 0 {
+		return errors.New("store: session with a negative budget spend")
+	}
 	if len(r.Detail) > MaxDetailLen {
 		r.Detail = r.Detail[:MaxDetailLen]
 	}
@@ -67,7 +71,12 @@ func (r *SessionRecord) snapshotArgs() (version, digest any) {
 }
 
 const sessionColumns = `s.id, s.advertiser_id, a.name, s.kind, s.mode, s.list_size, s.server_size, s.snapshot_version, s.snapshot_digest,
-	s.budget_spent, s.result, s.detail, s.started_at, s.ended_at`
+	s.budget_spent, s.epsilon_spent, s.result, s.detail, s.started_at, s.ended_at`
+
+// sqlInsertSession is shared by both engines.
+const sqlInsertSession = `INSERT INTO sessions (id, advertiser_id, kind, mode, list_size, server_size, snapshot_version, snapshot_digest,
+	budget_spent, epsilon_spent, result, detail, started_at, ended_at, duration_us)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
 
 func sessionsQuery(limit int) string {
 	q := `SELECT ` + sessionColumns + ` FROM sessions s JOIN advertisers a ON a.id = s.advertiser_id
@@ -84,9 +93,8 @@ func (s *SQLite) RecordSession(ctx context.Context, r SessionRecord) error {
 		return err
 	}
 	v, d := r.snapshotArgs()
-	_, err := s.w.ExecContext(ctx, `INSERT INTO sessions (id, advertiser_id, kind, mode, list_size, server_size, snapshot_version, snapshot_digest,
-		budget_spent, result, detail, started_at, ended_at, duration_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-		r.ID, r.Advertiser, int64(r.Kind), r.Mode, r.ListSize, r.ServerSize, v, d, r.BudgetSpent, r.Result, r.Detail,
+	_, err := s.w.ExecContext(ctx, sqlInsertSession,
+		r.ID, r.Advertiser, int64(r.Kind), r.Mode, r.ListSize, r.ServerSize, v, d, r.BudgetSpent, r.EpsilonSpent, r.Result, r.Detail,
 		r.StartedAt.UnixMicro(), r.EndedAt.UnixMicro(), r.EndedAt.Sub(r.StartedAt).Microseconds())
 	if err != nil {
 		return fmt.Errorf("store: record session: %w", err)
@@ -111,7 +119,7 @@ func (s *SQLite) Sessions(ctx context.Context, advertiser int64, limit int) ([]S
 			started, ended int64
 		)
 		if err := rows.Scan(&r.ID, &r.Advertiser, &r.AdvertiserName, &kind, &r.Mode, &r.ListSize, &r.ServerSize, &version, &digest,
-			&r.BudgetSpent, &r.Result, &r.Detail, &started, &ended); err != nil {
+			&r.BudgetSpent, &r.EpsilonSpent, &r.Result, &r.Detail, &started, &ended); err != nil {
 			return nil, fmt.Errorf("store: sessions: %w", err)
 		}
 		r.Kind, r.SnapshotVersion = psi.Kind(kind), version.Int64
@@ -131,9 +139,8 @@ func (p *Postgres) RecordSession(ctx context.Context, r SessionRecord) error {
 		return err
 	}
 	v, d := r.snapshotArgs()
-	_, err := p.pool.Exec(ctx, `INSERT INTO sessions (id, advertiser_id, kind, mode, list_size, server_size, snapshot_version, snapshot_digest,
-		budget_spent, result, detail, started_at, ended_at, duration_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-		r.ID, r.Advertiser, int16(r.Kind), r.Mode, r.ListSize, r.ServerSize, v, d, r.BudgetSpent, r.Result, r.Detail,
+	_, err := p.pool.Exec(ctx, sqlInsertSession,
+		r.ID, r.Advertiser, int16(r.Kind), r.Mode, r.ListSize, r.ServerSize, v, d, r.BudgetSpent, r.EpsilonSpent, r.Result, r.Detail,
 		r.StartedAt, r.EndedAt, r.EndedAt.Sub(r.StartedAt).Microseconds())
 	if err != nil {
 		return fmt.Errorf("store: record session: %w", err)
@@ -157,7 +164,7 @@ func (p *Postgres) Sessions(ctx context.Context, advertiser int64, limit int) ([
 			digest  []byte
 		)
 		if err := rows.Scan(&r.ID, &r.Advertiser, &r.AdvertiserName, &kind, &r.Mode, &r.ListSize, &r.ServerSize, &version, &digest,
-			&r.BudgetSpent, &r.Result, &r.Detail, &r.StartedAt, &r.EndedAt); err != nil {
+			&r.BudgetSpent, &r.EpsilonSpent, &r.Result, &r.Detail, &r.StartedAt, &r.EndedAt); err != nil {
 			return nil, fmt.Errorf("store: sessions: %w", err)
 		}
 		r.Kind = psi.Kind(kind)

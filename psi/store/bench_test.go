@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"iter"
@@ -92,17 +93,28 @@ func BenchmarkSnapshot(b *testing.B) {
 			if _, err := s.AppendConsent(b.Context(), largeConsent(benchRows)); err != nil {
 				b.Fatal(err)
 			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			var size int64
-			for b.Loop() {
-				info, err := s.Snapshot(b.Context(), psi.KindEmail, func([32]byte) error { return nil })
-				if err != nil {
-					b.Fatal(err)
-				}
-				size = info.Size
+			// Uncapped (exact mode), and capped at one digest per subject
+			// (private mode, SPEC.md §10.9).
+			for _, maxPer := range []int{0, 1} {
+				b.Run(fmt.Sprintf("MaxPerSubject=%d", maxPer), func(b *testing.B) {
+					b.ReportAllocs()
+					var size int64
+					for b.Loop() {
+						snapshot := s.Snapshot
+						if maxPer > 0 {
+							snapshot = func(ctx context.Context, kind psi.Kind, fn func([32]byte) error) (SnapshotInfo, error) {
+								return s.SnapshotPerSubject(ctx, kind, maxPer, fn)
+							}
+						}
+						info, err := snapshot(b.Context(), psi.KindEmail, func([32]byte) error { return nil })
+						if err != nil {
+							b.Fatal(err)
+						}
+						size = info.Size
+					}
+					b.ReportMetric(float64(size)*float64(b.N)/b.Elapsed().Seconds(), "digests/s")
+				})
 			}
-			b.ReportMetric(float64(size)*float64(b.N)/b.Elapsed().Seconds(), "digests/s")
 		})
 	}
 }

@@ -2,15 +2,19 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// BudgetRequest asks to spend identifiers of an advertiser's budget.
+// BudgetRequest asks to spend identifiers, and for a private-mode session
+// privacy budget, of an advertiser's budgets. Both are checked over the
+// same window.
 type BudgetRequest struct {
 	Advertiser  int64
 	Session     string        // the session that spends them
@@ -18,20 +22,41 @@ type BudgetRequest struct {
 	Limit       int64         // identifiers allowed per window, > 0
 	Window      time.Duration // length of the rolling window, > 0
 	At          time.Time     // now
+	// Epsilon is the privacy budget the session spends, in micro-ε
+	// (ε·10^6 rounded up, [EpsilonMicros]); 0 for exact mode.
+	Epsilon int64
+	// EpsilonLimit is the privacy budget per window, in micro-ε; required
+	// (> 0) when Epsilon > 0.
+	EpsilonLimit int64
 }
 
-// BudgetStatus is an advertiser's budget after a reservation.
+// BudgetStatus is an advertiser's budgets after a reservation.
 type BudgetStatus struct {
-	Used  int64 // spent in the window ending at At, this reservation included
+	Used  int64 // identifiers spent in the window ending at At, this reservation included
 	Limit int64
+	// EpsilonUsed is the micro-ε spent in the window ending at At, this
+	// reservation included; EpsilonLimit echoes the request's.
+	EpsilonUsed, EpsilonLimit int64
 }
+
+// The budgets a [BudgetError] can name.
+const (
+	BudgetIdentifiers = "identifiers"
+	BudgetPrivacy     = "privacy"
+)
 
 // ErrBudgetExhausted reports a reservation refused because it would
-// overspend. The error is a *BudgetError.
-var ErrBudgetExhausted = errors.New("store: identifier budget exhausted")
+// overspend one of the advertiser's budgets. The error is a *BudgetError.
+var ErrBudgetExhausted = errors.New("store: budget exhausted")
 
-// BudgetError describes a refused reservation.
+// ErrNoBudgetSpend reports a refund for a session that spent nothing of
+// the advertiser's budgets.
+var ErrNoBudgetSpend = errors.New("store: no budget spend recorded for the session")
+
+// BudgetError describes a refused reservation. For the privacy budget,
+// Used, Limit and Requested are in micro-ε.
 type BudgetError struct {
+	Budget    string    // BudgetIdentifiers or BudgetPrivacy
 	Used      int64     // spent in the window ending now
 	Limit     int64     // allowed per window
 	Requested int64     // what the refused request asked for
@@ -39,6 +64,14 @@ type BudgetError struct {
 }
 
 func (e *BudgetError) Error() string {
+	if e.Budget == BudgetPrivacy {
+		if e.ResetsAt.IsZero() {
+			return fmt.Sprintf("privacy budget exhausted: a session of ε %s is more than the whole budget of ε %s per window",
+				FormatEpsilon(e.Requested), FormatEpsilon(e.Limit))
+		}
+		return fmt.Sprintf("privacy budget exhausted: ε %s of %s used in the current window, a session of ε %s does not fit until %s",
+			FormatEpsilon(e.Used), FormatEpsilon(e.Limit), FormatEpsilon(e.Requested), e.ResetsAt.UTC().Format(time.RFC3339))
+	}
 	if e.ResetsAt.IsZero() {
 		return fmt.Sprintf("identifier budget exhausted: a list of %d is larger than the whole budget of %d per window", e.Requested, e.Limit)
 	}
@@ -49,6 +82,65 @@ func (e *BudgetError) Error() string {
 // Is makes errors.Is(err, ErrBudgetExhausted) hold.
 func (e *BudgetError) Is(target error) bool { return target == ErrBudgetExhausted }
 
+// MicrosPerEpsilon is the unit of stored privacy budgets: 1 ε is 10^6.
+const MicrosPerEpsilon = 1_000_000
+
+// EpsilonMicros converts ε = num/den to micro-ε, rounded up (SPEC.md §10.8:
+// a spend is rounded up to the unit). den must not be 0.
+func EpsilonMicros(num, den uint32) (int64, error) {
+	if den == 0 {
+		return 0, errors.New("store: ε with a zero denominator")
+	}
+	n := int64(num) * MicrosPerEpsilon // at most 2^32·10^6 < 2^63
+	d := int64(den)
+	return (n + d - 1) / d, nil
+}
+
+// FormatEpsilon writes micro-ε as a decimal ε without trailing zeros:
+// 1500000 is "1.5", 2000000 is "2", 1 is "0.000001".
+func FormatEpsilon(micros int64) string {
+	sign := ""
+	u := uint64(micros)
+	if micros < 0 {
+		sign, u = "-", -u
+	}
+	whole, frac := u/MicrosPerEpsilon, u%MicrosPerEpsilon
+	if frac == 0 {
+		return sign + strconv.FormatUint(whole, 10)
+	}
+	f := strings.TrimRight(fmt.Sprintf("%06d", frac), "0")
+	return sign + strconv.FormatUint(whole, 10) + "." + f
+}
+
+// ParseEpsilon parses a non-negative decimal ε ("2", "0.5", "1.25") into
+// micro-ε. More than six decimal places are refused rather than rounded,
+// since a budget is exact.
+func ParseEpsilon(s string) (int64, error) {
+	bad := func() (int64, error) {
+		return 0, fmt.Errorf("store: invalid ε %q: want a non-negative decimal with at most 6 decimal places", truncate(s))
+	}
+	whole, frac, dot := strings.Cut(s, ".")
+	if whole == "" || (dot && frac == "") || len(frac) > 6 {
+		return bad()
+	}
+	for _, part := range []string{whole, frac} {
+		for _, c := range part {
+			if c < '0' || c > '9' {
+				return bad()
+			}
+		}
+	}
+	w, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil || w > math.MaxInt64/MicrosPerEpsilon-1 {
+		return bad()
+	}
+	var f int64
+	if frac != "" {
+		f, _ = strconv.ParseInt(frac+strings.Repeat("0", 6-len(frac)), 10, 64)
+	}
+	return w*MicrosPerEpsilon + f, nil
+}
+
 func validateBudget(r *BudgetRequest) error {
 	switch {
 	case r.Identifiers <= 0:
@@ -57,39 +149,105 @@ func validateBudget(r *BudgetRequest) error {
 		return errors.New("store: budget limit and window must be positive")
 	case r.Session == "":
 		return errors.New("store: budget request without a session")
+	case r.Epsilon < 0 || r.EpsilonLimit < 0:
+		return errors.New("store: negative privacy budget")
+	case r.Epsilon > 0 && r.EpsilonLimit == 0:
+		return errors.New("store: a privacy spend needs a privacy budget limit")
 	}
 	r.At = microTime(r.At)
 	return nil
 }
 
+// spend is one budget_spend row of a window.
 type spend struct {
-	at time.Time
-	n  int64
+	at                   time.Time
+	identifiers, epsilon int64
 }
 
-// decide checks a request against the spends in its window (ascending by
-// time) and, when it does not fit, says when it will.
-func decide(r BudgetRequest, spends []spend) (used int64, err error) {
+// fit checks requested against the amounts of spends (ascending by time)
+// and limit and, when it does not fit, says when it will.
+func fit(budget string, spends []spend, amount func(spend) int64, requested, limit int64, window time.Duration) (used int64, be *BudgetError) {
 	for _, s := range spends {
-		used += s.n
+		used += amount(s)
 	}
-	if used+r.Identifiers <= r.Limit {
+	if requested <= limit-used {
 		return used, nil
 	}
-	be := &BudgetError{Used: used, Limit: r.Limit, Requested: r.Identifiers}
-	if r.Identifiers <= r.Limit {
-		// A spend at t leaves the window at t + Window.
+	be = &BudgetError{Budget: budget, Used: used, Limit: limit, Requested: requested}
+	if requested <= limit {
+		// A spend at t leaves the window at t + window.
 		left := used
 		for _, s := range spends {
-			left -= s.n
-			if left+r.Identifiers <= r.Limit {
-				be.ResetsAt = s.at.Add(r.Window)
+			left -= amount(s)
+			if requested <= limit-left {
+				be.ResetsAt = s.at.Add(window)
 				break
 			}
 		}
 	}
 	return used, be
 }
+
+// decide checks a request against both budgets. When neither fits it
+// reports the one that fits later (or never), so that the session does
+// fit at ResetsAt; on a tie, the identifier budget.
+func decide(r BudgetRequest, spends []spend) (BudgetStatus, error) {
+	used, idErr := fit(BudgetIdentifiers, spends, func(s spend) int64 { return s.identifiers }, r.Identifiers, r.Limit, r.Window)
+	eps, epsErr := fit(BudgetPrivacy, spends, func(s spend) int64 { return s.epsilon }, r.Epsilon, r.EpsilonLimit, r.Window)
+	st := BudgetStatus{Used: used, Limit: r.Limit, EpsilonUsed: eps, EpsilonLimit: r.EpsilonLimit}
+	if r.Epsilon == 0 {
+		epsErr = nil // an exact-mode session spends no privacy budget
+	}
+	switch {
+	case idErr == nil && epsErr == nil:
+		return st, nil
+	case epsErr == nil:
+		return st, idErr
+	case idErr == nil:
+		return st, epsErr
+	case idErr.ResetsAt.IsZero() || (!epsErr.ResetsAt.IsZero() && !epsErr.ResetsAt.After(idErr.ResetsAt)):
+		return st, idErr
+	}
+	return st, epsErr
+}
+
+// SQL of the budgets, shared by both engines. b is budget_spend.
+const (
+	// sqlNotRefunded: spend b was not refunded.
+	sqlNotRefunded = `NOT EXISTS (SELECT 1 FROM budget_refunds f WHERE f.session_id = b.session_id AND f.advertiser_id = b.advertiser_id)`
+	// sqlInWindow: spend b counts in the window of advertiser $1 after $2.
+	sqlInWindow = `b.advertiser_id = $1 AND b.at > $2 AND ` + sqlNotRefunded
+
+	sqlWindowSpends = `SELECT b.at, b.identifiers, b.epsilon_micros FROM budget_spend b WHERE ` + sqlInWindow + ` ORDER BY b.at, b.id`
+	sqlWindowTotals = `SELECT CAST(COALESCE(SUM(b.identifiers), 0) AS BIGINT), CAST(COALESCE(SUM(b.epsilon_micros), 0) AS BIGINT)
+		FROM budget_spend b WHERE ` + sqlInWindow
+	sqlInsertSpend = `INSERT INTO budget_spend (advertiser_id, session_id, at, identifiers, epsilon_micros) VALUES ($1, $2, $3, $4, $5)`
+
+	sqlSpendExists = `SELECT count(*) FROM budget_spend WHERE session_id = $1 AND advertiser_id = $2`
+	sqlRefund      = `INSERT INTO budget_refunds (session_id, advertiser_id, at) VALUES ($1, $2, $3) ON CONFLICT (session_id) DO NOTHING`
+	sqlRefundedBy  = `SELECT advertiser_id FROM budget_refunds WHERE session_id = $1`
+)
+
+func validateRefund(session string, at time.Time) (time.Time, error) {
+	if session == "" {
+		return time.Time{}, errors.New("store: refund without a session")
+	}
+	if at.IsZero() {
+		return time.Time{}, errors.New("store: refund without a time")
+	}
+	return microTime(at), nil
+}
+
+// refundOutcome finishes a refund whose insert hit an existing row: the
+// session was refunded already, for this advertiser (a no-op) or another.
+func refundOutcome(advertiser, refundedBy int64) error {
+	if refundedBy != advertiser {
+		return errors.New("store: refund budget: the session was refunded for another advertiser")
+	}
+	return nil
+}
+
+// --- SQLite ---
 
 // ReserveBudget implements [Registry]. The write connection serializes
 // transactions (BEGIN IMMEDIATE), so two reservations never both see the
@@ -110,48 +268,101 @@ func (s *SQLite) ReserveBudget(ctx context.Context, r BudgetRequest) (BudgetStat
 	if exists == 0 {
 		return BudgetStatus{}, ErrUnknownAdvertiser
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT at, identifiers FROM budget_spend WHERE advertiser_id = $1 AND at > $2 ORDER BY at, id`,
-		r.Advertiser, r.At.Add(-r.Window).UnixMicro())
+	rows, err := tx.QueryContext(ctx, sqlWindowSpends, r.Advertiser, r.At.Add(-r.Window).UnixMicro())
 	if err != nil {
 		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
 	}
 	var spends []spend
 	for rows.Next() {
-		var at, n int64
-		if err := rows.Scan(&at, &n); err != nil {
+		var at int64
+		var sp spend
+		if err := rows.Scan(&at, &sp.identifiers, &sp.epsilon); err != nil {
 			rows.Close()
 			return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
 		}
-		spends = append(spends, spend{time.UnixMicro(at).UTC(), n})
+		sp.at = time.UnixMicro(at).UTC()
+		spends = append(spends, sp)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
 	}
-	used, err := decide(r, spends)
+	st, err := decide(r, spends)
 	if err != nil {
-		return BudgetStatus{Used: used, Limit: r.Limit}, err
+		return st, err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO budget_spend (advertiser_id, session_id, at, identifiers) VALUES ($1, $2, $3, $4)`,
-		r.Advertiser, r.Session, r.At.UnixMicro(), r.Identifiers); err != nil {
+	if _, err := tx.ExecContext(ctx, sqlInsertSpend, r.Advertiser, r.Session, r.At.UnixMicro(), r.Identifiers, r.Epsilon); err != nil {
 		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
 	}
-	return BudgetStatus{Used: used + r.Identifiers, Limit: r.Limit}, nil
+	st.Used += r.Identifiers
+	st.EpsilonUsed += r.Epsilon
+	return st, nil
+}
+
+// RefundBudget implements [Registry].
+func (s *SQLite) RefundBudget(ctx context.Context, advertiser int64, session string, at time.Time) error {
+	at, err := validateRefund(session, at)
+	if err != nil {
+		return err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: refund budget: %w", err)
+	}
+	defer tx.Rollback()
+	var n int64
+	if err := tx.QueryRowContext(ctx, sqlSpendExists, session, advertiser).Scan(&n); err != nil {
+		return fmt.Errorf("store: refund budget: %w", err)
+	}
+	if n == 0 {
+		return ErrNoBudgetSpend
+	}
+	res, err := tx.ExecContext(ctx, sqlRefund, session, advertiser, at.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("store: refund budget: %w", err)
+	}
+	if added, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: refund budget: %w", err)
+	} else if added == 0 {
+		var by int64
+		if err := tx.QueryRowContext(ctx, sqlRefundedBy, session).Scan(&by); err != nil {
+			return fmt.Errorf("store: refund budget: %w", err)
+		}
+		return refundOutcome(advertiser, by)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: refund budget: %w", err)
+	}
+	return nil
+}
+
+func (s *SQLite) windowTotals(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (ids, eps int64, err error) {
+	err = s.r.QueryRowContext(ctx, sqlWindowTotals, advertiser, microTime(at).Add(-window).UnixMicro()).Scan(&ids, &eps)
+	return ids, eps, err
 }
 
 // BudgetUsed implements [Registry].
 func (s *SQLite) BudgetUsed(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (int64, error) {
-	var used sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT SUM(identifiers) FROM budget_spend WHERE advertiser_id = $1 AND at > $2`,
-		advertiser, microTime(at).Add(-window).UnixMicro()).Scan(&used)
+	used, _, err := s.windowTotals(ctx, advertiser, window, at)
 	if err != nil {
 		return 0, fmt.Errorf("store: budget used: %w", err)
 	}
-	return used.Int64, nil
+	return used, nil
 }
+
+// EpsilonUsed implements [Registry].
+func (s *SQLite) EpsilonUsed(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (int64, error) {
+	_, used, err := s.windowTotals(ctx, advertiser, window, at)
+	if err != nil {
+		return 0, fmt.Errorf("store: epsilon used: %w", err)
+	}
+	return used, nil
+}
+
+// --- PostgreSQL ---
 
 // ReserveBudget implements [Registry]. The advertiser's row is locked (FOR
 // UPDATE) for the transaction, so reservations of one advertiser run one
@@ -169,49 +380,86 @@ func (p *Postgres) ReserveBudget(ctx context.Context, r BudgetRequest) (BudgetSt
 			}
 			return fmt.Errorf("store: reserve budget: %w", err)
 		}
-		rows, err := tx.Query(ctx, `SELECT at, identifiers FROM budget_spend WHERE advertiser_id = $1 AND at > $2 ORDER BY at, id`,
-			r.Advertiser, r.At.Add(-r.Window))
+		rows, err := tx.Query(ctx, sqlWindowSpends, r.Advertiser, r.At.Add(-r.Window))
 		if err != nil {
 			return fmt.Errorf("store: reserve budget: %w", err)
 		}
 		var spends []spend
 		for rows.Next() {
 			var sp spend
-			if err := rows.Scan(&sp.at, &sp.n); err != nil {
+			if err := rows.Scan(&sp.at, &sp.identifiers, &sp.epsilon); err != nil {
 				rows.Close()
 				return fmt.Errorf("store: reserve budget: %w", err)
 			}
+			sp.at = sp.at.UTC()
 			spends = append(spends, sp)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("store: reserve budget: %w", err)
 		}
-		used, err := decide(r, spends)
-		st = BudgetStatus{Used: used, Limit: r.Limit}
+		st, err = decide(r, spends)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO budget_spend (advertiser_id, session_id, at, identifiers) VALUES ($1, $2, $3, $4)`,
-			r.Advertiser, r.Session, r.At, r.Identifiers); err != nil {
+		if _, err := tx.Exec(ctx, sqlInsertSpend, r.Advertiser, r.Session, r.At, r.Identifiers, r.Epsilon); err != nil {
 			return fmt.Errorf("store: reserve budget: %w", err)
 		}
 		st.Used += r.Identifiers
+		st.EpsilonUsed += r.Epsilon
 		return nil
 	})
 	return st, err
 }
 
+// RefundBudget implements [Registry].
+func (p *Postgres) RefundBudget(ctx context.Context, advertiser int64, session string, at time.Time) error {
+	at, err := validateRefund(session, at)
+	if err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		var n int64
+		if err := tx.QueryRow(ctx, sqlSpendExists, session, advertiser).Scan(&n); err != nil {
+			return fmt.Errorf("store: refund budget: %w", err)
+		}
+		if n == 0 {
+			return ErrNoBudgetSpend
+		}
+		tag, err := tx.Exec(ctx, sqlRefund, session, advertiser, at)
+		if err != nil {
+			return fmt.Errorf("store: refund budget: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			var by int64
+			if err := tx.QueryRow(ctx, sqlRefundedBy, session).Scan(&by); err != nil {
+				return fmt.Errorf("store: refund budget: %w", err)
+			}
+			return refundOutcome(advertiser, by)
+		}
+		return nil
+	})
+}
+
+func (p *Postgres) windowTotals(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (ids, eps int64, err error) {
+	err = p.pool.QueryRow(ctx, sqlWindowTotals, advertiser, microTime(at).Add(-window)).Scan(&ids, &eps)
+	return ids, eps, err
+}
+
 // BudgetUsed implements [Registry].
 func (p *Postgres) BudgetUsed(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (int64, error) {
-	var used *int64
-	err := p.pool.QueryRow(ctx, `SELECT SUM(identifiers)::bigint FROM budget_spend WHERE advertiser_id = $1 AND at > $2`,
-		advertiser, microTime(at).Add(-window)).Scan(&used)
+	used, _, err := p.windowTotals(ctx, advertiser, window, at)
 	if err != nil {
 		return 0, fmt.Errorf("store: budget used: %w", err)
 	}
-	if used == nil {
-		return 0, nil
+	return used, nil
+}
+
+// EpsilonUsed implements [Registry].
+func (p *Postgres) EpsilonUsed(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (int64, error) {
+	_, used, err := p.windowTotals(ctx, advertiser, window, at)
+	if err != nil {
+		return 0, fmt.Errorf("store: epsilon used: %w", err)
 	}
-	return *used, nil
+	return used, nil
 }

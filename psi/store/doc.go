@@ -9,22 +9,30 @@
 // # Schema
 //
 //	subjects                pseudonymous platform user ids
-//	identifiers             (subject, kind, value) unique; digest = SHA-256(value), indexed by (kind, digest)
+//	identifiers             (subject, kind, value) unique; digest = SHA-256(value), indexed by (kind, digest);
+//	                        ids in import order
 //	identifier_collections  (identifier, collected_for): one row per purpose it was collected for
 //	consent_events          append-only: id, subject, identifier (NULL = subject-wide), purpose,
 //	                        granted, at, source, text_version, recorded_at
-//	snapshots               version, kind, taken_at, ledger_position, size, digest
+//	snapshots               version, kind, taken_at, ledger_position, size, digest,
+//	                        max_per_subject (0: uncapped)
 //	schema_migrations       version, name, applied_at
-//	advertisers             the match service's advertisers (migration 2; see [Registry])
-//	budget_spend            append-only: identifiers each advertiser's sessions spent
+//	advertisers             the match service's advertisers, their modes and policy (see [Registry])
+//	budget_spend            append-only: identifiers and micro-ε each advertiser's sessions spent
+//	budget_refunds          append-only: sessions whose spend was refunded
 //	sessions                append-only: the session audit log
 //
-// Triggers refuse UPDATE and DELETE on consent_events, budget_spend and
-// sessions (and TRUNCATE on PostgreSQL), so the ledger is append-only in
-// the database, not only in this package. Migrations are numbered, and Open applies the pending ones
-// in order, in one transaction, recording each in schema_migrations; a
-// database newer than the binary is refused. A later change appends a
-// migration (migrate.go) with the next number and its text for each engine.
+// Migration 1 is the ledger, 2 the registry (advertisers, budget_spend,
+// sessions), 3 private mode (modes and privacy budgets of advertisers, ε
+// spends and refunds, max_per_subject).
+//
+// Triggers refuse UPDATE and DELETE on consent_events, budget_spend,
+// budget_refunds and sessions (and TRUNCATE on PostgreSQL), so the ledger
+// is append-only in the database, not only in this package. Migrations are
+// numbered, and Open applies the pending ones in order, in one transaction,
+// recording each in schema_migrations; a database newer than the binary is
+// refused. A later change appends a migration (migrate.go) with the next
+// number and its text for each engine.
 //
 // Values arrive canonical (SPEC.md §7) with Digest = SHA-256(Value) computed
 // by the caller; the store checks that the digest matches and never logs,
@@ -71,6 +79,23 @@
 // serialized, so the snapshot reflects exactly the events with id <=
 // LedgerPosition.
 //
+// # Per-subject snapshots
+//
+// A private-mode session needs a set in which one subject contributes at
+// most Δ digests of the kind (SPEC.md §10.9). [Store.SnapshotPerSubject]
+// streams and records it like Snapshot, with one more step between the
+// rule and DISTINCT: among each subject's matchable identifiers of the
+// kind, it keeps the first maxPerSubject ordered by their covering grant
+// (the latest ad_matching event covering the identifier, which is a grant
+// since the identifier is matchable) by at, then event id, and then by
+// identifier id (import order, on both engines). The digests of the kept
+// identifiers, distinct, in ascending order, are the snapshot, with its
+// digest as above; a digest two subjects keep appears once. Identifiers
+// excluded by either rule never take a subject's place, and the ranking
+// runs in SQL (a window function over the same rule text), so excluded rows
+// never leave the database. The snapshots row records maxPerSubject;
+// Snapshot records 0.
+//
 // # Stats
 //
 // [Store.Stats] puts every identifier row of each kind in exactly one class:
@@ -88,6 +113,6 @@
 // CONFLICT DO NOTHING from it; appends take an EXCLUSIVE lock on
 // consent_events so event ids follow commit order; snapshots read in a
 // REPEATABLE READ, READ ONLY transaction. On both, the callback of
-// [Store.Snapshot] runs inside the read transaction and must not call back
-// into the store.
+// [Store.Snapshot] and [Store.SnapshotPerSubject] runs inside the read
+// transaction and must not call back into the store.
 package store

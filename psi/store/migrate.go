@@ -219,6 +219,49 @@ CREATE TRIGGER sessions_no_truncate BEFORE TRUNCATE ON sessions
 	FOR EACH STATEMENT EXECUTE FUNCTION overlap_append_only();
 `,
 	},
+	{
+		version: 3,
+		name:    "private mode: advertiser modes, privacy budget, refunds, per-subject snapshots",
+		sqlite: `
+-- modes: bit 1<<m for mode m (2 = exact, 4 = private, 6 = both). Advertisers
+-- that predate private mode keep exact mode only.
+ALTER TABLE advertisers ADD COLUMN modes INTEGER NOT NULL DEFAULT 2 CHECK (modes IN (2, 4, 6));
+ALTER TABLE advertisers ADD COLUMN privacy_budget INTEGER NOT NULL DEFAULT 0 CHECK (privacy_budget >= 0); -- micro-ε; 0: server default
+ALTER TABLE advertisers ADD COLUMN privacy_cost INTEGER NOT NULL DEFAULT 0 CHECK (privacy_cost >= 0);     -- micro-ε; 0: server default
+ALTER TABLE budget_spend ADD COLUMN epsilon_micros INTEGER NOT NULL DEFAULT 0 CHECK (epsilon_micros >= 0);
+CREATE INDEX budget_spend_session ON budget_spend (session_id, advertiser_id);
+CREATE TABLE budget_refunds (
+	session_id    TEXT PRIMARY KEY,
+	advertiser_id INTEGER NOT NULL REFERENCES advertisers (id),
+	at            INTEGER NOT NULL -- Unix microseconds
+);
+CREATE TRIGGER budget_refunds_no_update BEFORE UPDATE ON budget_refunds
+BEGIN SELECT RAISE(ABORT, 'budget_refunds is append-only'); END;
+CREATE TRIGGER budget_refunds_no_delete BEFORE DELETE ON budget_refunds
+BEGIN SELECT RAISE(ABORT, 'budget_refunds is append-only'); END;
+ALTER TABLE sessions ADD COLUMN epsilon_spent INTEGER NOT NULL DEFAULT 0 CHECK (epsilon_spent >= 0); -- micro-ε
+ALTER TABLE snapshots ADD COLUMN max_per_subject INTEGER NOT NULL DEFAULT 0 CHECK (max_per_subject BETWEEN 0 AND 65536); -- 0: no cap
+`,
+		postgres: `
+ALTER TABLE advertisers
+	ADD COLUMN modes integer NOT NULL DEFAULT 2 CHECK (modes IN (2, 4, 6)),
+	ADD COLUMN privacy_budget bigint NOT NULL DEFAULT 0 CHECK (privacy_budget >= 0),
+	ADD COLUMN privacy_cost bigint NOT NULL DEFAULT 0 CHECK (privacy_cost >= 0);
+ALTER TABLE budget_spend ADD COLUMN epsilon_micros bigint NOT NULL DEFAULT 0 CHECK (epsilon_micros >= 0);
+CREATE INDEX budget_spend_session ON budget_spend (session_id, advertiser_id);
+CREATE TABLE budget_refunds (
+	session_id    text PRIMARY KEY,
+	advertiser_id bigint NOT NULL REFERENCES advertisers (id),
+	at            timestamptz NOT NULL
+);
+CREATE TRIGGER budget_refunds_no_update_delete BEFORE UPDATE OR DELETE ON budget_refunds
+	FOR EACH ROW EXECUTE FUNCTION overlap_append_only();
+CREATE TRIGGER budget_refunds_no_truncate BEFORE TRUNCATE ON budget_refunds
+	FOR EACH STATEMENT EXECUTE FUNCTION overlap_append_only();
+ALTER TABLE sessions ADD COLUMN epsilon_spent bigint NOT NULL DEFAULT 0 CHECK (epsilon_spent >= 0);
+ALTER TABLE snapshots ADD COLUMN max_per_subject integer NOT NULL DEFAULT 0 CHECK (max_per_subject BETWEEN 0 AND 65536);
+`,
+	},
 }
 
 // latestMigration is the schema version this binary writes.

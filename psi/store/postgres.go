@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,6 +37,12 @@ const analyzeAfter = 10_000
 // the matchable-set query is a long scan with cheap per-row subqueries,
 // whose high cost estimate makes JIT compilation cost more than it saves.
 func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
+	return openPostgresAt(ctx, dsn, latestMigration())
+}
+
+// openPostgresAt opens the database with migrations applied up to version
+// upTo only (the tests build older schemas with it).
+func openPostgresAt(ctx context.Context, dsn string, upTo int64) (*Postgres, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// pgconn redacts the password from its parse errors.
@@ -51,7 +56,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 		return nil, fmt.Errorf("store: postgres: %w", err)
 	}
 	p := &Postgres{pool: pool}
-	if err := p.migrate(ctx); err != nil {
+	if err := p.migrate(ctx, upTo); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -66,7 +71,7 @@ func (p *Postgres) Close() error {
 	return nil
 }
 
-func (p *Postgres) migrate(ctx context.Context) error {
+func (p *Postgres) migrate(ctx context.Context, upTo int64) error {
 	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrateLockKey)); err != nil {
 			return fmt.Errorf("store: migrate: %w", err)
@@ -83,7 +88,7 @@ func (p *Postgres) migrate(ctx context.Context) error {
 			return fmt.Errorf("store: database schema version %d is newer than this binary's %d", current, latestMigration())
 		}
 		for _, m := range migrations {
-			if m.version <= current {
+			if m.version <= current || m.version > upTo {
 				continue
 			}
 			if _, err := tx.Exec(ctx, m.postgres); err != nil {
@@ -114,7 +119,9 @@ func rollback(ctx context.Context, tx pgx.Tx) {
 // ImportIdentifiers implements [Store]: the rows are copied (COPY) into a
 // temporary table, then inserted with INSERT … SELECT … ON CONFLICT DO
 // NOTHING, all in one transaction. Duplicate rows need no DISTINCT: within
-// one statement, DO NOTHING skips the second of two equal keys.
+// one statement, DO NOTHING skips the second of two equal keys. New
+// identifiers are inserted in the order of the rows, so their ids follow
+// import order as on SQLite (SnapshotPerSubject breaks ties by id).
 func (p *Postgres) ImportIdentifiers(ctx context.Context, rows iter.Seq[Identifier]) (res ImportResult, err error) {
 	if err := ctx.Err(); err != nil {
 		return ImportResult{}, fmt.Errorf("store: import: %w", err)
@@ -130,7 +137,7 @@ func (p *Postgres) ImportIdentifiers(ctx context.Context, rows iter.Seq[Identifi
 		}
 	}()
 	if _, err = tx.Exec(ctx, `CREATE TEMPORARY TABLE import_rows (
-		subject text NOT NULL, kind smallint NOT NULL, value text NOT NULL,
+		seq bigint NOT NULL, subject text NOT NULL, kind smallint NOT NULL, value text NOT NULL,
 		digest bytea NOT NULL, collected_for text NOT NULL) ON COMMIT DROP`); err != nil {
 		return res, fmt.Errorf("store: import: %w", err)
 	}
@@ -152,10 +159,10 @@ func (p *Postgres) ImportIdentifiers(ctx context.Context, rows iter.Seq[Identifi
 			rowErr = &RowError{Row: res.Read, Err: err}
 			return nil, rowErr
 		}
-		return []any{id.Subject, int16(id.Kind), id.Value, id.Digest[:], string(id.CollectedFor)}, nil
+		return []any{res.Read, id.Subject, int16(id.Kind), id.Value, id.Digest[:], string(id.CollectedFor)}, nil
 	})
 	copied, err := tx.CopyFrom(ctx, pgx.Identifier{"import_rows"},
-		[]string{"subject", "kind", "value", "digest", "collected_for"}, src)
+		[]string{"seq", "subject", "kind", "value", "digest", "collected_for"}, src)
 	if rowErr != nil {
 		return res, rowErr
 	}
@@ -173,6 +180,7 @@ func (p *Postgres) ImportIdentifiers(ctx context.Context, rows iter.Seq[Identifi
 		`INSERT INTO identifiers (subject_id, kind, value, digest)
 			SELECT s.id, r.kind, r.value, r.digest
 			FROM import_rows r JOIN subjects s ON s.subject = r.subject
+			ORDER BY r.seq
 			ON CONFLICT (subject_id, kind, value) DO NOTHING`,
 		`INSERT INTO identifier_collections (identifier_id, collected_for)
 			SELECT i.id, r.collected_for
@@ -318,16 +326,28 @@ func (p *Postgres) AppendConsent(ctx context.Context, events iter.Seq[ConsentEve
 // Snapshot implements [Store]: it streams from a REPEATABLE READ, READ ONLY
 // transaction, then records the snapshot.
 func (p *Postgres) Snapshot(ctx context.Context, kind psi.Kind, fn func(digest [32]byte) error) (SnapshotInfo, error) {
+	return p.snapshot(ctx, kind, 0, fn)
+}
+
+// SnapshotPerSubject implements [Store], as Snapshot does.
+func (p *Postgres) SnapshotPerSubject(ctx context.Context, kind psi.Kind, maxPerSubject int, fn func(digest [32]byte) error) (SnapshotInfo, error) {
+	if err := checkMaxPerSubject(maxPerSubject); err != nil {
+		return SnapshotInfo{}, err
+	}
+	return p.snapshot(ctx, kind, maxPerSubject, fn)
+}
+
+// snapshot streams and records a snapshot; maxPerSubject 0 is uncapped.
+func (p *Postgres) snapshot(ctx context.Context, kind psi.Kind, maxPerSubject int, fn func(digest [32]byte) error) (SnapshotInfo, error) {
 	if err := checkKind(kind); err != nil {
 		return SnapshotInfo{}, err
 	}
-	info := SnapshotInfo{Kind: kind, TakenAt: microTime(time.Now())}
+	info := SnapshotInfo{Kind: kind, TakenAt: microTime(time.Now()), MaxPerSubject: maxPerSubject}
 	if err := p.readSnapshot(ctx, &info, fn); err != nil {
 		return SnapshotInfo{}, err
 	}
-	err := p.pool.QueryRow(ctx, `INSERT INTO snapshots (kind, taken_at, ledger_position, size, digest)
-		VALUES ($1, $2, $3, $4, $5) RETURNING version`,
-		int16(kind), info.TakenAt, info.LedgerPosition, info.Size, info.Digest[:]).Scan(&info.Version)
+	err := p.pool.QueryRow(ctx, sqlInsertSnapshot,
+		int16(kind), info.TakenAt, info.LedgerPosition, info.Size, info.Digest[:], int32(maxPerSubject)).Scan(&info.Version)
 	if err != nil {
 		return SnapshotInfo{}, fmt.Errorf("store: snapshot: record: %w", err)
 	}
@@ -343,7 +363,11 @@ func (p *Postgres) readSnapshot(ctx context.Context, info *SnapshotInfo, fn func
 	if err := tx.QueryRow(ctx, sqlLedgerPosition).Scan(&info.LedgerPosition); err != nil {
 		return fmt.Errorf("store: snapshot: %w", err)
 	}
-	rows, err := tx.Query(ctx, sqlMatchable, int16(info.Kind))
+	query, args := sqlMatchable, []any{int16(info.Kind)}
+	if info.MaxPerSubject > 0 {
+		query, args = sqlMatchablePerSubject, append(args, int64(info.MaxPerSubject))
+	}
+	rows, err := tx.Query(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("store: snapshot: %w", err)
 	}
@@ -376,12 +400,7 @@ func (p *Postgres) Snapshots(ctx context.Context, kind psi.Kind, limit int) ([]S
 			return nil, err
 		}
 	}
-	q := `SELECT version, kind, taken_at, ledger_position, size, digest FROM snapshots
-		WHERE $1 = 0 OR kind = $1 ORDER BY version DESC`
-	if limit > 0 {
-		q += " LIMIT " + strconv.Itoa(limit)
-	}
-	rows, err := p.pool.Query(ctx, q, int16(kind))
+	rows, err := p.pool.Query(ctx, snapshotsQuery(limit), int16(kind))
 	if err != nil {
 		return nil, fmt.Errorf("store: snapshots: %w", err)
 	}
@@ -389,18 +408,19 @@ func (p *Postgres) Snapshots(ctx context.Context, kind psi.Kind, limit int) ([]S
 	var out []SnapshotInfo
 	for rows.Next() {
 		var (
-			si  SnapshotInfo
-			k   int16
-			at  time.Time
-			dig []byte
+			si     SnapshotInfo
+			k      int16
+			at     time.Time
+			dig    []byte
+			capped int32
 		)
-		if err := rows.Scan(&si.Version, &k, &at, &si.LedgerPosition, &si.Size, &dig); err != nil {
+		if err := rows.Scan(&si.Version, &k, &at, &si.LedgerPosition, &si.Size, &dig, &capped); err != nil {
 			return nil, fmt.Errorf("store: snapshots: %w", err)
 		}
 		if len(dig) != 32 {
 			return nil, errors.New("store: snapshots: stored digest is not 32 bytes")
 		}
-		si.Kind, si.TakenAt = psi.Kind(k), at.UTC()
+		si.Kind, si.TakenAt, si.MaxPerSubject = psi.Kind(k), at.UTC(), int(capped)
 		copy(si.Digest[:], dig)
 		out = append(out, si)
 	}

@@ -91,7 +91,7 @@ func runRegistrySuite(t *testing.T, open func(t *testing.T) Store) {
 			}
 		}
 		// Policy and revocation.
-		if got, err := s.SetAdvertiserPolicy(ctx, "acme", Policy{MaxListSize: 50}); err != nil || got.Policy.MaxListSize != 50 {
+		if got, err := s.SetAdvertiserPolicy(ctx, "acme", Policy{MaxListSize: 50, Modes: ModesExact}); err != nil || got.Policy.MaxListSize != 50 {
 			t.Errorf("SetAdvertiserPolicy = %+v, %v", got.Policy, err)
 		}
 		at := t0.Add(time.Hour)
@@ -156,6 +156,11 @@ func runRegistrySuite(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("Modes", func(t *testing.T) { testModes(t, open(t)) })
+	t.Run("PrivacyBudget", func(t *testing.T) { testPrivacyBudget(t, open(t)) })
+	t.Run("PrivacyBudgetConcurrent", func(t *testing.T) { testPrivacyBudgetConcurrent(t, open(t)) })
+	t.Run("Refunds", func(t *testing.T) { testRefunds(t, open(t)) })
+
 	t.Run("BudgetConcurrent", func(t *testing.T) {
 		s := open(t)
 		a := mustAdvertiser(t, s, "acme")
@@ -216,7 +221,11 @@ func runRegistrySuite(t *testing.T, open func(t *testing.T) Store) {
 			StartedAt: t0, EndedAt: t0.Add(1500 * time.Millisecond)}
 		refused := SessionRecord{ID: "0002", Advertiser: b.ID, Mode: "exact", Result: "refused_min_list_size",
 			Detail: "list of 3 identifiers is below the minimum of 100", StartedAt: t0.Add(time.Second), EndedAt: t0.Add(time.Second)}
-		for _, r := range []SessionRecord{ok, refused} {
+		// A private-mode session records the privacy budget it spent.
+		private := SessionRecord{ID: "0003", Advertiser: a.ID, Kind: psi.KindEmail, Mode: "private", ListSize: 300, ServerSize: 2048,
+			SnapshotVersion: snapInfo.Version, SnapshotDigest: snapInfo.Digest, BudgetSpent: 300, EpsilonSpent: 500_000, Result: "ok",
+			StartedAt: t0.Add(-time.Second), EndedAt: t0}
+		for _, r := range []SessionRecord{ok, refused, private} {
 			if err := s.RecordSession(ctx, r); err != nil {
 				t.Fatal(err)
 			}
@@ -224,9 +233,20 @@ func runRegistrySuite(t *testing.T, open func(t *testing.T) Store) {
 		if err := s.RecordSession(ctx, ok); err == nil {
 			t.Error("a session id was recorded twice")
 		}
+		bad := private
+		bad.ID, bad.EpsilonSpent = "0004", -1
+		if err := s.RecordSession(ctx, bad); err == nil {
+			t.Error("a negative privacy spend was recorded")
+		}
 		all, err := s.Sessions(ctx, 0, 0)
-		if err != nil || len(all) != 2 || all[0].ID != "0002" || all[1].ID != "0001" {
+		if err != nil || len(all) != 3 || all[0].ID != "0002" || all[1].ID != "0001" || all[2].ID != "0003" {
 			t.Fatalf("Sessions = %+v, %v", all, err)
+		}
+		if got := all[2]; got.Mode != "private" || got.EpsilonSpent != 500_000 || got.BudgetSpent != 300 {
+			t.Errorf("private session recorded as %+v", got)
+		}
+		if all[0].EpsilonSpent != 0 || all[1].EpsilonSpent != 0 {
+			t.Errorf("exact-mode sessions spent ε: %d, %d", all[0].EpsilonSpent, all[1].EpsilonSpent)
 		}
 		got := all[1]
 		if got.AdvertiserName != "acme" || got.SnapshotDigest != snapInfo.Digest || got.SnapshotVersion != snapInfo.Version ||
@@ -245,7 +265,7 @@ func runRegistrySuite(t *testing.T, open func(t *testing.T) Store) {
 			}
 		}
 		if _, ok := s.(*Postgres); ok {
-			for _, tbl := range []string{"sessions", "budget_spend"} {
+			for _, tbl := range []string{"sessions", "budget_spend", "budget_refunds"} {
 				if err := rawExec(t, s, "TRUNCATE "+tbl); err == nil {
 					t.Errorf("TRUNCATE %s succeeded", tbl)
 				}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +27,12 @@ func OpenSQLite(path string) (*SQLite, error) {
 }
 
 func openSQLite(ctx context.Context, path string) (*SQLite, error) {
+	return openSQLiteAt(ctx, path, latestMigration())
+}
+
+// openSQLiteAt opens the database with migrations applied up to version
+// upTo only (the tests build older schemas with it).
+func openSQLiteAt(ctx context.Context, path string, upTo int64) (*SQLite, error) {
 	if path == "" {
 		return nil, errors.New("store: empty SQLite path")
 	}
@@ -50,7 +55,7 @@ func openSQLite(ctx context.Context, path string) (*SQLite, error) {
 		w.Close()
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, upTo); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -82,7 +87,7 @@ func (s *SQLite) Close() error {
 	return errors.Join(err, s.w.Close())
 }
 
-func (s *SQLite) migrate(ctx context.Context) (err error) {
+func (s *SQLite) migrate(ctx context.Context, upTo int64) (err error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
@@ -104,7 +109,7 @@ func (s *SQLite) migrate(ctx context.Context) (err error) {
 		return fmt.Errorf("store: database schema version %d is newer than this binary's %d", current, latestMigration())
 	}
 	for _, m := range migrations {
-		if m.version <= current {
+		if m.version <= current || m.version > upTo {
 			continue
 		}
 		if _, err = tx.ExecContext(ctx, m.sqlite); err != nil {
@@ -329,16 +334,28 @@ func (s *SQLite) AppendConsent(ctx context.Context, events iter.Seq[ConsentEvent
 
 // Snapshot implements [Store].
 func (s *SQLite) Snapshot(ctx context.Context, kind psi.Kind, fn func(digest [32]byte) error) (SnapshotInfo, error) {
+	return s.snapshot(ctx, kind, 0, fn)
+}
+
+// SnapshotPerSubject implements [Store].
+func (s *SQLite) SnapshotPerSubject(ctx context.Context, kind psi.Kind, maxPerSubject int, fn func(digest [32]byte) error) (SnapshotInfo, error) {
+	if err := checkMaxPerSubject(maxPerSubject); err != nil {
+		return SnapshotInfo{}, err
+	}
+	return s.snapshot(ctx, kind, maxPerSubject, fn)
+}
+
+// snapshot streams and records a snapshot; maxPerSubject 0 is uncapped.
+func (s *SQLite) snapshot(ctx context.Context, kind psi.Kind, maxPerSubject int, fn func(digest [32]byte) error) (SnapshotInfo, error) {
 	if err := checkKind(kind); err != nil {
 		return SnapshotInfo{}, err
 	}
-	info := SnapshotInfo{Kind: kind, TakenAt: microTime(time.Now())}
+	info := SnapshotInfo{Kind: kind, TakenAt: microTime(time.Now()), MaxPerSubject: maxPerSubject}
 	if err := s.readSnapshot(ctx, &info, fn); err != nil {
 		return SnapshotInfo{}, err
 	}
-	err := s.w.QueryRowContext(ctx, `INSERT INTO snapshots (kind, taken_at, ledger_position, size, digest)
-		VALUES ($1, $2, $3, $4, $5) RETURNING version`,
-		int64(kind), info.TakenAt.UnixMicro(), info.LedgerPosition, info.Size, info.Digest[:]).Scan(&info.Version)
+	err := s.w.QueryRowContext(ctx, sqlInsertSnapshot,
+		int64(kind), info.TakenAt.UnixMicro(), info.LedgerPosition, info.Size, info.Digest[:], int64(maxPerSubject)).Scan(&info.Version)
 	if err != nil {
 		return SnapshotInfo{}, fmt.Errorf("store: snapshot: record: %w", err)
 	}
@@ -356,7 +373,11 @@ func (s *SQLite) readSnapshot(ctx context.Context, info *SnapshotInfo, fn func([
 	if err := tx.QueryRowContext(ctx, sqlLedgerPosition).Scan(&info.LedgerPosition); err != nil {
 		return fmt.Errorf("store: snapshot: %w", err)
 	}
-	rows, err := tx.QueryContext(ctx, sqlMatchable, int64(info.Kind))
+	query, args := sqlMatchable, []any{int64(info.Kind)}
+	if info.MaxPerSubject > 0 {
+		query, args = sqlMatchablePerSubject, append(args, int64(info.MaxPerSubject))
+	}
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("store: snapshot: %w", err)
 	}
@@ -389,12 +410,7 @@ func (s *SQLite) Snapshots(ctx context.Context, kind psi.Kind, limit int) ([]Sna
 			return nil, err
 		}
 	}
-	q := `SELECT version, kind, taken_at, ledger_position, size, digest FROM snapshots
-		WHERE $1 = 0 OR kind = $1 ORDER BY version DESC`
-	if limit > 0 {
-		q += " LIMIT " + strconv.Itoa(limit)
-	}
-	rows, err := s.r.QueryContext(ctx, q, int64(kind))
+	rows, err := s.r.QueryContext(ctx, snapshotsQuery(limit), int64(kind))
 	if err != nil {
 		return nil, fmt.Errorf("store: snapshots: %w", err)
 	}
@@ -406,7 +422,7 @@ func (s *SQLite) Snapshots(ctx context.Context, kind psi.Kind, limit int) ([]Sna
 			k, at int64
 			dig   []byte
 		)
-		if err := rows.Scan(&si.Version, &k, &at, &si.LedgerPosition, &si.Size, &dig); err != nil {
+		if err := rows.Scan(&si.Version, &k, &at, &si.LedgerPosition, &si.Size, &dig, &si.MaxPerSubject); err != nil {
 			return nil, fmt.Errorf("store: snapshots: %w", err)
 		}
 		if len(dig) != 32 {

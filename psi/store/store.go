@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"iter"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -124,7 +125,13 @@ type SnapshotInfo struct {
 	LedgerPosition int64     // largest consent event id it saw
 	Size           int64     // number of digests
 	Digest         [32]byte  // see the package doc
+	MaxPerSubject  int       // the per-subject cap it was built with (SnapshotPerSubject); 0: none
 }
+
+// MaxSnapshotPerSubject bounds the per-subject cap of
+// [Store.SnapshotPerSubject]: the sensitivity Δ of SPEC.md §10.9 is at most
+// 2^16.
+const MaxSnapshotPerSubject = 1 << 16
 
 // KindStats classifies the identifiers of one kind; see the package doc.
 type KindStats struct {
@@ -148,6 +155,11 @@ type Store interface {
 	// returns the snapshot. An error from fn stops it and nothing is
 	// recorded. fn must not call back into the store.
 	Snapshot(ctx context.Context, kind psi.Kind, fn func(digest [32]byte) error) (SnapshotInfo, error)
+	// SnapshotPerSubject is Snapshot with at most maxPerSubject (1 to
+	// [MaxSnapshotPerSubject]) digests of kind per subject, the snapshot
+	// of a private-mode session (SPEC.md §10.9); see the package doc. The
+	// recorded snapshot has MaxPerSubject = maxPerSubject.
+	SnapshotPerSubject(ctx context.Context, kind psi.Kind, maxPerSubject int, fn func(digest [32]byte) error) (SnapshotInfo, error)
 	// Snapshots lists recorded snapshots of kind (0: every kind), most
 	// recent first, at most limit of them (limit <= 0: all).
 	Snapshots(ctx context.Context, kind psi.Kind, limit int) ([]SnapshotInfo, error)
@@ -304,17 +316,39 @@ const (
 	sqlSecurity = `EXISTS (SELECT 1 FROM identifiers s JOIN identifier_collections c ON c.identifier_id = s.id` +
 		` WHERE s.kind = i.kind AND s.digest = i.digest AND c.collected_for IN (` + sqlSecurityPurposes + `))`
 
-	// sqlLatestConsent: granted of the latest ad_matching event covering
-	// identifier i, NULL when none.
-	sqlLatestConsent = `(SELECT e.granted FROM consent_events e` +
+	// sqlLatestCovering selects from the latest ad_matching event covering
+	// identifier i (rule 2): "(SELECT e.column" + sqlLatestCovering.
+	sqlLatestCovering = ` FROM consent_events e` +
 		` WHERE e.subject_id = i.subject_id AND e.purpose = '` + AdMatching + `'` +
 		` AND (e.identifier_id IS NULL OR e.identifier_id = i.id)` +
 		` ORDER BY e.at DESC, e.id DESC LIMIT 1)`
 
+	// sqlLatestConsent: granted of the latest ad_matching event covering
+	// identifier i, NULL when none.
+	sqlLatestConsent = `(SELECT e.granted` + sqlLatestCovering
+
+	// sqlIsMatchable: identifier i is of kind $1 and matchable (rules 1
+	// and 2).
+	sqlIsMatchable = `i.kind = $1 AND NOT ` + sqlSecurity + ` AND ` + sqlLatestConsent + ` = TRUE`
+
 	// sqlMatchable streams the matchable set of kind $1.
-	sqlMatchable = `SELECT DISTINCT i.digest FROM identifiers i` +
-		` WHERE i.kind = $1 AND NOT ` + sqlSecurity + ` AND ` + sqlLatestConsent + ` = TRUE` +
-		` ORDER BY i.digest`
+	sqlMatchable = `SELECT DISTINCT i.digest FROM identifiers i WHERE ` + sqlIsMatchable + ` ORDER BY i.digest`
+
+	// sqlMatchablePerSubject streams the matchable set of kind $1 with at
+	// most $2 identifiers per subject: a subject's matchable identifiers
+	// ranked by their covering grant (the latest covering event, a grant
+	// since they are matchable: at, then event id), then identifier id. It
+	// states rule 2 as a join on the latest covering event g, which it
+	// needs for the ranking, rather than sqlLatestConsent = TRUE: the same
+	// rule from the same text (sqlLatestCovering), with one subquery per
+	// row where the scalar form would need three (granted, at, id). The
+	// join form makes sqlMatchable slower, so that one keeps the scalar
+	// form; the tests check that the two agree.
+	sqlMatchablePerSubject = `SELECT DISTINCT m.digest FROM (SELECT i.digest,` +
+		` ROW_NUMBER() OVER (PARTITION BY i.subject_id ORDER BY g.at, g.id, i.id) AS pos` +
+		` FROM identifiers i JOIN consent_events g ON g.id = (SELECT e.id` + sqlLatestCovering +
+		` WHERE i.kind = $1 AND NOT ` + sqlSecurity + ` AND g.granted = TRUE) AS m` +
+		` WHERE m.pos <= $2 ORDER BY m.digest`
 
 	// sqlStats classifies every identifier (package doc, Stats).
 	sqlStats = `SELECT x.kind, CASE WHEN x.sec THEN 'security'` +
@@ -323,7 +357,20 @@ const (
 		` GROUP BY 1, 2`
 
 	sqlLedgerPosition = `SELECT COALESCE(MAX(id), 0) FROM consent_events`
+
+	sqlInsertSnapshot = `INSERT INTO snapshots (kind, taken_at, ledger_position, size, digest, max_per_subject)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING version`
 )
+
+// snapshotsQuery lists snapshots of kind $1 (0: all), newest first.
+func snapshotsQuery(limit int) string {
+	q := `SELECT version, kind, taken_at, ledger_position, size, digest, max_per_subject FROM snapshots
+		WHERE $1 = 0 OR kind = $1 ORDER BY version DESC`
+	if limit > 0 {
+		q += " LIMIT " + strconv.Itoa(limit)
+	}
+	return q
+}
 
 // SnapshotDomain prefixes the snapshot digest (package doc).
 const SnapshotDomain = "overlap-snapshot-v1"
@@ -401,6 +448,13 @@ func (b statsBuilder) list() []KindStats {
 		out = append(out, *b[k])
 	}
 	return out
+}
+
+func checkMaxPerSubject(n int) error {
+	if n < 1 || n > MaxSnapshotPerSubject {
+		return fmt.Errorf("store: snapshot: at most %d digests per subject is outside 1..%d", n, MaxSnapshotPerSubject)
+	}
+	return nil
 }
 
 func checkKind(kind psi.Kind) error {

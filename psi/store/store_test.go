@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -32,6 +34,19 @@ func openSQLiteTest(t testing.TB) Store {
 // openPostgresTest opens a store in a fresh schema of the database
 // OVERLAP_TEST_POSTGRES names, dropped when the test ends.
 func openPostgresTest(t testing.TB) Store {
+	t.Helper()
+	s, err := OpenPostgres(t.Context(), postgresTestDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// postgresTestDSN creates a fresh schema in the database
+// OVERLAP_TEST_POSTGRES names, dropped when the test ends, and returns a
+// DSN whose search_path is that schema.
+func postgresTestDSN(t testing.TB) string {
 	t.Helper()
 	dsn := os.Getenv(postgresEnv)
 	if dsn == "" {
@@ -65,12 +80,7 @@ func openPostgresTest(t testing.TB) Store {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	s, err := OpenPostgres(t.Context(), u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return u.String()
 }
 
 func TestSQLite(t *testing.T) {
@@ -120,6 +130,19 @@ func TestEnginesAgree(t *testing.T) {
 		}
 		if a.Size == 0 {
 			t.Errorf("%v: empty matchable set; the generator should make some", k)
+		}
+		// The capped snapshots of private mode agree too, and the cap of 1
+		// removes digests.
+		for _, maxPer := range []int{1, 2} {
+			_, ca := snapPerSubject(t, lite, k, maxPer)
+			_, cb := snapPerSubject(t, pg, k, maxPer)
+			if ca.Size != cb.Size || ca.Digest != cb.Digest || ca.LedgerPosition != cb.LedgerPosition {
+				t.Errorf("%v, at most %d per subject: sqlite %d digests %x, postgres %d digests %x",
+					k, maxPer, ca.Size, ca.Digest, cb.Size, cb.Digest)
+			}
+			if maxPer == 1 && ca.Size >= a.Size {
+				t.Errorf("%v: the cap of 1 kept all %d digests; the generator should make subjects with several", k, a.Size)
+			}
 		}
 	}
 	a, err := lite.Stats(t.Context())
@@ -207,6 +230,121 @@ func TestSQLiteReopenAndMigrations(t *testing.T) {
 			s.Close()
 		}
 		t.Errorf("OpenSQLite(newer schema): err = %v", err)
+	}
+}
+
+// TestUpgradeFromSchema2 builds a database of schema 2 (before private
+// mode), with an advertiser, a spend, a session and a snapshot, and opens it
+// with this binary: migration 3 keeps the advertiser on exact mode only and
+// every old row reads back with the new fields at their defaults.
+func TestUpgradeFromSchema2(t *testing.T) {
+	t.Parallel()
+	type engine struct {
+		name string
+		// open opens one database, with migrations up to upTo, each call
+		// the same database.
+		open func(t *testing.T, upTo int64) Store
+		// at and digest are SQL literals of t0 and of a 32-byte digest.
+		at, digest string
+	}
+	engines := []engine{{
+		name: "SQLite",
+		open: func() func(*testing.T, int64) Store {
+			var path string
+			return func(t *testing.T, upTo int64) Store {
+				if path == "" {
+					path = filepath.Join(t.TempDir(), "ledger.db")
+				}
+				s, err := openSQLiteAt(t.Context(), path, upTo)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return s
+			}
+		}(),
+		at:     fmt.Sprint(t0.UnixMicro()),
+		digest: "zeroblob(32)",
+	}}
+	if os.Getenv(postgresEnv) != "" {
+		engines = append(engines, engine{
+			name: "Postgres",
+			open: func() func(*testing.T, int64) Store {
+				var dsn string
+				return func(t *testing.T, upTo int64) Store {
+					if dsn == "" {
+						dsn = postgresTestDSN(t)
+					}
+					s, err := openPostgresAt(t.Context(), dsn, upTo)
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { s.Close() })
+					return s
+				}
+			}(),
+			at:     "'" + t0.Format(time.RFC3339) + "'",
+			digest: "decode(repeat('00', 32), 'hex')",
+		})
+	}
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) {
+			t.Parallel()
+			old := eng.open(t, 2)
+			for _, q := range []string{
+				`INSERT INTO advertisers (name, cert_name, created_at, budget) VALUES ('old', 'old.example', ` + eng.at + `, 500)`,
+				`INSERT INTO budget_spend (advertiser_id, session_id, at, identifiers) VALUES (1, 'old-session', ` + eng.at + `, 40)`,
+				`INSERT INTO snapshots (kind, taken_at, ledger_position, size, digest) VALUES (1, ` + eng.at + `, 0, 0, ` + eng.digest + `)`,
+				`INSERT INTO sessions (id, advertiser_id, kind, mode, list_size, server_size, budget_spent, result, detail, started_at, ended_at, duration_us)
+					VALUES ('old-session', 1, 1, 'exact', 40, 1024, 40, 'ok', '', ` + eng.at + `, ` + eng.at + `, 0)`,
+			} {
+				if err := rawExec(t, old, q); err != nil {
+					t.Fatalf("schema 2: %s: %v", q, err)
+				}
+			}
+			if n := rawInt(t, old, "SELECT count(*) FROM schema_migrations"); n != 2 {
+				t.Fatalf("schema 2 database has %d migrations", n)
+			}
+			old.Close()
+
+			s := eng.open(t, latestMigration())
+			ctx := t.Context()
+			if n := rawInt(t, s, "SELECT max(version) FROM schema_migrations"); n != latestMigration() {
+				t.Errorf("schema version %d after the upgrade, want %d", n, latestMigration())
+			}
+			// The existing advertiser keeps what it had: exact mode, the
+			// server's privacy defaults.
+			a, err := s.AdvertiserByName(ctx, "old")
+			if want := (Policy{Budget: 500, Modes: ModesExact}); err != nil || a.Policy != want {
+				t.Errorf("old advertiser after the upgrade: %+v, %v; want %+v", a.Policy, err, want)
+			}
+			// A new one gets private mode only.
+			if b := mustAdvertiser(t, s, "new"); b.Policy.Modes != ModesPrivate {
+				t.Errorf("new advertiser after the upgrade: %v", b.Policy.Modes)
+			}
+			// The old spend counts as identifiers and no ε, and can be
+			// refunded.
+			ids, err1 := s.BudgetUsed(ctx, a.ID, time.Hour, t0)
+			epsilon, err2 := s.EpsilonUsed(ctx, a.ID, time.Hour, t0)
+			if ids != 40 || epsilon != 0 || errors.Join(err1, err2) != nil {
+				t.Errorf("old spend: %d identifiers, %d micro-ε, %v", ids, epsilon, errors.Join(err1, err2))
+			}
+			if err := s.RefundBudget(ctx, a.ID, "old-session", t0); err != nil {
+				t.Error(err)
+			}
+			if ids, err := s.BudgetUsed(ctx, a.ID, time.Hour, t0); ids != 0 || err != nil {
+				t.Errorf("after refunding the old spend: %d, %v", ids, err)
+			}
+			// The old session and snapshot read back with zero ε and no cap.
+			sessions, err := s.Sessions(ctx, 0, 0)
+			if err != nil || len(sessions) != 1 || sessions[0].EpsilonSpent != 0 || sessions[0].BudgetSpent != 40 {
+				t.Errorf("old sessions = %+v, %v", sessions, err)
+			}
+			snaps, err := s.Snapshots(ctx, 0, 0)
+			if err != nil || len(snaps) != 1 || snaps[0].MaxPerSubject != 0 || snaps[0].Kind != psi.KindEmail {
+				t.Errorf("old snapshots = %+v, %v", snaps, err)
+			}
+		})
 	}
 }
 

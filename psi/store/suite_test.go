@@ -554,6 +554,9 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("SnapshotPerSubject", func(t *testing.T) { testSnapshotPerSubject(t, open(t)) })
+	t.Run("SnapshotPerSubjectTieByImportOrder", func(t *testing.T) { testTieByImportOrder(t, open(t)) })
+
 	t.Run("MatchesReference", func(t *testing.T) {
 		s := open(t)
 		ids, events := genData(1, 300)
@@ -564,6 +567,28 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 			got, _ := snap(t, s, k)
 			if !slices.Equal(got, want[k]) {
 				t.Errorf("%v: snapshot has %d digests, reference %d", k, len(got), len(want[k]))
+			}
+		}
+		// The capped snapshots too; the cap of 1 must bite somewhere.
+		bites := false
+		for _, maxPer := range []int{1, 2} {
+			wantCapped := referencePerSubject(ids, events, maxPer)
+			for _, k := range psi.Kinds {
+				got, _ := snapPerSubject(t, s, k, maxPer)
+				if !slices.Equal(got, wantCapped[k]) {
+					t.Errorf("%v, at most %d per subject: %d digests, reference %d", k, maxPer, len(got), len(wantCapped[k]))
+				}
+				bites = bites || len(got) < len(want[k])
+			}
+		}
+		if !bites {
+			t.Error("no subject has two matchable identifiers of a kind; the generator should make some")
+		}
+		// A cap no subject reaches gives the uncapped snapshot.
+		for _, k := range psi.Kinds {
+			_, capped := snapPerSubject(t, s, k, MaxSnapshotPerSubject)
+			if capped.Size != int64(len(want[k])) || capped.Digest != snapshotDigest(k, want[k]) {
+				t.Errorf("%v, at most %d per subject: %d digests, want the %d of the uncapped set", k, MaxSnapshotPerSubject, capped.Size, len(want[k]))
 			}
 		}
 		got, err := s.Stats(t.Context())
@@ -639,43 +664,53 @@ func genData(seed uint64, subjects int) ([]Identifier, []ConsentEvent) {
 	return ids, events
 }
 
-// reference computes the matchable sets and Stats of the package doc in
-// plain Go, with events numbered in append order.
-func reference(ids []Identifier, events []ConsentEvent) (map[psi.Kind][][32]byte, []KindStats) {
-	type key struct {
-		subject string
-		kind    psi.Kind
-		value   string
-	}
-	type kd struct {
-		kind   psi.Kind
-		digest [32]byte
-	}
-	security := map[kd]bool{}
-	var order []key
-	seen := map[key]bool{}
+// refKey names an identifier in the reference ledger.
+type refKey struct {
+	subject string
+	kind    psi.Kind
+	value   string
+}
+
+// refLatest is the latest ad_matching event covering an identifier.
+type refLatest struct {
+	at      time.Time
+	seq     int // position in append order
+	granted bool
+	ok      bool // false: no covering event
+}
+
+// refLedger is the ledger in plain Go: identifiers in import order (their
+// ids), each one's latest covering event, and the digests collected for
+// security.
+type refLedger struct {
+	order    []refKey
+	status   map[refKey]refLatest
+	security map[refKD]bool
+}
+
+type refKD struct {
+	kind   psi.Kind
+	digest [32]byte
+}
+
+func newRefLedger(ids []Identifier, events []ConsentEvent) refLedger {
+	l := refLedger{status: map[refKey]refLatest{}, security: map[refKD]bool{}}
+	seen := map[refKey]bool{}
 	for _, id := range ids {
-		k := key{id.Subject, id.Kind, id.Value}
+		k := refKey{id.Subject, id.Kind, id.Value}
 		if !seen[k] {
 			seen[k] = true
-			order = append(order, k)
+			l.order = append(l.order, k)
 		}
 		if id.CollectedFor.Security() {
-			security[kd{id.Kind, id.Digest}] = true
+			l.security[refKD{id.Kind, id.Digest}] = true
 		}
 	}
-	type latest struct {
-		at      time.Time
-		seq     int
-		granted bool
-		ok      bool
-	}
-	later := func(l latest, at time.Time, seq int) bool {
+	later := func(l refLatest, at time.Time, seq int) bool {
 		return !l.ok || at.After(l.at) || (at.Equal(l.at) && seq > l.seq)
 	}
-	status := map[key]latest{}
-	for _, k := range order {
-		var l latest
+	for _, k := range l.order {
+		var latest refLatest
 		for seq, e := range events {
 			if e.Purpose != AdMatching || e.Subject != k.subject {
 				continue
@@ -684,23 +719,83 @@ func reference(ids []Identifier, events []ConsentEvent) (map[psi.Kind][][32]byte
 				continue
 			}
 			at := e.At.UTC().Truncate(time.Microsecond)
-			if later(l, at, seq) {
-				l = latest{at, seq, e.Granted, true}
+			if later(latest, at, seq) {
+				latest = refLatest{at, seq, e.Granted, true}
 			}
 		}
-		status[k] = l
+		l.status[k] = latest
+	}
+	return l
+}
+
+func (l refLedger) matchable(k refKey) bool {
+	st := l.status[k]
+	return !l.security[refKD{k.kind, digestOf(k.value)}] && st.ok && st.granted
+}
+
+func sortedSet(set map[[32]byte]bool) [][32]byte {
+	list := [][32]byte{}
+	for d := range set {
+		list = append(list, d)
+	}
+	slices.SortFunc(list, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+	return list
+}
+
+// referencePerSubject computes the capped matchable sets of
+// SnapshotPerSubject in plain Go: per subject and kind, the matchable
+// identifiers by covering grant (time, then append order), then import
+// order, the first maxPer of them.
+func referencePerSubject(ids []Identifier, events []ConsentEvent, maxPer int) map[psi.Kind][][32]byte {
+	l := newRefLedger(ids, events)
+	type sk struct {
+		subject string
+		kind    psi.Kind
+	}
+	ranked := map[sk][]int{} // indexes into l.order, in import order
+	for i, k := range l.order {
+		if l.matchable(k) {
+			ranked[sk{k.subject, k.kind}] = append(ranked[sk{k.subject, k.kind}], i)
+		}
 	}
 	sets := map[psi.Kind]map[[32]byte]bool{}
+	for key, list := range ranked {
+		slices.SortStableFunc(list, func(a, b int) int {
+			sa, sb := l.status[l.order[a]], l.status[l.order[b]]
+			if c := sa.at.Compare(sb.at); c != 0 {
+				return c
+			}
+			return sa.seq - sb.seq
+		})
+		if sets[key.kind] == nil {
+			sets[key.kind] = map[[32]byte]bool{}
+		}
+		for _, i := range list[:min(maxPer, len(list))] {
+			sets[key.kind][digestOf(l.order[i].value)] = true
+		}
+	}
+	out := map[psi.Kind][][32]byte{}
+	for _, kind := range psi.Kinds {
+		out[kind] = sortedSet(sets[kind])
+	}
+	return out
+}
+
+// reference computes the matchable sets and Stats of the package doc in
+// plain Go, with events numbered in append order.
+func reference(ids []Identifier, events []ConsentEvent) (map[psi.Kind][][32]byte, []KindStats) {
+	l := newRefLedger(ids, events)
+	sets := map[psi.Kind]map[[32]byte]bool{}
 	stats := newStatsBuilder()
-	for _, k := range order {
+	for _, k := range l.order {
 		d := digestOf(k.value)
-		l := status[k]
+		st := l.status[k]
 		switch {
-		case security[kd{k.kind, d}]:
+		case l.security[refKD{k.kind, d}]:
 			stats.add(k.kind, "security", 1)
-		case !l.ok:
+		case !st.ok:
 			stats.add(k.kind, "no_consent", 1)
-		case !l.granted:
+		case !st.granted:
 			stats.add(k.kind, "withdrawn", 1)
 		default:
 			stats.add(k.kind, "matchable", 1)
@@ -712,12 +807,7 @@ func reference(ids []Identifier, events []ConsentEvent) (map[psi.Kind][][32]byte
 	}
 	out := map[psi.Kind][][32]byte{}
 	for _, kind := range psi.Kinds {
-		list := [][32]byte{}
-		for d := range sets[kind] {
-			list = append(list, d)
-		}
-		slices.SortFunc(list, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
-		out[kind] = list
+		out[kind] = sortedSet(sets[kind])
 	}
 	return out, stats.list()
 }

@@ -28,7 +28,8 @@ const (
 // MatchRequest carries one client message.
 type MatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One SPEC.md §5 message: ClientHello, then BlindedChunks.
+	// One SPEC.md §5 or §10.7 message: ClientHello, then BlindedChunks (exact
+	// mode) or ClientKey, BlindedChunks and ReturnedChunks (private mode).
 	Frame         []byte `protobuf:"bytes,1,opt,name=frame,proto3" json:"frame,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -74,11 +75,12 @@ func (x *MatchRequest) GetFrame() []byte {
 // MatchResponse carries one server message.
 type MatchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One SPEC.md §5 message: ServerParams, then EvaluatedChunks, then
-	// ServerSetChunks.
+	// One SPEC.md §5 or §10.7 message: ServerParams, then EvaluatedChunks,
+	// then ServerSetChunks (exact mode); PrivateParams, ServerElementChunks,
+	// then PrivateRelease (private mode).
 	Frame []byte `protobuf:"bytes,1,opt,name=frame,proto3" json:"frame,omitempty"`
 	// The consent snapshot the session's set was built from; set on the first
-	// response (the one carrying ServerParams) only.
+	// response (the one carrying ServerParams or PrivateParams) only.
 	Snapshot      *Snapshot `protobuf:"bytes,2,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -245,10 +247,16 @@ type GetPolicyResponse struct {
 	BudgetWindowSeconds int64 `protobuf:"varint,6,opt,name=budget_window_seconds,json=budgetWindowSeconds,proto3" json:"budget_window_seconds,omitempty"`
 	// Identifier kinds served ("email", "phone", "id").
 	Kinds []string `protobuf:"bytes,7,rep,name=kinds,proto3" json:"kinds,omitempty"`
-	// Protocol modes served ("exact").
-	Modes         []string `protobuf:"bytes,8,rep,name=modes,proto3" json:"modes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Protocol modes served to this advertiser ("exact", "private").
+	Modes []string `protobuf:"bytes,8,rep,name=modes,proto3" json:"modes,omitempty"`
+	// Private mode (SPEC.md §10.8): the advertiser's privacy budget per
+	// window, what it has spent in the window that ends now, and what one
+	// private session costs, all as ε in micro-units (10^-6).
+	PrivacyBudgetMicros int64 `protobuf:"varint,9,opt,name=privacy_budget_micros,json=privacyBudgetMicros,proto3" json:"privacy_budget_micros,omitempty"`
+	PrivacyUsedMicros   int64 `protobuf:"varint,10,opt,name=privacy_used_micros,json=privacyUsedMicros,proto3" json:"privacy_used_micros,omitempty"`
+	PrivacyCostMicros   int64 `protobuf:"varint,11,opt,name=privacy_cost_micros,json=privacyCostMicros,proto3" json:"privacy_cost_micros,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *GetPolicyResponse) Reset() {
@@ -337,6 +345,27 @@ func (x *GetPolicyResponse) GetModes() []string {
 	return nil
 }
 
+func (x *GetPolicyResponse) GetPrivacyBudgetMicros() int64 {
+	if x != nil {
+		return x.PrivacyBudgetMicros
+	}
+	return 0
+}
+
+func (x *GetPolicyResponse) GetPrivacyUsedMicros() int64 {
+	if x != nil {
+		return x.PrivacyUsedMicros
+	}
+	return 0
+}
+
+func (x *GetPolicyResponse) GetPrivacyCostMicros() int64 {
+	if x != nil {
+		return x.PrivacyCostMicros
+	}
+	return 0
+}
+
 var File_overlap_v1_match_proto protoreflect.FileDescriptor
 
 const file_overlap_v1_match_proto_rawDesc = "" +
@@ -352,7 +381,7 @@ const file_overlap_v1_match_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\fR\x06digest\x12/\n" +
 	"\x14taken_at_unix_micros\x18\x03 \x01(\x03R\x11takenAtUnixMicros\"\x12\n" +
-	"\x10GetPolicyRequest\"\x94\x02\n" +
+	"\x10GetPolicyRequest\"\xa8\x03\n" +
 	"\x11GetPolicyResponse\x12\x1e\n" +
 	"\n" +
 	"advertiser\x18\x01 \x01(\tR\n" +
@@ -364,7 +393,11 @@ const file_overlap_v1_match_proto_rawDesc = "" +
 	"budgetUsed\x122\n" +
 	"\x15budget_window_seconds\x18\x06 \x01(\x03R\x13budgetWindowSeconds\x12\x14\n" +
 	"\x05kinds\x18\a \x03(\tR\x05kinds\x12\x14\n" +
-	"\x05modes\x18\b \x03(\tR\x05modes2\x9f\x01\n" +
+	"\x05modes\x18\b \x03(\tR\x05modes\x122\n" +
+	"\x15privacy_budget_micros\x18\t \x01(\x03R\x13privacyBudgetMicros\x12.\n" +
+	"\x13privacy_used_micros\x18\n" +
+	" \x01(\x03R\x11privacyUsedMicros\x12.\n" +
+	"\x13privacy_cost_micros\x18\v \x01(\x03R\x11privacyCostMicros2\x9f\x01\n" +
 	"\fMatchService\x12@\n" +
 	"\x05Match\x12\x18.overlap.v1.MatchRequest\x1a\x19.overlap.v1.MatchResponse(\x010\x01\x12M\n" +
 	"\tGetPolicy\x12\x1c.overlap.v1.GetPolicyRequest\x1a\x1d.overlap.v1.GetPolicyResponse\"\x03\x90\x02\x01B\xaa\x01\n" +

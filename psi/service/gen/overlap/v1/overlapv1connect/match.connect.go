@@ -45,11 +45,15 @@ const (
 
 // MatchServiceClient is a client for the overlap.v1.MatchService service.
 type MatchServiceClient interface {
-	// Match runs one exact-mode session (SPEC.md §4). The client sends the
-	// ClientHello and then its BlindedChunks, one per request; the server
-	// answers ServerParams (with the consent snapshot of the session), then its
-	// EvaluatedChunks and ServerSetChunks, one per response. The stream ends
-	// after the last ServerSetChunk. The advertiser is authenticated by an API
+	// Match runs one session, in the mode the ClientHello names. Exact mode
+	// (SPEC.md §4): the client sends the ClientHello and then its
+	// BlindedChunks, one per request; the server answers ServerParams (with
+	// the consent snapshot of the session), then its EvaluatedChunks and
+	// ServerSetChunks, one per response, and ends the stream. Private mode
+	// (SPEC.md §10): the server answers PrivateParams (with the snapshot) and
+	// its ServerElementChunks; the client then sends ClientKey, its
+	// BlindedChunks and its ReturnedChunks; the server answers PrivateRelease
+	// and ends the stream. The advertiser is authenticated by an API
 	// key (Authorization: Bearer) or a TLS client certificate.
 	Match(context.Context) *connect.BidiStreamForClient[v1.MatchRequest, v1.MatchResponse]
 	// GetPolicy returns the limits that apply to the calling advertiser, so a
@@ -102,11 +106,15 @@ func (c *matchServiceClient) GetPolicy(ctx context.Context, req *connect.Request
 
 // MatchServiceHandler is an implementation of the overlap.v1.MatchService service.
 type MatchServiceHandler interface {
-	// Match runs one exact-mode session (SPEC.md §4). The client sends the
-	// ClientHello and then its BlindedChunks, one per request; the server
-	// answers ServerParams (with the consent snapshot of the session), then its
-	// EvaluatedChunks and ServerSetChunks, one per response. The stream ends
-	// after the last ServerSetChunk. The advertiser is authenticated by an API
+	// Match runs one session, in the mode the ClientHello names. Exact mode
+	// (SPEC.md §4): the client sends the ClientHello and then its
+	// BlindedChunks, one per request; the server answers ServerParams (with
+	// the consent snapshot of the session), then its EvaluatedChunks and
+	// ServerSetChunks, one per response, and ends the stream. Private mode
+	// (SPEC.md §10): the server answers PrivateParams (with the snapshot) and
+	// its ServerElementChunks; the client then sends ClientKey, its
+	// BlindedChunks and its ReturnedChunks; the server answers PrivateRelease
+	// and ends the stream. The advertiser is authenticated by an API
 	// key (Authorization: Bearer) or a TLS client certificate.
 	Match(context.Context, *connect.BidiStream[v1.MatchRequest, v1.MatchResponse]) error
 	// GetPolicy returns the limits that apply to the calling advertiser, so a

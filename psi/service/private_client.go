@@ -1,0 +1,186 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/ident"
+	pb "github.com/overlap-psi/overlap/psi/service/gen/overlap/v1"
+	"github.com/overlap-psi/overlap/psi/wire"
+)
+
+// PrivateMatchResult is what a private-mode session tells the advertiser:
+// the noised, thresholded release with its 95% interval (SPEC.md §10.6),
+// never the exact count.
+type PrivateMatchResult struct {
+	Result    psi.PrivateResult
+	SessionID string // the server's audit id of the session
+	Snapshot  Snapshot
+	Traffic   Traffic
+	Elapsed   time.Duration
+}
+
+// MatchPrivate runs one private-mode session (SPEC.md §10): the server
+// counts and releases a differentially private count. The client's work
+// and memory grow with the server's set: it raises each of the server's N
+// elements to its key and holds the N results (32 bytes each) to shuffle
+// them. Errors from the server are Connect errors; RefusalOf tells a
+// policy refusal.
+func (c *Client) MatchPrivate(ctx context.Context, req MatchRequest) (PrivateMatchResult, error) {
+	start := time.Now()
+	maxN := c.cfg.MaxServerSize
+	if maxN == 0 {
+		maxN = psi.DefaultPrivateMaxServerSize
+	}
+	pc, err := psi.NewPrivateClient(psi.PrivateClientConfig{Kind: req.Kind, CanonVersion: ident.Version, CanonFlags: req.CanonFlags,
+		MaxServerSize: maxN, Workers: c.cfg.Workers}, req.Digests)
+	if err != nil {
+		return PrivateMatchResult{}, err
+	}
+	defer pc.Close()
+	progress := req.Progress
+	if progress == nil {
+		progress = func(Progress) {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	in0, out0 := c.wireIn.Load(), c.wireOut.Load()
+	var res PrivateMatchResult
+	tr := &res.Traffic
+
+	st := c.rpc.Match(ctx)
+	c.authorize(st.RequestHeader())
+	defer st.CloseResponse()
+	send := func(frame []byte) error {
+		tr.FrameBytesSent += int64(len(frame))
+		tr.Messages++
+		if err := st.Send(&pb.MatchRequest{Frame: frame}); err != nil {
+			if errors.Is(err, io.EOF) {
+				// The server ended the stream: its error is in the response.
+				if _, rerr := st.Receive(); rerr != nil && !errors.Is(rerr, io.EOF) {
+					return broken(rerr)
+				}
+			}
+			return broken(err)
+		}
+		return nil
+	}
+	receive := func() (*pb.MatchResponse, error) {
+		m, err := st.Receive()
+		if err != nil {
+			return nil, broken(err)
+		}
+		tr.FrameBytesReceived += int64(len(m.Frame))
+		tr.Messages++
+		return m, nil
+	}
+	peer := func(what string, err error) error { return fmt.Errorf("%w: %s: %v", psi.ErrPeer, what, err) }
+
+	hello, _ := pc.Hello().MarshalBinary()
+	if err := send(hello); err != nil {
+		return res, err
+	}
+	m, err := receive()
+	if err != nil {
+		return res, err
+	}
+	if m.Snapshot == nil || len(m.Snapshot.Digest) != 32 {
+		return res, fmt.Errorf("%w: the first response carries no consent snapshot (SPEC.md §11)", psi.ErrPeer)
+	}
+	res.SessionID = st.ResponseHeader().Get("Overlap-Session")
+	res.Snapshot = Snapshot{Version: m.Snapshot.Version, TakenAt: time.UnixMicro(m.Snapshot.TakenAtUnixMicros).UTC()}
+	copy(res.Snapshot.Digest[:], m.Snapshot.Digest)
+	if t, _ := wire.PeekType(m.Frame); t == wire.TypeServerParams {
+		return res, fmt.Errorf("%w: the server answered a private-mode hello in exact mode", psi.ErrPeer)
+	}
+	var params wire.PrivateParams
+	if err := params.UnmarshalBinary(m.Frame); err != nil {
+		return res, peer("PrivateParams", err)
+	}
+	if err := pc.ReceiveParams(&params); err != nil {
+		return res, err
+	}
+
+	// The server's elements, each raised to the client's key.
+	total := int(params.ServerSize)
+	for got := 0; got < total; {
+		m, err := receive()
+		if err != nil {
+			return res, err
+		}
+		var ch wire.ElementChunk
+		if err := ch.UnmarshalBinary(m.Frame, wire.TypeServerElements); err != nil {
+			return res, peer("server element chunk", err)
+		}
+		if err := pc.ReceiveServerElements(&ch); err != nil {
+			return res, err
+		}
+		got += ch.Count()
+		progress(Progress{Phase: "raising", Done: got, Total: total})
+	}
+	key, err := pc.ClientKey()
+	if err != nil {
+		return res, err
+	}
+	frame, _ := key.MarshalBinary()
+	if err := send(frame); err != nil {
+		return res, err
+	}
+
+	// The client's own list, blinded, then the returned elements.
+	stream := func(phase string, n int, next func() (*wire.ElementChunk, bool, error)) error {
+		done := 0
+		var buf []byte
+		for {
+			ch, ok, err := next()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return nil
+			}
+			if buf, err = ch.AppendBinary(buf[:0]); err != nil {
+				return err
+			}
+			if err := send(buf); err != nil {
+				return err
+			}
+			done += ch.Count()
+			progress(Progress{Phase: phase, Done: done, Total: n})
+		}
+	}
+	if err := stream("sending", pc.Size(), pc.NextBlinded); err != nil {
+		return res, err
+	}
+	if err := stream("returning", total, pc.NextReturned); err != nil {
+		return res, err
+	}
+	if err := st.CloseRequest(); err != nil {
+		return res, err
+	}
+	m, err = receive()
+	if err != nil {
+		return res, err
+	}
+	var rel wire.PrivateRelease
+	if err := rel.UnmarshalBinary(m.Frame); err != nil {
+		return res, peer("PrivateRelease", err)
+	}
+	r, err := pc.ReceiveRelease(&rel)
+	if err != nil {
+		return res, err
+	}
+	if _, err := st.Receive(); err == nil {
+		return res, fmt.Errorf("%w: a message after the release", psi.ErrPeer)
+	} else if err = broken(err); !errors.Is(err, io.EOF) {
+		return res, err
+	}
+	res.Result = r
+	res.Elapsed = time.Since(start)
+	tr.WireBytesSent, tr.WireBytesReceived = c.wireOut.Load()-out0, c.wireIn.Load()-in0
+	return res, nil
+}

@@ -1,0 +1,25 @@
+package service
+
+import (
+	"context"
+
+	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/store"
+)
+
+// SetSource is where the server reads the matchable set of each kind
+// (Config.Sets). Every store.Store is one; benchmarks and tests supply
+// synthetic ones.
+type SetSource interface {
+	// Snapshot streams the matchable set of kind to fn, each digest
+	// (SPEC.md §3.1) once, and returns the snapshot it read: a Version and
+	// a Digest that identifies the set's content, so that two snapshots
+	// with equal digests hold the same set (SPEC.md §8.5). The order of the
+	// digests is free: the server sorts what it encodes (store.Store
+	// streams them in ascending order). An error from fn stops it; a
+	// snapshot that returns an error was not read. fn must not call back
+	// into the source.
+	Snapshot(ctx context.Context, kind psi.Kind, fn func(digest [32]byte) error) (store.SnapshotInfo, error)
+}
+
+var _ SetSource = store.Store(nil)
