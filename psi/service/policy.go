@@ -103,7 +103,6 @@ func (p Policy) validate() error {
 	return nil
 }
 
-
 // with applies an advertiser's overrides.
 func (p Policy) with(o store.Policy) Policy {
 	if o.MinListSize > 0 {
