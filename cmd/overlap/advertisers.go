@@ -10,21 +10,27 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/overlap-psi/overlap/psi/dp"
 	"github.com/overlap-psi/overlap/psi/service"
 	"github.com/overlap-psi/overlap/psi/store"
+	"github.com/overlap-psi/overlap/psi/wire"
 )
 
 // Per-advertiser policy flags: 0 keeps the server's default.
 var (
-	advMinListFlag = &cli.Int64Flag{Name: "min-list", Usage: "smallest list this advertiser may match, in distinct identifiers (0: the server's --min-list)"}
-	advMaxListFlag = &cli.Int64Flag{Name: "max-list", Usage: "largest list this advertiser may match (0: the server's --max-list)"}
-	advBudgetFlag  = &cli.Int64Flag{Name: "budget", Usage: "identifiers this advertiser may match per budget window (0: the server's --budget)"}
+	advMinListFlag       = &cli.Int64Flag{Name: "min-list", Usage: "smallest list this advertiser may match, in distinct identifiers (0: the server's --min-list)"}
+	advMaxListFlag       = &cli.Int64Flag{Name: "max-list", Usage: "largest list this advertiser may match (0: the server's --max-list)"}
+	advBudgetFlag        = &cli.Int64Flag{Name: "budget", Usage: "identifiers this advertiser may match per budget window (0: the server's --budget)"}
+	advPrivacyBudgetFlag = &cli.StringFlag{Name: "privacy-budget", Usage: "ε this advertiser may spend on private sessions per budget window, a decimal such as 2 (0: the server's --privacy-budget)"}
+	advPrivacyCostFlag   = &cli.StringFlag{Name: "privacy-cost", Usage: "ε of one private session of this advertiser, the noise's ε, such as 0.5 (0: the server's --privacy-cost)"}
+	advAddModesFlag      = &cli.StringFlag{Name: "modes", Usage: "modes served to this advertiser: private (the platform counts and releases a noised count), exact (the advertiser counts), or exact,private", Value: "private"}
+	advSetModesFlag      = &cli.StringFlag{Name: "modes", Usage: "modes served to this advertiser: private, exact, or exact,private"}
 )
 
 func advertisersCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "advertisers",
-		Usage: "platform: register advertisers, show them, revoke their credentials, set their limits",
+		Usage: "platform: register advertisers, show them and their budgets, revoke their credentials, set their limits",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "add",
@@ -34,19 +40,37 @@ func advertisersCommand() *cli.Command {
 					"stdout; the store keeps only its SHA-256 (a random key of that strength needs no\n" +
 					"slow password hash). --key-file writes it to a file (mode 0600) instead. With\n" +
 					"--cert-name, a TLS client certificate whose CN or a SAN equals the name also\n" +
-					"authenticates the advertiser (overlap serve --client-ca).",
+					"authenticates the advertiser (overlap serve --client-ca).\n\n" +
+					"A new advertiser is served private mode only (SPEC.md §10): the platform counts\n" +
+					"and releases a differentially private count, which holds against a modified\n" +
+					"client. --modes exact,private also serves exact mode, where the advertiser\n" +
+					"counts and learns the exact overlap, assuming it runs the unmodified client\n" +
+					"(SPEC.md §8.2).",
 				Flags: []cli.Flag{dbFlag,
 					&cli.StringFlag{Name: "cert-name", Usage: "client certificate CN or SAN that authenticates this advertiser"},
 					&cli.BoolFlag{Name: "no-key", Usage: "create no API key (client certificate only; needs --cert-name)"},
 					&cli.StringFlag{Name: "key-file", Usage: "write the API key to this file (mode 0600) instead of stdout"},
-					advMinListFlag, advMaxListFlag, advBudgetFlag},
+					advAddModesFlag, advMinListFlag, advMaxListFlag, advBudgetFlag, advPrivacyBudgetFlag, advPrivacyCostFlag},
 				Action: advertisersAdd,
 			},
 			{
 				Name:   "list",
-				Usage:  "list advertisers with their limits, spend in the budget window and status",
+				Usage:  "list advertisers with their modes, limits, spend in the budget window and status",
 				Flags:  []cli.Flag{dbFlag, budgetWindowFlag},
 				Action: advertisersList,
+			},
+			{
+				Name:      "budget",
+				Usage:     "show an advertiser's identifier and privacy budgets in the window ending now",
+				ArgsUsage: "NAME",
+				Description: "Shows, for the --budget-window ending now, the identifiers the advertiser's\n" +
+					"sessions used of its identifier budget, the ε its private sessions spent of its\n" +
+					"privacy budget (SPEC.md §10.8), the ε one private session costs, and how many\n" +
+					"more private sessions the budget pays for. Limits the advertiser does not\n" +
+					"override are marked (server default): the defaults of overlap serve without\n" +
+					"its --budget, --privacy-budget and --privacy-cost flags.",
+				Flags:  []cli.Flag{dbFlag, budgetWindowFlag},
+				Action: advertisersBudget,
 			},
 			{
 				Name:      "revoke",
@@ -57,9 +81,9 @@ func advertisersCommand() *cli.Command {
 			},
 			{
 				Name:      "set",
-				Usage:     "set an advertiser's limits (0 restores the server's default)",
+				Usage:     "set an advertiser's modes and limits; only the flags given change (0 restores the server's default)",
 				ArgsUsage: "NAME",
-				Flags:     []cli.Flag{dbFlag, advMinListFlag, advMaxListFlag, advBudgetFlag},
+				Flags:     []cli.Flag{dbFlag, advSetModesFlag, advMinListFlag, advMaxListFlag, advBudgetFlag, advPrivacyBudgetFlag, advPrivacyCostFlag},
 				Action:    advertisersSet,
 			},
 		},
@@ -76,16 +100,75 @@ func oneName(c *cli.Context, cmd string) (string, error) {
 	return c.Args().First(), nil
 }
 
-func advPolicy(c *cli.Context) store.Policy {
-	return store.Policy{MinListSize: c.Int64(advMinListFlag.Name), MaxListSize: c.Int64(advMaxListFlag.Name), Budget: c.Int64(advBudgetFlag.Name)}
+// applyPolicyFlags overrides in p the policy flags given on the command
+// line (all of them for add, whose flags have defaults), so that set
+// changes only what the user asked for.
+func applyPolicyFlags(c *cli.Context, p store.Policy, all bool) (store.Policy, error) {
+	given := func(name string) bool { return all || c.IsSet(name) }
+	if given("modes") {
+		m, err := store.ParseModeSet(c.String("modes"))
+		if err != nil {
+			return p, withHint(err, "use --modes private, exact, or exact,private")
+		}
+		p.Modes = m
+	}
+	if given(advMinListFlag.Name) {
+		p.MinListSize = c.Int64(advMinListFlag.Name)
+	}
+	if given(advMaxListFlag.Name) {
+		p.MaxListSize = c.Int64(advMaxListFlag.Name)
+	}
+	if given(advBudgetFlag.Name) {
+		p.Budget = c.Int64(advBudgetFlag.Name)
+	}
+	for _, f := range []struct {
+		name string
+		v    *int64
+	}{{advPrivacyBudgetFlag.Name, &p.PrivacyBudget}, {advPrivacyCostFlag.Name, &p.PrivacyCost}} {
+		if !c.IsSet(f.name) {
+			continue
+		}
+		v, err := parseEpsilon(f.name, c.String(f.name))
+		if err != nil {
+			return p, err
+		}
+		*f.v = v
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{advMinListFlag.Name, p.MinListSize}, {advMaxListFlag.Name, p.MaxListSize}, {advBudgetFlag.Name, p.Budget}} {
+		if f.v < 0 {
+			return p, withHint(fmt.Errorf("--%s %d is negative", f.name, f.v), "pass a positive number, or 0 for the server's default")
+		}
+	}
+	if p.PrivacyCost > dp.MaxEpsilon*microPerEpsilon {
+		return p, withHint(fmt.Errorf("--privacy-cost %s is above the largest ε of the noise, %d", store.FormatEpsilon(p.PrivacyCost), dp.MaxEpsilon),
+			"a private session costs its noise's ε; 0.5 is the default, and larger values give little privacy")
+	}
+	return p, nil
 }
+
+// orDefault prints an override, or "default" for 0.
+func orDefault(v int64, format func(int64) string) string {
+	if v == 0 {
+		return "default"
+	}
+	return format(v)
+}
+
+func itoa(v int64) string { return fmt.Sprint(v) }
 
 func advertisersAdd(c *cli.Context) error {
 	name, err := oneName(c, "add")
 	if err != nil {
 		return err
 	}
-	a := store.Advertiser{Name: name, CertName: c.String("cert-name"), Policy: advPolicy(c)}
+	pol, err := applyPolicyFlags(c, store.Policy{}, true)
+	if err != nil {
+		return err
+	}
+	a := store.Advertiser{Name: name, CertName: c.String("cert-name"), Policy: pol}
 	var key service.APIKey
 	if !c.Bool("no-key") {
 		if key, err = service.NewAPIKey(); err != nil {
@@ -108,7 +191,7 @@ func advertisersAdd(c *cli.Context) error {
 		return err
 	}
 	out := c.App.Writer
-	fmt.Fprintf(c.App.ErrWriter, "overlap: advertiser %q added (id %d)\n", a.Name, a.ID)
+	fmt.Fprintf(c.App.ErrWriter, "overlap: advertiser %q added (id %d; modes %s)\n", a.Name, a.ID, modesOf(a.Policy))
 	if a.KeyID == "" {
 		return nil
 	}
@@ -135,16 +218,15 @@ func advertisersList(c *cli.Context) error {
 		return err
 	}
 	window := c.Duration(budgetWindowFlag.Name)
+	now := time.Now()
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "name\tkey id\tcert name\tmin list\tmax list\tbudget\tused\tstatus")
-	def := func(v int64) string {
-		if v == 0 {
-			return "default"
-		}
-		return fmt.Sprint(v)
-	}
+	fmt.Fprintln(tw, "name\tkey id\tcert name\tmodes\tmin list\tmax list\tbudget\tused\tε budget\tε used\tstatus")
 	for _, a := range list {
-		used, err := st.BudgetUsed(c.Context, a.ID, window, time.Now())
+		used, err := st.BudgetUsed(c.Context, a.ID, window, now)
+		if err != nil {
+			return err
+		}
+		eps, err := st.EpsilonUsed(c.Context, a.ID, window, now)
 		if err != nil {
 			return err
 		}
@@ -152,10 +234,21 @@ func advertisersList(c *cli.Context) error {
 		if a.Revoked() {
 			status = "revoked " + a.RevokedAt.Format(time.DateOnly)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", a.Name, orDash(a.KeyID), orDash(a.CertName),
-			def(a.Policy.MinListSize), def(a.Policy.MaxListSize), def(a.Policy.Budget), used, status)
+		p := a.Policy
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", a.Name, orDash(a.KeyID), orDash(a.CertName), modesOf(p),
+			orDefault(p.MinListSize, itoa), orDefault(p.MaxListSize, itoa), orDefault(p.Budget, itoa), used,
+			orDefault(p.PrivacyBudget, store.FormatEpsilon), store.FormatEpsilon(eps), status)
 	}
 	return tw.Flush()
+}
+
+// modesOf names the modes an advertiser is served; 0, as an advertiser
+// added without modes has, is private mode only.
+func modesOf(p store.Policy) string {
+	if p.Modes == 0 {
+		return store.ModesPrivate.String()
+	}
+	return p.Modes.String()
 }
 
 func orDash(s string) string {
@@ -191,19 +284,97 @@ func advertisersSet(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Check the flags before touching the store.
+	if _, err := applyPolicyFlags(c, store.Policy{Modes: store.ModesPrivate}, false); err != nil {
+		return err
+	}
 	st, err := openStore(c)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	a, err := st.SetAdvertiserPolicy(c.Context, name, advPolicy(c))
+	// SetAdvertiserPolicy replaces every override: start from the stored
+	// ones and change only the flags given.
+	a, err := st.AdvertiserByName(c.Context, name)
 	if errors.Is(err, store.ErrUnknownAdvertiser) {
 		return withHint(err, "see overlap advertisers list")
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "advertiser %q: min list %d, max list %d, budget %d (0: server default)\n",
-		a.Name, a.Policy.MinListSize, a.Policy.MaxListSize, a.Policy.Budget)
+	if a.Policy.Modes == 0 {
+		a.Policy.Modes = store.ModesPrivate
+	}
+	pol, err := applyPolicyFlags(c, a.Policy, false)
+	if err != nil {
+		return err
+	}
+	if a, err = st.SetAdvertiserPolicy(c.Context, name, pol); err != nil {
+		return err
+	}
+	p := a.Policy
+	fmt.Fprintf(c.App.Writer, "advertiser %q: modes %s, min list %s, max list %s, budget %s, privacy budget %s, privacy cost %s\n",
+		a.Name, modesOf(p), orDefault(p.MinListSize, itoa), orDefault(p.MaxListSize, itoa), orDefault(p.Budget, itoa),
+		orDefault(p.PrivacyBudget, epsText), orDefault(p.PrivacyCost, epsText))
+	return nil
+}
+
+// epsText reads "ε 0.5".
+func epsText(micro int64) string { return "ε " + store.FormatEpsilon(micro) }
+
+func advertisersBudget(c *cli.Context) error {
+	name, err := oneName(c, "budget")
+	if err != nil {
+		return err
+	}
+	st, err := openStore(c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	a, err := st.AdvertiserByName(c.Context, name)
+	if errors.Is(err, store.ErrUnknownAdvertiser) {
+		return withHint(err, "see overlap advertisers list")
+	}
+	if err != nil {
+		return err
+	}
+	window, now := c.Duration(budgetWindowFlag.Name), time.Now()
+	used, err := st.BudgetUsed(c.Context, a.ID, window, now)
+	if err != nil {
+		return err
+	}
+	eps, err := st.EpsilonUsed(c.Context, a.ID, window, now)
+	if err != nil {
+		return err
+	}
+	def := service.DefaultPolicy()
+	limit := func(v, d int64) (int64, string) {
+		if v == 0 {
+			return d, " (server default)"
+		}
+		return v, ""
+	}
+	budget, budgetNote := limit(a.Policy.Budget, def.Budget)
+	privacy, privacyNote := limit(a.Policy.PrivacyBudget, def.PrivacyBudget)
+	cost, costNote := limit(a.Policy.PrivacyCost, def.PrivacyCost)
+
+	status := "active"
+	if a.Revoked() {
+		status = "revoked " + a.RevokedAt.Format(time.RFC3339)
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "advertiser:       %s (%s; modes %s)\n", a.Name, status, modesOf(a.Policy))
+	fmt.Fprintf(w, "window:           the %s ending %s\n", roughly(window), now.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "identifiers:      %d used of %d%s; %d left\n", used, budget, budgetNote, max(budget-used, 0))
+	fmt.Fprintf(w, "privacy budget:   ε %s used of %s%s; ε %s left\n", store.FormatEpsilon(eps), store.FormatEpsilon(privacy), privacyNote,
+		store.FormatEpsilon(max(privacy-eps, 0)))
+	served := a.Policy.Modes == 0 || a.Policy.Modes.Has(uint8(wire.ModePrivate))
+	if !served {
+		fmt.Fprintf(w, "private session:  ε %s%s, but private mode is not served to this advertiser (overlap advertisers set --modes)\n",
+			store.FormatEpsilon(cost), costNote)
+		return nil
+	}
+	fmt.Fprintf(w, "private session:  ε %s%s%s\n", store.FormatEpsilon(cost), costNote, sessionsLeft(privacy-eps, cost))
 	return nil
 }

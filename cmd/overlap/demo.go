@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -20,6 +21,7 @@ import (
 	"github.com/overlap-psi/overlap/psi/idfile"
 	"github.com/overlap-psi/overlap/psi/service"
 	"github.com/overlap-psi/overlap/psi/store"
+	"github.com/overlap-psi/overlap/psi/wire"
 )
 
 func demoCommand() *cli.Command {
@@ -29,9 +31,11 @@ func demoCommand() *cli.Command {
 		Description: "Seeds a fresh SQLite consent store with the sample platform (3,000 users, some\n" +
 			"phones given only for two-factor authentication, some consents withdrawn), then\n" +
 			"starts the match server on a loopback port (TLS 1.3 with a development\n" +
-			"certificate), registers an advertiser, matches the sample advertiser list through\n" +
-			"the real client for emails and for phone numbers,\n" +
-			"and checks each count against the plain overlap computed in testdata/sample.",
+			"certificate), registers an advertiser served both modes, matches the sample\n" +
+			"advertiser list through the real client in exact mode for emails and for phone\n" +
+			"numbers, checking each count against the plain overlap computed in\n" +
+			"testdata/sample, then matches the emails in private mode, where the platform\n" +
+			"counts and releases a noised count, and shows what each side learned.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Usage: "folder with the sample data", Value: filepath.Join("testdata", "sample")},
 			&cli.StringFlag{Name: "db", Usage: "SQLite file for the demo store (default: a temporary file, removed afterwards)"},
@@ -105,7 +109,7 @@ func demo(c *cli.Context) error {
 		{psi.KindEmail, "email", want.EmailOverlap, want.EmailNaive, want.EmailDistinct},
 		{psi.KindPhone, "phone", want.PhoneOverlap, want.PhoneNaive, want.PhoneDistinct},
 	} {
-		fmt.Fprintf(out, "\nMatching the advertiser's %s column\n", k.column)
+		fmt.Fprintf(out, "\nMatching the advertiser's %s column (exact mode: the advertiser counts)\n", k.column)
 		got, err := demoMatch(c, st, platform, data, k.kind, k.column)
 		if err != nil {
 			return err
@@ -116,7 +120,7 @@ func demo(c *cli.Context) error {
 		fmt.Fprintf(out, "  check: the plain overlap of the two lists, with consent and purpose respected, is %d: agrees\n", k.want)
 		fmt.Fprintf(out, "  ignoring consent and purpose, a platform would have matched %d; %d were kept out\n", k.naive, k.naive-k.want)
 	}
-	return nil
+	return demoPrivate(c, st, platform, data, want.EmailOverlap, want.EmailDistinct)
 }
 
 func seedDemo(c *cli.Context, st store.Store, data string) error {
@@ -167,10 +171,11 @@ func seedDemo(c *cli.Context, st store.Store, data string) error {
 // a loopback port, over TLS with a development certificate, and a
 // registered advertiser.
 type demoPlatform struct {
-	srv    *service.Server
-	addr   string
-	client *service.Client
-	done   chan error
+	srv        *service.Server
+	addr       string
+	advertiser store.Advertiser
+	client     *service.Client
+	done       chan error
 }
 
 func startDemoPlatform(c *cli.Context, st store.Store, dir string) (*demoPlatform, error) {
@@ -183,7 +188,9 @@ func startDemoPlatform(c *cli.Context, st store.Store, dir string) (*demoPlatfor
 	if err != nil {
 		return nil, err
 	}
-	if _, err := st.AddAdvertiser(c.Context, store.Advertiser{Name: "demo-advertiser", KeyID: key.ID, KeyHash: key.Hash()}); err != nil {
+	adv, err := st.AddAdvertiser(c.Context, store.Advertiser{Name: "demo-advertiser", KeyID: key.ID, KeyHash: key.Hash(),
+		Policy: store.Policy{Modes: store.ModesExact | store.ModesPrivate}})
+	if err != nil {
 		return nil, err
 	}
 	srv, err := service.New(service.Config{Store: st, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
@@ -198,7 +205,7 @@ func startDemoPlatform(c *cli.Context, st store.Store, dir string) (*demoPlatfor
 	if err != nil {
 		return nil, err
 	}
-	p := &demoPlatform{srv: srv, addr: ln.Addr().String(), done: make(chan error, 1)}
+	p := &demoPlatform{srv: srv, addr: ln.Addr().String(), advertiser: adv, done: make(chan error, 1)}
 	go func() { p.done <- srv.Serve(ln, tlsCfg) }()
 	ctls, err := service.ClientTLS(dc.CertFile, "", "")
 	if err != nil {
@@ -209,8 +216,8 @@ func startDemoPlatform(c *cli.Context, st store.Store, dir string) (*demoPlatfor
 		p.stop()
 		return nil, err
 	}
-	fmt.Fprintf(out, "\nPlatform: serving matches on %s (TLS 1.3, HTTP/2, development certificate); advertiser %q registered with an API key\n",
-		p.addr, "demo-advertiser")
+	fmt.Fprintf(out, "\nPlatform: serving matches on %s (TLS 1.3, HTTP/2, development certificate); advertiser %q registered with an API key, modes %s\n",
+		p.addr, adv.Name, modesOf(adv.Policy))
 	return p, nil
 }
 
@@ -229,41 +236,27 @@ func (p *demoPlatform) stop() {
 // builds its set from a fresh snapshot of the store.
 func demoMatch(c *cli.Context, st store.Store, p *demoPlatform, data string, kind psi.Kind, column string) (service.MatchResult, error) {
 	out := c.App.Writer
-	path := filepath.Join(data, "advertiser_customers.csv")
-	f, err := os.Open(path)
+	list, reasons, err := readDemoList(data, kind, column)
 	if err != nil {
 		return service.MatchResult{}, err
 	}
-	defer f.Close()
-	rejects := &rejectPrinter{w: io.Discard, file: path}
-	list, err := idfile.ReadList(f, idfile.ListOptions{Format: idfile.FormatCSV, Kind: kind, Column: column,
-		Ident: ident.Options{DefaultRegion: "US"}}, rejects.add)
-	if err != nil {
-		return service.MatchResult{}, err
-	}
-
 	res, err := p.client.Match(c.Context, service.MatchRequest{Kind: kind, Digests: list.Digests})
 	if err != nil {
-		return service.MatchResult{}, matchError(err, p.addr)
+		return service.MatchResult{}, matchError(c.Context, err, p.addr, p.client, wire.ModeExact)
 	}
 	// The platform's side: its snapshot and its audit row of the session.
-	snaps, err := st.Snapshots(c.Context, kind, 1)
-	if err != nil || len(snaps) == 0 || snaps[0].Version != res.Snapshot.Version || snaps[0].Digest != res.Snapshot.Digest {
-		return service.MatchResult{}, fmt.Errorf("demo: the advertiser saw snapshot v%d, the store has another (%v)", res.Snapshot.Version, err)
+	snap, err := demoSnapshot(c, st, kind, res.Snapshot)
+	if err != nil {
+		return service.MatchResult{}, err
 	}
-	audit, err := st.Sessions(context.WithoutCancel(c.Context), 0, 1)
-	for i := 0; err == nil && (len(audit) == 0 || audit[0].ID != res.SessionID) && i < 100; i++ {
-		time.Sleep(10 * time.Millisecond) // the server writes its row as the stream closes
-		audit, err = st.Sessions(context.WithoutCancel(c.Context), 0, 1)
+	rec, err := demoAudit(c, st, res.SessionID)
+	if err != nil {
+		return service.MatchResult{}, err
 	}
-	if err != nil || len(audit) == 0 || audit[0].ID != res.SessionID {
-		return service.MatchResult{}, fmt.Errorf("demo: no audit row for session %s (%v)", res.SessionID, err)
-	}
-	rec := audit[0]
 	fmt.Fprintf(out, "  advertiser list: %d rows, %d distinct identifiers, %d duplicates; not used: %s\n",
-		list.Rows, list.Accepted, list.Duplicates, rejects.reasons())
+		list.Rows, list.Accepted, list.Duplicates, reasons)
 	fmt.Fprintf(out, "  platform: consent snapshot v%d (%d matchable, digest %s…), padded to a set of %d\n",
-		snaps[0].Version, snaps[0].Size, hex.EncodeToString(snaps[0].Digest[:8]), res.ServerSize)
+		snap.Version, snap.Size, hex.EncodeToString(snap.Digest[:8]), res.ServerSize)
 	fmt.Fprintf(out, "  advertiser learned: overlap %d of %d (%.1f%%); platform set size bucket %d; consent snapshot v%d\n",
 		res.Overlap, res.ClientSize, 100*float64(res.Overlap)/float64(res.ClientSize), res.ServerSize, res.Snapshot.Version)
 	fmt.Fprintf(out, "  platform learned:   the list has %d identifiers (audit row: session %s…, %s, %s)\n",
@@ -271,4 +264,103 @@ func demoMatch(c *cli.Context, st store.Store, p *demoPlatform, data string, kin
 	fmt.Fprintf(out, "  wire: %d bytes advertiser→platform, %d bytes platform→advertiser (TLS), %d messages, %.2fs\n",
 		res.Traffic.WireBytesSent, res.Traffic.WireBytesReceived, res.Traffic.Messages, res.Elapsed.Seconds())
 	return res, nil
+}
+
+// demoPrivate runs one private-mode session of the email column (SPEC.md
+// §10): the platform counts and releases a noised count. The check against
+// the plain overlap reports, and never fails on, the 1 time in 20 that the
+// 95% interval misses it.
+func demoPrivate(c *cli.Context, st store.Store, p *demoPlatform, data string, plain, distinct int) error {
+	out := c.App.Writer
+	kind := psi.KindEmail
+	fmt.Fprintf(out, "\nMatching the advertiser's email column (private mode: the platform counts and releases a noised count)\n")
+	list, _, err := readDemoList(data, kind, "email")
+	if err != nil {
+		return err
+	}
+	res, err := p.client.MatchPrivate(c.Context, service.MatchRequest{Kind: kind, Digests: list.Digests})
+	if err != nil {
+		return matchError(c.Context, err, p.addr, p.client, wire.ModePrivate)
+	}
+	r := res.Result
+	if r.ClientSize != distinct {
+		return fmt.Errorf("demo: the private session counted a list of %d, but the plain computation says %d", r.ClientSize, distinct)
+	}
+	snap, err := demoSnapshot(c, st, kind, res.Snapshot)
+	if err != nil {
+		return err
+	}
+	rec, err := demoAudit(c, st, res.SessionID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  platform: consent snapshot v%d (%d matchable, digest %s…), with its ringers a set of %d elements\n",
+		snap.Version, snap.Size, hex.EncodeToString(snap.Digest[:8]), r.ServerSize)
+	fmt.Fprintf(out, "  advertiser learned: %s; %s; platform set of %d elements\n", demoRelease(r), mechanismText(r.Mechanism), r.ServerSize)
+	fmt.Fprintf(out, "  platform learned:   the list has %d identifiers and the exact overlap (kept in memory only; not logged, not in the audit row)\n",
+		rec.ListSize)
+	fmt.Fprintf(out, "  audit row: session %s…, %s, %s, ε %s spent\n", rec.ID[:8], rec.Result, rec.AdvertiserName, store.FormatEpsilon(rec.EpsilonSpent))
+	if plain >= r.Low && plain <= r.High {
+		fmt.Fprintf(out, "  check: the plain overlap is %d; the released interval %d–%d contains it\n", plain, r.Low, r.High)
+	} else {
+		fmt.Fprintf(out, "  check: the plain overlap is %d; the released interval %d–%d does not contain it (a 95%% interval misses 1 time in 20)\n",
+			plain, r.Low, r.High)
+	}
+	def := service.DefaultPolicy() // the demo's server runs the default policy
+	budget := cmp.Or(p.advertiser.Policy.PrivacyBudget, def.PrivacyBudget)
+	spent, err := st.EpsilonUsed(c.Context, p.advertiser.ID, def.BudgetWindow, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  privacy budget: ε %s of %s spent in the window\n", store.FormatEpsilon(spent), store.FormatEpsilon(budget))
+	fmt.Fprintf(out, "  wire: %d bytes advertiser→platform, %d bytes platform→advertiser (TLS), %d messages, %.2fs\n",
+		res.Traffic.WireBytesSent, res.Traffic.WireBytesReceived, res.Traffic.Messages, res.Elapsed.Seconds())
+	return nil
+}
+
+// demoRelease reads "about 1131 of 2100 (53.9%), 95% interval 1125–1137".
+func demoRelease(r psi.PrivateResult) string {
+	if r.Below {
+		return fmt.Sprintf("under %d of %d (95%% interval %d–%d)", r.Threshold, r.ClientSize, r.Low, r.High)
+	}
+	return fmt.Sprintf("about %d of %d (%.1f%%), 95%% interval %d–%d",
+		r.Count, r.ClientSize, 100*float64(r.Count)/float64(r.ClientSize), r.Low, r.High)
+}
+
+// readDemoList reads one column of the sample advertiser list.
+func readDemoList(data string, kind psi.Kind, column string) (idfile.ListResult, string, error) {
+	path := filepath.Join(data, "advertiser_customers.csv")
+	f, err := os.Open(path)
+	if err != nil {
+		return idfile.ListResult{}, "", err
+	}
+	defer f.Close()
+	rejects := &rejectPrinter{w: io.Discard, file: path}
+	list, err := idfile.ReadList(f, idfile.ListOptions{Format: idfile.FormatCSV, Kind: kind, Column: column,
+		Ident: ident.Options{DefaultRegion: "US"}}, rejects.add)
+	return list, rejects.reasons(), err
+}
+
+// demoSnapshot finds, in the store, the snapshot the advertiser was told of.
+func demoSnapshot(c *cli.Context, st store.Store, kind psi.Kind, seen service.Snapshot) (store.SnapshotInfo, error) {
+	snaps, err := st.Snapshots(c.Context, kind, 1)
+	if err != nil || len(snaps) == 0 || snaps[0].Version != seen.Version || snaps[0].Digest != seen.Digest {
+		return store.SnapshotInfo{}, fmt.Errorf("demo: the advertiser saw snapshot v%d, the store has another (%v)", seen.Version, err)
+	}
+	return snaps[0], nil
+}
+
+// demoAudit waits for the audit row of a session: the server writes it as
+// the stream closes.
+func demoAudit(c *cli.Context, st store.Store, session string) (store.SessionRecord, error) {
+	ctx := context.WithoutCancel(c.Context)
+	audit, err := st.Sessions(ctx, 0, 1)
+	for i := 0; err == nil && (len(audit) == 0 || audit[0].ID != session) && i < 100; i++ {
+		time.Sleep(10 * time.Millisecond)
+		audit, err = st.Sessions(ctx, 0, 1)
+	}
+	if err != nil || len(audit) == 0 || audit[0].ID != session {
+		return store.SessionRecord{}, fmt.Errorf("demo: no audit row for session %s (%v)", session, err)
+	}
+	return audit[0], nil
 }

@@ -8,9 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,8 +22,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/dp"
 	"github.com/overlap-psi/overlap/psi/idfile"
 	"github.com/overlap-psi/overlap/psi/service"
+	"github.com/overlap-psi/overlap/psi/store"
+	"github.com/overlap-psi/overlap/psi/wire"
 )
 
 func matchCommand() *cli.Command {
@@ -30,14 +36,23 @@ func matchCommand() *cli.Command {
 		ArgsUsage: "FILE",
 		Description: "Reads a list of identifiers of one kind (CSV, TXT or JSONL; - is stdin),\n" +
 			"canonicalizes each (SPEC.md §7), reports rejected rows with their line numbers on\n" +
-			"stderr, drops duplicates, and runs one session with the platform's overlap serve.\n" +
-			"The platform learns the list size only; this command learns the overlap and the\n" +
-			"platform's consented set size rounded up to a public bucket, and prints the\n" +
-			"consent snapshot the platform used.",
+			"stderr, drops duplicates, and runs one session with the platform's overlap serve,\n" +
+			"in one of two modes (SPEC.md §2):\n\n" +
+			"  --mode private (the default, and the platform's default for new advertisers):\n" +
+			"    the platform counts and releases only a noised, differentially private count\n" +
+			"    with its 95% interval, or \"under T\" below its threshold; it learns the list\n" +
+			"    size and the exact overlap. This side's work grows with the platform's set\n" +
+			"    (SPEC.md §10), and each session spends ε of the advertiser's privacy budget.\n" +
+			"  --mode exact: this side counts and learns the exact overlap; the platform\n" +
+			"    learns the list size only (SPEC.md §4).\n\n" +
+			"Both print the platform's set size rounded up to a public bucket and the consent\n" +
+			"snapshot the platform used. The platform chooses which modes it serves each\n" +
+			"advertiser; --policy shows them.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "server", Usage: "the platform's overlap serve, HOST:PORT", EnvVars: []string{"OVERLAP_SERVER"}, Value: "localhost:8443"},
 			&cli.StringFlag{Name: "api-key", Usage: "API key from the platform (ovl_…); prefer OVERLAP_API_KEY or --api-key-file over the command line", EnvVars: []string{"OVERLAP_API_KEY"}},
 			&cli.StringFlag{Name: "api-key-file", Usage: "file holding the API key", EnvVars: []string{"OVERLAP_API_KEY_FILE"}},
+			&cli.StringFlag{Name: "mode", Usage: "private (the platform counts and releases a noised count) or exact (this side counts)", EnvVars: []string{"OVERLAP_MODE"}, Value: "private"},
 			&cli.StringFlag{Name: "kind", Usage: "identifier kind: email, phone or id", Value: "email"},
 			&cli.StringFlag{Name: "column", Usage: "CSV header name or 1-based column number, or JSONL key (default: the kind's name)"},
 			regionFlag, formatFlag, maxRejectsFlag,
@@ -53,25 +68,62 @@ func matchCommand() *cli.Command {
 	}
 }
 
-// matchOutput is what --json prints.
+// snapshotOutput is the consent snapshot in --json.
+type snapshotOutput struct {
+	Version int64     `json:"version"`
+	Digest  string    `json:"digest"`
+	TakenAt time.Time `json:"taken_at"`
+}
+
+func snapshotOf(s service.Snapshot) snapshotOutput {
+	return snapshotOutput{Version: s.Version, Digest: hex.EncodeToString(s.Digest[:]), TakenAt: s.TakenAt}
+}
+
+// listOutput and sessionOutput are the parts of --json both modes share.
+type listOutput struct {
+	ListSize   int `json:"list_size"`
+	Rows       int `json:"rows"`
+	Duplicates int `json:"duplicates"`
+	Rejected   int `json:"rejected"`
+}
+
+type sessionOutput struct {
+	Session        string  `json:"session"`
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+	BytesSent      int64   `json:"bytes_sent"`
+	BytesReceived  int64   `json:"bytes_received"`
+}
+
+// matchOutput is what --json prints in exact mode.
 type matchOutput struct {
-	Overlap         int     `json:"overlap"`
-	ListSize        int     `json:"list_size"`
-	MatchRate       float64 `json:"match_rate"`
-	ServerSetBucket int     `json:"server_set_bucket"`
-	Snapshot        struct {
-		Version int64     `json:"version"`
-		Digest  string    `json:"digest"`
-		TakenAt time.Time `json:"taken_at"`
-	} `json:"snapshot"`
+	Mode            string         `json:"mode"`
+	Overlap         int            `json:"overlap"`
+	MatchRate       float64        `json:"match_rate"`
+	ServerSetBucket int            `json:"server_set_bucket"`
+	Snapshot        snapshotOutput `json:"snapshot"`
+	listOutput
 	FalsePositiveBound float64 `json:"false_positive_bound"`
-	Session            string  `json:"session"`
-	Rows               int     `json:"rows"`
-	Duplicates         int     `json:"duplicates"`
-	Rejected           int     `json:"rejected"`
-	ElapsedSeconds     float64 `json:"elapsed_seconds"`
-	BytesSent          int64   `json:"bytes_sent"`
-	BytesReceived      int64   `json:"bytes_received"`
+	sessionOutput
+}
+
+// privateOutput is what --json prints in private mode: the release and
+// its parameters, never more than the platform released.
+type privateOutput struct {
+	Mode        string `json:"mode"`
+	Below       bool   `json:"below"`     // the noised count was under the threshold
+	Count       int    `json:"count"`     // the noised count; 0 when below
+	Low         int    `json:"low"`       // 95% interval for the true overlap
+	High        int    `json:"high"`      //
+	Threshold   int    `json:"threshold"` // T
+	Mechanism   string `json:"mechanism"`
+	Epsilon     string `json:"epsilon"` // ε as a fraction, "1/2"
+	Sensitivity uint32 `json:"sensitivity"`
+	// ServerSetBucket is N: the platform's consented set plus its ringers,
+	// rounded up to a public bucket.
+	ServerSetBucket int            `json:"server_set_bucket"`
+	Snapshot        snapshotOutput `json:"snapshot"`
+	listOutput
+	sessionOutput
 }
 
 func match(c *cli.Context) error {
@@ -85,6 +137,10 @@ func match(c *cli.Context) error {
 		return withHint(errors.New("match takes one FILE"), "overlap match --server HOST:PORT --api-key-file acme.key --kind email customers.csv")
 	}
 	path := c.Args().First()
+	mode, err := parseMode(c.String("mode"))
+	if err != nil {
+		return err
+	}
 	kind, err := psi.ParseKind(c.String("kind"))
 	if err != nil {
 		return withHint(err, "use --kind email, phone or id")
@@ -133,11 +189,14 @@ func match(c *cli.Context) error {
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
 	req := service.MatchRequest{Kind: kind, CanonFlags: flags, Digests: list.Digests}
+	lo := listOutput{ListSize: list.Accepted, Rows: list.Rows, Duplicates: list.Duplicates, Rejected: list.Rejected}
+	if mode == wire.ModePrivate {
+		return matchPrivate(ctx, c, client, req, lo)
+	}
+
 	var bar *progressbar.ProgressBar
 	if isTerminal(c.App.ErrWriter) && list.Accepted >= 50_000 {
-		bar = progressbar.NewOptions(2*list.Accepted, progressbar.OptionSetWriter(c.App.ErrWriter),
-			progressbar.OptionSetDescription("matching"), progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(), progressbar.OptionShowCount())
+		bar = newBar(c.App.ErrWriter, 2*list.Accepted)
 		req.Progress = func(p service.Progress) {
 			switch p.Phase {
 			case "sending":
@@ -152,31 +211,144 @@ func match(c *cli.Context) error {
 		bar.Finish()
 	}
 	if err != nil {
-		return matchError(err, c.String("server"))
+		return matchError(c.Context, err, c.String("server"), client, mode)
 	}
 
-	out := matchOutput{Overlap: res.Overlap, ListSize: res.ClientSize, MatchRate: float64(res.Overlap) / float64(res.ClientSize),
-		ServerSetBucket: res.ServerSize, FalsePositiveBound: res.FalsePositive, Session: res.SessionID,
-		Rows: list.Rows, Duplicates: list.Duplicates, Rejected: list.Rejected, ElapsedSeconds: res.Elapsed.Seconds(),
-		BytesSent: res.Traffic.WireBytesSent, BytesReceived: res.Traffic.WireBytesReceived}
-	out.Snapshot.Version, out.Snapshot.Digest, out.Snapshot.TakenAt = res.Snapshot.Version, hex.EncodeToString(res.Snapshot.Digest[:]), res.Snapshot.TakenAt
+	out := matchOutput{Mode: wire.ModeExact.String(), Overlap: res.Overlap, MatchRate: float64(res.Overlap) / float64(res.ClientSize),
+		ServerSetBucket: res.ServerSize, Snapshot: snapshotOf(res.Snapshot), FalsePositiveBound: res.FalsePositive, listOutput: lo,
+		sessionOutput: sessionOutput{Session: res.SessionID, ElapsedSeconds: res.Elapsed.Seconds(),
+			BytesSent: res.Traffic.WireBytesSent, BytesReceived: res.Traffic.WireBytesReceived}}
+	out.ListSize = res.ClientSize
 	w := c.App.Writer
 	if c.Bool("json") {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return printJSON(w, out)
 	}
 	fmt.Fprintf(w, "overlap:           %d of %d identifiers (%.1f%%)\n", out.Overlap, out.ListSize, 100*out.MatchRate)
-	fmt.Fprintf(w, "list size:         %d distinct identifiers (%d rows, %d duplicates, %d rejected)\n", out.ListSize, out.Rows, out.Duplicates, out.Rejected)
+	printList(w, lo)
 	fmt.Fprintf(w, "platform set:      %d, its consented set rounded up to a public bucket\n", out.ServerSetBucket)
-	fmt.Fprintf(w, "consent snapshot:  v%d, digest %s, taken %s\n", out.Snapshot.Version, out.Snapshot.Digest, out.Snapshot.TakenAt.Format(time.RFC3339))
+	printSnapshot(w, out.Snapshot)
 	fmt.Fprintf(w, "session:           %s, %.2fs, %d bytes sent, %d received; expected false matches ≤ %.0e\n",
 		out.Session, out.ElapsedSeconds, out.BytesSent, out.BytesReceived, out.FalsePositiveBound)
 	return nil
 }
 
-// matchError adds a hint to what went wrong talking to the server.
-func matchError(err error, server string) error {
+// matchPrivate runs a private-mode session (SPEC.md §10) and prints the
+// release: the noised count and its interval, or "under T".
+func matchPrivate(ctx context.Context, c *cli.Context, client *service.Client, req service.MatchRequest, lo listOutput) error {
+	// The work is N raisings, n blindings and N returned elements; N is
+	// known from the first progress report only.
+	var (
+		mu     sync.Mutex
+		bar    *progressbar.ProgressBar
+		n      = len(req.Digests)
+		server int
+	)
+	if isTerminal(c.App.ErrWriter) {
+		req.Progress = func(p service.Progress) {
+			mu.Lock()
+			defer mu.Unlock()
+			if p.Phase == "raising" || p.Phase == "returning" {
+				server = p.Total
+			}
+			if bar == nil {
+				if 2*server+n < 50_000 {
+					return
+				}
+				bar = newBar(c.App.ErrWriter, 2*server+n)
+			}
+			switch p.Phase {
+			case "raising":
+				bar.Set(p.Done)
+			case "sending":
+				bar.Set(server + p.Done)
+			case "returning":
+				bar.Set(server + n + p.Done)
+			}
+		}
+	}
+	res, err := client.MatchPrivate(ctx, req)
+	mu.Lock()
+	if bar != nil {
+		bar.Finish()
+	}
+	mu.Unlock()
+	if err != nil {
+		return matchError(c.Context, err, c.String("server"), client, wire.ModePrivate)
+	}
+
+	r := res.Result
+	m := r.Mechanism
+	out := privateOutput{Mode: wire.ModePrivate.String(), Below: r.Below, Count: r.Count, Low: r.Low, High: r.High,
+		Threshold: r.Threshold, Mechanism: m.Name(), Epsilon: m.Epsilon().RatString(), Sensitivity: m.Sensitivity(),
+		ServerSetBucket: r.ServerSize, Snapshot: snapshotOf(res.Snapshot), listOutput: lo,
+		sessionOutput: sessionOutput{Session: res.SessionID, ElapsedSeconds: res.Elapsed.Seconds(),
+			BytesSent: res.Traffic.WireBytesSent, BytesReceived: res.Traffic.WireBytesReceived}}
+	out.ListSize = r.ClientSize
+	w := c.App.Writer
+	if c.Bool("json") {
+		return printJSON(w, out)
+	}
+	fmt.Fprintf(w, "overlap:           %s\n", releaseText(r))
+	fmt.Fprintf(w, "noise:             %s (differentially private; the platform released only this)\n", mechanismText(m))
+	printList(w, lo)
+	fmt.Fprintf(w, "platform set:      %d elements, its consented set plus ringers (at least %d by default), rounded up to a public bucket\n",
+		out.ServerSetBucket, psi.DefaultRingers)
+	printSnapshot(w, out.Snapshot)
+	fmt.Fprintf(w, "session:           %s, %.2fs, %d bytes sent, %d received\n",
+		out.Session, out.ElapsedSeconds, out.BytesSent, out.BytesReceived)
+	return nil
+}
+
+// releaseText describes a private-mode release for a person.
+func releaseText(r psi.PrivateResult) string {
+	if r.Below {
+		return fmt.Sprintf("under %d of %d identifiers (95%% interval %d–%d)", r.Threshold, r.ClientSize, r.Low, r.High)
+	}
+	return fmt.Sprintf("about %d of %d identifiers (%.1f%%), 95%% interval %d–%d",
+		r.Count, r.ClientSize, 100*float64(r.Count)/float64(r.ClientSize), r.Low, r.High)
+}
+
+// mechanismText reads "discrete Laplace, ε = 1/2, Δ = 1".
+func mechanismText(m dp.Mechanism) string {
+	return fmt.Sprintf("%s, ε = %s, Δ = %d", m.Name(), m.Epsilon().RatString(), m.Sensitivity())
+}
+
+func printList(w io.Writer, lo listOutput) {
+	fmt.Fprintf(w, "list size:         %d distinct identifiers (%d rows, %d duplicates, %d rejected)\n", lo.ListSize, lo.Rows, lo.Duplicates, lo.Rejected)
+}
+
+func printSnapshot(w io.Writer, s snapshotOutput) {
+	fmt.Fprintf(w, "consent snapshot:  v%d, digest %s, taken %s\n", s.Version, s.Digest, s.TakenAt.Format(time.RFC3339))
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newBar(w io.Writer, total int) *progressbar.ProgressBar {
+	return progressbar.NewOptions(total, progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("matching"), progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(), progressbar.OptionShowCount())
+}
+
+// parseMode reads --mode; empty (OVERLAP_MODE set to nothing) is the
+// default, private.
+func parseMode(s string) (wire.Mode, error) {
+	switch s {
+	case "private", "":
+		return wire.ModePrivate, nil
+	case "exact":
+		return wire.ModeExact, nil
+	}
+	return 0, withHint(fmt.Errorf("unknown mode %q", s), "use --mode private (the platform counts, a noised count) or --mode exact (this side counts)")
+}
+
+// matchError adds a hint to what went wrong talking to the server. mode is
+// the mode the session asked for; client, when not nil, is asked which
+// modes the platform serves after a mode refusal.
+func matchError(ctx context.Context, err error, server string, client *service.Client, mode wire.Mode) error {
 	if r, ok := service.RefusalOf(err); ok {
 		msg := errors.New(connectMessage(err))
 		switch r.Limit {
@@ -190,6 +362,14 @@ func matchError(err error, server string) error {
 			}
 			return withHint(msg, "your identifier budget frees enough room at %s (in %s); or ask the platform to raise it",
 				r.ResetsAt.Local().Format(time.RFC1123), roughly(time.Until(r.ResetsAt)))
+		case service.LimitPrivacyBudget:
+			if r.ResetsAt.IsZero() {
+				return withHint(msg, "one private session costs more than your whole privacy budget: ask the platform to raise it (overlap advertisers set --privacy-budget)")
+			}
+			return withHint(msg, "your privacy budget frees enough ε for a private session at %s (in %s); or ask the platform to raise it (overlap advertisers set --privacy-budget)",
+				r.ResetsAt.Local().Format(time.RFC1123), roughly(time.Until(r.ResetsAt)))
+		case service.LimitMode:
+			return withHint(msg, "%s", modeHint(ctx, client, mode))
 		case service.LimitAdvertiserSessions:
 			return withHint(msg, "one session at a time per advertiser: wait for the other to finish")
 		case service.LimitServerSessions:
@@ -235,6 +415,26 @@ func connectMessage(err error) string {
 		return ce.Message()
 	}
 	return err.Error()
+}
+
+// modeHint says which mode to pass after the platform refused mode, from
+// the modes its GetPolicy lists for this advertiser when it answers.
+func modeHint(ctx context.Context, client *service.Client, mode wire.Mode) string {
+	other := wire.ModeExact
+	if mode == wire.ModeExact {
+		other = wire.ModePrivate
+	}
+	generic := fmt.Sprintf("the platform does not serve you %s mode: pass --mode %s, or ask it to (overlap advertisers set --modes exact,private)", mode, other)
+	if client == nil {
+		return generic
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	p, err := client.Policy(pctx)
+	if err != nil || !slices.Contains(p.Modes, other.String()) {
+		return generic
+	}
+	return fmt.Sprintf("the platform serves you %s mode only: pass --mode %s", other, other)
 }
 
 // roughly formats a wait for a person: minutes, hours or days.
@@ -287,17 +487,46 @@ func showPolicy(c *cli.Context) error {
 	defer client.Close()
 	p, err := client.Policy(c.Context)
 	if err != nil {
-		return matchError(err, c.String("server"))
+		return matchError(c.Context, err, c.String("server"), nil, 0)
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(p)
+		return printJSON(c.App.Writer, p)
 	}
 	w := c.App.Writer
-	fmt.Fprintf(w, "advertiser:   %s\n", p.Advertiser)
-	fmt.Fprintf(w, "list size:    %d to %d distinct identifiers per session\n", p.MinListSize, p.MaxListSize)
-	fmt.Fprintf(w, "budget:       %d of %d identifiers used in the last %s\n", p.BudgetUsed, p.Budget, roughly(p.BudgetWindow))
-	fmt.Fprintf(w, "kinds, modes: %s; %s\n", strings.Join(p.Kinds, ", "), strings.Join(p.Modes, ", "))
+	fmt.Fprintf(w, "advertiser:      %s\n", p.Advertiser)
+	fmt.Fprintf(w, "modes:           %s\n", modesText(p.Modes))
+	fmt.Fprintf(w, "list size:       %d to %d distinct identifiers per session\n", p.MinListSize, p.MaxListSize)
+	fmt.Fprintf(w, "budget:          %d of %d identifiers used in the last %s\n", p.BudgetUsed, p.Budget, roughly(p.BudgetWindow))
+	left := sessionsLeft(p.PrivacyBudget-p.PrivacyUsed, p.PrivacyCost)
+	if !slices.Contains(p.Modes, wire.ModePrivate.String()) {
+		left = "; private mode is not served to you"
+	}
+	fmt.Fprintf(w, "privacy budget:  ε %s of %s used in the last %s; ε %s per private session%s\n",
+		store.FormatEpsilon(p.PrivacyUsed), store.FormatEpsilon(p.PrivacyBudget), roughly(p.BudgetWindow), store.FormatEpsilon(p.PrivacyCost), left)
+	fmt.Fprintf(w, "kinds:           %s\n", strings.Join(p.Kinds, ", "))
 	return nil
+}
+
+// modesText lists the modes served with the flag that picks each.
+func modesText(modes []string) string {
+	if len(modes) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, m := range modes {
+		parts = append(parts, fmt.Sprintf("%s (--mode %s)", m, m))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// sessionsLeft says how many private sessions the ε left pays for.
+func sessionsLeft(left, cost int64) string {
+	if cost <= 0 {
+		return ""
+	}
+	k := max(left, 0) / cost
+	if k == 1 {
+		return "; 1 more session in the window"
+	}
+	return fmt.Sprintf("; %d more sessions in the window", k)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -15,12 +16,15 @@ import (
 	"github.com/urfave/cli/v2"
 	"gopkg.in/yaml.v3"
 
+	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/dp"
 	"github.com/overlap-psi/overlap/psi/service"
+	"github.com/overlap-psi/overlap/psi/store"
 )
 
 var budgetWindowFlag = &cli.DurationFlag{
 	Name:    "budget-window",
-	Usage:   "length of the rolling window of the identifier budget",
+	Usage:   "length of the rolling window of the identifier and privacy budgets",
 	EnvVars: []string{"OVERLAP_BUDGET_WINDOW"},
 	Value:   service.DefaultPolicy().BudgetWindow,
 }
@@ -33,10 +37,18 @@ func serveCommand() *cli.Command {
 		Description: "Serves match sessions over TLS 1.3 to advertisers registered with overlap\n" +
 			"advertisers add. Each session reads a fresh consent snapshot of the store for\n" +
 			"its identifier kind, and is refused, before any cryptographic work, when it\n" +
-			"breaks the policy: list size outside [--min-list, --max-list], the advertiser's\n" +
-			"identifier budget over --budget-window exhausted, a session of the same\n" +
+			"breaks the policy: a mode the advertiser is not served (overlap advertisers set\n" +
+			"--modes), list size outside [--min-list, --max-list], the advertiser's identifier\n" +
+			"or privacy budget over --budget-window exhausted, a session of the same\n" +
 			"advertiser in flight, or --max-sessions running. Every session leaves a row in\n" +
 			"the store's audit log and a JSON log line on stderr, without identifiers or keys.\n\n" +
+			"Private mode (SPEC.md §10), which new advertisers get by default: this server\n" +
+			"counts, and releases the count with discrete Laplace noise of ε = --privacy-cost\n" +
+			"and Δ = --sensitivity, or \"under --threshold\". Each session reserves its ε of\n" +
+			"the advertiser's --privacy-budget per --budget-window before any work, and its\n" +
+			"set is padded with at least --ringers elements whose logs it knows, which catch\n" +
+			"a client that does not follow the protocol. ε values are decimals (2, 0.5) kept\n" +
+			"exactly in millionths; overlap advertisers set overrides them per advertiser.\n\n" +
 			"Every flag can be set with its OVERLAP_* environment variable or in a YAML file\n" +
 			"(--config) whose keys are the flag names; flags win over the environment, which\n" +
 			"wins over the file. SIGINT or SIGTERM stops it gracefully: sessions in flight get\n" +
@@ -56,6 +68,11 @@ func serveCommand() *cli.Command {
 			&cli.Int64Flag{Name: "max-list", Usage: "default largest list per session", EnvVars: []string{"OVERLAP_MAX_LIST"}, Value: def.MaxListSize},
 			&cli.Int64Flag{Name: "budget", Usage: "default identifiers each advertiser may match per budget window", EnvVars: []string{"OVERLAP_BUDGET"}, Value: def.Budget},
 			budgetWindowFlag,
+			&cli.StringFlag{Name: "privacy-budget", Usage: "default ε each advertiser may spend on private sessions per budget window", EnvVars: []string{"OVERLAP_PRIVACY_BUDGET"}, Value: store.FormatEpsilon(def.PrivacyBudget)},
+			&cli.StringFlag{Name: "privacy-cost", Usage: "default ε of one private session: the ε of its noise, and what it spends of the privacy budget", EnvVars: []string{"OVERLAP_PRIVACY_COST"}, Value: store.FormatEpsilon(def.PrivacyCost)},
+			&cli.IntFlag{Name: "ringers", Usage: "least number of ringers in a private session's set, which catch a client that deviates (SPEC.md §10.3)", EnvVars: []string{"OVERLAP_RINGERS"}, Value: def.Ringers},
+			&cli.Int64Flag{Name: "threshold", Usage: "private mode releases noised counts below this as \"under THRESHOLD\"", EnvVars: []string{"OVERLAP_THRESHOLD"}, Value: int64(def.Threshold)},
+			&cli.Int64Flag{Name: "sensitivity", Usage: "Δ of the private-mode noise: identifiers of a kind one person may contribute (SPEC.md §10.9)", EnvVars: []string{"OVERLAP_SENSITIVITY"}, Value: int64(def.Sensitivity)},
 			&cli.IntFlag{Name: "max-sessions", Usage: "sessions in flight, all advertisers together (one per advertiser)", EnvVars: []string{"OVERLAP_MAX_SESSIONS"}, Value: 8},
 			&cli.IntFlag{Name: "workers", Usage: "scalar-multiplication workers, all sessions together (0: the number of CPUs)", EnvVars: []string{"OVERLAP_WORKERS"}},
 			&cli.IntFlag{Name: "session-workers", Usage: "most workers one session uses (0: --workers)", EnvVars: []string{"OVERLAP_SESSION_WORKERS"}},
@@ -103,6 +120,36 @@ func loadConfigFile(c *cli.Context) error {
 	return nil
 }
 
+// servePolicy reads the default session policy from the flags.
+func servePolicy(c *cli.Context) (service.Policy, error) {
+	p := service.Policy{MinListSize: c.Int64("min-list"), MaxListSize: c.Int64("max-list"),
+		Budget: c.Int64("budget"), BudgetWindow: c.Duration(budgetWindowFlag.Name), Ringers: c.Int("ringers")}
+	var err error
+	if p.PrivacyBudget, err = parseEpsilon("privacy-budget", c.String("privacy-budget")); err != nil {
+		return p, err
+	}
+	if p.PrivacyCost, err = parseEpsilon("privacy-cost", c.String("privacy-cost")); err != nil {
+		return p, err
+	}
+	switch {
+	case p.PrivacyBudget == 0:
+		return p, withHint(errors.New("--privacy-budget must be above 0"), "pass the ε an advertiser may spend per window, such as 2")
+	case p.PrivacyCost == 0 || p.PrivacyCost > dp.MaxEpsilon*microPerEpsilon:
+		return p, withHint(fmt.Errorf("--privacy-cost must be above 0 and at most %d", dp.MaxEpsilon), "pass the ε of one private session, such as 0.5")
+	case p.Ringers < 1:
+		return p, withHint(fmt.Errorf("--ringers %d: at least 1", p.Ringers), "ringers catch a deviating client; the default is %d", psi.DefaultRingers)
+	}
+	t, d := c.Int64("threshold"), c.Int64("sensitivity")
+	if t < 1 || t > math.MaxUint32 {
+		return p, withHint(fmt.Errorf("--threshold %d is out of range", t), "pass a count of at least 1, such as %d", psi.DefaultThreshold)
+	}
+	if d < 1 || d > dp.MaxSensitivity {
+		return p, withHint(fmt.Errorf("--sensitivity %d is out of range", d), "pass 1 to %d identifiers per person", dp.MaxSensitivity)
+	}
+	p.Threshold, p.Sensitivity = uint32(t), uint32(d)
+	return p, nil
+}
+
 func serve(c *cli.Context) error {
 	stderr := c.App.ErrWriter
 	var handler slog.Handler
@@ -115,6 +162,10 @@ func serve(c *cli.Context) error {
 		return withHint(fmt.Errorf("unknown log format %q", c.String("log-format")), "use --log-format json or text")
 	}
 	logger := slog.New(handler)
+	policy, err := servePolicy(c)
+	if err != nil {
+		return err
+	}
 
 	addr := c.String("addr")
 	host, _, err := net.SplitHostPort(addr)
@@ -147,10 +198,9 @@ func serve(c *cli.Context) error {
 	}
 	defer st.Close()
 	srv, err := service.New(service.Config{
-		Store:  st,
-		Logger: logger,
-		Policy: service.Policy{MinListSize: c.Int64("min-list"), MaxListSize: c.Int64("max-list"),
-			Budget: c.Int64("budget"), BudgetWindow: c.Duration(budgetWindowFlag.Name)},
+		Store:          st,
+		Logger:         logger,
+		Policy:         policy,
 		MaxSessions:    c.Int("max-sessions"),
 		Workers:        c.Int("workers"),
 		SessionWorkers: c.Int("session-workers"),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -110,35 +109,6 @@ func FormatEpsilon(micros int64) string {
 	}
 	f := strings.TrimRight(fmt.Sprintf("%06d", frac), "0")
 	return sign + strconv.FormatUint(whole, 10) + "." + f
-}
-
-// ParseEpsilon parses a non-negative decimal ε ("2", "0.5", "1.25") into
-// micro-ε. More than six decimal places are refused rather than rounded,
-// since a budget is exact.
-func ParseEpsilon(s string) (int64, error) {
-	bad := func() (int64, error) {
-		return 0, fmt.Errorf("store: invalid ε %q: want a non-negative decimal with at most 6 decimal places", truncate(s))
-	}
-	whole, frac, dot := strings.Cut(s, ".")
-	if whole == "" || (dot && frac == "") || len(frac) > 6 {
-		return bad()
-	}
-	for _, part := range []string{whole, frac} {
-		for _, c := range part {
-			if c < '0' || c > '9' {
-				return bad()
-			}
-		}
-	}
-	w, err := strconv.ParseInt(whole, 10, 64)
-	if err != nil || w > math.MaxInt64/MicrosPerEpsilon-1 {
-		return bad()
-	}
-	var f int64
-	if frac != "" {
-		f, _ = strconv.ParseInt(frac+strings.Repeat("0", 6-len(frac)), 10, 64)
-	}
-	return w*MicrosPerEpsilon + f, nil
 }
 
 func validateBudget(r *BudgetRequest) error {
