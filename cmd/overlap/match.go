@@ -490,7 +490,13 @@ func showPolicy(c *cli.Context) error {
 		return matchError(c.Context, err, c.String("server"), nil, 0)
 	}
 	if c.Bool("json") {
-		return printJSON(c.App.Writer, p)
+		return printJSON(c.App.Writer, policyJSON{
+			Advertiser: p.Advertiser, Modes: p.Modes, Kinds: p.Kinds,
+			MinListSize: p.MinListSize, MaxListSize: p.MaxListSize,
+			Budget: p.Budget, BudgetUsed: p.BudgetUsed, BudgetWindowSeconds: int64(p.BudgetWindow / time.Second),
+			PrivacyBudget: store.FormatEpsilon(p.PrivacyBudget), PrivacyUsed: store.FormatEpsilon(p.PrivacyUsed),
+			PrivacyCost: store.FormatEpsilon(p.PrivacyCost),
+		})
 	}
 	w := c.App.Writer
 	fmt.Fprintf(w, "advertiser:      %s\n", p.Advertiser)
@@ -505,6 +511,21 @@ func showPolicy(c *cli.Context) error {
 		store.FormatEpsilon(p.PrivacyUsed), store.FormatEpsilon(p.PrivacyBudget), roughly(p.BudgetWindow), store.FormatEpsilon(p.PrivacyCost), left)
 	fmt.Fprintf(w, "kinds:           %s\n", strings.Join(p.Kinds, ", "))
 	return nil
+}
+
+// policyJSON is the --policy --json output; ε values are decimals.
+type policyJSON struct {
+	Advertiser          string   `json:"advertiser"`
+	Modes               []string `json:"modes"`
+	Kinds               []string `json:"kinds"`
+	MinListSize         int64    `json:"min_list_size"`
+	MaxListSize         int64    `json:"max_list_size"`
+	Budget              int64    `json:"budget"`
+	BudgetUsed          int64    `json:"budget_used"`
+	BudgetWindowSeconds int64    `json:"budget_window_seconds"`
+	PrivacyBudget       string   `json:"privacy_budget_epsilon"`
+	PrivacyUsed         string   `json:"privacy_used_epsilon"`
+	PrivacyCost         string   `json:"privacy_cost_epsilon"`
 }
 
 // modesText lists the modes served with the flag that picks each.

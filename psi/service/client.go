@@ -209,47 +209,15 @@ func (c *Client) Match(ctx context.Context, req MatchRequest) (MatchResult, erro
 	var res MatchResult
 	tr := &res.Traffic
 
-	st := c.rpc.Match(ctx)
-	c.authorize(st.RequestHeader())
-	defer st.CloseResponse()
-	send := func(frame []byte) error {
-		tr.FrameBytesSent += int64(len(frame))
-		tr.Messages++
-		if err := st.Send(&pb.MatchRequest{Frame: frame}); err != nil {
-			if errors.Is(err, io.EOF) {
-				// The server ended the stream: its error is in the response.
-				if _, rerr := st.Receive(); rerr != nil && !errors.Is(rerr, io.EOF) {
-					return broken(rerr)
-				}
-			}
-			return broken(err)
-		}
-		return nil
-	}
-	receive := func() (*pb.MatchResponse, error) {
-		m, err := st.Receive()
-		if err != nil {
-			return nil, broken(err)
-		}
-		tr.FrameBytesReceived += int64(len(m.Frame))
-		tr.Messages++
-		return m, nil
-	}
-
+	st := c.open(ctx, tr)
+	defer st.close()
+	send, receive := st.send, st.receive
 	hello, _ := pc.Hello().MarshalBinary()
-	if err := send(hello); err != nil {
-		return res, err
-	}
-	m, err := receive()
+	m, err := st.start(hello)
 	if err != nil {
 		return res, err
 	}
-	if m.Snapshot == nil || len(m.Snapshot.Digest) != 32 {
-		return res, fmt.Errorf("%w: the first response carries no consent snapshot (SPEC.md §11)", psi.ErrPeer)
-	}
-	res.SessionID = st.ResponseHeader().Get("Overlap-Session")
-	res.Snapshot = Snapshot{Version: m.Snapshot.Version, TakenAt: time.UnixMicro(m.Snapshot.TakenAtUnixMicros).UTC()}
-	copy(res.Snapshot.Digest[:], m.Snapshot.Digest)
+	res.SessionID, res.Snapshot = st.sessionID(), st.snap
 	var params wire.ServerParams
 	if err := params.UnmarshalBinary(m.Frame); err != nil {
 		return res, fmt.Errorf("%w: ServerParams: %v", psi.ErrPeer, err)
@@ -303,7 +271,7 @@ func (c *Client) Match(ctx context.Context, req MatchRequest) (MatchResult, erro
 	if err != nil {
 		return res, err
 	}
-	if err := st.CloseRequest(); err != nil {
+	if err := st.st.CloseRequest(); err != nil {
 		return res, err
 	}
 	res.Phases.Send = time.Since(start) - res.Phases.Params
@@ -354,6 +322,68 @@ func (c *Client) Match(ctx context.Context, req MatchRequest) (MatchResult, erro
 	res.Phases.Receive = res.Elapsed - res.Phases.Params - res.Phases.Send
 	tr.WireBytesSent, tr.WireBytesReceived = c.wireOut.Load()-out0, c.wireIn.Load()-in0
 	return res, nil
+}
+
+// stream is the Match stream of one session, with the session's traffic.
+type stream struct {
+	st   *connect.BidiStreamForClient[pb.MatchRequest, pb.MatchResponse]
+	tr   *Traffic
+	snap Snapshot
+}
+
+func (c *Client) open(ctx context.Context, tr *Traffic) *stream {
+	st := c.rpc.Match(ctx)
+	c.authorize(st.RequestHeader())
+	return &stream{st: st, tr: tr}
+}
+
+func (s *stream) close() { s.st.CloseResponse() }
+
+func (s *stream) sessionID() string { return s.st.ResponseHeader().Get("Overlap-Session") }
+
+// send sends one frame. When the server has ended the stream, the error is
+// the one the server sent.
+func (s *stream) send(frame []byte) error {
+	s.tr.FrameBytesSent += int64(len(frame))
+	s.tr.Messages++
+	if err := s.st.Send(&pb.MatchRequest{Frame: frame}); err != nil {
+		if errors.Is(err, io.EOF) {
+			// The server ended the stream: its error is in the response.
+			if _, rerr := s.st.Receive(); rerr != nil && !errors.Is(rerr, io.EOF) {
+				return broken(rerr)
+			}
+		}
+		return broken(err)
+	}
+	return nil
+}
+
+func (s *stream) receive() (*pb.MatchResponse, error) {
+	m, err := s.st.Receive()
+	if err != nil {
+		return nil, broken(err)
+	}
+	s.tr.FrameBytesReceived += int64(len(m.Frame))
+	s.tr.Messages++
+	return m, nil
+}
+
+// start sends the hello and returns the first response, which must carry
+// the consent snapshot (SPEC.md §11); it is kept in s.snap.
+func (s *stream) start(hello []byte) (*pb.MatchResponse, error) {
+	if err := s.send(hello); err != nil {
+		return nil, err
+	}
+	m, err := s.receive()
+	if err != nil {
+		return nil, err
+	}
+	if m.Snapshot == nil || len(m.Snapshot.Digest) != 32 {
+		return nil, fmt.Errorf("%w: the first response carries no consent snapshot (SPEC.md §11)", psi.ErrPeer)
+	}
+	s.snap = Snapshot{Version: m.Snapshot.Version, TakenAt: time.UnixMicro(m.Snapshot.TakenAtUnixMicros).UTC()}
+	copy(s.snap.Digest[:], m.Snapshot.Digest)
+	return m, nil
 }
 
 // ErrBroken reports a session whose connection broke before it finished:

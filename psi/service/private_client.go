@@ -9,7 +9,6 @@ import (
 
 	"github.com/overlap-psi/overlap/psi"
 	"github.com/overlap-psi/overlap/psi/ident"
-	pb "github.com/overlap-psi/overlap/psi/service/gen/overlap/v1"
 	"github.com/overlap-psi/overlap/psi/wire"
 )
 
@@ -52,48 +51,17 @@ func (c *Client) MatchPrivate(ctx context.Context, req MatchRequest) (PrivateMat
 	var res PrivateMatchResult
 	tr := &res.Traffic
 
-	st := c.rpc.Match(ctx)
-	c.authorize(st.RequestHeader())
-	defer st.CloseResponse()
-	send := func(frame []byte) error {
-		tr.FrameBytesSent += int64(len(frame))
-		tr.Messages++
-		if err := st.Send(&pb.MatchRequest{Frame: frame}); err != nil {
-			if errors.Is(err, io.EOF) {
-				// The server ended the stream: its error is in the response.
-				if _, rerr := st.Receive(); rerr != nil && !errors.Is(rerr, io.EOF) {
-					return broken(rerr)
-				}
-			}
-			return broken(err)
-		}
-		return nil
-	}
-	receive := func() (*pb.MatchResponse, error) {
-		m, err := st.Receive()
-		if err != nil {
-			return nil, broken(err)
-		}
-		tr.FrameBytesReceived += int64(len(m.Frame))
-		tr.Messages++
-		return m, nil
-	}
+	st := c.open(ctx, tr)
+	defer st.close()
+	send, receive := st.send, st.receive
 	peer := func(what string, err error) error { return fmt.Errorf("%w: %s: %v", psi.ErrPeer, what, err) }
 
 	hello, _ := pc.Hello().MarshalBinary()
-	if err := send(hello); err != nil {
-		return res, err
-	}
-	m, err := receive()
+	m, err := st.start(hello)
 	if err != nil {
 		return res, err
 	}
-	if m.Snapshot == nil || len(m.Snapshot.Digest) != 32 {
-		return res, fmt.Errorf("%w: the first response carries no consent snapshot (SPEC.md §11)", psi.ErrPeer)
-	}
-	res.SessionID = st.ResponseHeader().Get("Overlap-Session")
-	res.Snapshot = Snapshot{Version: m.Snapshot.Version, TakenAt: time.UnixMicro(m.Snapshot.TakenAtUnixMicros).UTC()}
-	copy(res.Snapshot.Digest[:], m.Snapshot.Digest)
+	res.SessionID, res.Snapshot = st.sessionID(), st.snap
 	if t, _ := wire.PeekType(m.Frame); t == wire.TypeServerParams {
 		return res, fmt.Errorf("%w: the server answered a private-mode hello in exact mode", psi.ErrPeer)
 	}
@@ -159,7 +127,7 @@ func (c *Client) MatchPrivate(ctx context.Context, req MatchRequest) (PrivateMat
 	if err := stream("returning", total, pc.NextReturned); err != nil {
 		return res, err
 	}
-	if err := st.CloseRequest(); err != nil {
+	if err := st.st.CloseRequest(); err != nil {
 		return res, err
 	}
 	m, err = receive()
@@ -174,7 +142,7 @@ func (c *Client) MatchPrivate(ctx context.Context, req MatchRequest) (PrivateMat
 	if err != nil {
 		return res, err
 	}
-	if _, err := st.Receive(); err == nil {
+	if _, err := st.st.Receive(); err == nil {
 		return res, fmt.Errorf("%w: a message after the release", psi.ErrPeer)
 	} else if err = broken(err); !errors.Is(err, io.EOF) {
 		return res, err
