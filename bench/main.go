@@ -1,8 +1,12 @@
 // Command bench runs Overlap's benchmark harness (package bench/harness)
 // and writes its results. See bench/RESULTS.md.
 //
-//	go run ./bench --quick            # a few minutes on 2 cores (CI smoke test)
-//	go run ./bench --out bench/out    # the default grid
+//	go run ./bench --quick                 # under a minute on 2 cores (CI smoke test)
+//	go run ./bench --out bench/results     # the full grid, all modes: about 40 minutes on 2 cores
+//	go run ./bench --modes loopback --grid 1e5/1e6
+//
+// Loopback mode re-executes this binary for its server and client
+// processes (harness.RunChild, called from harness.Main).
 package main
 
 import (

@@ -454,3 +454,22 @@ func TestBucket(t *testing.T) {
 		}
 	}
 }
+
+// TestDestroyWhileBuilding: a set abandoned while a batch is still being
+// encoded in the background (a store read that failed half way) can be
+// destroyed at once, and serves no session.
+func TestDestroyWhileBuilding(t *testing.T) {
+	set, err := NewSet(SetConfig{Kind: KindEmail})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range setBatch + 10 { // one batch in flight
+		var d [32]byte
+		d[0], d[1], d[2] = byte(i), byte(i>>8), byte(i>>16)
+		set.Add(d)
+	}
+	set.Destroy()
+	if _, err := NewServer(ServerConfig{}, set); !errors.Is(err, ErrUsed) {
+		t.Fatalf("NewServer on a destroyed set: %v, want ErrUsed", err)
+	}
+}

@@ -122,14 +122,13 @@ func (p *PreparedSet) startFlush() {
 	b.done = done
 	go func() {
 		defer close(done)
-		p.encode(batch, p.tags[start:start+len(batch)])
+		p.encode(b, batch, p.tags[start:start+len(batch)])
 	}()
 	b.batch, b.spare = b.spare[:0], batch
 }
 
 // encode hashes, multiplies and tags digests into tags.
-func (p *PreparedSet) encode(digests [][32]byte, tags []gcs.Uint128) {
-	b := p.build
+func (p *PreparedSet) encode(b *setBuilder, digests [][32]byte, tags []gcs.Uint128) {
 	parallel(len(digests), b.workers, func(lo, hi int) error {
 		points := make([]r255.Element, hi-lo)
 		enc := make([]byte, 32*(hi-lo))
@@ -175,10 +174,15 @@ func (p *PreparedSet) Finish() error {
 }
 
 // Destroy erases the set's key and drops its tags. A destroyed set cannot
-// serve a session.
+// serve a session. Destroying a set before Finish waits for the batch being
+// encoded in the background, if any.
 func (p *PreparedSet) Destroy() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.build != nil {
+		p.build.wait()
+		p.build = nil
+	}
 	p.used = true
 	r255.Erase(p.key)
 	p.tags = nil

@@ -3,9 +3,21 @@
 // phase, checks every count against the true overlap, and writes JSON, CSV,
 // a Markdown table and plots. `go run ./bench` and `overlap bench` run it.
 //
+// Three modes run (bench/RESULTS.md explains every column):
+//
+//   - in-process: exact mode, both roles in this process, every message
+//     through its wire encoding;
+//   - loopback: exact mode through the real service (psi/service Server and
+//     Client) over TLS 1.3 on 127.0.0.1, each side in a child process of
+//     its own (this binary re-executed), so that each side's peak memory is
+//     its process's peak RSS; every grid point runs once cold (the session
+//     encodes the server set) and once with a warm pool (the set was
+//     prepared before the session);
+//   - private: private mode (SPEC.md §10) in process.
+//
 // Every run also measures the single-core cost of hash-to-group and scalar
 // multiplication, and reports the lower bound they imply: the minimal number
-// of those operations exact mode needs, times their cost, divided by the
+// of those operations the mode needs, times their cost, divided by the
 // cores used. Efficiency is bound / measured. Compare ratios across
 // machines, not absolute times.
 package harness
@@ -19,6 +31,8 @@ import (
 	mrand "math/rand/v2"
 	"runtime"
 	"runtime/metrics"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -37,18 +51,35 @@ type Pair struct {
 var (
 	// Quick finishes within a few minutes on 2 cores; CI runs it.
 	Quick = []Pair{{1_000, 10_000}, {10_000, 100_000}}
+	// QuickPrivate is the private-mode grid of --quick.
+	QuickPrivate = []Pair{{1_000, 10_000}}
 	// Default spans the sizes of issue #5 along the diagonals.
 	Default = []Pair{{1_000, 10_000}, {1_000, 100_000}, {10_000, 100_000}, {10_000, 1_000_000},
 		{100_000, 1_000_000}, {100_000, 10_000_000}, {1_000_000, 10_000_000}}
+	// DefaultPrivate is the private-mode grid: the client's work grows with
+	// the server's set (SPEC.md §10.11), so its points are fewer.
+	DefaultPrivate = []Pair{{10_000, 1_000_000}, {100_000, 10_000_000}}
 )
+
+// The modes a run can measure.
+const (
+	ModeInProcess = "in-process" // exact mode, both roles in this process
+	ModeLoopback  = "loopback"   // exact mode, the real service over TLS, one process per side
+	ModePrivate   = "private"    // private mode, both roles in this process
+)
+
+// Modes lists every mode, in the order a run measures them.
+var Modes = []string{ModeInProcess, ModeLoopback, ModePrivate}
 
 // Config configures a harness run.
 type Config struct {
-	Pairs    []Pair
-	Overlap  float64   // fraction of the client's list that is in the server's set
-	Seed     uint64    // data generation seed
-	Progress io.Writer // progress lines; nil for none
-	OpSample int       // operations timed for the per-op costs; 0 means 2000
+	Pairs        []Pair    // grid of the exact modes (in-process, loopback)
+	PrivatePairs []Pair    // grid of private mode; nil means Pairs
+	Modes        []string  // which modes run; nil means all (Modes)
+	Overlap      float64   // fraction of the client's list that is in the server's set
+	Seed         uint64    // data generation seed
+	Progress     io.Writer // progress lines; nil for none
+	OpSample     int       // operations timed for the per-op costs; 0 means 2000
 
 	tamper func(*data) // tests only: corrupt the generated data
 }
@@ -66,28 +97,51 @@ type Phase struct {
 
 // Run is the measurement of one session.
 type Run struct {
-	Mode          string  `json:"mode"`
-	Client        int     `json:"client"`
-	Server        int     `json:"server"`
-	ServerPadded  int     `json:"server_padded"`
-	TrueOverlap   int     `json:"true_overlap"`
-	Counted       int     `json:"counted"`
-	Phases        []Phase `json:"phases"`
-	WallS         float64 `json:"wall_s"`       // whole session, cold: set encoding included
-	OnlineS       float64 `json:"online_s"`     // with a warm pool: set encoding done beforehand
-	CPUS          float64 `json:"cpu_s"`        //
-	ClientBytes   int64   `json:"client_bytes"` // client → server
-	ServerBytes   int64   `json:"server_bytes"` // server → client
-	ClientBPE     float64 `json:"client_bytes_per_element"`
-	SetBitsPerEl  float64 `json:"server_set_bits_per_element"`
-	SetOptimum    float64 `json:"server_set_optimum_bits"` // Golomb-coding optimum for the session's M
-	HashNS        float64 `json:"hash_to_group_ns"`        // per-op costs measured just before this run
-	MultNS        float64 `json:"scalar_mult_ns"`
-	BoundS        float64 `json:"bound_s"`
-	Efficiency    float64 `json:"efficiency"`
-	OnlineBoundS  float64 `json:"online_bound_s"`
-	OnlineEff     float64 `json:"online_efficiency"`
-	PeakHeapBytes uint64  `json:"peak_heap_bytes"`
+	Mode         string `json:"mode"`           // ModeInProcess, ModeLoopback or ModePrivate
+	Pool         string `json:"pool,omitempty"` // loopback: "cold" (the session encodes the set) or "warm" (from the pool)
+	Client       int    `json:"client"`
+	Server       int    `json:"server"`
+	ServerPadded int    `json:"server_padded"` // N: the bucket; private mode: ringers included
+	Ringers      int    `json:"ringers,omitempty"`
+	TrueOverlap  int    `json:"true_overlap"`
+	Counted      int    `json:"counted"` // private mode: the released, noised count (0 when below the threshold)
+	// Private mode: the release and how the count was checked.
+	Private *PrivateCheck `json:"private,omitempty"`
+	Phases  []Phase       `json:"phases"`
+	WallS   float64       `json:"wall_s"`   // the whole session
+	OnlineS float64       `json:"online_s"` // the part after the server set was encoded (warm loopback: the whole session)
+	CPUS    float64       `json:"cpu_s"`    // both sides
+	// Loopback: the CPU time of each side's process during the session.
+	ClientCPUS   float64 `json:"client_cpu_s,omitempty"`
+	ServerCPUS   float64 `json:"server_cpu_s,omitempty"`
+	ClientBytes  int64   `json:"client_bytes"`                // client → server, SPEC.md §5 frames
+	ServerBytes  int64   `json:"server_bytes"`                // server → client
+	ClientWire   int64   `json:"client_wire_bytes,omitempty"` // loopback: TCP payload client → server (TLS, HTTP/2, envelopes)
+	ServerWire   int64   `json:"server_wire_bytes,omitempty"` // loopback: TCP payload server → client
+	ClientBPE    float64 `json:"client_bytes_per_element"`    // client bytes per element the client sends
+	ServerBPE    float64 `json:"server_bytes_per_element"`    // server bytes per element of N
+	SetBitsPerEl float64 `json:"server_set_bits_per_element"` // exact: the Golomb-coded set; private: the server's elements
+	SetOptimum   float64 `json:"server_set_optimum_bits"`     // exact: Golomb-coding optimum for the session's M
+	HashNS       float64 `json:"hash_to_group_ns"`            // per-op costs measured just before this run
+	MultNS       float64 `json:"scalar_mult_ns"`
+	BaseMultNS   float64 `json:"base_mult_ns,omitempty"` // private: fixed-base multiplication
+	BoundS       float64 `json:"bound_s"`
+	Efficiency   float64 `json:"efficiency"`
+	OnlineBoundS float64 `json:"online_bound_s"`
+	OnlineEff    float64 `json:"online_efficiency"`
+	// In process: the peak Go heap of this process (both sides).
+	PeakHeapBytes uint64 `json:"peak_heap_bytes,omitempty"`
+	// Loopback: the peak RSS of each side's process.
+	ClientRSS uint64 `json:"client_peak_rss_bytes,omitempty"`
+	ServerRSS uint64 `json:"server_peak_rss_bytes,omitempty"`
+}
+
+// label names the run's mode in tables and plots.
+func (r *Run) label() string {
+	if r.Pool != "" {
+		return r.Mode + " (" + r.Pool + ")"
+	}
+	return r.Mode
 }
 
 // Report is a whole harness run.
@@ -102,6 +156,8 @@ type Report struct {
 	Overlap    float64   `json:"overlap_fraction"`
 	HashNS     float64   `json:"hash_to_group_ns"`
 	MultNS     float64   `json:"scalar_mult_ns"`
+	BaseMultNS float64   `json:"base_mult_ns"`
+	Modes      []string  `json:"modes"`
 	Runs       []Run     `json:"runs"`
 	DurationS  float64   `json:"duration_s"`
 	Command    string    `json:"command"`
@@ -111,37 +167,96 @@ type Report struct {
 // ErrWrongCount reports a session whose count differs from the true overlap.
 var ErrWrongCount = errors.New("harness: a reported count differs from the true overlap")
 
-// Execute runs the grid in process and returns the report. It fails with
-// ErrWrongCount if any count is wrong.
+// Execute runs the grid in each mode of cfg and returns the report. It
+// fails with ErrWrongCount if any count is wrong, and stops at the first
+// failure.
 func Execute(cfg Config) (*Report, error) {
 	if cfg.OpSample == 0 {
 		cfg.OpSample = 2000
+	}
+	if cfg.Modes == nil {
+		cfg.Modes = Modes
+	}
+	if cfg.PrivatePairs == nil {
+		cfg.PrivatePairs = cfg.Pairs
 	}
 	progress := cfg.Progress
 	if progress == nil {
 		progress = io.Discard
 	}
+	type step struct {
+		mode string
+		p    Pair
+	}
+	var steps []step
+	for _, m := range Modes {
+		if !slices.Contains(cfg.Modes, m) {
+			continue
+		}
+		pairs := cfg.Pairs
+		if m == ModePrivate {
+			pairs = cfg.PrivatePairs
+		}
+		for _, p := range pairs {
+			steps = append(steps, step{m, p})
+		}
+	}
+	for _, m := range cfg.Modes {
+		if !slices.Contains(Modes, m) {
+			return nil, fmt.Errorf("harness: unknown mode %q (want %s)", m, strings.Join(Modes, ", "))
+		}
+	}
 	rep := &Report{Started: time.Now().UTC(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
-		CPUs: runtime.NumCPU(), Workers: runtime.GOMAXPROCS(0), Seed: cfg.Seed, Overlap: cfg.Overlap}
+		CPUs: runtime.NumCPU(), Workers: runtime.GOMAXPROCS(0), Seed: cfg.Seed, Overlap: cfg.Overlap, Modes: cfg.Modes}
 	fmt.Fprintf(progress, "measuring per-operation costs (%d of each)…\n", cfg.OpSample)
 	oc := psi.MeasureOpCosts(cfg.OpSample)
 	rep.HashNS, rep.MultNS = float64(oc.HashToGroup.Nanoseconds()), float64(oc.ScalarMult.Nanoseconds())
-	fmt.Fprintf(progress, "hash-to-group %.1f µs, scalar multiplication %.1f µs (one core)\n", rep.HashNS/1e3, rep.MultNS/1e3)
-	for i, p := range cfg.Pairs {
-		fmt.Fprintf(progress, "[%d/%d] in-process, client %d, server %d… ", i+1, len(cfg.Pairs), p.Client, p.Server)
-		// The per-op costs are measured again right before each run, so the
-		// bound tracks the machine's state when the run happens.
-		oc := psi.MeasureOpCosts(cfg.OpSample / 4)
-		r, err := runInProcess(cfg, p, rep, oc)
+	rep.BaseMultNS = float64(measureBaseMult(cfg.OpSample).Nanoseconds())
+	fmt.Fprintf(progress, "hash-to-group %.1f µs, scalar multiplication %.1f µs, fixed-base multiplication %.1f µs (one core)\n",
+		rep.HashNS/1e3, rep.MultNS/1e3, rep.BaseMultNS/1e3)
+	exact, private := 0, 0
+	for i, st := range steps {
+		fmt.Fprintf(progress, "[%d/%d] %s, client %d, server %d… ", i+1, len(steps), st.mode, st.p.Client, st.p.Server)
+		var runs []Run
+		var err error
+		switch st.mode {
+		case ModeInProcess:
+			// The per-op costs are measured again right before each run, so
+			// the bound tracks the machine's state when the run happens.
+			var r Run
+			r, err = runInProcess(cfg, st.p, rep, psi.MeasureOpCosts(cfg.OpSample/4))
+			runs = append(runs, r)
+			if err == nil {
+				fmt.Fprintf(progress, "%.1fs, count %d = true %d, efficiency %.0f%%\n", r.WallS, r.Counted, r.TrueOverlap, 100*r.Efficiency)
+			}
+		case ModeLoopback:
+			runs, err = runLoopback(cfg, st.p, rep, progress)
+		case ModePrivate:
+			var r Run
+			r, err = runPrivate(cfg, st.p, rep, psi.MeasureOpCosts(cfg.OpSample/4), measureBaseMult(cfg.OpSample/4))
+			runs = append(runs, r)
+			if err == nil {
+				fmt.Fprintf(progress, "%.1fs, %s, efficiency %.0f%%\n", r.WallS, r.Private.summary(r.TrueOverlap), 100*r.Efficiency)
+			}
+		}
 		if err != nil {
 			fmt.Fprintln(progress, "failed")
 			return rep, err
 		}
-		rep.Runs = append(rep.Runs, r)
-		fmt.Fprintf(progress, "%.1fs, count %d = true %d, efficiency %.0f%%\n", r.WallS, r.Counted, r.TrueOverlap, 100*r.Efficiency)
+		for _, r := range runs {
+			if r.Mode == ModePrivate {
+				private++
+			} else {
+				exact++
+			}
+		}
+		rep.Runs = append(rep.Runs, runs...)
 	}
 	rep.DurationS = time.Since(rep.Started).Seconds()
-	rep.TotalCheck = fmt.Sprintf("all %d counts equal the true overlap", len(rep.Runs))
+	rep.TotalCheck = fmt.Sprintf("all %d exact-mode counts equal the true overlap", exact)
+	if private > 0 {
+		rep.TotalCheck += fmt.Sprintf("; every private-mode release (%d) lies within the noise's tail bound of the true overlap (bench/RESULTS.md)", private)
+	}
 	return rep, nil
 }
 
@@ -164,8 +279,13 @@ func digestOf(seed uint64, side byte, i int) [32]byte {
 	return sha256.Sum256(b[:])
 }
 
+// overlapOf is the true overlap of a grid point's lists.
+func overlapOf(p Pair, fraction float64) int {
+	return min(int(fraction*float64(p.Client)+0.5), p.Client, p.Server)
+}
+
 func generate(seed uint64, p Pair, fraction float64) *data {
-	k := min(int(fraction*float64(p.Client)+0.5), p.Client, p.Server)
+	k := overlapOf(p, fraction)
 	d := &data{seed: seed, server: p.Server, overlap: k, client: make([][32]byte, p.Client)}
 	for i := range p.Client {
 		if i < k {
@@ -419,20 +539,23 @@ func runInProcess(cfg Config, p Pair, rep *Report, oc psi.OpCosts) (Run, error) 
 			ErrWrongCount, p.Client, p.Server, r.Counted, r.TrueOverlap)
 	}
 	r.HashNS, r.MultNS = float64(oc.HashToGroup.Nanoseconds()), float64(oc.ScalarMult.Nanoseconds())
-	finish(&r, rep, pm)
+	finish(&r, rep, int(pm.ChunkSize), pm.GCSM)
 	return r, nil
 }
 
-// finish derives sizes per element, the lower bound and the efficiencies.
-func finish(r *Run, rep *Report, pm wire.ServerParams) {
+// finish derives sizes per element, the lower bound and the efficiencies
+// of an exact-mode run with element chunks of chunk elements and Golomb
+// range m.
+func finish(r *Run, rep *Report, chunk int, m uint64) {
 	r.ClientBPE = float64(r.ClientBytes) / float64(r.Client)
+	r.ServerBPE = float64(r.ServerBytes) / float64(r.ServerPadded)
 	var setBytes int64
 	// Server bytes are params + evaluated chunks + set chunks; the set's
 	// share is what remains after the evaluated elements and their headers.
-	evalBytes := int64(r.Client)*wire.ElementSize + int64((r.Client+int(pm.ChunkSize)-1)/int(pm.ChunkSize))*wire.ElementChunkHeaderSize
+	evalBytes := int64(r.Client)*wire.ElementSize + int64((r.Client+chunk-1)/chunk)*wire.ElementChunkHeaderSize
 	setBytes = r.ServerBytes - evalBytes - wire.ServerParamsSize
 	r.SetBitsPerEl = 8 * float64(setBytes) / float64(r.ServerPadded)
-	r.SetOptimum = optimumBits(pm.GCSM)
+	r.SetOptimum = optimumBits(m)
 
 	// Minimal operations of exact mode: the client hashes and blinds each
 	// element and unblinds it; the server evaluates each client element and

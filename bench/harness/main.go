@@ -5,25 +5,35 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // Main is the command line of the harness, shared by `go run ./bench` and
-// `overlap bench`. It returns the exit code.
+// `overlap bench`. It returns the exit code. In a loopback child process
+// (RunChild) it runs the child's role instead.
 func Main(args []string, stdout, stderr io.Writer) int {
+	if ok, code := RunChild(); ok {
+		return code
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	quick := fs.Bool("quick", false, "run the quick grid (a few minutes on 2 cores)")
-	grid := fs.String("grid", "", "grid points as CLIENT/SERVER pairs, comma separated (e.g. 1000/10000,1e5/1e6)")
-	out := fs.String("out", "bench/out", "directory for results.json, results.csv, results.md and plots")
+	quick := fs.Bool("quick", false, "run the quick grids (a few minutes on 2 cores)")
+	grid := fs.String("grid", "", "grid points as CLIENT/SERVER pairs, comma separated (e.g. 1000/10000,1e5/1e6); also private mode's unless --private-grid")
+	privateGrid := fs.String("private-grid", "", "grid points of private mode (default 1e4/1e6,1e5/1e7; with --quick 1e3/1e4)")
+	modes := fs.String("modes", strings.Join(Modes, ","), "modes to run, comma separated: in-process, loopback, private")
+	out := fs.String("out", "bench/out", "directory for results.json, results.csv, phases.csv, results.md and plots")
 	overlap := fs.Float64("overlap", 0.5, "fraction of the client's list that is in the server's set")
 	seed := fs.Uint64("seed", 1, "data generation seed")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: bench [--quick] [--grid C/S,...] [--out DIR] [--overlap F] [--seed N]\n\n"+
-			"Runs exact-mode sessions at a grid of sizes, checks each count against the true\n"+
-			"overlap, and writes timings per phase, bytes on the wire, the lower bound from\n"+
-			"measured per-operation costs, and plots.\n\n")
+		fmt.Fprintf(stderr, "usage: bench [--quick] [--modes M,...] [--grid C/S,...] [--private-grid C/S,...] [--out DIR] [--overlap F] [--seed N]\n\n"+
+			"Runs sessions at a grid of sizes in each mode (in-process: exact mode in this\n"+
+			"process; loopback: exact mode through the real service over TLS, one process per\n"+
+			"side, cold and with a warm pool; private: private mode in this process), checks\n"+
+			"each count against the true overlap, and writes timings per phase, bytes on the\n"+
+			"wire, peak memory, the lower bound from measured per-operation costs, and plots.\n"+
+			"See bench/RESULTS.md.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args[1:]); err != nil {
@@ -32,22 +42,39 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	pairs := Default
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bench: error: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	pairs, private := Default, DefaultPrivate
 	if *quick {
-		pairs = Quick
+		pairs, private = Quick, QuickPrivate
 	}
 	if *grid != "" {
 		var err error
 		if pairs, err = parseGrid(*grid); err != nil {
-			fmt.Fprintf(stderr, "bench: error: %v\n", err)
+			fmt.Fprintf(stderr, "bench: error: --grid: %v\n", err)
 			return 2
 		}
+		private = pairs
+	}
+	if *privateGrid != "" {
+		var err error
+		if private, err = parseGrid(*privateGrid); err != nil {
+			fmt.Fprintf(stderr, "bench: error: --private-grid: %v\n", err)
+			return 2
+		}
+	}
+	ms, err := parseModes(*modes)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: error: --modes: %v\n", err)
+		return 2
 	}
 	if *overlap < 0 || *overlap > 1 {
 		fmt.Fprintf(stderr, "bench: error: --overlap %v is not in [0, 1]\n", *overlap)
 		return 2
 	}
-	rep, err := Execute(Config{Pairs: pairs, Overlap: *overlap, Seed: *seed, Progress: stderr})
+	rep, err := Execute(Config{Pairs: pairs, PrivatePairs: private, Modes: ms, Overlap: *overlap, Seed: *seed, Progress: stderr})
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: error: %v\n", err)
 		return 1
@@ -59,8 +86,22 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprint(stdout, md)
-	fmt.Fprintf(stderr, "results in %s (results.json, results.csv, results.md, time/efficiency/bytes .png and .svg)\n", *out)
+	fmt.Fprintf(stderr, "results in %s (results.json, results.csv, phases.csv, results.md; plots as .png and .svg)\n", *out)
 	return 0
+}
+
+func parseModes(s string) ([]string, error) {
+	var ms []string
+	for _, m := range strings.Split(s, ",") {
+		m = strings.TrimSpace(m)
+		if !slices.Contains(Modes, m) {
+			return nil, fmt.Errorf("unknown mode %q (want %s)", m, strings.Join(Modes, ", "))
+		}
+		if !slices.Contains(ms, m) {
+			ms = append(ms, m)
+		}
+	}
+	return ms, nil
 }
 
 func parseGrid(s string) ([]Pair, error) {

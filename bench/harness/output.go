@@ -1,12 +1,13 @@
 package harness
 
 import (
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -16,8 +17,9 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// Write writes the report into dir as results.json, results.csv,
-// results.md and plots (PNG and SVG), and returns the Markdown table.
+// Write writes the report into dir as results.json, results.csv (one row
+// per run), phases.csv (one row per phase), results.md and plots (PNG and
+// SVG), and returns the Markdown.
 func Write(rep *Report, dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
@@ -29,7 +31,7 @@ func Write(rep *Report, dir string) (string, error) {
 	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
 		return "", err
 	}
-	if err := writeCSV(rep, filepath.Join(dir, "results.csv")); err != nil {
+	if err := writeCSV(rep, dir); err != nil {
 		return "", err
 	}
 	md := Markdown(rep)
@@ -42,26 +44,15 @@ func Write(rep *Report, dir string) (string, error) {
 	return md, nil
 }
 
-func writeCSV(rep *Report, path string) error {
+func g(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
+
+func writeRows(path string, rows [][]string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	w := csv.NewWriter(f)
-	w.Write([]string{"mode", "client", "server", "server_padded", "true_overlap", "counted", "phase", "side",
-		"wall_s", "cpu_s", "elements", "elements_per_s", "peak_heap_bytes"})
-	g := func(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
-	for _, r := range rep.Runs {
-		for _, p := range r.Phases {
-			w.Write([]string{r.Mode, strconv.Itoa(r.Client), strconv.Itoa(r.Server), strconv.Itoa(r.ServerPadded),
-				strconv.Itoa(r.TrueOverlap), strconv.Itoa(r.Counted), p.Name, p.Side, g(p.WallS), g(p.CPUS),
-				strconv.Itoa(p.Elements), g(p.PerSec), strconv.FormatUint(p.PeakHeap, 10)})
-		}
-		w.Write([]string{r.Mode, strconv.Itoa(r.Client), strconv.Itoa(r.Server), strconv.Itoa(r.ServerPadded),
-			strconv.Itoa(r.TrueOverlap), strconv.Itoa(r.Counted), "total", "both", g(r.WallS), g(r.CPUS),
-			strconv.Itoa(r.Client + r.Server), "", strconv.FormatUint(r.PeakHeapBytes, 10)})
-	}
-	w.Flush()
+	w.WriteAll(rows)
 	if err := w.Error(); err != nil {
 		f.Close()
 		return err
@@ -69,94 +60,286 @@ func writeCSV(rep *Report, path string) error {
 	return f.Close()
 }
 
-// Markdown renders the summary table and the per-phase table.
+func writeCSV(rep *Report, dir string) error {
+	runs := [][]string{{"mode", "pool", "client", "server", "server_padded", "ringers", "true_overlap", "counted",
+		"private_below", "private_low", "private_high", "private_tail_bound",
+		"wall_s", "online_s", "cpu_s", "client_cpu_s", "server_cpu_s",
+		"hash_ns", "mult_ns", "base_mult_ns", "bound_s", "efficiency", "online_bound_s", "online_efficiency",
+		"client_bytes", "server_bytes", "client_wire_bytes", "server_wire_bytes",
+		"client_bytes_per_element", "server_bytes_per_element", "set_bits_per_element", "set_optimum_bits",
+		"peak_heap_bytes", "client_peak_rss_bytes", "server_peak_rss_bytes"}}
+	phases := [][]string{{"mode", "pool", "client", "server", "phase", "side", "wall_s", "cpu_s", "elements", "elements_per_s", "peak_heap_bytes"}}
+	i64 := func(v int64) string { return strconv.FormatInt(v, 10) }
+	u64 := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	for _, r := range rep.Runs {
+		pv := []string{"", "", "", ""}
+		if pc := r.Private; pc != nil {
+			pv = []string{strconv.FormatBool(pc.Below), strconv.Itoa(pc.Low), strconv.Itoa(pc.High), strconv.Itoa(pc.TailBound)}
+		}
+		row := []string{r.Mode, r.Pool, strconv.Itoa(r.Client), strconv.Itoa(r.Server), strconv.Itoa(r.ServerPadded),
+			strconv.Itoa(r.Ringers), strconv.Itoa(r.TrueOverlap), strconv.Itoa(r.Counted)}
+		row = append(row, pv...)
+		row = append(row, g(r.WallS), g(r.OnlineS), g(r.CPUS), g(r.ClientCPUS), g(r.ServerCPUS),
+			g(r.HashNS), g(r.MultNS), g(r.BaseMultNS), g(r.BoundS), g(r.Efficiency), g(r.OnlineBoundS), g(r.OnlineEff),
+			i64(r.ClientBytes), i64(r.ServerBytes), i64(r.ClientWire), i64(r.ServerWire),
+			g(r.ClientBPE), g(r.ServerBPE), g(r.SetBitsPerEl), g(r.SetOptimum),
+			u64(r.PeakHeapBytes), u64(r.ClientRSS), u64(r.ServerRSS))
+		runs = append(runs, row)
+		for _, p := range r.Phases {
+			phases = append(phases, []string{r.Mode, r.Pool, strconv.Itoa(r.Client), strconv.Itoa(r.Server), p.Name, p.Side,
+				g(p.WallS), g(p.CPUS), strconv.Itoa(p.Elements), g(p.PerSec), u64(p.PeakHeap)})
+		}
+	}
+	if err := writeRows(filepath.Join(dir, "results.csv"), runs); err != nil {
+		return err
+	}
+	return writeRows(filepath.Join(dir, "phases.csv"), phases)
+}
+
+func mib(b uint64) string {
+	if b == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f", float64(b)/(1<<20))
+}
+
+// Markdown renders the summary table, the private releases and the
+// per-phase table.
 func Markdown(rep *Report) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "Machine: %s/%s, %d CPUs, %d workers, %s. Per-operation cost on one core: hash-to-group %.1f µs, scalar multiplication %.1f µs. Overlap fraction %.2f, seed %d. %s.\n\n",
-		rep.OS, rep.Arch, rep.CPUs, rep.Workers, rep.GoVersion, rep.HashNS/1e3, rep.MultNS/1e3, rep.Overlap, rep.Seed, rep.TotalCheck)
-	sb.WriteString("The bound of each run uses per-operation costs measured just before it (columns hash µs, mult µs).\n\n")
-	sb.WriteString("| mode | client | server | overlap | hash µs | mult µs | wall s | bound s | efficiency | online s (warm pool) | online efficiency | client B/elem | set bits/elem | optimum bits | vs optimum | peak heap MiB |\n")
-	sb.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, r := range rep.Runs {
-		fmt.Fprintf(&sb, "| %s | %d | %d | %d | %.1f | %.1f | %.2f | %.2f | %.0f%% | %.2f | %.0f%% | %.3f | %.2f | %.2f | %+.1f%% | %.0f |\n",
-			r.Mode, r.Client, r.Server, r.Counted, r.HashNS/1e3, r.MultNS/1e3, r.WallS, r.BoundS, 100*r.Efficiency, r.OnlineS, 100*r.OnlineEff,
-			r.ClientBPE, r.SetBitsPerEl, r.SetOptimum, 100*(r.SetBitsPerEl/r.SetOptimum-1), float64(r.PeakHeapBytes)/(1<<20))
+	fmt.Fprintf(&sb, "Machine: %s/%s, %d CPUs, %d workers, %s. Per-operation cost on one core: hash-to-group %.1f µs, scalar multiplication %.1f µs, fixed-base multiplication %.1f µs. Overlap fraction %.2f, seed %d. %s.\n\n",
+		rep.OS, rep.Arch, rep.CPUs, rep.Workers, rep.GoVersion, rep.HashNS/1e3, rep.MultNS/1e3, rep.BaseMultNS/1e3, rep.Overlap, rep.Seed, rep.TotalCheck)
+	sb.WriteString("The bound of each run uses per-operation costs measured just before it (columns hash µs, mult µs). " +
+		"Loopback rows are the real service over TLS on 127.0.0.1, one process per side: cold encodes the server set in the session, warm takes it from a pool filled before. " +
+		"Bytes are SPEC.md §5 frames, and for loopback also TCP payload (TLS, HTTP/2, envelopes). bench/RESULTS.md explains every column.\n\n")
+	sb.WriteString("| mode | client | server | overlap | true | N | hash µs | mult µs | wall s | bound s | efficiency | online s | online bound s | online efficiency | client→server MB (frames / TCP) | server→client MB (frames / TCP) | client B/elem | server B/elem | set bits/elem | optimum bits | vs optimum | peak heap MiB | client RSS MiB | server RSS MiB |\n")
+	sb.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	mb := func(frames, tcp int64) string {
+		if tcp == 0 {
+			return fmt.Sprintf("%.3f", float64(frames)/1e6)
+		}
+		return fmt.Sprintf("%.3f / %.3f", float64(frames)/1e6, float64(tcp)/1e6)
 	}
-	sb.WriteString("\nPer phase (wall seconds; elements per second):\n\n| client | server | phase | side | wall s | cpu s | elements/s |\n|---:|---:|---|---|---:|---:|---:|\n")
+	for _, r := range rep.Runs {
+		counted := strconv.Itoa(r.Counted)
+		if r.Private != nil && r.Private.Below {
+			counted = fmt.Sprintf("< %d", r.Private.Threshold)
+		}
+		opt, vs := "—", "—"
+		if r.SetOptimum > 0 {
+			opt, vs = fmt.Sprintf("%.2f", r.SetOptimum), fmt.Sprintf("%+.1f%%", 100*(r.SetBitsPerEl/r.SetOptimum-1))
+		}
+		heap := "—"
+		if r.PeakHeapBytes > 0 {
+			heap = mib(r.PeakHeapBytes)
+		}
+		fmt.Fprintf(&sb, "| %s | %d | %d | %s | %d | %d | %.1f | %.1f | %.2f | %.2f | %.0f%% | %.2f | %.2f | %.0f%% | %s | %s | %.3f | %.3f | %.2f | %s | %s | %s | %s | %s |\n",
+			r.label(), r.Client, r.Server, counted, r.TrueOverlap, r.ServerPadded, r.HashNS/1e3, r.MultNS/1e3,
+			r.WallS, r.BoundS, 100*r.Efficiency, r.OnlineS, r.OnlineBoundS, 100*r.OnlineEff,
+			mb(r.ClientBytes, r.ClientWire), mb(r.ServerBytes, r.ServerWire), r.ClientBPE, r.ServerBPE, r.SetBitsPerEl, opt, vs,
+			heap, mib(r.ClientRSS), mib(r.ServerRSS))
+	}
+	var priv []Run
+	for _, r := range rep.Runs {
+		if r.Private != nil {
+			priv = append(priv, r)
+		}
+	}
+	if len(priv) > 0 {
+		sb.WriteString("\nPrivate-mode releases (checked against the true overlap with the noise's 1 − 10^-9 tail bound W; the 95% interval is the release's own):\n\n")
+		sb.WriteString("| client | server | ringers R' | mechanism | threshold | released | 95% interval | true | W | true in 95% interval |\n|---:|---:|---:|---|---:|---:|---|---:|---:|---|\n")
+		for _, r := range priv {
+			pc := r.Private
+			rel := strconv.Itoa(pc.Released)
+			if pc.Below {
+				rel = fmt.Sprintf("below %d", pc.Threshold)
+			}
+			fmt.Fprintf(&sb, "| %d | %d | %d | %s | %d | %s | [%d, %d] | %d | %d | %t |\n",
+				r.Client, r.Server, r.Ringers, pc.Mechanism, pc.Threshold, rel, pc.Low, pc.High, r.TrueOverlap, pc.TailBound, pc.InInterval)
+		}
+	}
+	sb.WriteString("\nPer phase (wall seconds; elements per second). Loopback phases are timed by the client; their CPU time is per side in results.csv.\n\n" +
+		"| mode | client | server | phase | side | wall s | cpu s | elements/s |\n|---|---:|---:|---|---|---:|---:|---:|\n")
 	for _, r := range rep.Runs {
 		for _, p := range r.Phases {
-			fmt.Fprintf(&sb, "| %d | %d | %s | %s | %.3f | %.3f | %.0f |\n", r.Client, r.Server, p.Name, p.Side, p.WallS, p.CPUS, p.PerSec)
+			cpu := fmt.Sprintf("%.3f", p.CPUS)
+			if r.Mode == ModeLoopback {
+				cpu = "—"
+			}
+			fmt.Fprintf(&sb, "| %s | %d | %d | %s | %s | %.3f | %s | %.0f |\n", r.label(), r.Client, r.Server, p.Name, p.Side, p.WallS, cpu, p.PerSec)
 		}
 	}
 	return sb.String()
 }
 
-func writePlots(rep *Report, dir string) error {
-	// Time against the server set size, one line per client size.
-	byClient := map[int]plotter.XYs{}
-	var clients []int
-	for _, r := range rep.Runs {
-		if _, ok := byClient[r.Client]; !ok {
-			clients = append(clients, r.Client)
-		}
-		byClient[r.Client] = append(byClient[r.Client], plotter.XY{X: float64(r.Server), Y: r.WallS})
+// series groups points by a name, keeping the order names first appear.
+type series struct {
+	names []string
+	xys   map[string]plotter.XYs
+}
+
+func (s *series) add(name string, x, y float64) {
+	if s.xys == nil {
+		s.xys = map[string]plotter.XYs{}
 	}
+	if _, ok := s.xys[name]; !ok {
+		s.names = append(s.names, name)
+	}
+	s.xys[name] = append(s.xys[name], plotter.XY{X: x, Y: y})
+}
+
+// args returns the series as plotutil's name, XYs pairs, each sorted by x.
+func (s *series) args() []any {
+	var out []any
+	for _, n := range s.names {
+		xy := s.xys[n]
+		slices.SortFunc(xy, func(a, b plotter.XY) int { return cmp.Compare(a.X, b.X) })
+		out = append(out, n, xy)
+	}
+	return out
+}
+
+func newPlot(title, x, y string, logX, logY bool) *plot.Plot {
 	p := plot.New()
-	p.Title.Text = "Exact mode, in process: wall time"
-	p.X.Label.Text = "server set size"
-	p.Y.Label.Text = "seconds"
-	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
-	p.X.Tick.Marker, p.Y.Tick.Marker = plot.LogTicks{Prec: -1}, plot.LogTicks{Prec: -1}
-	var lines []any
-	for _, c := range clients {
-		lines = append(lines, fmt.Sprintf("client %d", c), byClient[c])
+	p.Title.Text = title
+	p.X.Label.Text = x
+	p.Y.Label.Text = y
+	if logX {
+		p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
 	}
-	if err := plotutil.AddLinePoints(p, lines...); err != nil {
+	if logY {
+		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+	}
+	p.Legend.Top, p.Legend.Left = true, true
+	return p
+}
+
+// headroom stretches a log y axis upwards so that the legend, at the top,
+// covers no point.
+func headroom(p *plot.Plot) {
+	if p.Y.Max > 0 {
+		p.Y.Max *= 30
+	}
+}
+
+// Plot files: time-<mode> per mode present, efficiency, bytes, memory;
+// each as .png and .svg.
+func writePlots(rep *Report, dir string) error {
+	// Time against the server set size on log-log axes, one plot per mode,
+	// one line per client size (and per pool state in loopback mode).
+	for _, mode := range Modes {
+		var s series
+		for _, r := range rep.Runs {
+			if r.Mode != mode || r.WallS <= 0 {
+				continue
+			}
+			name := fmt.Sprintf("client %d", r.Client)
+			if r.Pool != "" {
+				name = fmt.Sprintf("%s, client %d", r.Pool, r.Client)
+			}
+			s.add(name, float64(r.Server), r.WallS)
+		}
+		if len(s.names) == 0 {
+			continue
+		}
+		titles := map[string]string{ModeInProcess: "Exact mode, in process", ModeLoopback: "Exact mode, loopback (service over TLS)",
+			ModePrivate: "Private mode, in process"}
+		p := newPlot(titles[mode]+": wall time of a session", "server set size", "seconds", true, true)
+		if err := plotutil.AddLinePoints(p, s.args()...); err != nil {
+			return err
+		}
+		headroom(p)
+		if err := save(p, dir, "time-"+mode); err != nil {
+			return err
+		}
+	}
+
+	// Efficiency: bound / measured, whole session and online. A warm
+	// session against the whole-session bound (the set was encoded before
+	// it) is left to the table.
+	var eff series
+	for _, r := range rep.Runs {
+		if r.WallS <= 0 {
+			continue
+		}
+		if r.Pool != "warm" {
+			eff.add(r.label()+": whole session", float64(r.Server), r.Efficiency)
+		}
+		eff.add(r.label()+": online", float64(r.Server), r.OnlineEff)
+	}
+	p := newPlot("Efficiency: lower bound / measured", "server set size", "efficiency", true, false)
+	if err := plotutil.AddScatters(p, eff.args()...); err != nil {
 		return err
 	}
-	if err := save(p, dir, "time"); err != nil {
+	p.Legend.Top = false
+	p.Y.Min, p.Y.Max = 0, max(p.Y.Max, 1.1)
+	if err := save(p, dir, "efficiency"); err != nil {
 		return err
 	}
 
-	// Efficiency and set bits per element, per grid point.
-	eff := plot.New()
-	eff.Title.Text = "Efficiency: lower bound / measured"
-	eff.X.Label.Text = "server set size"
-	eff.Y.Label.Text = "efficiency"
-	eff.X.Scale = plot.LogScale{}
-	eff.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	var cold, warm plotter.XYs
+	// Bytes per element each way.
+	var by series
 	for _, r := range rep.Runs {
-		cold = append(cold, plotter.XY{X: float64(r.Server), Y: r.Efficiency})
-		warm = append(warm, plotter.XY{X: float64(r.Server), Y: r.OnlineEff})
+		x := float64(r.Client)
+		switch r.Mode {
+		case ModeInProcess:
+			by.add("exact: client → server, B per client element", x, r.ClientBPE)
+			by.add("exact: server set, B per server element", x, r.SetBitsPerEl/8)
+			by.add("exact: Golomb optimum, B per server element", x, r.SetOptimum/8)
+		case ModeLoopback:
+			if r.Pool == "cold" && r.ClientWire > 0 {
+				by.add("loopback TCP: client → server, B per client element", x, float64(r.ClientWire)/float64(r.Client))
+				by.add("loopback TCP: server → client, B per server element", x, float64(r.ServerWire)/float64(r.ServerPadded))
+			}
+		case ModePrivate:
+			by.add("private: client → server, B per element sent (n + N)", x, r.ClientBPE)
+			by.add("private: server → client, B per server element", x, r.ServerBPE)
+		}
 	}
-	if err := plotutil.AddScatters(eff, "whole session", cold, "online, warm pool", warm); err != nil {
+	p = newPlot("Bytes on the wire per element", "client list size", "bytes per element", true, true)
+	if err := plotutil.AddScatters(p, by.args()...); err != nil {
 		return err
 	}
-	if err := save(eff, dir, "efficiency"); err != nil {
+	headroom(p)
+	if err := save(p, dir, "bytes"); err != nil {
 		return err
 	}
 
-	bpe := plot.New()
-	bpe.Title.Text = "Server set on the wire"
-	bpe.X.Label.Text = "client list size"
-	bpe.Y.Label.Text = "bits per server element"
-	bpe.X.Scale = plot.LogScale{}
-	bpe.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	var got, opt plotter.XYs
+	// Peak memory of each side.
+	var mem series
 	for _, r := range rep.Runs {
-		got = append(got, plotter.XY{X: float64(r.Client), Y: r.SetBitsPerEl})
-		opt = append(opt, plotter.XY{X: float64(r.Client), Y: r.SetOptimum})
+		x := float64(r.Server)
+		if r.ServerRSS > 0 {
+			mem.add(r.label()+": server RSS", x, float64(r.ServerRSS)/(1<<20))
+		}
+		if r.ClientRSS > 0 {
+			mem.add(r.label()+": client RSS", x, float64(r.ClientRSS)/(1<<20))
+		}
+		if r.PeakHeapBytes > 0 {
+			mem.add(r.label()+": Go heap, both sides", x, float64(r.PeakHeapBytes)/(1<<20))
+		}
 	}
-	if err := plotutil.AddScatters(bpe, "measured", got, "Golomb optimum", opt); err != nil {
+	p = newPlot("Peak memory", "server set size", "MiB", true, true)
+	if err := plotutil.AddScatters(p, mem.args()...); err != nil {
 		return err
 	}
-	return save(bpe, dir, "bytes")
+	headroom(p)
+	return save(p, dir, "memory")
 }
 
 func save(p *plot.Plot, dir, name string) error {
+	// A log axis needs a range: one point, or equal values, give none.
+	for _, ax := range []*plot.Axis{&p.X, &p.Y} {
+		if ax.Min >= ax.Max {
+			if _, ok := ax.Scale.(plot.LogScale); ok && ax.Min > 0 {
+				ax.Min, ax.Max = ax.Min/2, ax.Max*2
+			} else {
+				ax.Min, ax.Max = ax.Min-1, ax.Max+1
+			}
+		}
+	}
 	for _, ext := range []string{".png", ".svg"} {
-		if err := p.Save(7*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, name+ext)); err != nil {
+		if err := p.Save(8*vg.Inch, 5*vg.Inch, filepath.Join(dir, name+ext)); err != nil {
 			return err
 		}
 	}

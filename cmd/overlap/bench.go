@@ -12,7 +12,7 @@ func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:            "bench",
 		Usage:           "run the benchmark harness (same as go run ./bench); --help lists its flags",
-		ArgsUsage:       "[--quick] [--grid C/S,...] [--out DIR] [--overlap F] [--seed N]",
+		ArgsUsage:       "[--quick] [--modes M,...] [--grid C/S,...] [--private-grid C/S,...] [--out DIR] [--overlap F] [--seed N]",
 		SkipFlagParsing: true,
 		Action: func(c *cli.Context) error {
 			args := append([]string{"overlap bench"}, c.Args().Slice()...)

@@ -73,6 +73,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "ringers", Usage: "least number of ringers in a private session's set, which catch a client that deviates (SPEC.md §10.3)", EnvVars: []string{"OVERLAP_RINGERS"}, Value: def.Ringers},
 			&cli.Int64Flag{Name: "threshold", Usage: "private mode releases noised counts below this as \"under THRESHOLD\"", EnvVars: []string{"OVERLAP_THRESHOLD"}, Value: int64(def.Threshold)},
 			&cli.Int64Flag{Name: "sensitivity", Usage: "Δ of the private-mode noise: identifiers of a kind one person may contribute (SPEC.md §10.9)", EnvVars: []string{"OVERLAP_SENSITIVITY"}, Value: int64(def.Sensitivity)},
+			&cli.IntFlag{Name: "pool", Usage: "exact mode: prepared sets kept ready per kind, each under its own key, used by one session and only while the consent snapshot it came from is current; a warm session skips encoding the set (0: none; each holds 16 bytes per element)", EnvVars: []string{"OVERLAP_POOL"}},
 			&cli.IntFlag{Name: "max-sessions", Usage: "sessions in flight, all advertisers together (one per advertiser)", EnvVars: []string{"OVERLAP_MAX_SESSIONS"}, Value: 8},
 			&cli.IntFlag{Name: "workers", Usage: "scalar-multiplication workers, all sessions together (0: the number of CPUs)", EnvVars: []string{"OVERLAP_WORKERS"}},
 			&cli.IntFlag{Name: "session-workers", Usage: "most workers one session uses (0: --workers)", EnvVars: []string{"OVERLAP_SESSION_WORKERS"}},
@@ -204,6 +205,7 @@ func serve(c *cli.Context) error {
 		MaxSessions:    c.Int("max-sessions"),
 		Workers:        c.Int("workers"),
 		SessionWorkers: c.Int("session-workers"),
+		PoolSize:       c.Int("pool"),
 		IdleTimeout:    c.Duration("idle-timeout"),
 	})
 	if err != nil {

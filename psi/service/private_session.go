@@ -103,21 +103,8 @@ func (s *Server) matchPrivate(ctx context.Context, ss *session, hello *wire.Clie
 	}
 
 	// The server's elements, ringers among them.
-	buf := make([]byte, 0, wire.ElementChunkHeaderSize+wire.ElementSize*s.cfg.ChunkSize)
-	for {
-		ch, ok, err := srv.NextServerElements()
-		if err != nil {
-			return ss.fail(ResultInternal, s.internal(ss, "sending", err))
-		}
-		if !ok {
-			break
-		}
-		if buf, err = ch.AppendBinary(buf[:0]); err != nil {
-			return ss.fail(ResultInternal, s.internal(ss, "encoding", err))
-		}
-		if err := sio.send(buf, nil); err != nil {
-			return err
-		}
+	if err := s.sendChunks(ss, srv.NextServerElements, sio.send); err != nil {
+		return err
 	}
 
 	// The client's key, its blinded list, then the returned elements.

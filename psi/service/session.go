@@ -269,21 +269,8 @@ func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchReque
 	}
 
 	// The evaluated elements, shuffled, then the Golomb-coded set.
-	buf := make([]byte, 0, wire.ElementChunkHeaderSize+wire.ElementSize*s.cfg.ChunkSize)
-	for {
-		ch, ok, err := srv.NextEvaluated()
-		if err != nil {
-			return ss.fail(ResultInternal, s.internal(ss, "sending", err))
-		}
-		if !ok {
-			break
-		}
-		if buf, err = ch.AppendBinary(buf[:0]); err != nil {
-			return ss.fail(ResultInternal, s.internal(ss, "encoding", err))
-		}
-		if err := send(buf, nil); err != nil {
-			return err
-		}
+	if err := s.sendChunks(ss, srv.NextEvaluated, send); err != nil {
+		return err
 	}
 	for {
 		ch, ok, err := srv.NextSetChunk()
@@ -305,6 +292,26 @@ func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchReque
 		return ss.fail(ResultInternal, s.internal(ss, "finishing", errors.New("session not done")))
 	}
 	return nil
+}
+
+// sendChunks sends the element chunks next returns until it has no more.
+func (s *Server) sendChunks(ss *session, next func() (*wire.ElementChunk, bool, error), send func([]byte, *pb.Snapshot) error) error {
+	buf := make([]byte, 0, wire.ElementChunkHeaderSize+wire.ElementSize*s.cfg.ChunkSize)
+	for {
+		ch, ok, err := next()
+		if err != nil {
+			return ss.fail(ResultInternal, s.internal(ss, "sending", err))
+		}
+		if !ok {
+			return nil
+		}
+		if buf, err = ch.AppendBinary(buf[:0]); err != nil {
+			return ss.fail(ResultInternal, s.internal(ss, "encoding", err))
+		}
+		if err := send(buf, nil); err != nil {
+			return err
+		}
+	}
 }
 
 // prepare returns the set of kind for one session and the snapshot it

@@ -1,0 +1,529 @@
+package harness
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/gcs"
+	"github.com/overlap-psi/overlap/psi/service"
+	"github.com/overlap-psi/overlap/psi/store"
+	"github.com/overlap-psi/overlap/psi/wire"
+)
+
+// Loopback mode runs the real service in two child processes: this binary,
+// re-executed with the same arguments and childEnv naming the role, so that
+// it reaches Main (or a test's TestMain) and runs RunChild's role instead of
+// a benchmark. The parent sends each child its configuration in
+// childConfigEnv and reads its reports from stdout, one line each, prefixed
+// with childPrefix. A child's peak memory is its process's ru_maxrss.
+const (
+	childEnv       = "OVERLAP_BENCH_CHILD"        // "server" or "client"
+	childConfigEnv = "OVERLAP_BENCH_CHILD_CONFIG" // the role's configuration, JSON
+	childPrefix    = "overlap-bench-child "
+)
+
+// serverChildConfig configures the server child.
+type serverChildConfig struct {
+	Seed     uint64 `json:"seed"`
+	Server   int    `json:"server"`    // size of the seeded set
+	PoolSize int    `json:"pool_size"` // service.Config.PoolSize
+	Dir      string `json:"dir"`       // for the registry database and the certificate
+}
+
+// serverReady is the server child's first report: it serves, and its pool
+// (if any) is full.
+type serverReady struct {
+	Addr   string `json:"addr"`
+	CAFile string `json:"ca_file"`
+	APIKey string `json:"api_key"` // of the one advertiser of a throwaway registry
+	CPUNS  int64  `json:"cpu_ns"`  // the child's CPU time so far: setup and pool fill
+}
+
+// serverDone is the server child's last report.
+type serverDone struct {
+	Hits   int64 `json:"pool_hits"`
+	Misses int64 `json:"pool_misses"`
+	CPUNS  int64 `json:"cpu_ns"`
+}
+
+// clientChildConfig configures the client child.
+type clientChildConfig struct {
+	Seed    uint64  `json:"seed"`
+	Client  int     `json:"client"`
+	Server  int     `json:"server"`
+	Overlap float64 `json:"overlap"`
+	Addr    string  `json:"addr"`
+	CAFile  string  `json:"ca_file"`
+	APIKey  string  `json:"api_key"`
+}
+
+// clientReport is what the client child measured of its session. Times
+// are nanoseconds from the start of Match.
+type clientReport struct {
+	Overlap    int   `json:"overlap"`
+	ServerSize int   `json:"server_size"`
+	Snapshot   int64 `json:"snapshot_version"`
+	ElapsedNS  int64 `json:"elapsed_ns"`
+	ParamsNS   int64 `json:"params_ns"` // ServerParams arrived
+	SendNS     int64 `json:"send_ns"`   // the last blinded chunk went out (end of the phase)
+	FirstNS    int64 `json:"first_evaluated_ns"`
+	LastNS     int64 `json:"last_evaluated_ns"`
+	CPUNS      int64 `json:"cpu_ns"`
+	service.Traffic
+}
+
+// RunChild runs the loopback child role the environment names, if any,
+// and reports whether it did, with the exit code. Main calls it first; a
+// program that calls harness.Main needs nothing else. A test binary that
+// runs loopback mode calls it from TestMain.
+func RunChild() (bool, int) {
+	role := os.Getenv(childEnv)
+	if role == "" {
+		return false, 0
+	}
+	var err error
+	switch role {
+	case "server":
+		var cfg serverChildConfig
+		if err = json.Unmarshal([]byte(os.Getenv(childConfigEnv)), &cfg); err == nil {
+			err = serverChild(cfg)
+		}
+	case "client":
+		var cfg clientChildConfig
+		if err = json.Unmarshal([]byte(os.Getenv(childConfigEnv)), &cfg); err == nil {
+			err = clientChild(cfg)
+		}
+	default:
+		err = fmt.Errorf("unknown role %q", role)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench %s child: error: %v\n", role, err)
+		return true, 1
+	}
+	return true, 0
+}
+
+func report(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(os.Stdout, "%s%s\n", childPrefix, b)
+	return err
+}
+
+// seededSource is a service.SetSource that streams the seeded server set
+// of the harness (digestOf), for email; other kinds are empty. Its
+// snapshot digest names the seed and size, which determine the set, so two
+// snapshots of one source are equal, as two of an unchanged store are.
+//
+// With limit > 0 it serves that many snapshots and refuses the rest. The
+// warm run uses 2: the pool's fill and the session's fresh snapshot. The
+// refill the pool starts when the session's server side ends would
+// otherwise take the cores the client still unblinds on: on a real
+// deployment it runs on the server's machine, here both share two cores.
+type seededSource struct {
+	seed    uint64
+	n       int
+	limit   int64
+	version atomic.Int64
+}
+
+var errSourceSpent = errors.New("harness: the warm run's source serves the fill and one session only")
+
+func (s *seededSource) Snapshot(ctx context.Context, kind psi.Kind, fn func([32]byte) error) (store.SnapshotInfo, error) {
+	v := s.version.Add(1)
+	if s.limit > 0 && v > s.limit {
+		return store.SnapshotInfo{}, errSourceSpent
+	}
+	info := store.SnapshotInfo{Version: v, Kind: kind, TakenAt: time.Now().UTC()}
+	if kind == psi.KindEmail {
+		for i := range s.n {
+			if i%4096 == 0 && ctx.Err() != nil {
+				return store.SnapshotInfo{}, ctx.Err()
+			}
+			if err := fn(digestOf(s.seed, 's', i)); err != nil {
+				return store.SnapshotInfo{}, err
+			}
+		}
+		info.Size = int64(s.n)
+	}
+	h := sha256.New()
+	h.Write([]byte("overlap-bench-synthetic-v1"))
+	h.Write([]byte{byte(kind)})
+	binary.Write(h, binary.BigEndian, s.seed)
+	binary.Write(h, binary.BigEndian, info.Size)
+	h.Sum(info.Digest[:0])
+	return info, nil
+}
+
+// serverChild serves the seeded set until its stdin closes.
+func serverChild(cfg serverChildConfig) error {
+	ctx := context.Background()
+	// The store is only the registry: one advertiser, its budget, the
+	// audit log. The set comes from seededSource.
+	st, err := store.Open(ctx, filepath.Join(cfg.Dir, "registry.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	key, err := service.NewAPIKey()
+	if err != nil {
+		return err
+	}
+	if _, err := st.AddAdvertiser(ctx, store.Advertiser{Name: "bench", KeyID: key.ID, KeyHash: key.Hash(),
+		Policy: store.Policy{Modes: store.ModesExact}}); err != nil {
+		return err
+	}
+	dc, err := service.WriteDevCert(cfg.Dir)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := service.ServerTLS(dc.CertFile, dc.KeyFile, "")
+	if err != nil {
+		return err
+	}
+	srv, err := service.New(service.Config{
+		Store:  st,
+		Sets:   &seededSource{seed: cfg.Seed, n: cfg.Server, limit: int64(2 * cfg.PoolSize)},
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Policy: service.Policy{MinListSize: 1, MaxListSize: wire.MaxClientSize, Budget: 1 << 50, BudgetWindow: time.Hour},
+		// Waiting for ServerParams while a large set is encoded is not idle.
+		IdleTimeout: 30 * time.Minute,
+		PoolSize:    cfg.PoolSize,
+		PoolKinds:   []psi.Kind{psi.KindEmail},
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln, tlsCfg) }()
+	wctx, wcancel := context.WithTimeout(ctx, 2*time.Hour)
+	defer wcancel()
+	if err := srv.WaitPool(wctx); err != nil {
+		return fmt.Errorf("filling the pool: %w", err)
+	}
+	runtime.GC()
+	if err := report(serverReady{Addr: ln.Addr().String(), CAFile: dc.CertFile, APIKey: key.Reveal(), CPUNS: int64(cpuTime())}); err != nil {
+		return err
+	}
+	io.Copy(io.Discard, os.Stdin)
+	stats := srv.PoolStats()
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return report(serverDone{Hits: stats.Hits, Misses: stats.Misses, CPUNS: int64(cpuTime())})
+}
+
+// clientChild runs one session with the seeded client list and reports it.
+func clientChild(cfg clientChildConfig) error {
+	d := generate(cfg.Seed, Pair{Client: cfg.Client, Server: cfg.Server}, cfg.Overlap)
+	tlsCfg, err := service.ClientTLS(cfg.CAFile, "", "")
+	if err != nil {
+		return err
+	}
+	c, err := service.NewClient(service.ClientConfig{Addr: cfg.Addr, APIKey: cfg.APIKey, TLS: tlsCfg})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	runtime.GC()
+	var rep clientReport
+	cpu0 := cpuTime()
+	start := time.Now()
+	res, err := c.Match(context.Background(), service.MatchRequest{Kind: psi.KindEmail, Digests: d.client,
+		Progress: func(p service.Progress) {
+			if p.Phase != "receiving" {
+				return
+			}
+			if rep.FirstNS == 0 {
+				rep.FirstNS = int64(time.Since(start))
+			}
+			if p.Done == p.Total {
+				rep.LastNS = int64(time.Since(start))
+			}
+		}})
+	rep.CPUNS = int64(cpuTime() - cpu0)
+	if err != nil {
+		return err
+	}
+	rep.Overlap, rep.ServerSize, rep.Snapshot = res.Overlap, res.ServerSize, res.Snapshot.Version
+	rep.ElapsedNS, rep.ParamsNS = int64(res.Elapsed), int64(res.Phases.Params)
+	rep.SendNS = int64(res.Phases.Params + res.Phases.Send)
+	rep.Traffic = res.Traffic
+	return report(rep)
+}
+
+// child is a running child process.
+type child struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  *bufio.Scanner
+	stderr *tailBuffer
+	role   string
+	waited bool
+}
+
+// tailBuffer keeps the last 16 KiB written to it.
+type tailBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > 16<<10 {
+		t.b = t.b[len(t.b)-16<<10:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.b))
+}
+
+func startChild(ctx context.Context, role string, cfg any) (*child, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("harness: loopback mode re-executes this binary: %w", err)
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe, os.Args[1:]...)
+	cmd.Env = append(os.Environ(), childEnv+"="+role, childConfigEnv+"="+string(b))
+	c := &child{cmd: cmd, stderr: &tailBuffer{}, role: role}
+	cmd.Stderr = c.stderr
+	if c.stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	c.lines = bufio.NewScanner(out)
+	c.lines.Buffer(make([]byte, 64<<10), 1<<20)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("harness: starting the %s child: %w", role, err)
+	}
+	return c, nil
+}
+
+// read reads the child's next report into v.
+func (c *child) read(v any) error {
+	for c.lines.Scan() {
+		line, ok := strings.CutPrefix(c.lines.Text(), childPrefix)
+		if !ok {
+			continue // not ours: a program's own output
+		}
+		if err := json.Unmarshal([]byte(line), v); err != nil {
+			return c.fail(fmt.Errorf("its report: %w", err))
+		}
+		return nil
+	}
+	// Wait, so that the child's stderr is all in.
+	c.waited = true
+	if err := c.cmd.Wait(); err != nil {
+		return c.fail(fmt.Errorf("it exited before reporting: %w", err))
+	}
+	return c.fail(errors.New("it exited before reporting"))
+}
+
+// wait closes the child's stdin, waits for it to exit and returns its
+// peak RSS.
+func (c *child) wait() (rss uint64, err error) {
+	c.stdin.Close()
+	for c.lines.Scan() {
+	}
+	c.waited = true
+	if err := c.cmd.Wait(); err != nil {
+		return 0, c.fail(err)
+	}
+	return maxRSS(c.cmd.ProcessState), nil
+}
+
+// kill stops a child that was not waited for, and reaps it.
+func (c *child) kill() {
+	if c.waited {
+		return
+	}
+	c.waited = true
+	c.cmd.Process.Kill()
+	c.cmd.Wait()
+}
+
+func (c *child) fail(err error) error {
+	if tail := c.stderr.String(); tail != "" {
+		return fmt.Errorf("harness: loopback %s child: %w; its stderr:\n%s", c.role, err, tail)
+	}
+	return fmt.Errorf("harness: loopback %s child: %w", c.role, err)
+}
+
+// maxRSS returns the peak resident set size of an exited process.
+func maxRSS(ps *os.ProcessState) uint64 {
+	ru, ok := ps.SysUsage().(*syscall.Rusage)
+	if !ok || ru == nil {
+		return 0
+	}
+	if runtime.GOOS == "darwin" {
+		return uint64(ru.Maxrss) // bytes there, kilobytes on Linux
+	}
+	return uint64(ru.Maxrss) * 1024
+}
+
+// runLoopback runs one grid point through the real service twice: cold
+// (no pool: the session encodes the server set) and warm (a pool of one set,
+// filled before the session starts).
+func runLoopback(cfg Config, p Pair, rep *Report, progress io.Writer) ([]Run, error) {
+	var runs []Run
+	for _, warm := range []bool{false, true} {
+		if warm {
+			fmt.Fprint(progress, "; warm (filling the pool)… ")
+		} else {
+			fmt.Fprint(progress, "cold… ")
+		}
+		r, err := loopbackSession(cfg, p, rep, warm)
+		if err != nil {
+			return runs, err
+		}
+		fmt.Fprintf(progress, "%.1fs, count %d = true %d, efficiency %.0f%%, online %.0f%%", r.WallS, r.Counted, r.TrueOverlap,
+			100*r.Efficiency, 100*r.OnlineEff)
+		runs = append(runs, r)
+	}
+	fmt.Fprintln(progress)
+	return runs, nil
+}
+
+func loopbackSession(cfg Config, p Pair, rep *Report, warm bool) (Run, error) {
+	r := Run{Mode: ModeLoopback, Pool: "cold", Client: p.Client, Server: p.Server}
+	poolSize := 0
+	if warm {
+		r.Pool, poolSize = "warm", 1
+	}
+	d := &data{seed: cfg.Seed, server: p.Server, overlap: overlapOf(p, cfg.Overlap)}
+	if cfg.tamper != nil {
+		cfg.tamper(d)
+	}
+	r.TrueOverlap = d.overlap
+	dir, err := os.MkdirTemp("", "overlap-bench-")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // kills the children if they are still running
+
+	srv, err := startChild(ctx, "server", serverChildConfig{Seed: cfg.Seed, Server: p.Server, PoolSize: poolSize, Dir: dir})
+	if err != nil {
+		return r, err
+	}
+	defer srv.kill()
+	var ready serverReady
+	if err := srv.read(&ready); err != nil {
+		return r, err
+	}
+
+	// The per-op costs are measured right before the session, while the
+	// server child waits.
+	oc := psi.MeasureOpCosts(cfg.OpSample / 4)
+	cl, err := startChild(ctx, "client", clientChildConfig{Seed: cfg.Seed, Client: p.Client, Server: p.Server, Overlap: cfg.Overlap,
+		Addr: ready.Addr, CAFile: ready.CAFile, APIKey: ready.APIKey})
+	if err != nil {
+		return r, err
+	}
+	defer cl.kill()
+	var cr clientReport
+	if err := cl.read(&cr); err != nil {
+		return r, err
+	}
+	if r.ClientRSS, err = cl.wait(); err != nil {
+		return r, err
+	}
+	if err := srv.stdin.Close(); err != nil {
+		return r, err
+	}
+	var done serverDone
+	if err := srv.read(&done); err != nil {
+		return r, err
+	}
+	if r.ServerRSS, err = srv.wait(); err != nil {
+		return r, err
+	}
+	if warm && (done.Hits != 1 || done.Misses != 0) {
+		return r, fmt.Errorf("harness: loopback, client %d, server %d: the warm session was not served from the pool (%d hits, %d misses)",
+			p.Client, p.Server, done.Hits, done.Misses)
+	}
+
+	r.Counted, r.ServerPadded = cr.Overlap, cr.ServerSize
+	ns := func(v int64) float64 { return time.Duration(v).Seconds() }
+	r.WallS = ns(cr.ElapsedNS)
+	r.OnlineS = ns(cr.ElapsedNS - cr.ParamsNS)
+	if warm {
+		r.OnlineS = r.WallS // the set was encoded before the session began
+	}
+	r.ClientCPUS, r.ServerCPUS = ns(cr.CPUNS), ns(done.CPUNS-ready.CPUNS)
+	r.CPUS = r.ClientCPUS + r.ServerCPUS
+	r.ClientBytes, r.ServerBytes = cr.FrameBytesSent, cr.FrameBytesReceived
+	r.ClientWire, r.ServerWire = cr.WireBytesSent, cr.WireBytesReceived
+	open := "open: TLS, policy, snapshot, set encoding (until ServerParams)"
+	if warm {
+		open = "open: TLS, policy, snapshot, pooled set (until ServerParams)"
+	}
+	phase := func(name, side string, from, to int64, elements int) {
+		ph := Phase{Name: name, Side: side, WallS: ns(to - from), Elements: elements}
+		if to > from && elements > 0 {
+			ph.PerSec = float64(elements) / ph.WallS
+		}
+		r.Phases = append(r.Phases, ph)
+	}
+	phase(open, "both", 0, cr.ParamsNS, p.Server)
+	phase("hash, blind and send", "client", cr.ParamsNS, cr.SendNS, p.Client)
+	phase("evaluate (server), first chunk unblinded", "both", cr.SendNS, cr.FirstNS, p.Client)
+	phase("unblind the rest (check, multiply, tag)", "client", cr.FirstNS, cr.LastNS, p.Client-min(p.Client, psi.DefaultChunkSize))
+	phase("Golomb-coded set: transfer, decode, count", "both", cr.LastNS, cr.ElapsedNS, r.ServerPadded)
+
+	if r.Counted != r.TrueOverlap {
+		return r, fmt.Errorf("%w: loopback (%s), client %d, server %d: counted %d, true overlap %d",
+			ErrWrongCount, r.Pool, p.Client, p.Server, r.Counted, r.TrueOverlap)
+	}
+	r.HashNS, r.MultNS = float64(oc.HashToGroup.Nanoseconds()), float64(oc.ScalarMult.Nanoseconds())
+	gp, err := gcs.ChooseParams(uint64(r.ServerPadded), uint64(p.Client), psi.DefaultFalsePositive)
+	if err != nil {
+		return r, err
+	}
+	finish(&r, rep, psi.DefaultChunkSize, gp.M)
+	return r, nil
+}
