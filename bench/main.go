@@ -2,11 +2,12 @@
 // and writes its results. See bench/RESULTS.md.
 //
 //	go run ./bench --quick                 # under a minute on 2 cores (CI smoke test)
-//	go run ./bench --out bench/results     # the full grid, all modes: about 40 minutes on 2 cores
+//	go run ./bench --out bench/results     # the full grid, all modes: about 50 minutes on 2 cores
 //	go run ./bench --modes loopback --grid 1e5/1e6
 //
-// Loopback mode re-executes this binary for its server and client
-// processes (harness.RunChild, called from harness.Main).
+// The loopback modes (loopback, private-loopback) re-execute this binary
+// for their server and client processes (harness.RunChild, called from
+// harness.Main).
 package main
 
 import (

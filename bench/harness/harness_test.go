@@ -1,11 +1,16 @@
 package harness
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/store"
 )
 
 // TestMain runs the loopback mode's child roles: loopback runs re-execute
@@ -27,7 +32,7 @@ func TestExecuteSmall(t *testing.T) {
 	for _, r := range rep.Runs {
 		modes[r.label()]++
 		want := min(int(0.4*float64(r.Client)+0.5), r.Server)
-		if r.TrueOverlap != want || r.Mode != ModePrivate && r.Counted != want {
+		if r.TrueOverlap != want || r.Private == nil && r.Counted != want {
 			t.Errorf("%s %d/%d: counted %d, true %d, want %d", r.label(), r.Client, r.Server, r.Counted, r.TrueOverlap, want)
 		}
 		if r.BoundS <= 0 || r.Efficiency <= 0 || r.OnlineBoundS <= 0 || r.ClientBytes < int64(32*r.Client) || r.ServerBytes <= 0 {
@@ -39,14 +44,29 @@ func TestExecuteSmall(t *testing.T) {
 				t.Errorf("loopback %s %d/%d: RSS %d/%d, wire %d/%d, %d phases", r.Pool, r.Client, r.Server,
 					r.ClientRSS, r.ServerRSS, r.ClientWire, r.ServerWire, len(r.Phases))
 			}
-		case ModePrivate:
+		case ModePrivate, ModePrivateLoopback:
 			if r.Private == nil || r.Ringers < 1000 || r.ServerPadded != r.Server+r.Ringers || r.BaseMultNS <= 0 ||
-				r.ClientBytes < int64(32*(r.Client+r.ServerPadded)) {
-				t.Errorf("private %d/%d: %+v", r.Client, r.Server, r)
+				r.ClientBytes < int64(32*(r.Client+r.ServerPadded)) || r.OnlineS <= 0 || r.OnlineS > r.WallS {
+				t.Errorf("%s %d/%d: %+v", r.Mode, r.Client, r.Server, r)
+			}
+		}
+		if r.Mode == ModePrivateLoopback {
+			var sum float64
+			for _, p := range r.Phases {
+				if p.WallS < 0 {
+					t.Errorf("private-loopback phase %q: %v s", p.Name, p.WallS)
+				}
+				sum += p.WallS
+			}
+			if r.ClientRSS == 0 || r.ServerRSS == 0 || r.ClientWire < r.ClientBytes || r.ServerWire < r.ServerBytes || len(r.Phases) != 5 ||
+				r.ClientCPUS <= 0 || r.ServerCPUS <= 0 || sum < 0.99*r.WallS || sum > 1.01*r.WallS {
+				t.Errorf("private-loopback %d/%d: RSS %d/%d, wire %d/%d, CPU %v/%v, %d phases summing to %v of %v s", r.Client, r.Server,
+					r.ClientRSS, r.ServerRSS, r.ClientWire, r.ServerWire, r.ClientCPUS, r.ServerCPUS, len(r.Phases), sum, r.WallS)
 			}
 		}
 	}
-	if modes["in-process"] != 2 || modes["loopback (cold)"] != 2 || modes["loopback (warm)"] != 2 || modes["private"] != 1 {
+	if modes["in-process"] != 2 || modes["loopback (cold)"] != 2 || modes["loopback (warm)"] != 2 || modes["private"] != 1 ||
+		modes["private-loopback"] != 1 {
 		t.Errorf("runs per mode: %v", modes)
 	}
 	dir := t.TempDir()
@@ -54,13 +74,14 @@ func TestExecuteSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, row := range []string{"| in-process | 50 | 500 | 20 | ", "| loopback (cold) | 300 | 200 | 120 | ", "| loopback (warm) | 50 | 500 | 20 | ", "| private | 400 | 600 | "} {
+	for _, row := range []string{"| in-process | 50 | 500 | 20 | ", "| loopback (cold) | 300 | 200 | 120 | ", "| loopback (warm) | 50 | 500 | 20 | ",
+		"| private | 400 | 600 | ", "| private-loopback | 400 | 600 | "} {
 		if !strings.Contains(md, row) {
 			t.Errorf("table lacks %q:\n%s", row, md)
 		}
 	}
 	for _, f := range []string{"results.json", "results.csv", "phases.csv", "results.md", "time-in-process.png", "time-loopback.svg",
-		"time-private.png", "efficiency.png", "bytes.svg", "memory.png", "memory.svg"} {
+		"time-private.png", "time-private-loopback.svg", "efficiency.png", "bytes.svg", "memory.png", "memory.svg"} {
 		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
@@ -74,7 +95,7 @@ func TestWrongCountFails(t *testing.T) {
 	for _, tc := range []struct {
 		mode  string
 		shift int
-	}{{ModeInProcess, 1}, {ModeLoopback, 1}, {ModePrivate, 200}} {
+	}{{ModeInProcess, 1}, {ModeLoopback, 1}, {ModePrivate, 200}, {ModePrivateLoopback, 200}} {
 		t.Run(tc.mode, func(t *testing.T) {
 			_, err := Execute(Config{Pairs: []Pair{{400, 1000}}, Modes: []string{tc.mode}, Overlap: 0.5, Seed: 1, OpSample: 10,
 				tamper: func(d *data) { d.overlap += tc.shift }})
@@ -85,21 +106,25 @@ func TestWrongCountFails(t *testing.T) {
 	}
 }
 
-// The command line, as CI runs it, with the loopback mode end to end.
+// The command line, as CI runs it, with the loopback modes end to end
+// (--grid is also the private grid).
 func TestMainLoopback(t *testing.T) {
 	dir := t.TempDir()
 	var stdout, stderr strings.Builder
-	code := Main([]string{"bench", "--quick", "--modes", "loopback", "--grid", "1000/10000", "--out", dir}, &stdout, &stderr)
+	code := Main([]string{"bench", "--quick", "--modes", "loopback,private-loopback", "--grid", "1000/10000", "--out", dir}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
-	for _, want := range []string{"| loopback (cold) | 1000 | 10000 | 500 | 500 |", "| loopback (warm) | 1000 | 10000 | 500 | 500 |"} {
+	for _, want := range []string{"| loopback (cold) | 1000 | 10000 | 500 | 500 |", "| loopback (warm) | 1000 | 10000 | 500 | 500 |",
+		"| private-loopback | 1000 | 10000 | ", "| private-loopback | 1000 | 10000 | 1264 | discrete Laplace"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}
 	}
-	if !strings.Contains(stderr.String(), "[1/1] loopback, client 1000, server 10000… cold… ") {
-		t.Errorf("no progress line:\n%s", stderr.String())
+	for _, want := range []string{"[1/2] loopback, client 1000, server 10000… cold… ", "[2/2] private-loopback, client 1000, server 10000… "} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("no progress line %q:\n%s", want, stderr.String())
+		}
 	}
 }
 
@@ -121,5 +146,39 @@ func TestParseGrid(t *testing.T) {
 		if _, err := parseGrid(bad); err == nil {
 			t.Errorf("parseGrid(%q) accepted", bad)
 		}
+	}
+}
+
+// Private-mode sessions read the synthetic set through SnapshotPerSubject:
+// the same stream as Snapshot (one identifier per subject), the cap
+// recorded, a cap outside the store's range refused.
+func TestSeededSourcePerSubject(t *testing.T) {
+	src := &seededSource{seed: 3, n: 100}
+	var all, capped [][32]byte
+	a, err := src.Snapshot(context.Background(), psi.KindEmail, func(d [32]byte) error { all = append(all, d); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := src.SnapshotPerSubject(context.Background(), psi.KindEmail, 1, func(d [32]byte) error { capped = append(capped, d); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(all, capped) || a.Digest != b.Digest || b.Size != 100 || a.MaxPerSubject != 0 || b.MaxPerSubject != 1 || b.Version <= a.Version {
+		t.Errorf("Snapshot %+v (%d digests), SnapshotPerSubject %+v (%d digests)", a, len(all), b, len(capped))
+	}
+	for _, bad := range []int{0, -1, store.MaxSnapshotPerSubject + 1} {
+		if _, err := src.SnapshotPerSubject(context.Background(), psi.KindEmail, bad, func([32]byte) error { return nil }); err == nil {
+			t.Errorf("cap %d accepted", bad)
+		}
+	}
+}
+
+func TestParseModes(t *testing.T) {
+	got, err := parseModes(strings.Join(Modes, ","))
+	if err != nil || !slices.Equal(got, []string{"in-process", "loopback", "private", "private-loopback"}) {
+		t.Fatalf("parseModes(default): %v, %v", got, err)
+	}
+	if got, err := parseModes("private-loopback, private-loopback"); err != nil || !slices.Equal(got, []string{ModePrivateLoopback}) {
+		t.Errorf("parseModes: %v, %v", got, err)
 	}
 }

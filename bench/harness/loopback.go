@@ -29,10 +29,11 @@ import (
 	"github.com/overlap-psi/overlap/psi/wire"
 )
 
-// Loopback mode runs the real service in two child processes: this binary,
-// re-executed with the same arguments and childEnv naming the role, so that
-// it reaches Main (or a test's TestMain) and runs RunChild's role instead of
-// a benchmark. The parent sends each child its configuration in
+// Loopback mode (exact mode) and private-loopback mode (private mode,
+// private_loopback.go) run the real service in two child processes: this
+// binary, re-executed with the same arguments and childEnv naming the role,
+// so that it reaches Main (or a test's TestMain) and runs RunChild's role
+// instead of a benchmark. The parent sends each child its configuration in
 // childConfigEnv and reads its reports from stdout, one line each, prefixed
 // with childPrefix. A child's peak memory is its process's ru_maxrss.
 const (
@@ -67,6 +68,7 @@ type serverDone struct {
 
 // clientChildConfig configures the client child.
 type clientChildConfig struct {
+	Private bool    `json:"private"` // private mode (MatchPrivate) instead of exact mode (Match)
 	Seed    uint64  `json:"seed"`
 	Client  int     `json:"client"`
 	Server  int     `json:"server"`
@@ -110,7 +112,11 @@ func RunChild() (bool, int) {
 	case "client":
 		var cfg clientChildConfig
 		if err = json.Unmarshal([]byte(os.Getenv(childConfigEnv)), &cfg); err == nil {
-			err = clientChild(cfg)
+			if cfg.Private {
+				err = privateClientChild(cfg)
+			} else {
+				err = clientChild(cfg)
+			}
 		}
 	default:
 		err = fmt.Errorf("unknown role %q", role)
@@ -135,6 +141,7 @@ func report(v any) error {
 // of the harness (digestOf), for email; other kinds are empty. Its
 // snapshot digest names the seed and size, which determine the set, so two
 // snapshots of one source are equal, as two of an unchanged store are.
+// Private-mode sessions read it through SnapshotPerSubject.
 //
 // With limit > 0 it serves that many snapshots and refuses the rest. The
 // warm run uses 2: the pool's fill and the session's fresh snapshot. The
@@ -151,11 +158,27 @@ type seededSource struct {
 var errSourceSpent = errors.New("harness: the warm run's source serves the fill and one session only")
 
 func (s *seededSource) Snapshot(ctx context.Context, kind psi.Kind, fn func([32]byte) error) (store.SnapshotInfo, error) {
+	return s.snapshot(ctx, kind, 0, fn)
+}
+
+// SnapshotPerSubject is the snapshot of a private-mode session, each
+// subject contributing at most maxPerSubject digests (SPEC.md §10.9), as
+// store.Store's is. The synthetic set has one identifier per subject, so
+// any cap keeps all of it: the stream is Snapshot's, and the info records
+// the cap.
+func (s *seededSource) SnapshotPerSubject(ctx context.Context, kind psi.Kind, maxPerSubject int, fn func([32]byte) error) (store.SnapshotInfo, error) {
+	if maxPerSubject < 1 || maxPerSubject > store.MaxSnapshotPerSubject {
+		return store.SnapshotInfo{}, fmt.Errorf("harness: snapshot: at most %d digests per subject is outside 1..%d", maxPerSubject, store.MaxSnapshotPerSubject)
+	}
+	return s.snapshot(ctx, kind, maxPerSubject, fn)
+}
+
+func (s *seededSource) snapshot(ctx context.Context, kind psi.Kind, maxPerSubject int, fn func([32]byte) error) (store.SnapshotInfo, error) {
 	v := s.version.Add(1)
 	if s.limit > 0 && v > s.limit {
 		return store.SnapshotInfo{}, errSourceSpent
 	}
-	info := store.SnapshotInfo{Version: v, Kind: kind, TakenAt: time.Now().UTC()}
+	info := store.SnapshotInfo{Version: v, Kind: kind, TakenAt: time.Now().UTC(), MaxPerSubject: maxPerSubject}
 	if kind == psi.KindEmail {
 		for i := range s.n {
 			if i%4096 == 0 && ctx.Err() != nil {
@@ -176,7 +199,14 @@ func (s *seededSource) Snapshot(ctx context.Context, kind psi.Kind, fn func([32]
 	return info, nil
 }
 
-// serverChild serves the seeded set until its stdin closes.
+// benchPrivacyBudget is the privacy budget of the server child's advertiser
+// and policy, in micro-ε: 2^40, about 1.1·10^6 ε, so that no run of the
+// harness meets it (each private session spends the default ε 1/2, and each
+// server child serves one session).
+const benchPrivacyBudget = 1 << 40
+
+// serverChild serves the seeded set until its stdin closes, in exact and
+// private mode.
 func serverChild(cfg serverChildConfig) error {
 	ctx := context.Background()
 	// The store is only the registry: one advertiser, its budget, the
@@ -191,7 +221,7 @@ func serverChild(cfg serverChildConfig) error {
 		return err
 	}
 	if _, err := st.AddAdvertiser(ctx, store.Advertiser{Name: "bench", KeyID: key.ID, KeyHash: key.Hash(),
-		Policy: store.Policy{Modes: store.ModesExact}}); err != nil {
+		Policy: store.Policy{Modes: store.ModesExact | store.ModesPrivate, PrivacyBudget: benchPrivacyBudget}}); err != nil {
 		return err
 	}
 	dc, err := service.WriteDevCert(cfg.Dir)
@@ -206,8 +236,12 @@ func serverChild(cfg serverChildConfig) error {
 		Store:  st,
 		Sets:   &seededSource{seed: cfg.Seed, n: cfg.Server, limit: int64(2 * cfg.PoolSize)},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Policy: service.Policy{MinListSize: 1, MaxListSize: wire.MaxClientSize, Budget: 1 << 50, BudgetWindow: time.Hour},
-		// Waiting for ServerParams while a large set is encoded is not idle.
+		// PrivacyCost, Ringers, Threshold and Sensitivity stay at their
+		// defaults (ε 1/2 per private session).
+		Policy: service.Policy{MinListSize: 1, MaxListSize: wire.MaxClientSize, Budget: 1 << 50, BudgetWindow: time.Hour,
+			PrivacyBudget: benchPrivacyBudget},
+		// Waiting for ServerParams (PrivateParams) while a large set is
+		// encoded, or for a private client raising it, is not idle.
 		IdleTimeout: 30 * time.Minute,
 		PoolSize:    cfg.PoolSize,
 		PoolKinds:   []psi.Kind{psi.KindEmail},
@@ -438,50 +472,13 @@ func loopbackSession(cfg Config, p Pair, rep *Report, warm bool) (Run, error) {
 		cfg.tamper(d)
 	}
 	r.TrueOverlap = d.overlap
-	dir, err := os.MkdirTemp("", "overlap-bench-")
-	if err != nil {
-		return r, err
-	}
-	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel() // kills the children if they are still running
-
-	srv, err := startChild(ctx, "server", serverChildConfig{Seed: cfg.Seed, Server: p.Server, PoolSize: poolSize, Dir: dir})
-	if err != nil {
-		return r, err
-	}
-	defer srv.kill()
-	var ready serverReady
-	if err := srv.read(&ready); err != nil {
-		return r, err
-	}
-
-	// The per-op costs are measured right before the session, while the
-	// server child waits.
-	oc := psi.MeasureOpCosts(cfg.OpSample / 4)
-	cl, err := startChild(ctx, "client", clientChildConfig{Seed: cfg.Seed, Client: p.Client, Server: p.Server, Overlap: cfg.Overlap,
-		Addr: ready.Addr, CAFile: ready.CAFile, APIKey: ready.APIKey})
-	if err != nil {
-		return r, err
-	}
-	defer cl.kill()
 	var cr clientReport
-	if err := cl.read(&cr); err != nil {
+	lb, err := runChildren(cfg, p, poolSize, false, &cr)
+	if err != nil {
 		return r, err
 	}
-	if r.ClientRSS, err = cl.wait(); err != nil {
-		return r, err
-	}
-	if err := srv.stdin.Close(); err != nil {
-		return r, err
-	}
-	var done serverDone
-	if err := srv.read(&done); err != nil {
-		return r, err
-	}
-	if r.ServerRSS, err = srv.wait(); err != nil {
-		return r, err
-	}
+	ready, done, oc := lb.ready, lb.done, lb.oc
+	r.ClientRSS, r.ServerRSS = lb.clientRSS, lb.serverRSS
 	if warm && (done.Hits != 1 || done.Misses != 0) {
 		return r, fmt.Errorf("harness: loopback, client %d, server %d: the warm session was not served from the pool (%d hits, %d misses)",
 			p.Client, p.Server, done.Hits, done.Misses)
@@ -502,13 +499,7 @@ func loopbackSession(cfg Config, p Pair, rep *Report, warm bool) (Run, error) {
 	if warm {
 		open = "open: TLS, policy, snapshot, pooled set (until ServerParams)"
 	}
-	phase := func(name, side string, from, to int64, elements int) {
-		ph := Phase{Name: name, Side: side, WallS: ns(to - from), Elements: elements}
-		if to > from && elements > 0 {
-			ph.PerSec = float64(elements) / ph.WallS
-		}
-		r.Phases = append(r.Phases, ph)
-	}
+	phase := func(name, side string, from, to int64, elements int) { addPhase(&r, name, side, from, to, elements) }
 	phase(open, "both", 0, cr.ParamsNS, p.Server)
 	phase("hash, blind and send", "client", cr.ParamsNS, cr.SendNS, p.Client)
 	phase("evaluate (server), first chunk unblinded", "both", cr.SendNS, cr.FirstNS, p.Client)
@@ -526,4 +517,76 @@ func loopbackSession(cfg Config, p Pair, rep *Report, warm bool) (Run, error) {
 	}
 	finish(&r, rep, psi.DefaultChunkSize, gp.M)
 	return r, nil
+}
+
+// childRun is what runChildren measured around one session.
+type childRun struct {
+	ready                serverReady
+	done                 serverDone
+	clientRSS, serverRSS uint64
+	oc                   psi.OpCosts   // measured while the server child waited, before the client started
+	base                 time.Duration // fixed-base multiplication, likewise (private mode only)
+}
+
+// runChildren runs one session through the real service: a server child
+// with a throwaway registry (pool of poolSize sets), then a client child
+// for the grid point in exact or private mode, whose report it reads into
+// cr. Each child's peak RSS is that of its process over its life.
+func runChildren(cfg Config, p Pair, poolSize int, private bool, cr any) (childRun, error) {
+	var lb childRun
+	dir, err := os.MkdirTemp("", "overlap-bench-")
+	if err != nil {
+		return lb, err
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // kills the children if they are still running
+
+	srv, err := startChild(ctx, "server", serverChildConfig{Seed: cfg.Seed, Server: p.Server, PoolSize: poolSize, Dir: dir})
+	if err != nil {
+		return lb, err
+	}
+	defer srv.kill()
+	if err := srv.read(&lb.ready); err != nil {
+		return lb, err
+	}
+
+	// The per-op costs are measured right before the session, while the
+	// server child waits.
+	lb.oc = psi.MeasureOpCosts(cfg.OpSample / 4)
+	if private {
+		lb.base = measureBaseMult(cfg.OpSample / 4)
+	}
+	cl, err := startChild(ctx, "client", clientChildConfig{Private: private, Seed: cfg.Seed, Client: p.Client, Server: p.Server,
+		Overlap: cfg.Overlap, Addr: lb.ready.Addr, CAFile: lb.ready.CAFile, APIKey: lb.ready.APIKey})
+	if err != nil {
+		return lb, err
+	}
+	defer cl.kill()
+	if err := cl.read(cr); err != nil {
+		return lb, err
+	}
+	if lb.clientRSS, err = cl.wait(); err != nil {
+		return lb, err
+	}
+	if err := srv.stdin.Close(); err != nil {
+		return lb, err
+	}
+	if err := srv.read(&lb.done); err != nil {
+		return lb, err
+	}
+	if lb.serverRSS, err = srv.wait(); err != nil {
+		return lb, err
+	}
+	return lb, nil
+}
+
+// addPhase adds a phase timed by a client child, from and to in
+// nanoseconds from the start of its session.
+func addPhase(r *Run, name, side string, from, to int64, elements int) {
+	ph := Phase{Name: name, Side: side, WallS: time.Duration(to - from).Seconds(), Elements: elements}
+	if to > from && elements > 0 {
+		ph.PerSec = float64(elements) / ph.WallS
+	}
+	r.Phases = append(r.Phases, ph)
 }

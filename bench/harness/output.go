@@ -110,8 +110,8 @@ func Markdown(rep *Report) string {
 	fmt.Fprintf(&sb, "Machine: %s/%s, %d CPUs, %d workers, %s. Per-operation cost on one core: hash-to-group %.1f µs, scalar multiplication %.1f µs, fixed-base multiplication %.1f µs. Overlap fraction %.2f, seed %d. %s.\n\n",
 		rep.OS, rep.Arch, rep.CPUs, rep.Workers, rep.GoVersion, rep.HashNS/1e3, rep.MultNS/1e3, rep.BaseMultNS/1e3, rep.Overlap, rep.Seed, rep.TotalCheck)
 	sb.WriteString("The bound of each run uses per-operation costs measured just before it (columns hash µs, mult µs). " +
-		"Loopback rows are the real service over TLS on 127.0.0.1, one process per side: cold encodes the server set in the session, warm takes it from a pool filled before. " +
-		"Bytes are SPEC.md §5 frames, and for loopback also TCP payload (TLS, HTTP/2, envelopes). bench/RESULTS.md explains every column.\n\n")
+		"Loopback and private-loopback rows are the real service over TLS on 127.0.0.1, one process per side: cold encodes the server set in the session, warm takes it from a pool filled before; private-loopback encodes it in the session. " +
+		"Bytes are SPEC.md §5 frames, and for the loopback modes also TCP payload (TLS, HTTP/2, envelopes). bench/RESULTS.md explains every column.\n\n")
 	sb.WriteString("| mode | client | server | overlap | true | N | hash µs | mult µs | wall s | bound s | efficiency | online s | online bound s | online efficiency | client→server MB (frames / TCP) | server→client MB (frames / TCP) | client B/elem | server B/elem | set bits/elem | optimum bits | vs optimum | peak heap MiB | client RSS MiB | server RSS MiB |\n")
 	sb.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	mb := func(frames, tcp int64) string {
@@ -147,26 +147,30 @@ func Markdown(rep *Report) string {
 	}
 	if len(priv) > 0 {
 		sb.WriteString("\nPrivate-mode releases (checked against the true overlap with the noise's 1 − 10^-9 tail bound W; the 95% interval is the release's own):\n\n")
-		sb.WriteString("| client | server | ringers R' | mechanism | threshold | released | 95% interval | true | W | true in 95% interval |\n|---:|---:|---:|---|---:|---:|---|---:|---:|---|\n")
+		sb.WriteString("| mode | client | server | ringers R' | mechanism | threshold | released | 95% interval | true | W | true in 95% interval |\n|---|---:|---:|---:|---|---:|---:|---|---:|---:|---|\n")
 		for _, r := range priv {
 			pc := r.Private
 			rel := strconv.Itoa(pc.Released)
 			if pc.Below {
 				rel = fmt.Sprintf("below %d", pc.Threshold)
 			}
-			fmt.Fprintf(&sb, "| %d | %d | %d | %s | %d | %s | [%d, %d] | %d | %d | %t |\n",
-				r.Client, r.Server, r.Ringers, pc.Mechanism, pc.Threshold, rel, pc.Low, pc.High, r.TrueOverlap, pc.TailBound, pc.InInterval)
+			fmt.Fprintf(&sb, "| %s | %d | %d | %d | %s | %d | %s | [%d, %d] | %d | %d | %t |\n",
+				r.label(), r.Client, r.Server, r.Ringers, pc.Mechanism, pc.Threshold, rel, pc.Low, pc.High, r.TrueOverlap, pc.TailBound, pc.InInterval)
 		}
 	}
-	sb.WriteString("\nPer phase (wall seconds; elements per second). Loopback phases are timed by the client; their CPU time is per side in results.csv.\n\n" +
+	sb.WriteString("\nPer phase (wall seconds; elements per second). Loopback and private-loopback phases are timed by the client; their CPU time is per side in results.csv.\n\n" +
 		"| mode | client | server | phase | side | wall s | cpu s | elements/s |\n|---|---:|---:|---|---|---:|---:|---:|\n")
 	for _, r := range rep.Runs {
 		for _, p := range r.Phases {
 			cpu := fmt.Sprintf("%.3f", p.CPUS)
-			if r.Mode == ModeLoopback {
+			if r.Mode == ModeLoopback || r.Mode == ModePrivateLoopback {
 				cpu = "—"
 			}
-			fmt.Fprintf(&sb, "| %s | %d | %d | %s | %s | %.3f | %s | %.0f |\n", r.label(), r.Client, r.Server, p.Name, p.Side, p.WallS, cpu, p.PerSec)
+			rate := "—"
+			if p.PerSec > 0 {
+				rate = fmt.Sprintf("%.0f", p.PerSec)
+			}
+			fmt.Fprintf(&sb, "| %s | %d | %d | %s | %s | %.3f | %s | %s |\n", r.label(), r.Client, r.Server, p.Name, p.Side, p.WallS, cpu, rate)
 		}
 	}
 	return sb.String()
@@ -243,7 +247,7 @@ func writePlots(rep *Report, dir string) error {
 			continue
 		}
 		titles := map[string]string{ModeInProcess: "Exact mode, in process", ModeLoopback: "Exact mode, loopback (service over TLS)",
-			ModePrivate: "Private mode, in process"}
+			ModePrivate: "Private mode, in process", ModePrivateLoopback: "Private mode, loopback (service over TLS)"}
 		p := newPlot(titles[mode]+": wall time of a session", "server set size", "seconds", true, true)
 		if err := plotutil.AddLinePoints(p, s.args()...); err != nil {
 			return err
@@ -294,6 +298,11 @@ func writePlots(rep *Report, dir string) error {
 		case ModePrivate:
 			by.add("private: client → server, B per element sent (n + N)", x, r.ClientBPE)
 			by.add("private: server → client, B per server element", x, r.ServerBPE)
+		case ModePrivateLoopback:
+			if r.ClientWire > 0 {
+				by.add("private-loopback TCP: client → server, B per element sent (n + N)", x, float64(r.ClientWire)/float64(r.Client+r.ServerPadded))
+				by.add("private-loopback TCP: server → client, B per server element", x, float64(r.ServerWire)/float64(r.ServerPadded))
+			}
 		}
 	}
 	p = newPlot("Bytes on the wire per element", "client list size", "bytes per element", true, true)

@@ -64,8 +64,8 @@ func checkPrivate(r *Run, res psi.PrivateResult) error {
 	r.Private, r.Counted = pc, res.Count
 	ok := !res.Below && abs(res.Count-c) <= int(w) || res.Below && int64(c) < int64(res.Threshold)+w
 	if !ok {
-		return fmt.Errorf("%w: private mode, client %d, server %d: %s; the noise exceeds that bound with probability below %v",
-			ErrWrongCount, r.Client, r.Server, pc.summary(c), privateTail.FloatString(9))
+		return fmt.Errorf("%w: %s, client %d, server %d: %s; the noise exceeds that bound with probability below %v",
+			ErrWrongCount, r.Mode, r.Client, r.Server, pc.summary(c), privateTail.FloatString(9))
 	}
 	return nil
 }
@@ -294,6 +294,15 @@ func runPrivate(cfg Config, p Pair, rep *Report, oc psi.OpCosts, base time.Durat
 	r.HashNS, r.MultNS = float64(oc.HashToGroup.Nanoseconds()), float64(oc.ScalarMult.Nanoseconds())
 	r.BaseMultNS = float64(base.Nanoseconds())
 
+	privateFinish(&r, rep, elemBytes)
+	return r, nil
+}
+
+// privateFinish derives the sizes per element, the lower bound and the
+// efficiencies of a private-mode run (in process or through the service)
+// whose WallS, OnlineS, per-op costs, bytes and sizes are set; elemBytes is
+// the size of the server's element chunks.
+func privateFinish(r *Run, rep *Report, elemBytes int64) {
 	r.ClientBPE = float64(r.ClientBytes) / float64(r.Client+r.ServerPadded)
 	r.ServerBPE = float64(r.ServerBytes) / float64(r.ServerPadded)
 	r.SetBitsPerEl = 8 * float64(elemBytes) / float64(r.ServerPadded)
@@ -314,5 +323,4 @@ func runPrivate(cfg Config, p Pair, rep *Report, oc psi.OpCosts, base time.Durat
 	r.Efficiency = r.BoundS / r.WallS
 	r.OnlineBoundS = cost(n, bigN+rp+2*n, 1)
 	r.OnlineEff = r.OnlineBoundS / r.OnlineS
-	return r, nil
 }

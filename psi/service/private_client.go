@@ -21,6 +21,10 @@ type PrivateMatchResult struct {
 	Snapshot  Snapshot
 	Traffic   Traffic
 	Elapsed   time.Duration
+	// Params is when PrivateParams arrived, from the start of the call: the
+	// time of TLS, the policy checks, the budget reservation and the
+	// server's encoding of its set.
+	Params time.Duration
 }
 
 // MatchPrivate runs one private-mode session (SPEC.md §10): the server
@@ -72,6 +76,7 @@ func (c *Client) MatchPrivate(ctx context.Context, req MatchRequest) (PrivateMat
 	if err := pc.ReceiveParams(&params); err != nil {
 		return res, err
 	}
+	res.Params = time.Since(start)
 
 	// The server's elements, each raised to the client's key.
 	total := int(params.ServerSize)
