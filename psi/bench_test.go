@@ -8,7 +8,9 @@ import (
 )
 
 // The benchmarks are nested Suite/Role/Step, as circl's are. One op is one
-// element, so ns/op reads as the cost per identifier of each step.
+// element, so ns/op reads as the cost per identifier of each step. Building
+// and querying the Golomb-coded set are BenchmarkGCS/Encode and /Decode in
+// psi/gcs.
 
 func benchDigests(n int, prefix string) [][32]byte {
 	out := make([][32]byte, n)
@@ -122,29 +124,6 @@ func BenchmarkRistretto255(b *testing.B) {
 		}
 		if err := set.Finish(); err != nil {
 			b.Fatal(err)
-		}
-	})
-
-	b.Run("Server/GCSBuild", func(b *testing.B) {
-		b.ReportAllocs()
-		set := prepare(b, KindEmail, benchDigests(min(b.N, 1<<20), "s"))
-		s := must(NewServer(ServerConfig{}, set))
-		if _, err := s.ReceiveHello(&wire.ClientHello{Mode: wire.ModeExact, Kind: 1, ClientSize: 100_000}); err != nil {
-			b.Fatal(err)
-		}
-		s.state, s.sent, s.n = serverSendEvaluated, 0, 0 // skip to the set
-		b.ResetTimer()
-		for range (b.N + set.Size() - 1) / set.Size() {
-			s.setPos, s.enc, s.state = 0, nil, serverSendSet
-			for {
-				_, ok, err := s.NextSetChunk()
-				if err != nil {
-					b.Fatal(err)
-				}
-				if !ok {
-					break
-				}
-			}
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -121,11 +122,41 @@ func RunChild() (bool, int) {
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}
+	if err == nil {
+		err = report(childExit{PeakRSS: peakRSS()})
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench %s child: error: %v\n", role, err)
 		return true, 1
 	}
 	return true, 0
+}
+
+// childExit is a child's last report: its own peak RSS.
+type childExit struct {
+	PeakRSS uint64 `json:"peak_rss_bytes"`
+}
+
+// peakRSS returns this process's peak resident set size, VmHWM of
+// /proc/self/status, or 0 where there is none. It is the peak of this
+// program's own memory since exec; the ru_maxrss a parent gets from wait4
+// is not, on Linux: it starts from the RSS the parent had when it forked
+// the child.
+func peakRSS() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 func report(v any) error {
@@ -400,11 +431,18 @@ func (c *child) read(v any) error {
 // peak RSS.
 func (c *child) wait() (rss uint64, err error) {
 	c.stdin.Close()
+	var exit childExit
+	if err := c.read(&exit); err != nil {
+		return 0, err
+	}
 	for c.lines.Scan() {
 	}
 	c.waited = true
 	if err := c.cmd.Wait(); err != nil {
 		return 0, c.fail(err)
+	}
+	if exit.PeakRSS > 0 {
+		return exit.PeakRSS, nil
 	}
 	return maxRSS(c.cmd.ProcessState), nil
 }
@@ -426,7 +464,9 @@ func (c *child) fail(err error) error {
 	return fmt.Errorf("harness: loopback %s child: %w", c.role, err)
 }
 
-// maxRSS returns the peak resident set size of an exited process.
+// maxRSS returns the peak resident set size of an exited process as wait4
+// reports it: on Linux at least the parent's RSS when it forked the child
+// (see peakRSS), so only a fallback.
 func maxRSS(ps *os.ProcessState) uint64 {
 	ru, ok := ps.SysUsage().(*syscall.Rusage)
 	if !ok || ru == nil {

@@ -73,7 +73,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	st := seedStore(t, 0)
 	platform := seedSample(t, st)
 	ts := startServer(t, st, nil)
-	key := ts.addAdvertiser(t, "acme", store.Policy{})
+	key := ts.addAdvertiser(t, "acme", store.Policy{Modes: store.ModesExact | store.ModesPrivate})
 	cl := ts.client(t, key)
 
 	var forbidden []string // values that must not appear
@@ -117,6 +117,11 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		if err != nil || res.Overlap != c.want {
 			t.Fatalf("%v: overlap %d, %v; want %d", c.kind, res.Overlap, err, c.want)
 		}
+		// And in private mode, where the server computes the count.
+		pres, err := cl.MatchPrivate(t.Context(), MatchRequest{Kind: c.kind, Digests: list.Digests})
+		if err != nil || pres.Result.Count < c.want-60 || pres.Result.Count > c.want+60 {
+			t.Fatalf("%v: private release %v, %v; true overlap %d", c.kind, pres.Result, err, c.want)
+		}
 	}
 	// A refused and a malformed session log their reasons too.
 	if _, err := match(t, cl, emails(0, 10)); err == nil {
@@ -129,7 +134,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	if err := r.finish(); err == nil {
 		t.Fatal("the identity element was accepted")
 	}
-	ts.lastSession(t, 4)
+	ts.lastSession(t, 6)
 
 	// Key material: the API key, its secret, its hash.
 	k, _ := ParseAPIKey(key)
