@@ -308,19 +308,29 @@ func serverChild(cfg serverChildConfig) error {
 	return report(serverDone{Hits: stats.Hits, Misses: stats.Misses, CPUNS: int64(cpuTime())})
 }
 
-// clientChild runs one session with the seeded client list and reports it.
-func clientChild(cfg clientChildConfig) error {
+// newClientChild generates the grid point's client list and connects a
+// client to the server child.
+func newClientChild(cfg clientChildConfig) (*service.Client, *data, error) {
 	d := generate(cfg.Seed, Pair{Client: cfg.Client, Server: cfg.Server}, cfg.Overlap)
 	tlsCfg, err := service.ClientTLS(cfg.CAFile, "", "")
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	c, err := service.NewClient(service.ClientConfig{Addr: cfg.Addr, APIKey: cfg.APIKey, TLS: tlsCfg})
+	if err != nil {
+		return nil, nil, err
+	}
+	runtime.GC()
+	return c, d, nil
+}
+
+// clientChild runs one session with the seeded client list and reports it.
+func clientChild(cfg clientChildConfig) error {
+	c, d, err := newClientChild(cfg)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	runtime.GC()
 	var rep clientReport
 	cpu0 := cpuTime()
 	start := time.Now()

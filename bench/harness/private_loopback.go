@@ -3,7 +3,6 @@ package harness
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"time"
 
 	"github.com/overlap-psi/overlap/psi"
@@ -52,17 +51,11 @@ func (cr *privateClientReport) paramsNS() int64 { return cr.ParamsNS }
 // privateClientChild runs one private-mode session with the seeded client
 // list and reports it.
 func privateClientChild(cfg clientChildConfig) error {
-	d := generate(cfg.Seed, Pair{Client: cfg.Client, Server: cfg.Server}, cfg.Overlap)
-	tlsCfg, err := service.ClientTLS(cfg.CAFile, "", "")
-	if err != nil {
-		return err
-	}
-	c, err := service.NewClient(service.ClientConfig{Addr: cfg.Addr, APIKey: cfg.APIKey, TLS: tlsCfg})
+	c, d, err := newClientChild(cfg)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	runtime.GC()
 	var rep privateClientReport
 	cpu0 := cpuTime()
 	start := time.Now()

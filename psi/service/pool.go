@@ -344,10 +344,8 @@ func (p *pool) prepareOne(kind psi.Kind) (*psi.PreparedSet, store.SnapshotInfo, 
 		set.Add(d)
 		return nil
 	})
-	// Finish also waits for the batch being encoded in the background, so
-	// that Destroy below never races with it.
-	if ferr := set.Finish(); err == nil {
-		err = ferr
+	if err == nil {
+		err = set.Finish()
 	}
 	if err != nil {
 		set.Destroy()

@@ -335,10 +335,8 @@ func (s *Server) prepare(ctx context.Context, kind psi.Kind) (*psi.PreparedSet, 
 		set.Add(d)
 		return nil
 	})
-	// Finish also waits for the batch being encoded in the background, so
-	// that Destroy never races with it.
-	if ferr := set.Finish(); err == nil {
-		err = ferr
+	if err == nil {
+		err = set.Finish()
 	}
 	if err != nil {
 		set.Destroy()
