@@ -295,15 +295,9 @@ func advertisersSet(c *cli.Context) error {
 	defer st.Close()
 	// SetAdvertiserPolicy replaces every override: start from the stored
 	// ones and change only the flags given.
-	a, err := st.AdvertiserByName(c.Context, name)
-	if errors.Is(err, store.ErrUnknownAdvertiser) {
-		return withHint(err, "see overlap advertisers list")
-	}
+	a, err := advertiserByName(c, st, name)
 	if err != nil {
 		return err
-	}
-	if a.Policy.Modes == 0 {
-		a.Policy.Modes = store.ModesPrivate
 	}
 	pol, err := applyPolicyFlags(c, a.Policy, false)
 	if err != nil {
@@ -319,6 +313,15 @@ func advertisersSet(c *cli.Context) error {
 	return nil
 }
 
+// advertiserByName finds an advertiser, with a hint when there is none.
+func advertiserByName(c *cli.Context, st store.Store, name string) (store.Advertiser, error) {
+	a, err := st.AdvertiserByName(c.Context, name)
+	if errors.Is(err, store.ErrUnknownAdvertiser) {
+		return a, withHint(err, "see overlap advertisers list")
+	}
+	return a, err
+}
+
 // epsText reads "ε 0.5".
 func epsText(micro int64) string { return "ε " + store.FormatEpsilon(micro) }
 
@@ -332,10 +335,7 @@ func advertisersBudget(c *cli.Context) error {
 		return err
 	}
 	defer st.Close()
-	a, err := st.AdvertiserByName(c.Context, name)
-	if errors.Is(err, store.ErrUnknownAdvertiser) {
-		return withHint(err, "see overlap advertisers list")
-	}
+	a, err := advertiserByName(c, st, name)
 	if err != nil {
 		return err
 	}
