@@ -35,12 +35,9 @@ type PrivateMatchResult struct {
 // policy refusal.
 func (c *Client) MatchPrivate(ctx context.Context, req MatchRequest) (PrivateMatchResult, error) {
 	start := time.Now()
-	maxN := c.cfg.MaxServerSize
-	if maxN == 0 {
-		maxN = psi.DefaultPrivateMaxServerSize
-	}
+	// MaxServerSize 0 takes psi.DefaultPrivateMaxServerSize.
 	pc, err := psi.NewPrivateClient(psi.PrivateClientConfig{Kind: req.Kind, CanonVersion: ident.Version, CanonFlags: req.CanonFlags,
-		MaxServerSize: maxN, Workers: c.cfg.Workers}, req.Digests)
+		MaxServerSize: c.cfg.MaxServerSize, Workers: c.cfg.Workers}, req.Digests)
 	if err != nil {
 		return PrivateMatchResult{}, err
 	}
