@@ -87,8 +87,9 @@ type PrivateSetConfig struct {
 	Ringers int // least number of ringers R (SPEC.md §10.3); 0 means DefaultRingers
 	Workers int // scalar-multiplication workers; 0 means GOMAXPROCS
 
-	rand io.Reader     // nil means crypto/rand; set only by tests
-	size func(int) int // N for |Y| + R elements; nil means Bucket; set only by tests
+	rand       io.Reader     // nil means crypto/rand; set only by tests
+	size       func(int) int // N for |Y| + R elements; nil means Bucket; set only by tests
+	blockShift uint          // log2 of the elements per storage block; 0 means the default; set only by tests
 }
 
 // A PrivateSet is the server's set encoded for exactly one private-mode
@@ -100,10 +101,10 @@ type PrivateSet struct {
 	kind    Kind
 	key     *edwards25519.Scalar // b
 	ringers []edwards25519.Scalar
-	salt    [32]byte   // secret salt of the server's internal tags
-	elems   [][32]byte // Enc(H(y)^b), then all N elements, shuffled
-	real    int        // distinct identifiers
-	min     int        // R
+	salt    [32]byte    // secret salt of the server's internal tags
+	elems   *elemBlocks // Enc(H(y)^b), then all N elements, shuffled
+	real    int         // distinct identifiers
+	min     int         // R
 	size    func(int) int
 	mu      sync.Mutex
 	used    bool
@@ -113,7 +114,7 @@ type PrivateSet struct {
 
 // String never prints keys.
 func (p *PrivateSet) String() string {
-	return fmt.Sprintf("psi.PrivateSet{kind=%v size=%d}", p.kind, len(p.elems))
+	return fmt.Sprintf("psi.PrivateSet{kind=%v size=%d}", p.kind, p.elems.Len())
 }
 
 // Format never prints keys.
@@ -125,7 +126,7 @@ func (p *PrivateSet) Size() int {
 	if p.build != nil {
 		return 0
 	}
-	return len(p.elems)
+	return p.elems.Len()
 }
 
 // Kind returns the identifier kind of the set.
@@ -154,6 +155,7 @@ func NewPrivateSet(cfg PrivateSetConfig) (*PrivateSet, error) {
 		return nil, fmt.Errorf("psi: generating the server key: %w", err)
 	}
 	p := &PrivateSet{kind: cfg.Kind, key: key, min: cfg.Ringers, size: cfg.size, rand: r,
+		elems: newElemBlocks(cfg.blockShift),
 		build: &setBuilder{hasher: h, workers: workerCount(cfg.Workers)}}
 	if _, err := io.ReadFull(r, p.salt[:]); err != nil {
 		return nil, fmt.Errorf("psi: generating the tag salt: %w", err)
@@ -175,14 +177,14 @@ func (p *PrivateSet) Add(digest [32]byte) {
 
 func (p *PrivateSet) flush() {
 	b := p.build
-	start := len(p.elems)
-	p.elems = slices.Grow(p.elems, len(b.batch))[:start+len(b.batch)]
+	start := p.elems.Len()
+	p.elems.extend(len(b.batch))
 	parallel(len(b.batch), b.workers, func(lo, hi int) error {
 		e := r255.NewElement()
 		for i := lo; i < hi; i++ {
 			b.hasher.Hash(e, b.batch[i][:])
 			e.ScalarMult(p.key, e)
-			e.AppendBytes(p.elems[start+i][:0])
+			e.AppendBytes(p.elems.at(start + i)[:0])
 		}
 		return nil
 	})
@@ -209,9 +211,8 @@ func (p *PrivateSet) Finish() error {
 	p.flush()
 	workers := p.build.workers
 	p.build = nil
-	slices.SortFunc(p.elems, compareElems)
-	p.elems = slices.Compact(p.elems)
-	p.real = len(p.elems)
+	p.elems.sortCompact()
+	p.real = p.elems.Len()
 	n := p.size(p.real + p.min)
 	if n > wire.MaxSetSize {
 		return fmt.Errorf("psi: a private-mode set of %d elements exceeds the protocol's %d", n, wire.MaxSetSize)
@@ -249,13 +250,15 @@ func (p *PrivateSet) Finish() error {
 	sorted := slices.Clone(ringers)
 	slices.SortFunc(sorted, compareElems)
 	for j, e := range sorted {
-		_, inReal := slices.BinarySearchFunc(p.elems, e, compareElems)
-		if inReal || (j > 0 && sorted[j-1] == e) {
+		if p.elems.search(p.real, e) || (j > 0 && sorted[j-1] == e) {
 			return fmt.Errorf("psi: a ringer collides with another element; prepare the set again")
 		}
 	}
-	p.elems = append(p.elems, ringers...)
-	return shuffle(p.rand, len(p.elems), func(i, j int) { p.elems[i], p.elems[j] = p.elems[j], p.elems[i] })
+	p.elems.extend(k)
+	for j := range ringers {
+		*p.elems.at(p.real + j) = ringers[j]
+	}
+	return shuffle(p.rand, p.elems.Len(), p.elems.Swap)
 }
 
 // Destroy erases the set's keys and drops its elements. A destroyed set
@@ -265,7 +268,7 @@ func (p *PrivateSet) Destroy() {
 	defer p.mu.Unlock()
 	p.used = true
 	p.eraseKeys()
-	p.elems = nil
+	p.elems = newElemBlocks(p.elems.shift)
 }
 
 func (p *PrivateSet) eraseKeys() {

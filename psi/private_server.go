@@ -143,7 +143,7 @@ func (s *PrivateServer) ReceiveHello(h *wire.ClientHello) (*wire.PrivateParams, 
 	p := wire.PrivateParams{
 		Mode: wire.ModePrivate, Kind: h.Kind,
 		CanonVersion: s.cfg.CanonVersion, CanonFlags: s.cfg.CanonFlags,
-		ClientSize: h.ClientSize, ServerSize: uint32(len(s.set.elems)), ChunkSize: uint32(s.cfg.ChunkSize),
+		ClientSize: h.ClientSize, ServerSize: uint32(s.set.elems.Len()), ChunkSize: uint32(s.cfg.ChunkSize),
 		Mechanism: m.Code(), EpsNum: num, EpsDen: den, Sensitivity: m.Sensitivity(), Threshold: s.cfg.Threshold,
 	}
 	if _, err := io.ReadFull(entropy(s.cfg.rand), p.SessionID[:]); err != nil {
@@ -161,29 +161,35 @@ func (s *PrivateServer) NextServerElements() (c *wire.ElementChunk, ok bool, err
 		return nil, false, fmt.Errorf("%w: no server elements to send now", ErrState)
 	}
 	elems := s.set.elems
-	if s.sent == len(elems) {
-		s.set.elems = nil
-		s.seq, s.state = 0, privServerAwaitKey
+	if s.sent == elems.Len() {
+		s.sendDone()
 		return nil, false, nil
 	}
-	k := min(s.cfg.ChunkSize, len(elems)-s.sent)
+	k := min(s.cfg.ChunkSize, elems.Len()-s.sent)
 	buf := make([]byte, 0, k*r255.ElementSize)
-	for _, e := range elems[s.sent : s.sent+k] {
-		buf = append(buf, e[:]...)
+	for i := s.sent; i < s.sent+k; i++ {
+		buf = append(buf, elems.at(i)[:]...)
 	}
 	c = &wire.ElementChunk{Type: wire.TypeServerElements, Seq: s.seq, Elements: buf}
 	s.sent += k
+	// What was sent is not needed again: memory falls as the set goes out.
+	elems.release(s.sent)
 	s.seq++
 	s.disclosed = true
 	return c, true, nil
 }
 
+// sendDone ends the sending of the server's elements.
+func (s *PrivateServer) sendDone() {
+	s.set.elems.truncate(0)
+	s.seq, s.state = 0, privServerAwaitKey
+}
+
 // ReceiveClientKey checks the client's key A (SPEC.md §3.4) and computes
 // the ringer images A^(r_j) (SPEC.md §10.5), then erases the ringer keys.
 func (s *PrivateServer) ReceiveClientKey(k *wire.ClientKey) error {
-	if s.state == privServerSendElements && s.sent == len(s.set.elems) {
-		s.set.elems = nil
-		s.seq, s.state = 0, privServerAwaitKey
+	if s.state == privServerSendElements && s.sent == s.set.elems.Len() {
+		s.sendDone()
 	}
 	if s.state != privServerAwaitKey {
 		return fmt.Errorf("%w: client key not expected now", ErrState)

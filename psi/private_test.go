@@ -25,7 +25,8 @@ func unpadded(n int) int { return n }
 // default; size == nil means the bucket of SPEC.md §10.3.
 func preparePrivate(t testing.TB, kind Kind, server [][32]byte, ringers int, size func(int) int) *PrivateSet {
 	t.Helper()
-	set, err := NewPrivateSet(PrivateSetConfig{Kind: kind, Ringers: ringers, size: size})
+	// Blocks of 8 elements, so that every test set spans several.
+	set, err := NewPrivateSet(PrivateSetConfig{Kind: kind, Ringers: ringers, size: size, blockShift: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -685,10 +686,10 @@ func TestPrivateSessionsAreFreshAndShuffled(t *testing.T) {
 	a := preparePrivate(t, KindEmail, server, 200, unpadded)
 	b := preparePrivate(t, KindEmail, server, 200, unpadded)
 	seen := map[[32]byte]bool{}
-	for _, e := range a.elems {
+	for _, e := range a.elems.all() {
 		seen[e] = true
 	}
-	for _, e := range b.elems {
+	for _, e := range b.elems.all() {
 		if seen[e] {
 			t.Fatal("an element of session A reappears in session B")
 		}
@@ -700,7 +701,7 @@ func TestPrivateSessionsAreFreshAndShuffled(t *testing.T) {
 		ringers[[32]byte(r255.NewElement().ScalarBaseMult(&a.ringers[j]).Bytes())] = true
 	}
 	first := 0
-	for _, e := range a.elems[:200] {
+	for _, e := range a.elems.all()[:200] {
 		if ringers[e] {
 			first++
 		}
