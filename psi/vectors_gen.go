@@ -42,6 +42,29 @@ type sessionVector struct {
 	ServerSet     []string `json:"server_set"`
 }
 
+// privateSessionVector is a whole private-mode session (SPEC.md §10.7).
+type privateSessionVector struct {
+	Name           string   `json:"name"`
+	Kind           string   `json:"kind"`
+	ClientSeed     string   `json:"client_seed"`
+	SetSeed        string   `json:"set_seed"`
+	ServerSeed     string   `json:"server_seed"`
+	Ringers        int      `json:"ringers"`
+	ChunkSize      int      `json:"chunk_size"`
+	Threshold      int      `json:"threshold"`
+	ClientDigests  []string `json:"client_digests"`
+	ServerDigests  []string `json:"server_digests"`
+	Overlap        int      `json:"overlap"`
+	ClientHello    string   `json:"client_hello"`
+	PrivateParams  string   `json:"private_params"`
+	ServerElements []string `json:"server_elements"`
+	ClientKey      string   `json:"client_key"`
+	Blinded        []string `json:"blinded"`
+	Returned       []string `json:"returned"`
+	Release        string   `json:"release"`
+	Result         string   `json:"result"`
+}
+
 type negativeVector struct {
 	Name    string `json:"name"`
 	Expect  string `json:"expect"`
@@ -139,6 +162,85 @@ func session(name string, kind psi.Kind, chunk int, client, server []string, ove
 	return v
 }
 
+func privateSession(name string, kind psi.Kind, ringers, chunk, threshold int, client, server []string, overlap int) privateSessionVector {
+	v := privateSessionVector{Name: name, Kind: kind.String(), Ringers: ringers, ChunkSize: chunk, Threshold: threshold, Overlap: overlap}
+	cs, ss, vs := seed(name+" client"), seed(name+" set"), seed(name+" server")
+	v.ClientSeed, v.SetSeed, v.ServerSeed = hexs(cs[:]), hexs(ss[:]), hexs(vs[:])
+	var cd [][32]byte
+	for _, s := range client {
+		d := digest(s)
+		cd = append(cd, d)
+		v.ClientDigests = append(v.ClientDigests, hexs(d[:]))
+	}
+	set := must(psi.NewPrivateSet(psi.VectorPrivateSetConfig(psi.PrivateSetConfig{Kind: kind, Ringers: ringers, Workers: 1}, ss)))
+	for _, s := range server {
+		d := digest(s)
+		set.Add(d)
+		v.ServerDigests = append(v.ServerDigests, hexs(d[:]))
+	}
+	if err := set.Finish(); err != nil {
+		log.Fatal(err)
+	}
+	c := must(psi.NewPrivateClient(psi.VectorPrivateClientConfig(psi.PrivateClientConfig{Kind: kind, CanonVersion: 1, Workers: 1}, cs), cd))
+	s := must(psi.NewPrivateServer(psi.VectorPrivateServerConfig(psi.PrivateServerConfig{CanonVersion: 1,
+		ChunkSize: chunk, Threshold: uint32(threshold), Workers: 1}, vs), set))
+	hello := c.Hello()
+	v.ClientHello = hexs(must(hello.MarshalBinary()))
+	params := must(s.ReceiveHello(hello))
+	v.PrivateParams = hexs(must(params.MarshalBinary()))
+	if err := c.ReceiveParams(params); err != nil {
+		log.Fatal(err)
+	}
+	for {
+		ch, ok, err := s.NextServerElements()
+		if err != nil {
+			log.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		v.ServerElements = append(v.ServerElements, hexs(must(ch.MarshalBinary())))
+		if err := c.ReceiveServerElements(ch); err != nil {
+			log.Fatal(err)
+		}
+	}
+	key := must(c.ClientKey())
+	v.ClientKey = hexs(must(key.MarshalBinary()))
+	if err := s.ReceiveClientKey(key); err != nil {
+		log.Fatal(err)
+	}
+	for {
+		ch, ok, err := c.NextBlinded()
+		if err != nil {
+			log.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		v.Blinded = append(v.Blinded, hexs(must(ch.MarshalBinary())))
+		if err := s.ReceiveBlinded(ch); err != nil {
+			log.Fatal(err)
+		}
+	}
+	for {
+		ch, ok, err := c.NextReturned()
+		if err != nil {
+			log.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		v.Returned = append(v.Returned, hexs(must(ch.MarshalBinary())))
+		if err := s.ReceiveReturned(ch); err != nil {
+			log.Fatal(err)
+		}
+	}
+	rel := must(s.Release())
+	v.Release = hexs(must(rel.MarshalBinary()))
+	v.Result = must(c.ReceiveRelease(rel)).String()
+	return v
+}
+
 func negatives() []negativeVector {
 	hello := func(n uint32) string {
 		return hexs(must((&wire.ClientHello{Mode: wire.ModeExact, Kind: 1, CanonVersion: 1, ClientSize: n}).MarshalBinary()))
@@ -207,6 +309,11 @@ func main() {
 	write(dir, "session.json", []sessionVector{
 		session("email 20/28 overlap 8", psi.KindEmail, 6, client, server, 8),
 		session("phone 1/1 overlap 1", psi.KindPhone, 4096, []string{"+14155552671"}, []string{"+14155552671"}, 1),
+	})
+	write(dir, "private_session.json", []privateSessionVector{
+		privateSession("private email 20/28 overlap 8, threshold 1", psi.KindEmail, psi.DefaultRingers, 400, 1, client, server, 8),
+		privateSession("private phone 1/1 overlap 1, under the threshold", psi.KindPhone, 4, 4096, psi.DefaultThreshold,
+			[]string{"+14155552671"}, []string{"+14155552671"}, 1),
 	})
 	write(dir, "negative.json", negatives())
 }

@@ -25,3 +25,24 @@ func VectorSetConfig(cfg SetConfig, seed [32]byte) SetConfig {
 	cfg.rand = mrand.NewChaCha8(seed)
 	return cfg
 }
+
+// VectorPrivateClientConfig returns cfg drawing its randomness from
+// ChaCha8(seed).
+func VectorPrivateClientConfig(cfg PrivateClientConfig, seed [32]byte) PrivateClientConfig {
+	cfg.rand = mrand.NewChaCha8(seed)
+	return cfg
+}
+
+// VectorPrivateServerConfig returns cfg drawing its randomness (the session
+// id, then the noise) from ChaCha8(seed).
+func VectorPrivateServerConfig(cfg PrivateServerConfig, seed [32]byte) PrivateServerConfig {
+	cfg.rand = mrand.NewChaCha8(seed)
+	return cfg
+}
+
+// VectorPrivateSetConfig returns cfg drawing its randomness from
+// ChaCha8(seed).
+func VectorPrivateSetConfig(cfg PrivateSetConfig, seed [32]byte) PrivateSetConfig {
+	cfg.rand = mrand.NewChaCha8(seed)
+	return cfg
+}

@@ -141,6 +141,62 @@ func TestVectors(t *testing.T) {
 		}
 	})
 
+	t.Run("private_session", func(t *testing.T) {
+		var vs []struct {
+			Name, Kind        string
+			CS                string   `json:"client_seed"`
+			SS                string   `json:"set_seed"`
+			VS                string   `json:"server_seed"`
+			Ringers           int      `json:"ringers"`
+			ChunkSize         int      `json:"chunk_size"`
+			Threshold         uint32   `json:"threshold"`
+			ClientDigests     []string `json:"client_digests"`
+			ServerDigests     []string `json:"server_digests"`
+			Overlap           int
+			ClientHello       string   `json:"client_hello"`
+			PrivateParams     string   `json:"private_params"`
+			ServerElements    []string `json:"server_elements"`
+			ClientKey         string   `json:"client_key"`
+			Blinded, Returned []string
+			Release, Result   string
+		}
+		loadVectors(t, "private_session.json", &vs)
+		if len(vs) == 0 {
+			t.Fatal("no private-mode session vectors")
+		}
+		for _, v := range vs {
+			pv := func() privateVector {
+				kind, err := ParseKind(v.Kind)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pv := privateVector{kind: kind, overlap: v.Overlap, ringers: v.Ringers, chunk: v.ChunkSize, threshold: v.Threshold,
+					cs: seedOf(t, v.CS), ss: seedOf(t, v.SS), vs: seedOf(t, v.VS),
+					hello: unhex(t, v.ClientHello), params: unhex(t, v.PrivateParams), key: unhex(t, v.ClientKey),
+					release: unhex(t, v.Release), result: v.Result}
+				for _, d := range v.ClientDigests {
+					pv.client = append(pv.client, [32]byte(unhex(t, d)))
+				}
+				for _, d := range v.ServerDigests {
+					pv.server = append(pv.server, [32]byte(unhex(t, d)))
+				}
+				for _, l := range []struct {
+					in  []string
+					out *[][]byte
+				}{{v.ServerElements, &pv.elements}, {v.Blinded, &pv.blinded}, {v.Returned, &pv.returned}} {
+					for _, m := range l.in {
+						*l.out = append(*l.out, unhex(t, m))
+					}
+				}
+				return pv
+			}()
+			// One worker or several: the messages are the same.
+			for _, workers := range []int{1, 3} {
+				replayPrivate(t, v.Name, workers, pv)
+			}
+		}
+	})
+
 	t.Run("negative", func(t *testing.T) {
 		var vs []struct{ Name, Expect, Hello, Message string }
 		loadVectors(t, "negative.json", &vs)
@@ -175,4 +231,126 @@ func TestVectors(t *testing.T) {
 			}
 		}
 	})
+}
+
+// privateVector is one private-mode session of testdata/vectors.
+type privateVector struct {
+	kind                        Kind
+	overlap, ringers, chunk     int
+	threshold                   uint32
+	cs, ss, vs                  [32]byte
+	client, server              [][32]byte
+	hello, params, key, release []byte
+	elements, blinded, returned [][]byte
+	result                      string
+}
+
+// replayPrivate runs a private-mode session from the vector's seeds and
+// inputs, and checks every message, each side's parsing of the recorded
+// messages, and the result against the vector.
+func replayPrivate(t *testing.T, name string, workers int, v privateVector) {
+	t.Helper()
+	set := must(NewPrivateSet(PrivateSetConfig{Kind: v.kind, Ringers: v.ringers, Workers: workers, rand: mrand.NewChaCha8(v.ss)}))
+	for _, d := range v.server {
+		set.Add(d)
+	}
+	if err := set.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	c := must(NewPrivateClient(PrivateClientConfig{Kind: v.kind, CanonVersion: 1, Workers: workers, rand: mrand.NewChaCha8(v.cs)}, v.client))
+	s := must(NewPrivateServer(PrivateServerConfig{CanonVersion: 1, ChunkSize: v.chunk, Threshold: v.threshold,
+		Workers: workers, rand: mrand.NewChaCha8(v.vs)}, set))
+	check := func(what string, got, want []byte) {
+		t.Helper()
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s (%d workers): %s differs from the vector", name, workers, what)
+		}
+	}
+	// Each side reads the other's messages from the vector's bytes.
+	chunk := func(b []byte, typ wire.Type) *wire.ElementChunk {
+		t.Helper()
+		var ch wire.ElementChunk
+		if err := ch.UnmarshalBinary(b, typ); err != nil {
+			t.Fatalf("%s: %v: %v", name, typ, err)
+		}
+		return &ch
+	}
+	check("ClientHello", must(c.Hello().MarshalBinary()), v.hello)
+	var hello wire.ClientHello
+	if err := hello.UnmarshalBinary(v.hello); err != nil {
+		t.Fatal(err)
+	}
+	params := must(s.ReceiveHello(&hello))
+	check("PrivateParams", must(params.MarshalBinary()), v.params)
+	var p wire.PrivateParams
+	if err := p.UnmarshalBinary(v.params); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ReceiveParams(&p); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range v.elements {
+		ch, ok, err := s.NextServerElements()
+		if !ok || err != nil {
+			t.Fatalf("%s: the server sent fewer element chunks than the vector (%v)", name, err)
+		}
+		check("ServerElementChunk", must(ch.MarshalBinary()), want)
+		if err := c.ReceiveServerElements(chunk(want, wire.TypeServerElements)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, _ := s.NextServerElements(); ok {
+		t.Fatalf("%s: the server sent more element chunks than the vector", name)
+	}
+	key := must(c.ClientKey())
+	check("ClientKey", must(key.MarshalBinary()), v.key)
+	var k wire.ClientKey
+	if err := k.UnmarshalBinary(v.key); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReceiveClientKey(&k); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []struct {
+		what    string
+		typ     wire.Type
+		want    [][]byte
+		next    func() (*wire.ElementChunk, bool, error)
+		receive func(*wire.ElementChunk) error
+	}{
+		{"BlindedChunk", wire.TypeBlinded, v.blinded, c.NextBlinded, s.ReceiveBlinded},
+		{"ReturnedChunk", wire.TypeReturned, v.returned, c.NextReturned, s.ReceiveReturned},
+	} {
+		for _, want := range l.want {
+			ch, ok, err := l.next()
+			if !ok || err != nil {
+				t.Fatalf("%s: the client sent fewer %ss than the vector (%v)", name, l.what, err)
+			}
+			check(l.what, must(ch.MarshalBinary()), want)
+			if err := l.receive(chunk(want, l.typ)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, ok, _ := l.next(); ok {
+			t.Fatalf("%s: the client sent more %ss than the vector", name, l.what)
+		}
+	}
+	rel := must(s.Release())
+	check("PrivateRelease", must(rel.MarshalBinary()), v.release)
+	var r wire.PrivateRelease
+	if err := r.UnmarshalBinary(v.release); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.ReceiveRelease(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.String() != v.result {
+		t.Errorf("%s: result %q, want %q", name, res, v.result)
+	}
+	// The vector's session must mean what its name says: the true overlap
+	// lies in the released interval.
+	if v.overlap < res.Low || v.overlap > res.High {
+		t.Errorf("%s: true overlap %d outside the released interval %d–%d", name, v.overlap, res.Low, res.High)
+	}
 }
