@@ -385,6 +385,30 @@ func (m *meter) end(name, side string, elements int) Phase {
 
 // runInProcess runs one session with both roles in this process, every
 // message through its wire encoding, and measures each phase.
+// shipper encodes the messages of an in-process session as a transport
+// would, and counts their bytes and the time it spent.
+type shipper struct {
+	r         *Run
+	wall, cpu time.Duration
+}
+
+// ship encodes one message from one side and returns its bytes.
+func (s *shipper) ship(from psi.Sender, msg interface{ AppendBinary([]byte) ([]byte, error) }) []byte {
+	t, tc := time.Now(), cpuTime()
+	b, err := msg.AppendBinary(nil)
+	if err != nil {
+		panic(err)
+	}
+	if from == psi.FromClient {
+		s.r.ClientBytes += int64(len(b))
+	} else {
+		s.r.ServerBytes += int64(len(b))
+	}
+	s.wall += time.Since(t)
+	s.cpu += cpuTime() - tc
+	return b
+}
+
 func runInProcess(cfg Config, p Pair, rep *Report, oc psi.OpCosts) (Run, error) {
 	d := generate(cfg.Seed, p, cfg.Overlap)
 	if cfg.tamper != nil {
@@ -425,24 +449,8 @@ func runInProcess(cfg Config, p Pair, rep *Report, oc psi.OpCosts) (Run, error) 
 		return r, err
 	}
 	defer s.Close()
-	var transfer time.Duration
-	var transferCPU time.Duration
-	// ship encodes and decodes one message, as a transport would.
-	ship := func(from psi.Sender, msg interface{ AppendBinary([]byte) ([]byte, error) }) []byte {
-		t, tc := time.Now(), cpuTime()
-		b, err := msg.AppendBinary(nil)
-		if err != nil {
-			panic(err)
-		}
-		if from == psi.FromClient {
-			r.ClientBytes += int64(len(b))
-		} else {
-			r.ServerBytes += int64(len(b))
-		}
-		transfer += time.Since(t)
-		transferCPU += cpuTime() - tc
-		return b
-	}
+	sh := &shipper{r: &r}
+	ship := sh.ship
 	var hello wire.ClientHello
 	if err := hello.UnmarshalBinary(ship(psi.FromClient, c.Hello())); err != nil {
 		return r, err
@@ -547,7 +555,7 @@ func runInProcess(cfg Config, p Pair, rep *Report, oc psi.OpCosts) (Run, error) 
 		return r, err
 	}
 	add(m.end("count (decode set, merge)", "client", r.ServerPadded))
-	r.Phases = append(r.Phases, Phase{Name: "transfer (encode messages)", Side: "both", WallS: transfer.Seconds(), CPUS: transferCPU.Seconds()})
+	r.Phases = append(r.Phases, Phase{Name: "transfer (encode messages)", Side: "both", WallS: sh.wall.Seconds(), CPUS: sh.cpu.Seconds()})
 
 	r.WallS = time.Since(total).Seconds()
 	r.OnlineS = time.Since(setDone).Seconds()

@@ -144,23 +144,9 @@ func runPrivate(cfg Config, p Pair, rep *Report, oc psi.OpCosts, base time.Durat
 		return r, err
 	}
 	defer s.Close()
-	var transfer, transferCPU time.Duration
+	sh := &shipper{r: &r}
+	ship := sh.ship
 	var elemBytes int64 // server element chunks
-	ship := func(from psi.Sender, msg interface{ AppendBinary([]byte) ([]byte, error) }) []byte {
-		t, tc := time.Now(), cpuTime()
-		b, err := msg.AppendBinary(nil)
-		if err != nil {
-			panic(err)
-		}
-		if from == psi.FromClient {
-			r.ClientBytes += int64(len(b))
-		} else {
-			r.ServerBytes += int64(len(b))
-		}
-		transfer += time.Since(t)
-		transferCPU += cpuTime() - tc
-		return b
-	}
 	var hello wire.ClientHello
 	if err := hello.UnmarshalBinary(ship(psi.FromClient, c.Hello())); err != nil {
 		return r, err
@@ -282,7 +268,7 @@ func runPrivate(cfg Config, p Pair, rep *Report, oc psi.OpCosts, base time.Durat
 		return r, err
 	}
 	add(m.end("release (noise, threshold, interval; the client checks it)", "both", 1))
-	r.Phases = append(r.Phases, Phase{Name: "transfer (encode messages)", Side: "both", WallS: transfer.Seconds(), CPUS: transferCPU.Seconds()})
+	r.Phases = append(r.Phases, Phase{Name: "transfer (encode messages)", Side: "both", WallS: sh.wall.Seconds(), CPUS: sh.cpu.Seconds()})
 
 	r.WallS = time.Since(total).Seconds()
 	r.OnlineS = time.Since(setDone).Seconds()
