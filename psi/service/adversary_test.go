@@ -174,10 +174,11 @@ func TestServerKilled(t *testing.T) {
 
 	// A real client, killed after its first chunk is sent.
 	var once sync.Once
+	closed := make(chan struct{})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	_, err := cl.Match(ctx, MatchRequest{Kind: psi.KindEmail, Digests: emails(0, 1000), Progress: func(p Progress) {
-		once.Do(func() { go ts.Close() })
+		once.Do(func() { go func() { ts.Close(); close(closed) }() })
 		time.Sleep(5 * time.Millisecond)
 	}})
 	if err == nil {
@@ -188,7 +189,10 @@ func TestServerKilled(t *testing.T) {
 		t.Errorf("err = %v (%v)", err, code)
 	}
 	t.Logf("client error: %v", err)
+	// Serve returns when the listener closes; Close returns once every
+	// session has ended and written its audit row.
 	<-ts.done
+	<-closed
 	recs := ts.sessions(t)
 	if len(recs) != 1 || recs[0].Result != ResultAborted || recs[0].BudgetSpent != 1000 {
 		t.Fatalf("audit rows %+v", recs)
