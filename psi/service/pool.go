@@ -22,9 +22,12 @@ import (
 //     and psi.Server destroys it when the session ends; nothing is ever put
 //     back;
 //   - every entry remembers the snapshot it was built from, and a session
-//     takes it only if a fresh snapshot, read when the session starts, has
-//     the same digest. Otherwise the session prepares its set cold, and
-//     every entry of the kind built from another snapshot is destroyed;
+//     takes it only if that snapshot is still the current set: the source's
+//     ledger generation has not moved since (store.Store.Generation, one
+//     single-row read; the session then records the entry's snapshot), or
+//     a fresh snapshot, read when the session starts, has the same digest.
+//     Otherwise the session prepares its set cold, and every entry of the
+//     kind built from another snapshot is destroyed;
 //   - Shutdown and Close stop the pool and destroy its entries.
 //
 // One goroutine per kind refills the pool. It holds its share of the CPU
@@ -145,8 +148,21 @@ func (p *pool) warm(ctx context.Context, kind psi.Kind) (set *psi.PreparedSet, s
 		p.miss()
 		return nil, snap, false, nil
 	}
-	// A fresh snapshot, streamed without hashing: the session must use the
-	// set its consent snapshot defines, and record which snapshot that was.
+	// The session must use the set the current consent state defines, and
+	// record which snapshot that was. When the source has a ledger
+	// generation (a store.Store has) and it has not moved since an entry's
+	// snapshot, that snapshot is still the current set: one single-row
+	// read instead of the whole set.
+	if gs, ok := p.s.cfg.Sets.(generationSource); ok {
+		g, err := gs.Generation(ctx)
+		if err != nil {
+			return nil, store.SnapshotInfo{}, false, err
+		}
+		if set, snap, ok := p.takeCurrent(kp, g); ok {
+			return set, snap, true, nil
+		}
+	}
+	// A fresh snapshot, streamed without hashing.
 	snap, err = p.s.cfg.Sets.Snapshot(ctx, kind, func([32]byte) error { return nil })
 	if err != nil {
 		return nil, store.SnapshotInfo{}, false, err
@@ -166,6 +182,27 @@ func (p *pool) warm(ctx context.Context, kind psi.Kind) (set *psi.PreparedSet, s
 	}
 	p.miss()
 	return nil, snap, false, nil
+}
+
+// takeCurrent takes an entry whose snapshot saw ledger generation g, the
+// current one, if there is such an entry.
+func (p *pool) takeCurrent(kp *kindPool, g int64) (*psi.PreparedSet, store.SnapshotInfo, bool) {
+	if g == 0 {
+		return nil, store.SnapshotInfo{}, false // no generation recorded (or an empty ledger)
+	}
+	kp.mu.Lock()
+	defer kp.mu.Unlock()
+	for i, e := range kp.entries {
+		if e.snap.Generation == g {
+			kp.entries = slices.Delete(kp.entries, i, i+1)
+			p.changedLocked(kp)
+			p.wakeLocked(kp)
+			p.hits.Add(1)
+			p.s.met.poolHits.Inc()
+			return e.set, e.snap, true
+		}
+	}
+	return nil, store.SnapshotInfo{}, false
 }
 
 func (p *pool) miss() {

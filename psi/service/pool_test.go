@@ -51,7 +51,11 @@ func snapshotByVersion(t testing.TB, ts *testServer, v int64) store.SnapshotInfo
 }
 
 // A session served from the warm pool counts correctly and records the
-// fresh snapshot it read, not the one the pooled set was built from.
+// snapshot its set came from. While the store's ledger generation has not
+// moved, that is the snapshot the pooled set was built from, and the
+// session reads no set; after a change that leaves the set as it was, the
+// session reads a fresh snapshot, finds the same digest and records the
+// fresh one.
 func TestPoolWarmSession(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, seedStore(t, 2000), func(c *Config) { c.PoolSize = 1; c.PoolKinds = []psi.Kind{psi.KindEmail} })
@@ -66,8 +70,8 @@ func TestPoolWarmSession(t *testing.T) {
 	if res.Overlap != 700 || res.ServerSize != int(psi.Bucket(2000)) {
 		t.Errorf("overlap %d, bucket %d; want 700, %d", res.Overlap, res.ServerSize, psi.Bucket(2000))
 	}
-	if res.Snapshot.Version <= built.Version || res.Snapshot.Digest != built.Digest {
-		t.Errorf("session used snapshot v%d %x, pooled set built from v%d %x; want a fresher one with the same digest",
+	if res.Snapshot.Version != built.Version || res.Snapshot.Digest != built.Digest {
+		t.Errorf("session used snapshot v%d %x, pooled set built from v%d %x; want that one, the ledger being unchanged",
 			res.Snapshot.Version, res.Snapshot.Digest[:4], built.Version, built.Digest[:4])
 	}
 	if got := snapshotByVersion(t, ts, res.Snapshot.Version); got.Digest != res.Snapshot.Digest || got.Size != 2000 {
@@ -92,6 +96,28 @@ func TestPoolWarmSession(t *testing.T) {
 	}
 	// The pool refills after the session.
 	waitPool(t, ts)
+
+	// A grant to a subject who had granted already moves the generation
+	// but leaves the set as it was.
+	refilled := latestSnapshot(t, ts)
+	if _, err := ts.st.AppendConsent(t.Context(), slices.Values([]store.ConsentEvent{{Subject: "u1500", Purpose: store.AdMatching,
+		Granted: true, At: time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC), Source: "settings", TextVersion: "v1"}})); err != nil {
+		t.Fatal(err)
+	}
+	res, err = match(t, c, emails(1300, 2800))
+	if err != nil || res.Overlap != 700 {
+		t.Fatalf("after a redundant grant: overlap %d, %v; want 700", res.Overlap, err)
+	}
+	if res.Snapshot.Version <= refilled.Version || res.Snapshot.Digest != built.Digest {
+		t.Errorf("session used snapshot v%d %x, pooled set built from v%d; want a fresher one with the same digest",
+			res.Snapshot.Version, res.Snapshot.Digest[:4], refilled.Version)
+	}
+	if got := snapshotByVersion(t, ts, res.Snapshot.Version); got.Generation <= refilled.Generation {
+		t.Errorf("fresh snapshot v%d saw generation %d, the pooled set's %d", got.Version, got.Generation, refilled.Generation)
+	}
+	if st := ts.PoolStats(); st.Hits != 2 || st.Misses != 0 {
+		t.Errorf("pool stats %+v, want 2 hits", st)
+	}
 }
 
 // rawExact runs an exact-mode session with the frames of blinded, as sent

@@ -81,3 +81,44 @@ func TestScale(t *testing.T) {
 		})
 	}
 }
+
+// TestScaleWarm measures a session served from the warm pool with a real
+// SQLite store of 10^6 identifiers and a list of 10^4, first with the
+// ledger unchanged since the pool filled (the session reads the ledger
+// generation only), then after a consent event that leaves the set as it
+// was (the session reads the whole snapshot to compare digests). It runs
+// only with OVERLAP_SERVICE_SCALE=1:
+//
+//	OVERLAP_SERVICE_SCALE=1 go test ./psi/service -run TestScaleWarm -v -timeout 30m
+func TestScaleWarm(t *testing.T) {
+	if os.Getenv("OVERLAP_SERVICE_SCALE") == "" {
+		t.Skip("set OVERLAP_SERVICE_SCALE=1 to measure warm sessions at 10^4/10^6")
+	}
+	const client, server = 10_000, 1_000_000
+	st := seedBulk(t, server)
+	ts := startServer(t, st, func(c *Config) { c.PoolSize = 1; c.PoolKinds = []psi.Kind{psi.KindEmail} })
+	cl := ts.client(t, ts.addAdvertiser(t, "acme", store.Policy{}))
+	list := emails(server-client/2, server+client/2)
+	session := func(what string) {
+		t.Helper()
+		waitPool(t, ts)
+		hits := ts.PoolStats().Hits
+		res, err := cl.Match(t.Context(), MatchRequest{Kind: psi.KindEmail, Digests: list})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Overlap != client/2 || ts.PoolStats().Hits != hits+1 {
+			t.Fatalf("%s: overlap %d (want %d), pool stats %+v", what, res.Overlap, client/2, ts.PoolStats())
+		}
+		t.Logf("%s: session %.2fs wall, %.2fs to ServerParams (policy, snapshot check, pooled set)",
+			what, res.Elapsed.Seconds(), res.Phases.Params.Seconds())
+	}
+	session("warm, ledger unchanged")
+	if _, err := st.AppendConsent(t.Context(), func(yield func(store.ConsentEvent) bool) {
+		yield(store.ConsentEvent{Subject: "bulk", Purpose: store.AdMatching, Granted: true,
+			At: time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC), Source: "test", TextVersion: "v1"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	session("warm, ledger changed, set the same")
+}

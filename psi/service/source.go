@@ -23,3 +23,14 @@ type SetSource interface {
 }
 
 var _ SetSource = store.Store(nil)
+
+// generationSource is a set source that can tell, with one cheap read,
+// whether its sets may have changed since a snapshot: the snapshot's
+// Generation equals the current one only if nothing changed
+// (store.Store.Generation). The warm pool uses it to skip re-reading the
+// set at the start of a session.
+type generationSource interface {
+	Generation(ctx context.Context) (int64, error)
+}
+
+var _ generationSource = store.Store(nil)

@@ -79,6 +79,18 @@
 // serialized, so the snapshot reflects exactly the events with id <=
 // LedgerPosition.
 //
+// # The ledger generation
+//
+// [Store.Generation] reads a counter in the table ledger_generation. Row
+// triggers (SQLite) or statement triggers (PostgreSQL) on identifiers,
+// identifier_collections and consent_events move it on in the changing
+// transaction, whichever path wrote them, the store's own or plain SQL.
+// A snapshot records the generation its read transaction saw
+// ([SnapshotInfo.Generation]), so while Generation still returns that value
+// the snapshot is the current matchable set of its kind. The triggers cost
+// SQLite imports about a tenth of their speed; PostgreSQL fires them once
+// per statement.
+//
 // # Per-subject snapshots
 //
 // A private-mode session needs a set in which one subject contributes at

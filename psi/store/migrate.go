@@ -262,6 +262,58 @@ ALTER TABLE sessions ADD COLUMN epsilon_spent bigint NOT NULL DEFAULT 0 CHECK (e
 ALTER TABLE snapshots ADD COLUMN max_per_subject integer NOT NULL DEFAULT 0 CHECK (max_per_subject BETWEEN 0 AND 65536);
 `,
 	},
+	{
+		version: 4,
+		name:    "ledger generation",
+		// One counter that every change to the tables the matchable set
+		// is computed from moves on, in the changing transaction, by
+		// whichever path made the change. Equal generations mean equal
+		// matchable sets of every kind (see Store.Generation).
+		sqlite: `
+CREATE TABLE ledger_generation (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	n  INTEGER NOT NULL
+);
+INSERT INTO ledger_generation (id, n) VALUES (1, 0);
+ALTER TABLE snapshots ADD COLUMN generation INTEGER NOT NULL DEFAULT 0; -- 0: taken before this migration
+CREATE TRIGGER ledger_generation_no_delete BEFORE DELETE ON ledger_generation
+BEGIN SELECT RAISE(ABORT, 'ledger_generation keeps its row'); END;
+CREATE TRIGGER identifiers_generation_insert AFTER INSERT ON identifiers
+BEGIN UPDATE ledger_generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER identifiers_generation_update AFTER UPDATE ON identifiers
+BEGIN UPDATE ledger_generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER identifiers_generation_delete AFTER DELETE ON identifiers
+BEGIN UPDATE ledger_generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER identifier_collections_generation_insert AFTER INSERT ON identifier_collections
+BEGIN UPDATE ledger_generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER identifier_collections_generation_update AFTER UPDATE ON identifier_collections
+BEGIN UPDATE ledger_generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER identifier_collections_generation_delete AFTER DELETE ON identifier_collections
+BEGIN UPDATE ledger_generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER consent_events_generation_insert AFTER INSERT ON consent_events
+BEGIN UPDATE ledger_generation SET n = n + 1 WHERE id = 1; END;
+`,
+		postgres: `
+CREATE TABLE ledger_generation (
+	id smallint PRIMARY KEY CHECK (id = 1),
+	n  bigint NOT NULL
+);
+INSERT INTO ledger_generation (id, n) VALUES (1, 0);
+ALTER TABLE snapshots ADD COLUMN generation bigint NOT NULL DEFAULT 0;
+CREATE FUNCTION overlap_keep_generation() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'ledger_generation keeps its row'; END $$;
+CREATE TRIGGER ledger_generation_no_delete BEFORE DELETE OR TRUNCATE ON ledger_generation
+	FOR EACH STATEMENT EXECUTE FUNCTION overlap_keep_generation();
+CREATE FUNCTION overlap_bump_generation() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN UPDATE ledger_generation SET n = n + 1 WHERE id = 1; RETURN NULL; END $$;
+CREATE TRIGGER identifiers_generation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON identifiers
+	FOR EACH STATEMENT EXECUTE FUNCTION overlap_bump_generation();
+CREATE TRIGGER identifier_collections_generation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON identifier_collections
+	FOR EACH STATEMENT EXECUTE FUNCTION overlap_bump_generation();
+CREATE TRIGGER consent_events_generation AFTER INSERT OR TRUNCATE ON consent_events
+	FOR EACH STATEMENT EXECUTE FUNCTION overlap_bump_generation();
+`,
+	},
 }
 
 // latestMigration is the schema version this binary writes.

@@ -347,7 +347,7 @@ func (p *Postgres) snapshot(ctx context.Context, kind psi.Kind, maxPerSubject in
 		return SnapshotInfo{}, err
 	}
 	err := p.pool.QueryRow(ctx, sqlInsertSnapshot,
-		int16(kind), info.TakenAt, info.LedgerPosition, info.Size, info.Digest[:], int32(maxPerSubject)).Scan(&info.Version)
+		int16(kind), info.TakenAt, info.LedgerPosition, info.Size, info.Digest[:], int32(maxPerSubject), info.Generation).Scan(&info.Version)
 	if err != nil {
 		return SnapshotInfo{}, fmt.Errorf("store: snapshot: record: %w", err)
 	}
@@ -361,6 +361,9 @@ func (p *Postgres) readSnapshot(ctx context.Context, info *SnapshotInfo, fn func
 	}
 	defer rollback(ctx, tx)
 	if err := tx.QueryRow(ctx, sqlLedgerPosition).Scan(&info.LedgerPosition); err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	if err := tx.QueryRow(ctx, sqlGeneration).Scan(&info.Generation); err != nil {
 		return fmt.Errorf("store: snapshot: %w", err)
 	}
 	query, args := sqlMatchable, []any{int16(info.Kind)}
@@ -393,6 +396,15 @@ func (p *Postgres) readSnapshot(ctx context.Context, info *SnapshotInfo, fn func
 	return nil
 }
 
+// Generation implements [Store].
+func (p *Postgres) Generation(ctx context.Context) (int64, error) {
+	var n int64
+	if err := p.pool.QueryRow(ctx, sqlGeneration).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: generation: %w", err)
+	}
+	return n, nil
+}
+
 // Snapshots implements [Store].
 func (p *Postgres) Snapshots(ctx context.Context, kind psi.Kind, limit int) ([]SnapshotInfo, error) {
 	if kind != 0 {
@@ -414,7 +426,7 @@ func (p *Postgres) Snapshots(ctx context.Context, kind psi.Kind, limit int) ([]S
 			dig    []byte
 			capped int32
 		)
-		if err := rows.Scan(&si.Version, &k, &at, &si.LedgerPosition, &si.Size, &dig, &capped); err != nil {
+		if err := rows.Scan(&si.Version, &k, &at, &si.LedgerPosition, &si.Size, &dig, &capped, &si.Generation); err != nil {
 			return nil, fmt.Errorf("store: snapshots: %w", err)
 		}
 		if len(dig) != 32 {

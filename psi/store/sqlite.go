@@ -355,7 +355,7 @@ func (s *SQLite) snapshot(ctx context.Context, kind psi.Kind, maxPerSubject int,
 		return SnapshotInfo{}, err
 	}
 	err := s.w.QueryRowContext(ctx, sqlInsertSnapshot,
-		int64(kind), info.TakenAt.UnixMicro(), info.LedgerPosition, info.Size, info.Digest[:], int64(maxPerSubject)).Scan(&info.Version)
+		int64(kind), info.TakenAt.UnixMicro(), info.LedgerPosition, info.Size, info.Digest[:], int64(maxPerSubject), info.Generation).Scan(&info.Version)
 	if err != nil {
 		return SnapshotInfo{}, fmt.Errorf("store: snapshot: record: %w", err)
 	}
@@ -371,6 +371,9 @@ func (s *SQLite) readSnapshot(ctx context.Context, info *SnapshotInfo, fn func([
 	}
 	defer tx.Rollback()
 	if err := tx.QueryRowContext(ctx, sqlLedgerPosition).Scan(&info.LedgerPosition); err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, sqlGeneration).Scan(&info.Generation); err != nil {
 		return fmt.Errorf("store: snapshot: %w", err)
 	}
 	query, args := sqlMatchable, []any{int64(info.Kind)}
@@ -403,6 +406,15 @@ func (s *SQLite) readSnapshot(ctx context.Context, info *SnapshotInfo, fn func([
 	return nil
 }
 
+// Generation implements [Store].
+func (s *SQLite) Generation(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.r.QueryRowContext(ctx, sqlGeneration).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: generation: %w", err)
+	}
+	return n, nil
+}
+
 // Snapshots implements [Store].
 func (s *SQLite) Snapshots(ctx context.Context, kind psi.Kind, limit int) ([]SnapshotInfo, error) {
 	if kind != 0 {
@@ -422,7 +434,7 @@ func (s *SQLite) Snapshots(ctx context.Context, kind psi.Kind, limit int) ([]Sna
 			k, at int64
 			dig   []byte
 		)
-		if err := rows.Scan(&si.Version, &k, &at, &si.LedgerPosition, &si.Size, &dig, &si.MaxPerSubject); err != nil {
+		if err := rows.Scan(&si.Version, &k, &at, &si.LedgerPosition, &si.Size, &dig, &si.MaxPerSubject, &si.Generation); err != nil {
 			return nil, fmt.Errorf("store: snapshots: %w", err)
 		}
 		if len(dig) != 32 {

@@ -126,6 +126,7 @@ type SnapshotInfo struct {
 	Size           int64     // number of digests
 	Digest         [32]byte  // see the package doc
 	MaxPerSubject  int       // the per-subject cap it was built with (SnapshotPerSubject); 0: none
+	Generation     int64     // the ledger generation its read transaction saw (see Store.Generation); 0 before schema 4
 }
 
 // MaxSnapshotPerSubject bounds the per-subject cap of
@@ -160,6 +161,15 @@ type Store interface {
 	// of a private-mode session (SPEC.md §10.9); see the package doc. The
 	// recorded snapshot has MaxPerSubject = maxPerSubject.
 	SnapshotPerSubject(ctx context.Context, kind psi.Kind, maxPerSubject int, fn func(digest [32]byte) error) (SnapshotInfo, error)
+	// Generation returns the ledger generation: a counter that every
+	// committed change to identifiers, their collections or the consent
+	// events moves on, by triggers in the changing transaction, whichever
+	// path made it. A snapshot read when the generation was g (its
+	// SnapshotInfo.Generation) holds the current matchable set exactly
+	// while Generation still returns g, so a caller holding work derived
+	// from that snapshot may skip reading the set again. It is one
+	// single-row read.
+	Generation(ctx context.Context) (int64, error)
 	// Snapshots lists recorded snapshots of kind (0: every kind), most
 	// recent first, at most limit of them (limit <= 0: all).
 	Snapshots(ctx context.Context, kind psi.Kind, limit int) ([]SnapshotInfo, error)
@@ -357,14 +367,15 @@ const (
 		` GROUP BY 1, 2`
 
 	sqlLedgerPosition = `SELECT COALESCE(MAX(id), 0) FROM consent_events`
+	sqlGeneration     = `SELECT n FROM ledger_generation WHERE id = 1`
 
-	sqlInsertSnapshot = `INSERT INTO snapshots (kind, taken_at, ledger_position, size, digest, max_per_subject)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING version`
+	sqlInsertSnapshot = `INSERT INTO snapshots (kind, taken_at, ledger_position, size, digest, max_per_subject, generation)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING version`
 )
 
 // snapshotsQuery lists snapshots of kind $1 (0: all), newest first.
 func snapshotsQuery(limit int) string {
-	q := `SELECT version, kind, taken_at, ledger_position, size, digest, max_per_subject FROM snapshots
+	q := `SELECT version, kind, taken_at, ledger_position, size, digest, max_per_subject, generation FROM snapshots
 		WHERE $1 = 0 OR kind = $1 ORDER BY version DESC`
 	if limit > 0 {
 		q += " LIMIT " + strconv.Itoa(limit)

@@ -554,6 +554,7 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("Generation", func(t *testing.T) { testGeneration(t, open(t)) })
 	t.Run("SnapshotPerSubject", func(t *testing.T) { testSnapshotPerSubject(t, open(t)) })
 	t.Run("SnapshotPerSubjectTieByImportOrder", func(t *testing.T) { testTieByImportOrder(t, open(t)) })
 
@@ -810,4 +811,86 @@ func reference(ids []Identifier, events []ConsentEvent) (map[psi.Kind][][32]byte
 		out[kind] = sortedSet(sets[kind])
 	}
 	return out, stats.list()
+}
+
+// testGeneration checks the ledger generation: every change to the tables
+// the matchable set comes from moves it on, through the store or under it
+// in SQL, and nothing else does; a snapshot records the generation it saw.
+func testGeneration(t *testing.T, s Store) {
+	gen := func() int64 {
+		t.Helper()
+		g, err := s.Generation(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	moved := func(what string, change func()) {
+		t.Helper()
+		before := gen()
+		change()
+		if after := gen(); after <= before {
+			t.Errorf("%s: generation %d before, %d after; want it moved on", what, before, after)
+		}
+	}
+	kept := func(what string, change func()) {
+		t.Helper()
+		before := gen()
+		change()
+		if after := gen(); after != before {
+			t.Errorf("%s: generation %d before, %d after; want it unchanged", what, before, after)
+		}
+	}
+	exec := func(q string) func() {
+		return func() {
+			t.Helper()
+			if err := rawExec(t, s, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+
+	moved("import", func() {
+		mustImport(t, s, ident("u1", psi.KindEmail, "ana@example.com", Signup), ident("u2", psi.KindEmail, "bo@example.com", Profile))
+	})
+	moved("append", func() { mustAppend(t, s, wide("u1", true, t0), wide("u2", true, t0)) })
+	_, info := snap(t, s, psi.KindEmail)
+	if info.Generation != gen() {
+		t.Errorf("snapshot saw generation %d, the store is at %d", info.Generation, gen())
+	}
+	kept("a snapshot", func() { snap(t, s, psi.KindEmail) })
+	kept("a per-subject snapshot", func() {
+		if _, err := s.SnapshotPerSubject(t.Context(), psi.KindEmail, 1, func([32]byte) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	})
+	kept("an advertiser", func() {
+		if _, err := s.AddAdvertiser(t.Context(), Advertiser{Name: "gen-adv", KeyID: "genkey", KeyHash: [32]byte{1}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// Under the store, in SQL: each of these can change the matchable set.
+	moved("a security collection added in SQL", exec("INSERT INTO identifier_collections (identifier_id, collected_for) SELECT id, 'two_factor' FROM identifiers WHERE value = 'bo@example.com'"))
+	moved("a collection changed in SQL", exec("UPDATE identifier_collections SET collected_for = 'recovery' WHERE collected_for = 'two_factor'"))
+	moved("a collection deleted in SQL", exec("DELETE FROM identifier_collections WHERE collected_for = 'recovery'"))
+	moved("an identifier changed in SQL", exec("UPDATE identifiers SET digest = digest WHERE value = 'ana@example.com'"))
+	moved("a consent event inserted in SQL", func() {
+		q := "INSERT INTO consent_events (subject_id, identifier_id, purpose, granted, at, source, text_version, recorded_at) " +
+			"SELECT subject_id, NULL, 'ad_matching', %s, %s, 'sql', 'v1', %s FROM identifiers WHERE value = 'ana@example.com'"
+		if _, ok := s.(*Postgres); ok {
+			q = fmt.Sprintf(q, "false", "now()", "now()")
+		} else {
+			q = fmt.Sprintf(q, "0", "1", "1")
+		}
+		exec(q)()
+	})
+	if err := rawExec(t, s, "DELETE FROM ledger_generation"); err == nil {
+		t.Error("the generation's row could be deleted")
+	}
+	// The generation the last snapshot saw is no longer current, and the
+	// set did change: ana withdrew, bo is a two-factor address no more.
+	_, now := snap(t, s, psi.KindEmail)
+	if now.Generation == info.Generation || now.Generation != gen() {
+		t.Errorf("snapshots at generations %d and %d, store at %d", info.Generation, now.Generation, gen())
+	}
 }
