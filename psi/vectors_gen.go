@@ -116,45 +116,9 @@ func session(name string, kind psi.Kind, chunk int, client, server []string, ove
 	if err := c.ReceiveParams(params); err != nil {
 		log.Fatal(err)
 	}
-	for {
-		ch, ok, err := c.NextBlinded()
-		if err != nil {
-			log.Fatal(err)
-		}
-		if !ok {
-			break
-		}
-		v.Blinded = append(v.Blinded, hexs(must(ch.MarshalBinary())))
-		if err := s.ReceiveBlinded(ch); err != nil {
-			log.Fatal(err)
-		}
-	}
-	for {
-		ch, ok, err := s.NextEvaluated()
-		if err != nil {
-			log.Fatal(err)
-		}
-		if !ok {
-			break
-		}
-		v.Evaluated = append(v.Evaluated, hexs(must(ch.MarshalBinary())))
-		if err := c.ReceiveEvaluated(ch); err != nil {
-			log.Fatal(err)
-		}
-	}
-	for {
-		ch, ok, err := s.NextSetChunk()
-		if err != nil {
-			log.Fatal(err)
-		}
-		if !ok {
-			break
-		}
-		v.ServerSet = append(v.ServerSet, hexs(must(ch.MarshalBinary())))
-		if err := c.ReceiveSetChunk(ch); err != nil {
-			log.Fatal(err)
-		}
-	}
+	pump(&v.Blinded, c.NextBlinded, s.ReceiveBlinded)
+	pump(&v.Evaluated, s.NextEvaluated, c.ReceiveEvaluated)
+	pump(&v.ServerSet, s.NextSetChunk, c.ReceiveSetChunk)
 	res := must(c.Result())
 	if res.Overlap != overlap {
 		log.Fatalf("%s: overlap %d, want %d", name, res.Overlap, overlap)
@@ -191,54 +155,36 @@ func privateSession(name string, kind psi.Kind, ringers, chunk, threshold int, c
 	if err := c.ReceiveParams(params); err != nil {
 		log.Fatal(err)
 	}
-	for {
-		ch, ok, err := s.NextServerElements()
-		if err != nil {
-			log.Fatal(err)
-		}
-		if !ok {
-			break
-		}
-		v.ServerElements = append(v.ServerElements, hexs(must(ch.MarshalBinary())))
-		if err := c.ReceiveServerElements(ch); err != nil {
-			log.Fatal(err)
-		}
-	}
+	pump(&v.ServerElements, s.NextServerElements, c.ReceiveServerElements)
 	key := must(c.ClientKey())
 	v.ClientKey = hexs(must(key.MarshalBinary()))
 	if err := s.ReceiveClientKey(key); err != nil {
 		log.Fatal(err)
 	}
-	for {
-		ch, ok, err := c.NextBlinded()
-		if err != nil {
-			log.Fatal(err)
-		}
-		if !ok {
-			break
-		}
-		v.Blinded = append(v.Blinded, hexs(must(ch.MarshalBinary())))
-		if err := s.ReceiveBlinded(ch); err != nil {
-			log.Fatal(err)
-		}
-	}
-	for {
-		ch, ok, err := c.NextReturned()
-		if err != nil {
-			log.Fatal(err)
-		}
-		if !ok {
-			break
-		}
-		v.Returned = append(v.Returned, hexs(must(ch.MarshalBinary())))
-		if err := s.ReceiveReturned(ch); err != nil {
-			log.Fatal(err)
-		}
-	}
+	pump(&v.Blinded, c.NextBlinded, s.ReceiveBlinded)
+	pump(&v.Returned, c.NextReturned, s.ReceiveReturned)
 	rel := must(s.Release())
 	v.Release = hexs(must(rel.MarshalBinary()))
 	v.Result = must(c.ReceiveRelease(rel)).String()
 	return v
+}
+
+// pump moves every chunk next yields to receive, recording its bytes in
+// out.
+func pump[C interface{ MarshalBinary() ([]byte, error) }](out *[]string, next func() (C, bool, error), receive func(C) error) {
+	for {
+		ch, ok, err := next()
+		if err != nil {
+			log.Fatal(err)
+		}
+		if !ok {
+			return
+		}
+		*out = append(*out, hexs(must(ch.MarshalBinary())))
+		if err := receive(ch); err != nil {
+			log.Fatal(err)
+		}
+	}
 }
 
 func negatives() []negativeVector {
