@@ -392,8 +392,11 @@ type shipper struct {
 	wall, cpu time.Duration
 }
 
+// message is what a shipper ships: one SPEC.md §5 or §10.7 message.
+type message interface{ AppendBinary([]byte) ([]byte, error) }
+
 // ship encodes one message from one side and returns its bytes.
-func (s *shipper) ship(from psi.Sender, msg interface{ AppendBinary([]byte) ([]byte, error) }) []byte {
+func (s *shipper) ship(from psi.Sender, msg message) []byte {
 	t, tc := time.Now(), cpuTime()
 	b, err := msg.AppendBinary(nil)
 	if err != nil {
@@ -407,6 +410,62 @@ func (s *shipper) ship(from psi.Sender, msg interface{ AppendBinary([]byte) ([]b
 	s.wall += time.Since(t)
 	s.cpu += cpuTime() - tc
 	return b
+}
+
+// collect ships every chunk next yields, sent by from, and returns their
+// bytes for the other side.
+func collect[C message](sh *shipper, from psi.Sender, next func() (C, bool, error)) ([][]byte, error) {
+	var out [][]byte
+	for {
+		ch, ok, err := next()
+		if err != nil || !ok {
+			return out, err
+		}
+		out = append(out, sh.ship(from, ch))
+	}
+}
+
+// deliver decodes each chunk as an element chunk of type typ, as the
+// receiving side of a transport would, and hands it to receive.
+func deliver(chunks [][]byte, typ wire.Type, receive func(*wire.ElementChunk) error) error {
+	for _, b := range chunks {
+		var in wire.ElementChunk
+		if err := in.UnmarshalBinary(b, typ); err != nil {
+			return err
+		}
+		if err := receive(&in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// relay ships each element chunk next yields, sent by from, and delivers
+// it at once, streaming as a transport would. It returns the bytes shipped.
+func relay(sh *shipper, from psi.Sender, typ wire.Type, next func() (*wire.ElementChunk, bool, error), receive func(*wire.ElementChunk) error) (int64, error) {
+	var n int64
+	for {
+		ch, ok, err := next()
+		if err != nil || !ok {
+			return n, err
+		}
+		b := sh.ship(from, ch)
+		n += int64(len(b))
+		if err := deliver([][]byte{b}, typ, receive); err != nil {
+			return n, err
+		}
+	}
+}
+
+// addHashBlind adds the client's measured hash-and-blind phase ph as two
+// phases, name+"hash" and name+"blind", split by the wall time of each
+// pass (hash, blind) over n identifiers.
+func addHashBlind(add func(Phase), ph Phase, name string, hash, blind time.Duration, n int) {
+	share := hash.Seconds() / (hash + blind).Seconds()
+	add(Phase{Name: name + "hash", Side: "client", WallS: hash.Seconds(), CPUS: ph.CPUS * share, Elements: n,
+		PerSec: float64(n) / hash.Seconds(), PeakHeap: ph.PeakHeap})
+	add(Phase{Name: name + "blind", Side: "client", WallS: blind.Seconds(), CPUS: ph.CPUS * (1 - share), Elements: n,
+		PerSec: float64(n) / blind.Seconds(), PeakHeap: ph.PeakHeap})
 }
 
 func runInProcess(cfg Config, p Pair, rep *Report, oc psi.OpCosts) (Run, error) {
@@ -469,74 +528,35 @@ func runInProcess(cfg Config, p Pair, rep *Report, oc psi.OpCosts) (Run, error) 
 
 	// Client: hash and blind. Server: evaluate.
 	m = startMeter()
-	var blinded [][]byte
-	for {
-		ch, ok, err := c.NextBlinded()
-		if err != nil {
-			return r, err
-		}
-		if !ok {
-			break
-		}
-		blinded = append(blinded, ship(psi.FromClient, ch))
+	blinded, err := collect(sh, psi.FromClient, c.NextBlinded)
+	if err != nil {
+		return r, err
 	}
-	ph := m.end("hash and blind", "client", p.Client)
 	ct := c.Timings()
-	// Split the measured phase between its two passes by their wall time.
-	hashShare := ct.Hash.Seconds() / (ct.Hash + ct.Blind).Seconds()
-	add(Phase{Name: "hash", Side: "client", WallS: ct.Hash.Seconds(), CPUS: ph.CPUS * hashShare, Elements: p.Client,
-		PerSec: float64(p.Client) / ct.Hash.Seconds(), PeakHeap: ph.PeakHeap})
-	add(Phase{Name: "blind", Side: "client", WallS: ct.Blind.Seconds(), CPUS: ph.CPUS * (1 - hashShare), Elements: p.Client,
-		PerSec: float64(p.Client) / ct.Blind.Seconds(), PeakHeap: ph.PeakHeap})
+	addHashBlind(add, m.end("hash and blind", "client", p.Client), "", ct.Hash, ct.Blind, p.Client)
 
 	m = startMeter()
-	for _, b := range blinded {
-		var in wire.ElementChunk
-		if err := in.UnmarshalBinary(b, wire.TypeBlinded); err != nil {
-			return r, err
-		}
-		if err := s.ReceiveBlinded(&in); err != nil {
-			return r, err
-		}
-	}
-	var evaluated [][]byte
-	for {
-		ch, ok, err := s.NextEvaluated()
-		if err != nil {
-			return r, err
-		}
-		if !ok {
-			break
-		}
-		evaluated = append(evaluated, ship(psi.FromServer, ch))
+	if err := deliver(blinded, wire.TypeBlinded, s.ReceiveBlinded); err != nil {
+		return r, err
 	}
 	blinded = nil
+	evaluated, err := collect(sh, psi.FromServer, s.NextEvaluated)
+	if err != nil {
+		return r, err
+	}
 	add(m.end("evaluate (check, multiply, shuffle)", "server", p.Client))
 
 	m = startMeter()
-	for _, b := range evaluated {
-		var in wire.ElementChunk
-		if err := in.UnmarshalBinary(b, wire.TypeEvaluated); err != nil {
-			return r, err
-		}
-		if err := c.ReceiveEvaluated(&in); err != nil {
-			return r, err
-		}
+	if err := deliver(evaluated, wire.TypeEvaluated, c.ReceiveEvaluated); err != nil {
+		return r, err
 	}
 	evaluated = nil
 	add(m.end("unblind (check, multiply, tag, sort)", "client", p.Client))
 
 	m = startMeter()
-	var setChunks [][]byte
-	for {
-		ch, ok, err := s.NextSetChunk()
-		if err != nil {
-			return r, err
-		}
-		if !ok {
-			break
-		}
-		setChunks = append(setChunks, ship(psi.FromServer, ch))
+	setChunks, err := collect(sh, psi.FromServer, s.NextSetChunk)
+	if err != nil {
+		return r, err
 	}
 	add(m.end("Golomb-code the set", "server", r.ServerPadded))
 

@@ -146,7 +146,6 @@ func runPrivate(cfg Config, p Pair, rep *Report, oc psi.OpCosts, base time.Durat
 	defer s.Close()
 	sh := &shipper{r: &r}
 	ship := sh.ship
-	var elemBytes int64 // server element chunks
 	var hello wire.ClientHello
 	if err := hello.UnmarshalBinary(ship(psi.FromClient, c.Hello())); err != nil {
 		return r, err
@@ -165,23 +164,9 @@ func runPrivate(cfg Config, p Pair, rep *Report, oc psi.OpCosts, base time.Durat
 
 	// The server's elements, streamed; the client raises each to its key.
 	m = startMeter()
-	for {
-		ch, ok, err := s.NextServerElements()
-		if err != nil {
-			return r, err
-		}
-		if !ok {
-			break
-		}
-		b := ship(psi.FromServer, ch)
-		elemBytes += int64(len(b))
-		var in wire.ElementChunk
-		if err := in.UnmarshalBinary(b, wire.TypeServerElements); err != nil {
-			return r, err
-		}
-		if err := c.ReceiveServerElements(&in); err != nil {
-			return r, err
-		}
+	elemBytes, err := relay(sh, psi.FromServer, wire.TypeServerElements, s.NextServerElements, c.ReceiveServerElements)
+	if err != nil {
+		return r, err
 	}
 	add(m.end("client: raise server elements (check, multiply, duplicate check, shuffle)", "client", r.ServerPadded))
 
@@ -201,34 +186,16 @@ func runPrivate(cfg Config, p Pair, rep *Report, oc psi.OpCosts, base time.Durat
 
 	// The client's own list: hash and blind. Then the server raises it.
 	m = startMeter()
-	var blinded [][]byte
-	for {
-		ch, ok, err := c.NextBlinded()
-		if err != nil {
-			return r, err
-		}
-		if !ok {
-			break
-		}
-		blinded = append(blinded, ship(psi.FromClient, ch))
+	blinded, err := collect(sh, psi.FromClient, c.NextBlinded)
+	if err != nil {
+		return r, err
 	}
-	ph := m.end("client: hash and blind", "client", p.Client)
 	ct := c.Timings()
-	hashShare := ct.Hash.Seconds() / (ct.Hash + ct.Blind).Seconds()
-	add(Phase{Name: "client: hash", Side: "client", WallS: ct.Hash.Seconds(), CPUS: ph.CPUS * hashShare, Elements: p.Client,
-		PerSec: float64(p.Client) / ct.Hash.Seconds(), PeakHeap: ph.PeakHeap})
-	add(Phase{Name: "client: blind", Side: "client", WallS: ct.Blind.Seconds(), CPUS: ph.CPUS * (1 - hashShare), Elements: p.Client,
-		PerSec: float64(p.Client) / ct.Blind.Seconds(), PeakHeap: ph.PeakHeap})
+	addHashBlind(add, m.end("client: hash and blind", "client", p.Client), "client: ", ct.Hash, ct.Blind, p.Client)
 
 	m = startMeter()
-	for _, b := range blinded {
-		var in wire.ElementChunk
-		if err := in.UnmarshalBinary(b, wire.TypeBlinded); err != nil {
-			return r, err
-		}
-		if err := s.ReceiveBlinded(&in); err != nil {
-			return r, err
-		}
+	if err := deliver(blinded, wire.TypeBlinded, s.ReceiveBlinded); err != nil {
+		return r, err
 	}
 	blinded = nil
 	add(m.end("server: evaluate (check, multiply, duplicate check)", "server", p.Client))
@@ -236,21 +203,8 @@ func runPrivate(cfg Config, p Pair, rep *Report, oc psi.OpCosts, base time.Durat
 	// The client returns the raised elements; the server checks them,
 	// makes the ringer check and counts.
 	m = startMeter()
-	for {
-		ch, ok, err := c.NextReturned()
-		if err != nil {
-			return r, err
-		}
-		if !ok {
-			break
-		}
-		var in wire.ElementChunk
-		if err := in.UnmarshalBinary(ship(psi.FromClient, ch), wire.TypeReturned); err != nil {
-			return r, err
-		}
-		if err := s.ReceiveReturned(&in); err != nil {
-			return r, err
-		}
+	if _, err := relay(sh, psi.FromClient, wire.TypeReturned, c.NextReturned, s.ReceiveReturned); err != nil {
+		return r, err
 	}
 	add(m.end("server: check returned elements, ringer check, count", "server", r.ServerPadded))
 
