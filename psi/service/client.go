@@ -149,6 +149,15 @@ type MatchRequest struct {
 	Progress func(Progress)
 }
 
+// progress returns the request's progress callback, or one that does
+// nothing.
+func (r MatchRequest) progress() func(Progress) {
+	if r.Progress == nil {
+		return func(Progress) {}
+	}
+	return r.Progress
+}
+
 // Progress reports a session's progress.
 type Progress struct {
 	// Exact mode: "sending" (blinding and sending), "receiving"
@@ -199,13 +208,9 @@ func (c *Client) Match(ctx context.Context, req MatchRequest) (MatchResult, erro
 		return MatchResult{}, err
 	}
 	defer pc.Close()
-	progress := req.Progress
-	if progress == nil {
-		progress = func(Progress) {}
-	}
+	progress := req.progress()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	in0, out0 := c.wireIn.Load(), c.wireOut.Load()
 	var res MatchResult
 	tr := &res.Traffic
 
@@ -320,21 +325,30 @@ func (c *Client) Match(ctx context.Context, req MatchRequest) (MatchResult, erro
 	res.Result = r
 	res.Elapsed = time.Since(start)
 	res.Phases.Receive = res.Elapsed - res.Phases.Params - res.Phases.Send
-	tr.WireBytesSent, tr.WireBytesReceived = c.wireOut.Load()-out0, c.wireIn.Load()-in0
+	st.countWire()
 	return res, nil
 }
 
 // stream is the Match stream of one session, with the session's traffic.
 type stream struct {
-	st   *connect.BidiStreamForClient[pb.MatchRequest, pb.MatchResponse]
-	tr   *Traffic
-	snap Snapshot
+	st        *connect.BidiStreamForClient[pb.MatchRequest, pb.MatchResponse]
+	tr        *Traffic
+	snap      Snapshot
+	c         *Client
+	in0, out0 int64 // the client's wire counters when the stream opened
 }
 
 func (c *Client) open(ctx context.Context, tr *Traffic) *stream {
+	in0, out0 := c.wireIn.Load(), c.wireOut.Load()
 	st := c.rpc.Match(ctx)
 	c.authorize(st.RequestHeader())
-	return &stream{st: st, tr: tr}
+	return &stream{st: st, tr: tr, c: c, in0: in0, out0: out0}
+}
+
+// countWire records in the traffic the TCP payload bytes each way since
+// the stream opened.
+func (s *stream) countWire() {
+	s.tr.WireBytesSent, s.tr.WireBytesReceived = s.c.wireOut.Load()-s.out0, s.c.wireIn.Load()-s.in0
 }
 
 func (s *stream) close() { s.st.CloseResponse() }

@@ -42,13 +42,9 @@ func (c *Client) MatchPrivate(ctx context.Context, req MatchRequest) (PrivateMat
 		return PrivateMatchResult{}, err
 	}
 	defer pc.Close()
-	progress := req.Progress
-	if progress == nil {
-		progress = func(Progress) {}
-	}
+	progress := req.progress()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	in0, out0 := c.wireIn.Load(), c.wireOut.Load()
 	var res PrivateMatchResult
 	tr := &res.Traffic
 
@@ -151,6 +147,6 @@ func (c *Client) MatchPrivate(ctx context.Context, req MatchRequest) (PrivateMat
 	}
 	res.Result = r
 	res.Elapsed = time.Since(start)
-	tr.WireBytesSent, tr.WireBytesReceived = c.wireOut.Load()-out0, c.wireIn.Load()-in0
+	st.countWire()
 	return res, nil
 }
