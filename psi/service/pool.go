@@ -361,12 +361,8 @@ func (p *pool) prepareOne(kind psi.Kind) (*psi.PreparedSet, store.SnapshotInfo, 
 			s.cpu.Release(s.workers)
 		}
 	}()
-	set, err := psi.NewSet(psi.SetConfig{Kind: kind, Workers: int(s.workers)})
-	if err != nil {
-		return nil, store.SnapshotInfo{}, err
-	}
 	n := 0
-	snap, err := s.cfg.Sets.Snapshot(p.ctx, kind, func(d [32]byte) error {
+	return s.encodeSet(p.ctx, kind, func() error {
 		if n++; n%poolYieldEvery == 0 && !p.mayRun() {
 			s.cpu.Release(s.workers)
 			held = false
@@ -378,18 +374,8 @@ func (p *pool) prepareOne(kind psi.Kind) (*psi.PreparedSet, store.SnapshotInfo, 
 			}
 			held = true
 		}
-		set.Add(d)
 		return nil
 	})
-	if err == nil {
-		err = set.Finish()
-	}
-	if err != nil {
-		set.Destroy()
-		return nil, store.SnapshotInfo{}, err
-	}
-	s.met.setElements.Add(float64(snap.Size))
-	return set, snap, nil
 }
 
 // WaitPool waits until the warm pool holds Config.PoolSize prepared sets of

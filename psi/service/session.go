@@ -315,8 +315,8 @@ func (s *Server) sendChunks(ss *session, next func() (*wire.ElementChunk, bool, 
 }
 
 // prepare returns the set of kind for one session and the snapshot it
-// came from: a prepared set from the warm pool if one was built from a
-// snapshot with the digest of a fresh one (pool.go), else the matchable set
+// came from: a prepared set from the warm pool if its snapshot is still
+// the current set (pool.go), else the matchable set
 // encoded now from a fresh snapshot, holding the session's share of the
 // CPU workers.
 func (s *Server) prepare(ctx context.Context, kind psi.Kind) (*psi.PreparedSet, store.SnapshotInfo, error) {
@@ -327,11 +327,29 @@ func (s *Server) prepare(ctx context.Context, kind psi.Kind) (*psi.PreparedSet, 
 		return nil, store.SnapshotInfo{}, err
 	}
 	defer s.cpu.Release(s.workers)
+	set, snap, err := s.encodeSet(ctx, kind, nil)
+	if err != nil {
+		return nil, store.SnapshotInfo{}, err
+	}
+	s.pool.observe(kind, snap)
+	return set, snap, nil
+}
+
+// encodeSet encodes the matchable set of kind from a fresh snapshot into
+// a new single-use prepared set. before, if not nil, runs before each
+// digest is added; an error from it stops the encoding (the pool yields
+// the workers to sessions there).
+func (s *Server) encodeSet(ctx context.Context, kind psi.Kind, before func() error) (*psi.PreparedSet, store.SnapshotInfo, error) {
 	set, err := psi.NewSet(psi.SetConfig{Kind: kind, Workers: int(s.workers)})
 	if err != nil {
 		return nil, store.SnapshotInfo{}, err
 	}
 	snap, err := s.cfg.Sets.Snapshot(ctx, kind, func(d [32]byte) error {
+		if before != nil {
+			if err := before(); err != nil {
+				return err
+			}
+		}
 		set.Add(d)
 		return nil
 	})
@@ -343,7 +361,6 @@ func (s *Server) prepare(ctx context.Context, kind psi.Kind) (*psi.PreparedSet, 
 		return nil, store.SnapshotInfo{}, err
 	}
 	s.met.setElements.Add(float64(snap.Size))
-	s.pool.observe(kind, snap)
 	return set, snap, nil
 }
 
