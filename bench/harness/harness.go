@@ -468,20 +468,49 @@ func addHashBlind(add func(Phase), ph Phase, name string, hash, blind time.Durat
 		PerSec: float64(n) / blind.Seconds(), PeakHeap: ph.PeakHeap})
 }
 
-func runInProcess(cfg Config, p Pair, rep *Report, oc psi.OpCosts) (Run, error) {
+// inProcessRun is the bookkeeping an in-process run keeps: its Run, its
+// clocks and the peak heap of its phases.
+type inProcessRun struct {
+	r        *Run
+	total    time.Time
+	totalCPU time.Duration
+	peak     uint64
+}
+
+// startInProcess generates the data of one in-process run of mode at p
+// (tampered with by tests that ask), fills in r's description of the run
+// and starts its clocks.
+func startInProcess(cfg Config, p Pair, mode string, r *Run) (*data, *inProcessRun) {
 	d := generate(cfg.Seed, p, cfg.Overlap)
 	if cfg.tamper != nil {
 		cfg.tamper(d)
 	}
 	runtime.GC()
-	r := Run{Mode: "in-process", Client: p.Client, Server: p.Server, TrueOverlap: d.overlap}
-	total := time.Now()
-	totalCPU := cpuTime()
-	var peak uint64
-	add := func(ph Phase) {
-		r.Phases = append(r.Phases, ph)
-		peak = max(peak, ph.PeakHeap)
-	}
+	*r = Run{Mode: mode, Client: p.Client, Server: p.Server, TrueOverlap: d.overlap}
+	b := &inProcessRun{r: r}
+	b.total, b.totalCPU = time.Now(), cpuTime()
+	return d, b
+}
+
+// add records one phase.
+func (b *inProcessRun) add(ph Phase) {
+	b.r.Phases = append(b.r.Phases, ph)
+	b.peak = max(b.peak, ph.PeakHeap)
+}
+
+// end stops the clocks: wall and CPU time since the start, online time
+// since setDone, and the peak heap.
+func (b *inProcessRun) end(setDone time.Time) {
+	b.r.WallS = time.Since(b.total).Seconds()
+	b.r.OnlineS = time.Since(setDone).Seconds()
+	b.r.CPUS = (cpuTime() - b.totalCPU).Seconds()
+	b.r.PeakHeapBytes = b.peak
+}
+
+func runInProcess(cfg Config, p Pair, rep *Report, oc psi.OpCosts) (Run, error) {
+	var r Run
+	d, b := startInProcess(cfg, p, "in-process", &r)
+	add := b.add
 
 	// Server: encode its set (a pool would do this ahead of the session).
 	m := startMeter()
@@ -577,11 +606,8 @@ func runInProcess(cfg Config, p Pair, rep *Report, oc psi.OpCosts) (Run, error) 
 	add(m.end("count (decode set, merge)", "client", r.ServerPadded))
 	r.Phases = append(r.Phases, Phase{Name: "transfer (encode messages)", Side: "both", WallS: sh.wall.Seconds(), CPUS: sh.cpu.Seconds()})
 
-	r.WallS = time.Since(total).Seconds()
-	r.OnlineS = time.Since(setDone).Seconds()
-	r.CPUS = (cpuTime() - totalCPU).Seconds()
+	b.end(setDone)
 	r.Counted = res.Overlap
-	r.PeakHeapBytes = peak
 	if r.Counted != r.TrueOverlap {
 		return r, fmt.Errorf("%w: client %d, server %d: counted %d, true overlap %d",
 			ErrWrongCount, p.Client, p.Server, r.Counted, r.TrueOverlap)

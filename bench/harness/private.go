@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"math/big"
-	"runtime"
 	"time"
 
 	"filippo.io/edwards25519"
@@ -100,19 +99,9 @@ func measureBaseMult(n int) time.Duration {
 // process, every message through its wire encoding, and measures each
 // phase (SPEC.md §10.1).
 func runPrivate(cfg Config, p Pair, rep *Report, oc psi.OpCosts, base time.Duration) (Run, error) {
-	d := generate(cfg.Seed, p, cfg.Overlap)
-	if cfg.tamper != nil {
-		cfg.tamper(d)
-	}
-	runtime.GC()
-	r := Run{Mode: ModePrivate, Client: p.Client, Server: p.Server, TrueOverlap: d.overlap}
-	total := time.Now()
-	totalCPU := cpuTime()
-	var peak uint64
-	add := func(ph Phase) {
-		r.Phases = append(r.Phases, ph)
-		peak = max(peak, ph.PeakHeap)
-	}
+	var r Run
+	d, b := startInProcess(cfg, p, ModePrivate, &r)
+	add := b.add
 
 	// Server: encode its set, with ringers (a pool could do this ahead of
 	// the session, SPEC.md §10.3).
@@ -224,10 +213,7 @@ func runPrivate(cfg Config, p Pair, rep *Report, oc psi.OpCosts, base time.Durat
 	add(m.end("release (noise, threshold, interval; the client checks it)", "both", 1))
 	r.Phases = append(r.Phases, Phase{Name: "transfer (encode messages)", Side: "both", WallS: sh.wall.Seconds(), CPUS: sh.cpu.Seconds()})
 
-	r.WallS = time.Since(total).Seconds()
-	r.OnlineS = time.Since(setDone).Seconds()
-	r.CPUS = (cpuTime() - totalCPU).Seconds()
-	r.PeakHeapBytes = peak
+	b.end(setDone)
 	if err := checkPrivate(&r, res); err != nil {
 		return r, err
 	}
