@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -222,11 +223,7 @@ func advertisersList(c *cli.Context) error {
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "name\tkey id\tcert name\tmodes\tmin list\tmax list\tbudget\tused\tε budget\tε used\tstatus")
 	for _, a := range list {
-		used, err := st.BudgetUsed(c.Context, a.ID, window, now)
-		if err != nil {
-			return err
-		}
-		eps, err := st.EpsilonUsed(c.Context, a.ID, window, now)
+		used, eps, err := spent(c.Context, st, a.ID, window, now)
 		if err != nil {
 			return err
 		}
@@ -340,11 +337,7 @@ func advertisersBudget(c *cli.Context) error {
 		return err
 	}
 	window, now := c.Duration(budgetWindowFlag.Name), time.Now()
-	used, err := st.BudgetUsed(c.Context, a.ID, window, now)
-	if err != nil {
-		return err
-	}
-	eps, err := st.EpsilonUsed(c.Context, a.ID, window, now)
+	used, eps, err := spent(c.Context, st, a.ID, window, now)
 	if err != nil {
 		return err
 	}
@@ -377,4 +370,16 @@ func advertisersBudget(c *cli.Context) error {
 	}
 	fmt.Fprintf(w, "private session:  ε %s%s%s\n", store.FormatEpsilon(cost), costNote, sessionsLeft(privacy-eps, cost))
 	return nil
+}
+
+// spent returns what an advertiser spent in the window ending at now:
+// identifiers and micro-ε.
+func spent(ctx context.Context, st store.Store, advertiser int64, window time.Duration, now time.Time) (ids, eps int64, err error) {
+	if ids, err = st.BudgetUsed(ctx, advertiser, window, now); err != nil {
+		return 0, 0, err
+	}
+	if eps, err = st.EpsilonUsed(ctx, advertiser, window, now); err != nil {
+		return 0, 0, err
+	}
+	return ids, eps, nil
 }
