@@ -679,7 +679,7 @@ func TestPrivateClientRejectsBadMessages(t *testing.T) {
 }
 
 // Two sessions over the same inputs share no server element: fresh keys
-// and ringers (SECURITY.md, Protocol 3). The server's elements are
+// and ringers (SECURITY.md, "What every side checks"). The server's elements are
 // shuffled, ringers included, and so are the client's.
 func TestPrivateSessionsAreFreshAndShuffled(t *testing.T) {
 	_, server := sets(mrand.New(mrand.NewPCG(39, 40)), 0, 200, 0)

@@ -148,7 +148,7 @@ func TestDuplicatesInTheListCountOnce(t *testing.T) {
 }
 
 // Two sessions over the same inputs share no encoded element: fresh keys
-// and salts (SECURITY.md, Protocol 3).
+// and salts (SECURITY.md, "What every side checks").
 func TestSessionsShareNoElement(t *testing.T) {
 	client, server := sets(mrand.New(mrand.NewPCG(7, 8)), 200, 300, 50)
 	var a, b transcript

@@ -15,8 +15,7 @@ import (
 // The goodness-of-fit tests draw from a seeded ChaCha8 stream, a fast
 // unbiased source, so they are deterministic; crypto/rand is only faster to
 // exhaust, not different in kind. They draw 10^6 samples per distribution
-// by default; OVERLAP_DP_DRAWS sets another number (the CI default is the
-// 10^6 of SECURITY.md).
+// by default; OVERLAP_DP_DRAWS sets another number.
 func draws(t testing.TB) int {
 	if s := os.Getenv("OVERLAP_DP_DRAWS"); s != "" {
 		n, err := strconv.Atoi(s)
