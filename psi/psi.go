@@ -18,11 +18,14 @@
 //	unblind: H(x)^b = (H(x)^ab)^(1/a)
 //	count tags found in the set
 //
-// What each party learns, for an honest client: the client learns |X ∩ Y|
-// and N, the size of Y rounded up to a public bucket (SPEC.md §4.5); the
-// server learns |X|. A client that deviates from the protocol can learn which
-// of its elements matched (SPEC.md §8.2); the private mode of a later
-// version removes that.
+// What each party learns in exact mode: the client learns |X ∩ Y| and N, the
+// size of Y rounded up to a public bucket (SPEC.md §4.5); the server learns
+// |X|. Since the client chooses X, an exact count is a membership test of
+// what X holds, and a client that deviates from the protocol learns which of
+// its elements matched (SPEC.md §8.2). Private mode (SPEC.md §10,
+// [PrivateClient] and [PrivateServer]), where the server counts and releases
+// a differentially private count, is the mode that holds against such a
+// client.
 //
 // The package does no I/O: the roles consume and produce the messages of
 // package wire, and a transport moves them. Both roles work chunk by chunk,
