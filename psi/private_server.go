@@ -125,18 +125,10 @@ func (s *PrivateServer) ReceiveHello(h *wire.ClientHello) (*wire.PrivateParams, 
 	if s.state != privServerAwaitHello {
 		return nil, fmt.Errorf("%w: hello received twice", ErrState)
 	}
-	switch {
-	case h.Mode != wire.ModePrivate:
-		return nil, s.fail(fmt.Errorf("%w: mode %v is not served by this private-mode session", ErrParams, h.Mode))
-	case Kind(h.Kind) != s.set.kind:
-		return nil, s.fail(fmt.Errorf("%w: client asks for kind %v, this session serves %v", ErrParams, Kind(h.Kind), s.set.kind))
-	case h.CanonVersion != s.cfg.CanonVersion || h.CanonFlags != s.cfg.CanonFlags:
-		return nil, s.fail(fmt.Errorf("%w: canonicalization v%d flags %#x, server uses v%d flags %#x",
-			ErrParams, h.CanonVersion, h.CanonFlags, s.cfg.CanonVersion, s.cfg.CanonFlags))
-	case h.ClientSize < s.cfg.MinClientSize:
-		return nil, s.fail(fmt.Errorf("%w: list of %d identifiers is below the minimum of %d", ErrParams, h.ClientSize, s.cfg.MinClientSize))
-	case h.ClientSize > s.cfg.MaxClientSize:
-		return nil, s.fail(fmt.Errorf("%w: list of %d identifiers is above the maximum of %d", ErrParams, h.ClientSize, s.cfg.MaxClientSize))
+	limits := HelloLimits{Mode: wire.ModePrivate, Kind: s.set.kind, CanonVersion: s.cfg.CanonVersion, CanonFlags: s.cfg.CanonFlags,
+		MinClientSize: s.cfg.MinClientSize, MaxClientSize: s.cfg.MaxClientSize}
+	if err := limits.Check(h); err != nil {
+		return nil, s.fail(err)
 	}
 	m := s.cfg.Mechanism
 	num, den := m.EpsilonFraction()

@@ -54,7 +54,7 @@ func runPrivate(t testing.TB, cc PrivateClientConfig, sc PrivateServerConfig, cl
 	if err != nil {
 		return PrivateResult{}, err
 	}
-	res, _, err := RunLocalPrivate(c, s, nil)
+	res, err := runLocalPrivate(c, s, nil)
 	return res, err
 }
 
@@ -170,7 +170,7 @@ func TestPrivateBelowThresholdRevealsNothing(t *testing.T) {
 		c := must(NewPrivateClient(PrivateClientConfig{Kind: KindEmail}, client))
 		s := must(NewPrivateServer(PrivateServerConfig{noise: fixedNoise(tc.noise)}, preparePrivate(t, KindEmail, server, 8, unpadded)))
 		var release []byte
-		res, _, err := RunLocalPrivate(c, s, func(from Sender, b []byte) {
+		res, err := runLocalPrivate(c, s, func(from Sender, b []byte) {
 			if wire.Type(b[1]) == wire.TypePrivateRelease {
 				release = bytes.Clone(b)
 			}
@@ -524,17 +524,19 @@ func TestPrivateServerPolicy(t *testing.T) {
 		name  string
 		hello wire.ClientHello
 		want  string
+		check string
 	}{
-		{"exact mode", wire.ClientHello{Mode: wire.ModeExact, Kind: 1, CanonVersion: 1, ClientSize: 500}, "mode exact"},
-		{"too small", wire.ClientHello{Mode: wire.ModePrivate, Kind: 1, CanonVersion: 1, ClientSize: 99}, "below the minimum of 100"},
-		{"too large", wire.ClientHello{Mode: wire.ModePrivate, Kind: 1, CanonVersion: 1, ClientSize: 1001}, "above the maximum of 1000"},
-		{"wrong canon", wire.ClientHello{Mode: wire.ModePrivate, Kind: 1, CanonVersion: 2, ClientSize: 500}, "canonicalization"},
-		{"wrong kind", wire.ClientHello{Mode: wire.ModePrivate, Kind: 2, CanonVersion: 1, ClientSize: 500}, "kind phone"},
+		{"exact mode", wire.ClientHello{Mode: wire.ModeExact, Kind: 1, CanonVersion: 1, ClientSize: 500}, "mode exact", CheckMode},
+		{"too small", wire.ClientHello{Mode: wire.ModePrivate, Kind: 1, CanonVersion: 1, ClientSize: 99}, "below the minimum of 100", CheckMinListSize},
+		{"too large", wire.ClientHello{Mode: wire.ModePrivate, Kind: 1, CanonVersion: 1, ClientSize: 1001}, "above the maximum of 1000", CheckMaxListSize},
+		{"wrong canon", wire.ClientHello{Mode: wire.ModePrivate, Kind: 1, CanonVersion: 2, ClientSize: 500}, "canonicalization", CheckCanonicalization},
+		{"wrong kind", wire.ClientHello{Mode: wire.ModePrivate, Kind: 2, CanonVersion: 1, ClientSize: 500}, "kind phone", CheckKind},
 	} {
 		s := must(NewPrivateServer(cfg, preparePrivate(t, KindEmail, server, 4, unpadded)))
 		_, err := s.ReceiveHello(&tc.hello)
-		if !errors.Is(err, ErrParams) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want ErrParams mentioning %q", tc.name, err, tc.want)
+		var he *HelloError
+		if !errors.Is(err, ErrParams) || !strings.Contains(err.Error(), tc.want) || !errors.As(err, &he) || he.Check != tc.check {
+			t.Errorf("%s: %v, want ErrParams mentioning %q from check %q", tc.name, err, tc.want, tc.check)
 		}
 		if s.Disclosed() {
 			t.Errorf("%s: a refused session disclosed elements", tc.name)
@@ -786,7 +788,9 @@ func TestPrivateSecretsDoNotPrint(t *testing.T) {
 	check() // the release is computed and waiting
 }
 
-func ExampleRunLocalPrivate() {
+// A private-mode session with both roles in one process, over a Pipe; a
+// service runs the same Run and Serve over its network stream.
+func ExamplePrivateClient_Run() {
 	var list, users [][32]byte
 	for i := range 500 {
 		list = append(list, digest(fmt.Sprintf("customer-%d@example.com", i)))
@@ -801,8 +805,24 @@ func ExampleRunLocalPrivate() {
 	}
 	set.Finish()
 	server, _ := NewPrivateServer(PrivateServerConfig{}, set)
+	defer server.Close()
 	client, _ := NewPrivateClient(PrivateClientConfig{Kind: KindEmail}, list)
-	res, _, err := RunLocalPrivate(client, server, nil)
+	defer client.Close()
+
+	cc, sc := Pipe()
+	go func() {
+		// The platform reads the hello, checks its policy, then serves.
+		hello, err := RecvHello(sc)
+		if err == nil {
+			err = server.Serve(sc, hello, nil)
+		}
+		if err != nil {
+			sc.Close()
+			return
+		}
+		sc.CloseSend()
+	}()
+	res, err := client.Run(cc, nil)
 	if err != nil {
 		panic(err)
 	}

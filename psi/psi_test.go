@@ -54,7 +54,7 @@ type transcript struct {
 	blinded, evaluated, set [][]byte
 }
 
-// run plays a whole session with RunLocal and records its messages in tr.
+// run plays a whole session with runLocal and records its messages in tr.
 func run(t testing.TB, cc ClientConfig, sc ServerConfig, client [][32]byte, set *PreparedSet, tr *transcript) (Result, error) {
 	t.Helper()
 	c, err := NewClient(cc, client)
@@ -65,7 +65,7 @@ func run(t testing.TB, cc ClientConfig, sc ServerConfig, client [][32]byte, set 
 	if err != nil {
 		return Result{}, err
 	}
-	res, _, err := RunLocal(c, s, func(_ Sender, b []byte) {
+	res, err := runLocal(c, s, func(_ Sender, b []byte) {
 		if tr == nil {
 			return
 		}
@@ -312,17 +312,19 @@ func TestServerPolicy(t *testing.T) {
 		name  string
 		hello wire.ClientHello
 		want  string
+		check string
 	}{
-		{"too small", wire.ClientHello{Mode: wire.ModeExact, Kind: 1, CanonVersion: 1, ClientSize: 99}, "below the minimum of 100"},
-		{"too large", wire.ClientHello{Mode: wire.ModeExact, Kind: 1, CanonVersion: 1, ClientSize: 1001}, "above the maximum of 1000"},
-		{"wrong canon", wire.ClientHello{Mode: wire.ModeExact, Kind: 1, CanonVersion: 2, ClientSize: 500}, "canonicalization"},
-		{"private mode", wire.ClientHello{Mode: wire.ModePrivate, Kind: 1, CanonVersion: 1, ClientSize: 500}, "mode private"},
-		{"wrong kind", wire.ClientHello{Mode: wire.ModeExact, Kind: 2, CanonVersion: 1, ClientSize: 500}, "kind phone"},
+		{"too small", wire.ClientHello{Mode: wire.ModeExact, Kind: 1, CanonVersion: 1, ClientSize: 99}, "below the minimum of 100", CheckMinListSize},
+		{"too large", wire.ClientHello{Mode: wire.ModeExact, Kind: 1, CanonVersion: 1, ClientSize: 1001}, "above the maximum of 1000", CheckMaxListSize},
+		{"wrong canon", wire.ClientHello{Mode: wire.ModeExact, Kind: 1, CanonVersion: 2, ClientSize: 500}, "canonicalization", CheckCanonicalization},
+		{"private mode", wire.ClientHello{Mode: wire.ModePrivate, Kind: 1, CanonVersion: 1, ClientSize: 500}, "mode private", CheckMode},
+		{"wrong kind", wire.ClientHello{Mode: wire.ModeExact, Kind: 2, CanonVersion: 1, ClientSize: 500}, "kind phone", CheckKind},
 	} {
 		s := must(NewServer(cfg, prepare(t, KindEmail, server)))
 		_, err := s.ReceiveHello(&tc.hello)
-		if !errors.Is(err, ErrParams) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want ErrParams mentioning %q", tc.name, err, tc.want)
+		var he *HelloError
+		if !errors.Is(err, ErrParams) || !strings.Contains(err.Error(), tc.want) || !errors.As(err, &he) || he.Check != tc.check {
+			t.Errorf("%s: %v, want ErrParams mentioning %q from check %q", tc.name, err, tc.want, tc.check)
 		}
 	}
 	// A prepared set serves one session.
