@@ -208,135 +208,50 @@ func (c *Client) Match(ctx context.Context, req MatchRequest) (MatchResult, erro
 		return MatchResult{}, err
 	}
 	defer pc.Close()
-	progress := req.progress()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var res MatchResult
-	tr := &res.Traffic
-
-	st := c.open(ctx, tr)
+	st := c.open(ctx, &res.Traffic)
 	defer st.close()
-	send, receive := st.send, st.receive
-	hello, _ := pc.Hello().MarshalBinary()
-	m, err := st.start(hello)
-	if err != nil {
-		return res, err
-	}
+	var sent time.Duration
+	st.closed = func() { sent = time.Since(start) }
+	r, err := pc.Run(st, req.hooks(func() { res.Phases.Params = time.Since(start) }))
 	res.SessionID, res.Snapshot = st.sessionID(), st.snap
-	var params wire.ServerParams
-	if err := params.UnmarshalBinary(m.Frame); err != nil {
-		return res, fmt.Errorf("%w: ServerParams: %v", psi.ErrPeer, err)
-	}
-	if err := pc.ReceiveParams(&params); err != nil {
-		return res, err
-	}
-	res.Phases.Params = time.Since(start)
-
-	// Blind the next chunk while this one is sent.
-	type item struct {
-		frame []byte
-		count int
-		err   error
-	}
-	chunks := make(chan item, 1)
-	go func() {
-		defer close(chunks)
-		for {
-			ch, ok, err := pc.NextBlinded()
-			if err != nil || !ok {
-				if err != nil {
-					chunks <- item{err: err}
-				}
-				return
-			}
-			b, err := ch.MarshalBinary()
-			select {
-			case chunks <- item{frame: b, count: ch.Count(), err: err}:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	n, sent := pc.Size(), 0
-	for it := range chunks {
-		if err == nil {
-			switch {
-			case it.err != nil:
-				err = it.err
-			default:
-				err = send(it.frame)
-				sent += it.count
-				progress(Progress{Phase: "sending", Done: sent, Total: n})
-			}
-			if err != nil {
-				cancel() // stops the blinding goroutine; the loop drains it
-			}
-		}
-	}
-	if err != nil {
-		return res, err
-	}
-	if err := st.st.CloseRequest(); err != nil {
-		return res, err
-	}
-	res.Phases.Send = time.Since(start) - res.Phases.Params
-
-	got := 0
-	for {
-		m, err := receive()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return res, err
-		}
-		t, err := wire.PeekType(m.Frame)
-		if err != nil {
-			return res, fmt.Errorf("%w: %v", psi.ErrPeer, err)
-		}
-		switch t {
-		case wire.TypeEvaluated:
-			var ch wire.ElementChunk
-			if err := ch.UnmarshalBinary(m.Frame, wire.TypeEvaluated); err != nil {
-				return res, fmt.Errorf("%w: %v", psi.ErrPeer, err)
-			}
-			if err := pc.ReceiveEvaluated(&ch); err != nil {
-				return res, err
-			}
-			got += ch.Count()
-			progress(Progress{Phase: "receiving", Done: got, Total: n})
-		case wire.TypeServerSet:
-			var ch wire.SetChunk
-			if err := ch.UnmarshalBinary(m.Frame); err != nil {
-				return res, fmt.Errorf("%w: %v", psi.ErrPeer, err)
-			}
-			if err := pc.ReceiveSetChunk(&ch); err != nil {
-				return res, err
-			}
-			progress(Progress{Phase: "counting", Done: int(ch.Seq) + 1, Total: 0})
-		default:
-			return res, fmt.Errorf("%w: unexpected %v", psi.ErrPeer, t)
-		}
-	}
-	r, err := pc.Result()
 	if err != nil {
 		return res, err
 	}
 	res.Result = r
 	res.Elapsed = time.Since(start)
-	res.Phases.Receive = res.Elapsed - res.Phases.Params - res.Phases.Send
+	res.Phases.Send = sent - res.Phases.Params
+	res.Phases.Receive = res.Elapsed - sent
 	st.countWire()
 	return res, nil
 }
 
-// stream is the Match stream of one session, with the session's traffic.
+// hooks returns the session hooks that report the request's progress and
+// call params when the parameters are accepted.
+func (r MatchRequest) hooks(params func()) *psi.Hooks {
+	progress := r.progress()
+	return &psi.Hooks{Progress: func(phase string, done, total int) {
+		if phase == "params" {
+			params()
+			return
+		}
+		progress(Progress{Phase: phase, Done: done, Total: total})
+	}}
+}
+
+// stream is the Match stream of one session, with the session's traffic:
+// the psi.Conn the session's sequence runs over.
 type stream struct {
 	st        *connect.BidiStreamForClient[pb.MatchRequest, pb.MatchResponse]
 	tr        *Traffic
 	snap      Snapshot
+	received  bool   // the first response arrived
+	closed    func() // if not nil, told when the request side closes
 	c         *Client
 	in0, out0 int64 // the client's wire counters when the stream opened
 }
+
+var _ psi.Conn = (*stream)(nil)
 
 func (c *Client) open(ctx context.Context, tr *Traffic) *stream {
 	in0, out0 := c.wireIn.Load(), c.wireOut.Load()
@@ -355,9 +270,9 @@ func (s *stream) close() { s.st.CloseResponse() }
 
 func (s *stream) sessionID() string { return s.st.ResponseHeader().Get("Overlap-Session") }
 
-// send sends one frame. When the server has ended the stream, the error is
+// Send sends one frame. When the server has ended the stream, the error is
 // the one the server sent.
-func (s *stream) send(frame []byte) error {
+func (s *stream) Send(frame []byte) error {
 	s.tr.FrameBytesSent += int64(len(frame))
 	s.tr.Messages++
 	if err := s.st.Send(&pb.MatchRequest{Frame: frame}); err != nil {
@@ -372,32 +287,32 @@ func (s *stream) send(frame []byte) error {
 	return nil
 }
 
-func (s *stream) receive() (*pb.MatchResponse, error) {
+// Recv receives one frame. The first response must carry the consent
+// snapshot (SPEC.md §11); it is kept in s.snap.
+func (s *stream) Recv() ([]byte, error) {
 	m, err := s.st.Receive()
 	if err != nil {
 		return nil, broken(err)
 	}
 	s.tr.FrameBytesReceived += int64(len(m.Frame))
 	s.tr.Messages++
-	return m, nil
+	if !s.received {
+		s.received = true
+		if m.Snapshot == nil || len(m.Snapshot.Digest) != 32 {
+			return nil, fmt.Errorf("%w: the first response carries no consent snapshot (SPEC.md §11)", psi.ErrPeer)
+		}
+		s.snap = Snapshot{Version: m.Snapshot.Version, TakenAt: time.UnixMicro(m.Snapshot.TakenAtUnixMicros).UTC()}
+		copy(s.snap.Digest[:], m.Snapshot.Digest)
+	}
+	return m.Frame, nil
 }
 
-// start sends the hello and returns the first response, which must carry
-// the consent snapshot (SPEC.md §11); it is kept in s.snap.
-func (s *stream) start(hello []byte) (*pb.MatchResponse, error) {
-	if err := s.send(hello); err != nil {
-		return nil, err
+// CloseSend closes the request side.
+func (s *stream) CloseSend() error {
+	if s.closed != nil {
+		s.closed()
 	}
-	m, err := s.receive()
-	if err != nil {
-		return nil, err
-	}
-	if m.Snapshot == nil || len(m.Snapshot.Digest) != 32 {
-		return nil, fmt.Errorf("%w: the first response carries no consent snapshot (SPEC.md §11)", psi.ErrPeer)
-	}
-	s.snap = Snapshot{Version: m.Snapshot.Version, TakenAt: time.UnixMicro(m.Snapshot.TakenAtUnixMicros).UTC()}
-	copy(s.snap.Digest[:], m.Snapshot.Digest)
-	return m, nil
+	return s.st.CloseRequest()
 }
 
 // ErrBroken reports a session whose connection broke before it finished:
