@@ -246,6 +246,9 @@ func (r *rejectReporter) err() error {
 		e.out = r.outPath
 		return withHint(e, "the rejected rows are in %s (%s); fix them and run again", r.outPath, r.reasons())
 	}
+	if r.n > rejectsListed {
+		return withHint(e, "the first %d rejected rows are listed above (%s); pass --rejects OUT to write all %d to a file", rejectsListed, r.reasons(), r.n)
+	}
 	return withHint(e, "the rejected rows are listed above (%s); pass --rejects OUT to write them to a file", r.reasons())
 }
 
