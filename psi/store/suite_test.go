@@ -558,6 +558,7 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 
+	runLedgerSuite(t, open)
 	t.Run("Generation", func(t *testing.T) { testGeneration(t, open(t)) })
 	t.Run("SnapshotPerSubject", func(t *testing.T) { testSnapshotPerSubject(t, open(t)) })
 	t.Run("SnapshotPerSubjectTieByImportOrder", func(t *testing.T) { testTieByImportOrder(t, open(t)) })
