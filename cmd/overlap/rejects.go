@@ -25,9 +25,9 @@ import (
 //   - --rejects OUT writes every rejected row to OUT as CSV "line,reason"
 //     (",value" with the row as read, only with --rejects-with-values); OUT
 //     is created 0600 and must not exist;
-//   - --strict stops at the first rejected row, before any work is done
-//     with the file (an import imports nothing, match contacts no server);
-//     --max-rejects N stops at the Nth;
+//   - --strict stops at the first rejected row (match contacts no server;
+//     an import does not commit the chunk holding the row); --max-rejects N
+//     stops at the Nth;
 //   - otherwise the command does its work on the valid rows, prints its
 //     summary, and then fails with a *rejectedError: "overlap: error: N rows
 //     of FILE rejected", exit status 3 (exitRejected).
@@ -70,7 +70,7 @@ var (
 	}
 	strictFlag = &cli.BoolFlag{
 		Name:  "strict",
-		Usage: "stop at the first rejected row, with its line and reason, before doing any work with the file",
+		Usage: "stop at the first rejected row, with its line and reason: match before it contacts the platform, an import before it commits the chunk holding the row",
 	}
 	// rejectFlags are the flags of every command that reads rows.
 	rejectFlags = []cli.Flag{maxRejectsFlag, strictFlag, rejectsFlag, rejectsWithValuesFlag}
