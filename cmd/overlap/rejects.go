@@ -66,7 +66,7 @@ var (
 	}
 	rejectsWithValuesFlag = &cli.BoolFlag{
 		Name:  "rejects-with-values",
-		Usage: "with --rejects: add a value column with each rejected row as read (it holds identifiers)",
+		Usage: "with --rejects: add a value column with each rejected row as read (it holds identifiers; empty for a row the store refused)",
 	}
 	strictFlag = &cli.BoolFlag{
 		Name:  "strict",

@@ -61,7 +61,11 @@ type StopError struct {
 }
 
 func (e *StopError) Error() string {
-	return fmt.Sprintf("idfile: stopped at line %d: %s (%d rows rejected)", e.Reject.Line, e.Reject.Reason, e.Rejected)
+	n := "1 row"
+	if e.Rejected != 1 {
+		n = fmt.Sprintf("%d rows", e.Rejected)
+	}
+	return fmt.Sprintf("idfile: stopped at line %d: %s (%s rejected)", e.Reject.Line, e.Reject.Reason, n)
 }
 
 func (e *StopError) Unwrap() error { return ErrTooManyRejects }
