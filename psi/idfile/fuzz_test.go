@@ -2,6 +2,7 @@ package idfile
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -313,6 +314,30 @@ func FuzzObjectFields(f *testing.F) {
 		}
 		if other != (len(m) > n) {
 			t.Fatalf("other = %v with %d keys, %d known", other, len(m), n)
+		}
+	})
+}
+
+// FuzzSplitCSVLine checks the one-line CSV parser against encoding/csv on
+// lines without line breaks: the same fields when both accept the line, and
+// a reason exactly when encoding/csv fails.
+func FuzzSplitCSVLine(f *testing.F) {
+	for _, s := range []string{`a,b`, `"a,b",c`, `"a""b",`, `a"b`, `"a"b`, `"a`, `"a""`, `""`, `,`, `"",""`, `x,"y"`, `"é",ü`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		if line == "" || strings.ContainsAny(line, "\r\n") {
+			return
+		}
+		got, reason := splitCSVLine([]byte(line), nil)
+		cr := csv.NewReader(strings.NewReader(line))
+		cr.FieldsPerRecord = -1
+		want, err := cr.Read()
+		if (reason != "") != (err != nil) {
+			t.Fatalf("reason %q, encoding/csv: %v", reason, err)
+		}
+		if err == nil && !slices.Equal(got, want) {
+			t.Fatalf("fields %q, encoding/csv %q", got, want)
 		}
 	})
 }

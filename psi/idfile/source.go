@@ -225,6 +225,11 @@ func (c *csvReader) next() (rec []string, line int, raw []byte, reason string, e
 
 // blankCSVLine reports whether a line holds only whitespace and commas.
 func blankCSVLine(b []byte) bool {
+	for _, c := range b {
+		if c < utf8.RuneSelf && c != ',' && c != ' ' && (c < '\t' || c > '\r') {
+			return false // an ASCII byte that is neither a comma nor white space
+		}
+	}
 	return isBlank(strings.ReplaceAll(string(b), ",", ""))
 }
 
@@ -232,50 +237,54 @@ func blankCSVLine(b []byte) bool {
 // field is either unquoted, without any '"', or quoted from its first byte
 // to a closing '"' followed by a comma or the end of the line, with '""' for
 // a quote inside. It appends the fields to fields, or returns a reason code
-// for a malformed line.
-func splitCSVLine(b []byte, fields []string) ([]string, string) {
+// for a malformed line. The fields share one string allocation, as those
+// of encoding/csv do.
+func splitCSVLine(line []byte, fields []string) ([]string, string) {
+	s := string(line)
 	for {
-		if len(b) == 0 || b[0] != '"' {
-			i := bytes.IndexByte(b, ',')
-			f := b
+		if len(s) == 0 || s[0] != '"' {
+			i := strings.IndexByte(s, ',')
+			f := s
 			if i >= 0 {
-				f = b[:i]
+				f = s[:i]
 			}
-			if bytes.IndexByte(f, '"') >= 0 {
+			if strings.IndexByte(f, '"') >= 0 {
 				return fields, reasonBadQuote
 			}
-			fields = append(fields, string(f))
+			fields = append(fields, f)
 			if i < 0 {
 				return fields, ""
 			}
-			b = b[i+1:]
+			s = s[i+1:]
 			continue
 		}
-		// A quoted field.
-		var sb []byte
-		i := 1
+		// A quoted field: s[1:i] up to its closing quote, with "" for ".
+		i, doubled := 1, false
 		for {
-			j := bytes.IndexByte(b[i:], '"')
+			j := strings.IndexByte(s[i:], '"')
 			if j < 0 {
 				return fields, reasonUnterminatedQuote
 			}
-			sb = append(sb, b[i:i+j]...)
-			i += j + 1
-			if i < len(b) && b[i] == '"' { // "" is a quote
-				sb = append(sb, '"')
-				i++
+			i += j
+			if i+1 < len(s) && s[i+1] == '"' {
+				i, doubled = i+2, true
 				continue
 			}
 			break
 		}
-		fields = append(fields, string(sb))
+		f := s[1:i]
+		if doubled {
+			f = strings.ReplaceAll(f, `""`, `"`)
+		}
+		fields = append(fields, f)
+		i++ // past the closing quote
 		switch {
-		case i == len(b):
+		case i == len(s):
 			return fields, ""
-		case b[i] != ',':
+		case s[i] != ',':
 			return fields, reasonBadQuote // text after the closing quote
 		}
-		b = b[i+1:]
+		s = s[i+1:]
 	}
 }
 
