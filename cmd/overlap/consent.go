@@ -115,6 +115,10 @@ func consentEvent(c *cli.Context, grant bool) error {
 
 // consentHint adds the fix to an error of consent grant or withdraw.
 func consentHint(err error, e store.ConsentEvent) error {
+	var re *store.RowError
+	if errors.As(err, &re) {
+		err = re.Err // one event: its row number says nothing
+	}
 	switch {
 	case errors.Is(err, store.ErrUnknownSubject):
 		return withHint(err, "check --subject (subjects match exactly, case included); a subject needs an identifier imported with overlap ids import before consent events")

@@ -144,7 +144,7 @@ func ledgerImport[R, T any](c *cli.Context, example, desc string, reader rowRead
 	var re *store.RowError
 	if strict && errors.As(err, &re) {
 		rep.add(idfile.Reject{Line: lines.line(re.Row), Reason: re.Reason()})
-		storeStrict = withHint(fmt.Errorf("%s:%d: %s: %w", path, lines.line(re.Row), re.Reason(), err),
+		storeStrict = withHint(fmt.Errorf("%s:%d: %s: %w", path, lines.line(re.Row), re.Reason(), re.Err),
 			"--strict stops at the first rejected row: fix it, or drop --strict to use the other rows")
 		err = nil
 	}

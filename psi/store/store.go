@@ -263,7 +263,9 @@ type RowError struct {
 	reason string
 }
 
-func (e *RowError) Error() string { return fmt.Sprintf("store: row %d: %v", e.Row, e.Err) }
+func (e *RowError) Error() string {
+	return fmt.Sprintf("store: row %d: %s", e.Row, strings.TrimPrefix(e.Err.Error(), "store: "))
+}
 func (e *RowError) Unwrap() error { return e.Err }
 
 // Reason is a stable code for why the row was refused: unknown_subject,
