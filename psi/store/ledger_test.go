@@ -112,6 +112,27 @@ func runLedgerSuite(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("IdenticalEventsOnce", func(t *testing.T) {
+		s := open(t)
+		mustImport(t, s, ident("u1", psi.KindEmail, "ana@example.com", Signup))
+		e := scoped("u1", psi.KindEmail, "ana@example.com", true, t0)
+		other := e
+		other.Source = "app" // differs in one field: a new event
+		res, err := s.AppendConsent(t.Context(), slices.Values([]ConsentEvent{e, e, other, wide("u1", false, t0)}), ImportOptions{})
+		if want := (ImportResult{Read: 4, Inserted: 3, Unchanged: 1}); err != nil || res != want {
+			t.Errorf("AppendConsent = %+v, %v; want %+v", res, err, want)
+		}
+		// The tie at t0 goes to the last recorded: the withdrawal.
+		wantSnapshot(t, s, psi.KindEmail)
+		// Appending e again records nothing, so it does not move ahead of
+		// the withdrawal.
+		res, err = s.AppendConsent(t.Context(), slices.Values([]ConsentEvent{e}), ImportOptions{})
+		if want := (ImportResult{Read: 1, Unchanged: 1}); err != nil || res != want {
+			t.Errorf("AppendConsent again = %+v, %v; want %+v", res, err, want)
+		}
+		wantSnapshot(t, s, psi.KindEmail)
+	})
+
 	t.Run("InterruptedChunkedImportRerun", func(t *testing.T) {
 		ids, events := genData(3, 400)
 		// One uninterrupted run.
