@@ -39,7 +39,8 @@ func advertisersCommand() *cli.Command {
 				ArgsUsage: "NAME",
 				Description: "Creates an API key ovl_<id>_<secret> (256 random bits) and prints it once on\n" +
 					"stdout; the store keeps only its SHA-256 (a random key of that strength needs no\n" +
-					"slow password hash). --key-file writes it to a file (mode 0600) instead. With\n" +
+					"slow password hash). --key-file writes it to a new file (mode 0600) instead; an\n" +
+					"existing file is refused, never overwritten. With\n" +
 					"--cert-name, a TLS client certificate whose CN or a SAN equals the name also\n" +
 					"authenticates the advertiser (overlap serve --client-ca).\n\n" +
 					"A new advertiser is served private mode only (SPEC.md §10): the platform counts\n" +
@@ -50,7 +51,7 @@ func advertisersCommand() *cli.Command {
 				Flags: []cli.Flag{dbFlag,
 					&cli.StringFlag{Name: "cert-name", Usage: "client certificate CN or SAN that authenticates this advertiser"},
 					&cli.BoolFlag{Name: "no-key", Usage: "create no API key (client certificate only; needs --cert-name)"},
-					&cli.StringFlag{Name: "key-file", Usage: "write the API key to this file (mode 0600) instead of stdout"},
+					&cli.StringFlag{Name: "key-file", Usage: "write the API key to this new file (created 0600; it must not exist) instead of stdout"},
 					advAddModesFlag, advMinListFlag, advMaxListFlag, advBudgetFlag, advPrivacyBudgetFlag, advPrivacyCostFlag},
 				Action: advertisersAdd,
 			},
@@ -179,6 +180,21 @@ func advertisersAdd(c *cli.Context) error {
 	} else if a.CertName == "" {
 		return withHint(errors.New("an advertiser needs an API key or a certificate name"), "drop --no-key, or pass --cert-name")
 	}
+	// The key file is created before the advertiser, so that a file that
+	// exists already stops the command before a key nobody can see is
+	// stored.
+	var keyFile *os.File
+	if f := c.String("key-file"); f != "" && a.KeyID != "" {
+		if keyFile, err = createKeyFile(f); err != nil {
+			return err
+		}
+		defer func() {
+			if keyFile != nil { // not written: the advertiser was not added
+				keyFile.Close()
+				os.Remove(f)
+			}
+		}()
+	}
 	st, err := openStore(c)
 	if err != nil {
 		return err
@@ -197,15 +213,38 @@ func advertisersAdd(c *cli.Context) error {
 		return nil
 	}
 	if f := c.String("key-file"); f != "" {
-		if err := os.WriteFile(f, []byte(key.Reveal()+"\n"), 0o600); err != nil {
-			return err
+		_, err := keyFile.WriteString(key.Reveal() + "\n")
+		if err = errors.Join(err, keyFile.Sync(), keyFile.Close()); err != nil {
+			keyFile = nil
+			return withHint(fmt.Errorf("writing the API key to %s: %w", f, err),
+				"the advertiser was added but its key is lost; revoke it (overlap advertisers revoke %s) and add one under another name", a.Name)
 		}
+		keyFile = nil
 		fmt.Fprintf(c.App.ErrWriter, "overlap: API key written to %s; it is not stored and cannot be shown again\n", f)
 		return nil
 	}
 	fmt.Fprintln(out, key.Reveal())
 	fmt.Fprintln(c.App.ErrWriter, "overlap: this API key is shown once and not stored; give it to the advertiser (overlap match --api-key)")
 	return nil
+}
+
+// createKeyFile creates path for an API key: mode 0600 whatever the umask,
+// and never over an existing file (O_EXCL), which may hold another key.
+func createKeyFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil, withHint(fmt.Errorf("key file %s already exists", path),
+			"pass a new path to --key-file; an existing file is never overwritten, since it may hold another advertiser's key")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating the key file: %w", err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("creating the key file: %w", err)
+	}
+	return f, nil
 }
 
 func advertisersList(c *cli.Context) error {

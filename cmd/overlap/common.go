@@ -2,11 +2,9 @@ package main
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"os"
 	"slices"
 	"strings"
@@ -45,11 +43,16 @@ var maxRejectsFlag = &cli.IntFlag{
 	Usage: "stop with an error after this many rejected rows (0: no limit)",
 }
 
+// openStore opens the --db store and prints what it fixed on opening
+// (database files readable by others) as warnings on stderr.
 func openStore(c *cli.Context) (store.Store, error) {
 	dsn := c.String(dbFlag.Name)
 	st, err := store.Open(c.Context, dsn)
 	if err != nil {
 		return nil, withHint(err, "pass --db PATH for a SQLite file or --db postgres://USER@HOST/DB for PostgreSQL")
+	}
+	for _, w := range st.Warnings() {
+		fmt.Fprintf(c.App.ErrWriter, "overlap: warning: %s\n", w)
 	}
 	return st, nil
 }
@@ -163,96 +166,7 @@ func (p *rejectPrinter) summary() {
 	}
 }
 
-// readAll turns a push-style reader into a sequence for the store, so one
-// transaction can consume a file as it is read. If reading fails, cancel is
-// called before the sequence ends, so the store's transaction rolls back
-// instead of committing what was read so far.
-func readAll[T any](cancel context.CancelFunc, read func(yield func(T) bool) error, errp *error) func(func(T) bool) {
-	return func(yield func(T) bool) {
-		if err := read(yield); err != nil {
-			*errp = err
-			cancel()
-		}
-	}
-}
-
 var errStopped = errors.New("stopped")
-
-// rowReader is the shape of idfile.ReadRows and idfile.ReadConsent.
-type rowReader[R any] func(io.Reader, idfile.ListFormat, ident.Options, func(R) error, func(idfile.Reject)) (idfile.RowsResult, error)
-
-// importFile streams the one FILE argument through read into write, which
-// must consume it in one store transaction: rejected rows are reported and
-// skipped; a read error, or reaching --max-rejects, rolls everything back.
-func importFile[R, T any](c *cli.Context, example, desc string, reader rowReader[R], conv func(R) T,
-	write func(context.Context, store.Store, iter.Seq[T]) (string, error)) error {
-	if c.NArg() != 1 {
-		return withHint(fmt.Errorf("%s takes one FILE", strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ")), "%s", example)
-	}
-	path := c.Args().First()
-	opts, err := identOptions(c)
-	if err != nil {
-		return err
-	}
-	format, err := fileFormat(c, path)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	in, finish, err := openInput(path, desc, c.App.ErrWriter)
-	if err != nil {
-		return err
-	}
-	defer finish()
-
-	rejects := &rejectPrinter{w: c.App.ErrWriter, file: path}
-	maxRejects := c.Int(maxRejectsFlag.Name)
-	start := time.Now()
-	ctx, cancel := context.WithCancel(c.Context)
-	defer cancel()
-	var readErr error
-	var read idfile.RowsResult
-	rows := readAll(cancel, func(yield func(T) bool) error {
-		var err error
-		read, err = readFn(reader, in, format, opts, conv, yield, func(r idfile.Reject) {
-			rejects.add(r)
-			if maxRejects > 0 && rejects.n >= maxRejects {
-				cancel()
-			}
-		})
-		if err == nil && maxRejects > 0 && rejects.n >= maxRejects {
-			err = fmt.Errorf("%d rows rejected, the limit set by --max-rejects", rejects.n)
-		}
-		return err
-	}, &readErr)
-	summary, err := write(ctx, st, rows)
-	finish()
-	rejects.summary()
-	if readErr != nil {
-		return fmt.Errorf("reading %s: %w (nothing was imported)", path, readErr)
-	}
-	if err != nil {
-		return fmt.Errorf("importing %s: %w (nothing was imported)", path, err)
-	}
-	fmt.Fprintf(c.App.Writer, "%s: %d rows read, %s, %d rejected (%.1fs)\n",
-		path, read.Rows, summary, read.Rejected, time.Since(start).Seconds())
-	return nil
-}
-
-// readFn adapts a row reader to a sequence of converted values.
-func readFn[R, T any](read rowReader[R], in io.Reader, format idfile.ListFormat, opts ident.Options,
-	conv func(R) T, yield func(T) bool, onReject func(idfile.Reject)) (idfile.RowsResult, error) {
-	return read(in, format, opts, func(r R) error {
-		if !yield(conv(r)) {
-			return errStopped
-		}
-		return nil
-	}, onReject)
-}
 
 // identifierOf and eventOf map reader rows to store rows.
 func identifierOf(r idfile.Row) store.Identifier {

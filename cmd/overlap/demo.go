@@ -140,7 +140,7 @@ func seedDemo(c *cli.Context, st store.Store, data string) error {
 			}
 			return nil
 		}, func(r idfile.Reject) { readErr = fmt.Errorf("sample identifiers line %d: %s", r.Line, r.Reason) })
-	})
+	}, store.ImportOptions{})
 	if err = errors.Join(readErr, err); err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func seedDemo(c *cli.Context, st store.Store, data string) error {
 		return err
 	}
 	defer g.Close()
-	n, err := st.AppendConsent(c.Context, func(yield func(store.ConsentEvent) bool) {
+	ev, err := st.AppendConsent(c.Context, func(yield func(store.ConsentEvent) bool) {
 		_, readErr = idfile.ReadConsent(g, idfile.FormatCSV, opts, func(r idfile.ConsentRow) error {
 			if !yield(store.ConsentEvent{Subject: r.Subject, Kind: r.Kind, Value: r.Identifier.Canonical,
 				Purpose: r.Purpose, Granted: r.Granted, At: r.At, Source: r.Source, TextVersion: r.TextVersion}) {
@@ -159,11 +159,11 @@ func seedDemo(c *cli.Context, st store.Store, data string) error {
 			}
 			return nil
 		}, func(r idfile.Reject) { readErr = fmt.Errorf("sample consent line %d: %s", r.Line, r.Reason) })
-	})
+	}, store.ImportOptions{})
 	if err = errors.Join(readErr, err); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "  %d consent events appended\n", n)
+	fmt.Fprintf(out, "  %d consent events appended\n", ev.Inserted)
 	return nil
 }
 

@@ -24,11 +24,12 @@ func idsCommand() *cli.Command {
 				ArgsUsage: "FILE",
 				Description: "Reads rows of subject, kind (email, phone, id), value and collected_for\n" +
 					"(signup, profile, two_factor, recovery, login_alert, imported), canonicalizes\n" +
-					"each value (SPEC.md §7) and imports them in one transaction. Rejected rows are\n" +
-					"reported with their line numbers and the rest are imported; importing the same\n" +
+					"each value (SPEC.md §7) and imports them. Rejected rows are reported with their\n" +
+					"line numbers and the rest are imported; the summary reads \"R rows read, I\n" +
+					"imported, P already present, J rejected\" with R = I + P + J. Importing the same\n" +
 					"file twice changes nothing. Identifiers collected for two_factor, recovery or\n" +
-					"login_alert are stored but never become matchable.",
-				Flags:  []cli.Flag{dbFlag, regionFlag, formatFlag, maxRejectsFlag},
+					"login_alert are stored but never become matchable.\n\n" + importHelp + "\n\n" + exitStatusHelp,
+				Flags:  append([]cli.Flag{dbFlag, regionFlag, formatFlag}, rejectFlags...),
 				Action: idsImport,
 			},
 			{
@@ -42,11 +43,13 @@ func idsCommand() *cli.Command {
 }
 
 func idsImport(c *cli.Context) error {
-	return importFile(c, "overlap ids import testdata/sample/platform_identifiers.csv", "importing",
-		idfile.ReadRows, identifierOf,
-		func(ctx context.Context, st store.Store, rows iter.Seq[store.Identifier]) (string, error) {
-			res, err := st.ImportIdentifiers(ctx, rows)
-			return fmt.Sprintf("%d imported, %d already present", res.Inserted, res.Unchanged), err
+	return ledgerImport(c, "overlap ids import testdata/sample/platform_identifiers.csv", "importing",
+		idfile.ReadRows, identifierOf, func(r idfile.Row) int { return r.Line },
+		func(ctx context.Context, st store.Store, rows iter.Seq[store.Identifier], o store.ImportOptions) (store.ImportResult, error) {
+			return st.ImportIdentifiers(ctx, rows, o)
+		},
+		func(res store.ImportResult) []summaryPart {
+			return []summaryPart{{int(res.Inserted), "imported"}, {int(res.Unchanged), "already present"}}
 		})
 }
 

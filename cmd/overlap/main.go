@@ -19,13 +19,14 @@ func main() {
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
 
-// run executes the command line and returns the exit code. It is main
-// without the exit, so tests can call it.
+// run executes the command line and returns the exit code: 0, 3 when a
+// command did its work but rejected rows of its file (exitRejected), 1 for
+// any other error. It is main without the exit, so tests can call it.
 func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
 	if err := app.Run(args); err != nil {
 		printError(stderr, err)
-		return 1
+		return exitCode(err)
 	}
 	return 0
 }

@@ -35,9 +35,12 @@ func matchCommand() *cli.Command {
 		Usage:     "advertiser: count how many identifiers of a list the platform holds, privately",
 		ArgsUsage: "FILE",
 		Description: "Reads a list of identifiers of one kind (CSV, TXT or JSONL; - is stdin),\n" +
-			"canonicalizes each (SPEC.md §7), reports rejected rows with their line numbers on\n" +
-			"stderr, drops duplicates, and runs one session with the platform's overlap serve,\n" +
-			"in one of two modes (SPEC.md §2):\n\n" +
+			"canonicalizes each (SPEC.md §7), reports every rejected row with its line number\n" +
+			"on stderr (the first 100; all of them with --rejects OUT), drops duplicates, and\n" +
+			"runs one session with the platform's overlap serve on the valid identifiers, in\n" +
+			"one of two modes (SPEC.md §2). A CSV row is one line: a malformed line (a stray\n" +
+			"quote) is one rejected row. With --strict the first rejected row stops match\n" +
+			"before it contacts the platform.\n\n" +
 			"  --mode private (the default, and the platform's default for new advertisers):\n" +
 			"    the platform counts and releases only a noised, differentially private count\n" +
 			"    with its 95% interval, or \"under T\" below its threshold; it learns the list\n" +
@@ -47,7 +50,7 @@ func matchCommand() *cli.Command {
 			"    learns the list size only (SPEC.md §4).\n\n" +
 			"Both print the platform's set size rounded up to a public bucket and the consent\n" +
 			"snapshot the platform used. The platform chooses which modes it serves each\n" +
-			"advertiser; --policy shows them.",
+			"advertiser; --policy shows them.\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "server", Usage: "the platform's overlap serve, HOST:PORT", EnvVars: []string{"OVERLAP_SERVER"}, Value: "localhost:8443"},
 			&cli.StringFlag{Name: "api-key", Usage: "API key from the platform (ovl_…); prefer OVERLAP_API_KEY or --api-key-file over the command line", EnvVars: []string{"OVERLAP_API_KEY"}},
@@ -55,7 +58,7 @@ func matchCommand() *cli.Command {
 			&cli.StringFlag{Name: "mode", Usage: "private (the platform counts and releases a noised count) or exact (this side counts)", EnvVars: []string{"OVERLAP_MODE"}, Value: "private"},
 			&cli.StringFlag{Name: "kind", Usage: "identifier kind: email, phone or id", Value: "email"},
 			&cli.StringFlag{Name: "column", Usage: "CSV header name or 1-based column number, or JSONL key (default: the kind's name)"},
-			regionFlag, formatFlag, maxRejectsFlag,
+			regionFlag, formatFlag, maxRejectsFlag, strictFlag, rejectsFlag, rejectsWithValuesFlag,
 			&cli.StringFlag{Name: "ca", Usage: "CA certificate (PEM) to trust for the server (default: the system's roots)", EnvVars: []string{"OVERLAP_CA"}},
 			&cli.StringFlag{Name: "cert", Usage: "client certificate (PEM), when the platform authenticates advertisers by certificate", EnvVars: []string{"OVERLAP_CLIENT_CERT"}},
 			&cli.StringFlag{Name: "key", Usage: "private key (PEM) of --cert", EnvVars: []string{"OVERLAP_CLIENT_KEY"}},
@@ -164,19 +167,26 @@ func match(c *cli.Context) error {
 	}
 	defer client.Close()
 
-	// Read the list.
+	// Read the list. --strict and --max-rejects stop the reader, through
+	// the reporter, before the platform is contacted.
+	rejects, err := newRejectReporter(c, path)
+	if err != nil {
+		return err
+	}
+	defer rejects.close()
 	in, finish, err := openInput(path, "reading", c.App.ErrWriter)
 	if err != nil {
 		return err
 	}
-	rejects := &rejectPrinter{w: c.App.ErrWriter, file: path}
 	list, err := idfile.ReadList(in, idfile.ListOptions{Format: format, Kind: kind, Column: c.String("column"),
-		Ident: opts, MaxRejects: c.Int(maxRejectsFlag.Name)}, rejects.add)
+		Ident: opts}, rejects.add)
 	finish()
-	rejects.summary()
+	if cerr := rejects.close(); cerr != nil {
+		return cerr
+	}
 	if err != nil {
 		if errors.Is(err, idfile.ErrTooManyRejects) {
-			return withHint(fmt.Errorf("reading %s: %w", path, err), "fix the rows above, or raise --max-rejects")
+			return rejects.stopped(err)
 		}
 		return withHint(fmt.Errorf("reading %s: %w", path, err), "pick the column with --column NAME or a 1-based number")
 	}
@@ -191,7 +201,10 @@ func match(c *cli.Context) error {
 	req := service.MatchRequest{Kind: kind, CanonFlags: flags, Digests: list.Digests}
 	lo := listOutput{ListSize: list.Accepted, Rows: list.Rows, Duplicates: list.Duplicates, Rejected: list.Rejected}
 	if mode == wire.ModePrivate {
-		return matchPrivate(ctx, c, client, req, lo)
+		if err := matchPrivate(ctx, c, client, req, lo); err != nil {
+			return err
+		}
+		return rejects.err() // exit status 3 when rows were rejected
 	}
 
 	var bar *progressbar.ProgressBar
@@ -221,7 +234,10 @@ func match(c *cli.Context) error {
 	out.ListSize = res.ClientSize
 	w := c.App.Writer
 	if c.Bool("json") {
-		return printJSON(w, out)
+		if err := printJSON(w, out); err != nil {
+			return err
+		}
+		return rejects.err()
 	}
 	fmt.Fprintf(w, "overlap:           %d of %d identifiers (%.1f%%)\n", out.Overlap, out.ListSize, 100*out.MatchRate)
 	printList(w, lo)
@@ -229,7 +245,7 @@ func match(c *cli.Context) error {
 	printSnapshot(w, out.Snapshot)
 	fmt.Fprintf(w, "session:           %s, %.2fs, %d bytes sent, %d received; expected false matches ≤ %.0e\n",
 		out.Session, out.ElapsedSeconds, out.BytesSent, out.BytesReceived, out.FalsePositiveBound)
-	return nil
+	return rejects.err() // exit status 3 when rows were rejected
 }
 
 // matchPrivate runs a private-mode session (SPEC.md §10) and prints the

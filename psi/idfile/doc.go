@@ -7,17 +7,36 @@
 // [ident.Parse] (SPEC.md §7). A row that cannot be used is not dropped
 // silently: it is counted and reported to the caller's onReject callback as a
 // [Reject], with its 1-based line number and a reason code. Reasons never
-// contain the row's values, so they are safe to print and log. A reader
-// stops with an error only for problems that make the rest of the input
-// meaningless: a missing or unusable header, a read error, a CSV record
-// longer than [MaxLineLen], or too many rejects.
+// contain the row's values, so they are safe to print and log; [Reject.Row]
+// has the line as read, for a caller that must show it.
+//
+// Every row is one physical line, in every format, and every line that is
+// not blank (or, in txt, a comment) is one row: a malformed line, a stray
+// quote included, is one rejected row, and reading resumes at the next
+// line. So the counts always add up: Rows = Accepted + Rejected for
+// [ReadRows] and [ReadConsent] ([RowsResult]), Rows = Accepted + Duplicates +
+// Rejected for [ReadList] ([ListResult]), and every rejected row has its own
+// line number.
+//
+// A reader stops with an error only for problems that make the rest of the
+// input meaningless (a missing or unusable header, a read error, UTF-16
+// input), when the caller's row callback returns an error, or when the
+// caller asks it to stop at a rejected row: [Reject.Stop] from the onReject
+// callback, or [ListOptions].MaxRejects. A stop at a rejected row is a
+// [*StopError] naming its line and reason, and wraps [ErrTooManyRejects].
 //
 // The package does no other I/O: callers open files and choose the format,
 // for example with [DetectFormat].
 //
 // # Formats
 //
-//   - csv: RFC 4180 (encoding/csv), comma-separated, quoted fields allowed.
+//   - csv: comma-separated, one record per line, with RFC 4180 quoting
+//     within the line: a field that starts with '"' runs to a closing '"'
+//     followed by a comma or the end of the line, and '""' in it is a quote;
+//     a '"' anywhere else is malformed. A quoted field cannot hold a line
+//     break (identifier, consent and customer files never need one): a quote
+//     left open at the end of its line rejects that line
+//     ("unterminated_quote"), and the next line is read as a row of its own.
 //     Lines that are empty or hold only whitespace and commas are skipped.
 //   - txt: one value per line; lines whose first non-blank character is "#"
 //     are comments; blank lines are skipped.
@@ -26,15 +45,18 @@
 //     per object.
 //
 // A UTF-8 byte order mark at the start of the input is ignored; UTF-16
-// input is refused. Lines may end in "\n" or "\r\n".
+// input is refused. Lines may end in "\n" or "\r\n". A line longer than
+// [MaxLineLen] bytes is rejected ("line_too_long") and skipped, in every
+// format; so a reader holds at most about MaxLineLen bytes of a line.
 //
 // # Reject reasons
 //
 // Row-level reasons are the [ident.Reason] codes for values that do not
 // canonicalize (for example "display_name" or "needs_region"), and:
 //
-//	bad_csv                malformed CSV quoting
-//	line_too_long          a txt or jsonl line longer than MaxLineLen
+//	bad_quote              a csv line with a '"' inside an unquoted field, or text after a closing quote
+//	unterminated_quote     a csv line whose quoted field is not closed on the line
+//	line_too_long          a line longer than MaxLineLen
 //	invalid_utf8           a jsonl line that is not UTF-8
 //	bad_json               a jsonl line that is not valid JSON
 //	not_an_object          a jsonl line that is JSON but not an object

@@ -54,9 +54,10 @@ type ListOptions struct {
 	Column string
 	// Ident configures canonicalization (SPEC.md §7).
 	Ident ident.Options
-	// MaxRejects stops the reader with an error wrapping
-	// ErrTooManyRejects when the number of rejected rows reaches it;
-	// 0 means no limit.
+	// MaxRejects stops the reader with a *StopError (wrapping
+	// ErrTooManyRejects) at the rejected row that brings the count to it;
+	// 0 means no limit, 1 stops at the first rejected row. The onReject
+	// callback can stop the reader too, with Reject.Stop.
 	MaxRejects int
 }
 
@@ -108,7 +109,7 @@ func ReadList(r io.Reader, opts ListOptions, onReject func(Reject)) (ListResult,
 	if err != nil {
 		return ListResult{}, err
 	}
-	l := &listReader{opts: opts, onReject: onReject, seen: make(map[[32]byte]struct{})}
+	l := &listReader{opts: opts, rj: rejecter{onReject: onReject, maxRejects: opts.MaxRejects}, seen: make(map[[32]byte]struct{})}
 	switch opts.Format {
 	case FormatTXT:
 		err = l.readTXT(&lineReader{br: br})
@@ -121,20 +122,20 @@ func ReadList(r io.Reader, opts ListOptions, onReject func(Reject)) (ListResult,
 }
 
 type listReader struct {
-	opts     ListOptions
-	onReject func(Reject)
+	opts ListOptions
+	rj   rejecter
 	// seen holds the digests of accepted identifiers. Holding them is
 	// fine: they are the advertiser's own, on the advertiser's side.
 	seen map[[32]byte]struct{}
 	res  ListResult
 }
 
-// add canonicalizes one value from the given line.
-func (l *listReader) add(line int, value string) error {
+// add canonicalizes one value from the given line; raw is the line.
+func (l *listReader) add(line int, value string, raw []byte) error {
 	l.res.Rows++
 	id, err := ident.Parse(l.opts.Kind, value, l.opts.Ident)
 	if err != nil {
-		return l.reject(line, identReason(err))
+		return l.reject(line, identReason(err), raw)
 	}
 	if _, dup := l.seen[id.Digest]; dup {
 		l.res.Duplicates++
@@ -147,20 +148,14 @@ func (l *listReader) add(line int, value string) error {
 }
 
 // rejectRow counts a data row and rejects it.
-func (l *listReader) rejectRow(line int, reason string) error {
+func (l *listReader) rejectRow(line int, reason string, raw []byte) error {
 	l.res.Rows++
-	return l.reject(line, reason)
+	return l.reject(line, reason, raw)
 }
 
-func (l *listReader) reject(line int, reason string) error {
+func (l *listReader) reject(line int, reason string, raw []byte) error {
 	l.res.Rejected++
-	if l.onReject != nil {
-		l.onReject(Reject{Line: line, Reason: reason})
-	}
-	if l.opts.MaxRejects > 0 && l.res.Rejected >= l.opts.MaxRejects {
-		return fmt.Errorf("%w: stopped at line %d after %d", ErrTooManyRejects, line, l.res.Rejected)
-	}
-	return nil
+	return l.rj.reject(line, reason, raw)
 }
 
 func (l *listReader) readTXT(lr *lineReader) error {
@@ -173,7 +168,7 @@ func (l *listReader) readTXT(lr *lineReader) error {
 			return err
 		}
 		if tooLong {
-			if err := l.rejectRow(lr.line, reasonLineTooLong); err != nil {
+			if err := l.rejectRow(lr.line, reasonLineTooLong, nil); err != nil {
 				return err
 			}
 			continue
@@ -182,7 +177,7 @@ func (l *listReader) readTXT(lr *lineReader) error {
 		if t := ident.TrimSpace(s); t == "" || t[0] == '#' {
 			continue // blank or a comment
 		}
-		if err := l.add(lr.line, s); err != nil {
+		if err := l.add(lr.line, s, b); err != nil {
 			return err
 		}
 	}
@@ -203,7 +198,7 @@ func (l *listReader) readJSONL(lr *lineReader) error {
 			return err
 		}
 		if tooLong {
-			if err := l.rejectRow(lr.line, reasonLineTooLong); err != nil {
+			if err := l.rejectRow(lr.line, reasonLineTooLong, nil); err != nil {
 				return err
 			}
 			continue
@@ -218,11 +213,11 @@ func (l *listReader) readJSONL(lr *lineReader) error {
 			} else if s, ok := jsonString(vals[0]); !ok {
 				reason = reasonNotAString
 			} else {
-				err = l.add(lr.line, s)
+				err = l.add(lr.line, s, b)
 			}
 		}
 		if reason != "" {
-			err = l.rejectRow(lr.line, reason)
+			err = l.rejectRow(lr.line, reason, b)
 		}
 		if err != nil {
 			return err
@@ -233,15 +228,15 @@ func (l *listReader) readJSONL(lr *lineReader) error {
 func (l *listReader) readCSV(c *csvReader) error {
 	col := -1 // index of the value's column, once known
 	for {
-		rec, line, bad, err := c.next()
+		rec, line, raw, reason, err := c.next()
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if bad {
-			if err := l.rejectRow(line, reasonBadCSV); err != nil {
+		if reason != "" {
+			if err := l.rejectRow(line, reason, raw); err != nil {
 				return err
 			}
 			continue
@@ -256,9 +251,9 @@ func (l *listReader) readCSV(c *csvReader) error {
 			}
 		}
 		if col >= len(rec) {
-			err = l.rejectRow(line, reasonMissingColumn)
+			err = l.rejectRow(line, reasonMissingColumn, raw)
 		} else {
-			err = l.add(line, rec[col])
+			err = l.add(line, rec[col], raw)
 		}
 		if err != nil {
 			return err

@@ -157,7 +157,8 @@ func readTable(r io.Reader, format ListFormat, opts ident.Options, columns []str
 		return res, err
 	}
 	v := make([]string, len(columns))
-	handle := func(line int, reason string) error {
+	rj := &rejecter{onReject: onReject}
+	handle := func(line int, reason string, raw []byte) error {
 		res.Rows++
 		if reason == "" {
 			var err error
@@ -167,10 +168,7 @@ func readTable(r io.Reader, format ListFormat, opts ident.Options, columns []str
 		}
 		if reason != "" {
 			res.Rejected++
-			if onReject != nil {
-				onReject(Reject{Line: line, Reason: reason})
-			}
-			return nil
+			return rj.reject(line, reason, raw)
 		}
 		res.Accepted++
 		return nil
@@ -194,7 +192,7 @@ func readTable(r io.Reader, format ListFormat, opts ident.Options, columns []str
 			if !tooLong {
 				reason = jsonFields(b, columns, v, raw)
 			}
-			if err := handle(lr.line, reason); err != nil {
+			if err := handle(lr.line, reason, b); err != nil {
 				return res, err
 			}
 		}
@@ -203,7 +201,7 @@ func readTable(r io.Reader, format ListFormat, opts ident.Options, columns []str
 	c := newCSVReader(br)
 	var pos []int // pos[i] is the record index of columns[i]
 	for {
-		rec, line, bad, err := c.next()
+		rec, line, b, reason, err := c.next()
 		if err == io.EOF {
 			if pos == nil {
 				return res, fmt.Errorf("idfile: csv has no header (want %s)", strings.Join(columns, ","))
@@ -214,18 +212,16 @@ func readTable(r io.Reader, format ListFormat, opts ident.Options, columns []str
 			return res, err
 		}
 		if pos == nil {
-			if bad {
-				return res, fmt.Errorf("idfile: line %d: malformed csv header", line)
+			if reason != "" {
+				return res, fmt.Errorf("idfile: line %d: malformed csv header (%s)", line, reason)
 			}
 			if pos, err = csvHeader(rec, columns); err != nil {
 				return res, err
 			}
 			continue
 		}
-		reason := ""
 		switch {
-		case bad:
-			reason = reasonBadCSV
+		case reason != "":
 		case len(rec) != len(columns):
 			reason = reasonFieldCount
 		default:
@@ -233,7 +229,7 @@ func readTable(r io.Reader, format ListFormat, opts ident.Options, columns []str
 				v[i] = rec[p]
 			}
 		}
-		if err := handle(line, reason); err != nil {
+		if err := handle(line, reason, b); err != nil {
 			return res, err
 		}
 	}

@@ -18,7 +18,7 @@ type rowsTest struct {
 	format  ListFormat
 	in      string
 	want    []string // "subject kind canonical collected_for" per accepted row
-	rejects []Reject
+	rejects []rej
 	err     string
 }
 
@@ -56,9 +56,9 @@ var rowsTests = []rowsTest{
 			"u\x01,email,a@example.com,signup\n" +
 			"u1,email,ok@example.com,signup\n",
 		want: []string{"u1 email ok@example.com signup"},
-		rejects: []Reject{{2, "missing_subject"}, {3, "bad_subject"}, {4, "bad_kind"}, {5, "bad_collected_for"},
+		rejects: []rej{{2, "missing_subject"}, {3, "bad_subject"}, {4, "bad_kind"}, {5, "bad_collected_for"},
 			{6, "bad_collected_for"}, {7, "prehashed_not_allowed"}, {8, "display_name"}, {9, "needs_region"},
-			{10, "field_count"}, {11, "bad_csv"}, {12, "field_count"}, {13, "bad_subject"}}},
+			{10, "field_count"}, {11, "bad_quote"}, {12, "field_count"}, {13, "bad_subject"}}},
 	{name: "jsonl rejects", format: FormatJSONL,
 		in: strings.Join([]string{
 			`{"subject":"u1","kind":"email","value":"a@example.com"}`,
@@ -68,7 +68,7 @@ var rowsTests = []rowsTest{
 			`{"subject":"u1","kind":"id","value":"` + prehashed + `","collected_for":"signup"}`,
 		}, "\n"),
 		want:    []string{"u1 id " + prehashed + " signup"},
-		rejects: []Reject{{1, "bad_collected_for"}, {2, "unknown_field"}, {3, "not_a_string"}, {4, "bad_json"}}},
+		rejects: []rej{{1, "bad_collected_for"}, {2, "unknown_field"}, {3, "not_a_string"}, {4, "bad_json"}}},
 
 	// Header errors.
 	{name: "missing header field", format: FormatCSV, in: "subject,kind,value\nu1,email,a@example.com\n",
@@ -80,7 +80,26 @@ var rowsTests = []rowsTest{
 	{name: "no header", format: FormatCSV, in: "", err: "no header"},
 	{name: "data instead of header", format: FormatCSV, in: "u1,email,secret@example.com,signup\n",
 		err: "unknown column 1"},
-	{name: "malformed header", format: FormatCSV, in: "\"subject,kind\n", err: "malformed csv header"},
+	{name: "malformed header", format: FormatCSV, in: "\"subject,kind\n", err: "line 1: malformed csv header (unterminated_quote)"},
+	{name: "header too long", format: FormatCSV, in: strings.Repeat("s", MaxLineLen+1) + "\n", err: "line 1: malformed csv header (line_too_long)"},
+	// The bug of issue 15: a stray quote costs one row, with its line.
+	{name: "csv stray quote", format: FormatCSV,
+		in: "subject,kind,value,collected_for\n" +
+			"u1,email,a@example.com,signup\n" +
+			"u2,email,\"b@example.com,signup\n" +
+			"u3,email,c@example.com,signup\n" +
+			"u4,email,d@example.com,\"signup\"\n" +
+			"u5,\"email\"x,e@example.com,signup\n" +
+			"u6,email,f@example.com,\"sign\"\"up\"\n" +
+			"u7,email,g@example.com,signup\"\r\n" +
+			"\"u8\",\"email\",\"h@example.com\",\"signup\"\r\n",
+		want: []string{"u1 email a@example.com signup", "u3 email c@example.com signup", "u4 email d@example.com signup",
+			"u8 email h@example.com signup"},
+		rejects: []rej{{3, "unterminated_quote"}, {6, "bad_quote"}, {7, "bad_collected_for"}, {8, "bad_quote"}}},
+	{name: "jsonl long line", format: FormatJSONL,
+		in:      strings.Repeat("{", MaxLineLen+1) + "\n" + `{"subject":"u1","kind":"email","value":"a@example.com","collected_for":"signup"}`,
+		want:    []string{"u1 email a@example.com signup"},
+		rejects: []rej{{1, "line_too_long"}}},
 	{name: "txt", format: FormatTXT, err: "want csv or jsonl"},
 }
 
@@ -88,14 +107,14 @@ func TestReadRows(t *testing.T) {
 	for _, tt := range rowsTests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			var rejects []Reject
+			var rejects []rej
 			res, err := ReadRows(strings.NewReader(tt.in), tt.format, ident.Options{}, func(r Row) error {
 				if r.Identifier.Kind != r.Kind || r.Identifier.Prehashed || r.Line < 2 && tt.format == FormatCSV {
 					t.Errorf("bad row %+v", r)
 				}
 				got = append(got, strings.Join([]string{r.Subject, r.Kind.String(), r.Identifier.Canonical, r.CollectedFor}, " "))
 				return nil
-			}, func(r Reject) { rejects = append(rejects, r) })
+			}, func(r Reject) { rejects = append(rejects, rej{r.Line, r.Reason}) })
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("error = %v, want %q", err, tt.err)
@@ -164,7 +183,7 @@ type consentTest struct {
 	format  ListFormat
 	in      string
 	want    []ConsentRow // Identifier.Canonical and Kind are compared; Digest is checked separately
-	rejects []Reject
+	rejects []rej
 	err     string
 }
 
@@ -211,7 +230,7 @@ var consentTests = []consentTest{
 			"u1,,,ad_matching,grant,2024-05-01T12:00:00Z,app," + strings.Repeat("v", 65) + "\n" +
 			"u1,,,ad_matching,grant,2024-05-01T12:00:00Z,app\n" +
 			"u1,fax,1,ad_matching,grant,2024-05-01T12:00:00Z,app,v1\n",
-		rejects: []Reject{{2, "missing_subject"}, {3, "kind_without_value"}, {4, "value_without_kind"}, {5, "not_an_email"},
+		rejects: []rej{{2, "missing_subject"}, {3, "kind_without_value"}, {4, "value_without_kind"}, {5, "not_an_email"},
 			{6, "prehashed_not_allowed"}, {7, "bad_purpose"}, {8, "bad_purpose"}, {9, "bad_action"}, {10, "bad_action"},
 			{11, "bad_time"}, {12, "bad_time"}, {13, "bad_time"}, {14, "bad_time"}, {15, "missing_source"},
 			{16, "missing_text_version"}, {17, "bad_text_version"}, {18, "field_count"}, {19, "bad_kind"}}},
@@ -222,7 +241,7 @@ var consentTests = []consentTest{
 			`{"subject":"u1","purpose":"ad_matching","action":"grant","at":"yesterday","source":"app","text_version":"v1"}`,
 			`not json`,
 		}, "\n"),
-		rejects: []Reject{{1, "not_a_string"}, {2, "unknown_field"}, {3, "bad_time"}, {4, "bad_json"}}},
+		rejects: []rej{{1, "not_a_string"}, {2, "unknown_field"}, {3, "bad_time"}, {4, "bad_json"}}},
 
 	// Header errors.
 	{name: "missing header fields", format: FormatCSV, in: "subject,kind,value,purpose,action,at\n", err: `lacks column "source"`},
@@ -232,7 +251,7 @@ func TestReadConsent(t *testing.T) {
 	for _, tt := range consentTests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []ConsentRow
-			var rejects []Reject
+			var rejects []rej
 			res, err := ReadConsent(strings.NewReader(tt.in), tt.format, ident.Options{}, func(r ConsentRow) error {
 				if r.Identifier.Canonical != "" && r.Identifier.Digest != sum(r.Identifier.Canonical) {
 					t.Errorf("line %d: bad digest", r.Line)
@@ -240,7 +259,7 @@ func TestReadConsent(t *testing.T) {
 				r.Identifier.Digest = [32]byte{}
 				got = append(got, r)
 				return nil
-			}, func(r Reject) { rejects = append(rejects, r) })
+			}, func(r Reject) { rejects = append(rejects, rej{r.Line, r.Reason}) })
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("error = %v, want %q", err, tt.err)

@@ -3,7 +3,6 @@ package idfile
 import (
 	"bufio"
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,27 +13,91 @@ import (
 	"github.com/overlap-psi/overlap/psi/ident"
 )
 
-// MaxLineLen bounds the memory a reader spends on one line or CSV record, in
-// bytes. A longer txt or jsonl line is rejected ("line_too_long") and
-// skipped; a longer CSV record, which cannot be skipped reliably (it is
-// usually an unterminated quote), stops the reader with an error.
+// MaxLineLen bounds the memory a reader spends on one line, in bytes, line
+// ending excluded. A longer line is rejected ("line_too_long") and skipped,
+// in every format.
 const MaxLineLen = 1 << 20
 
-// ErrTooManyRejects is returned, wrapped, when the number of rejected rows of
-// a list reaches ListOptions.MaxRejects.
+// ErrTooManyRejects is returned, wrapped in a [*StopError], when a reader
+// stops at a rejected row: ListOptions.MaxRejects was reached, or the
+// onReject callback called [Reject.Stop].
 var ErrTooManyRejects = errors.New("idfile: too many rejected rows")
 
 // Reject reports a row that was not used.
 type Reject struct {
-	Line   int    // 1-based line number where the row starts
+	Line   int    // 1-based line number of the row
 	Reason string // a reason code (see the package documentation); never contains the row's values
+
+	row  string // the line as read; see Row
+	stop *bool  // set by Stop; nil when the reader cannot stop
 }
 
+// String reads "line 3: bad_quote"; it never contains the row's values.
 func (r Reject) String() string { return fmt.Sprintf("line %d: %s", r.Line, r.Reason) }
+
+// GoString is String, so that no fmt verb prints the row's values.
+func (r Reject) GoString() string { return r.String() }
+
+// Row returns the rejected line as read, without its line ending (empty for
+// "line_too_long"). It holds the row's values, identifiers included: write it
+// only where the operator asked for them, never to a log.
+func (r Reject) Row() string { return r.row }
+
+// Stop asks the reader that reported r to stop after it: the reader returns
+// a [*StopError] for r without reading further. Call it from the onReject
+// callback only, to stop at the first rejected row (a "strict" read).
+func (r Reject) Stop() {
+	if r.stop != nil {
+		*r.stop = true
+	}
+}
+
+// StopError is the error of a reader that stopped at a rejected row. It
+// wraps [ErrTooManyRejects]. The counts of the result returned with it
+// include the row.
+type StopError struct {
+	Reject   Reject // the row the reader stopped at
+	Rejected int    // rows rejected up to and including it
+}
+
+func (e *StopError) Error() string {
+	n := "1 row"
+	if e.Rejected != 1 {
+		n = fmt.Sprintf("%d rows", e.Rejected)
+	}
+	return fmt.Sprintf("idfile: stopped at line %d: %s (%s rejected)", e.Reject.Line, e.Reject.Reason, n)
+}
+
+func (e *StopError) Unwrap() error { return ErrTooManyRejects }
+
+// rejecter reports rejected rows to a caller's callback and tells the reader
+// when to stop.
+type rejecter struct {
+	onReject   func(Reject)
+	maxRejects int // 0: no limit
+	n          int
+	stop       bool
+}
+
+// reject counts and reports one rejected row and returns a *StopError when
+// the reader must stop.
+func (rj *rejecter) reject(line int, reason string, row []byte) error {
+	rj.n++
+	r := Reject{Line: line, Reason: reason}
+	if rj.onReject != nil {
+		r.row, r.stop = string(row), &rj.stop
+		rj.onReject(r)
+	}
+	if rj.stop || rj.maxRejects > 0 && rj.n >= rj.maxRejects {
+		return &StopError{Reject: Reject{Line: line, Reason: reason}, Rejected: rj.n}
+	}
+	return nil
+}
 
 // Reason codes other than the ident ones. See the package documentation.
 const (
-	reasonBadCSV             = "bad_csv"
+	reasonBadQuote           = "bad_quote"
+	reasonUnterminatedQuote  = "unterminated_quote"
 	reasonLineTooLong        = "line_too_long"
 	reasonInvalidUTF8        = "invalid_utf8"
 	reasonBadJSON            = "bad_json"
@@ -83,22 +146,23 @@ func newInput(r io.Reader) (*bufio.Reader, error) {
 	return br, nil
 }
 
-// lineReader reads lines of at most MaxLineLen bytes.
+// lineReader reads physical lines of at most MaxLineLen bytes.
 type lineReader struct {
 	br   *bufio.Reader
 	buf  []byte
 	line int // number of the line last returned
 }
 
-// next returns the next line without its line ending, or io.EOF. The line is
-// valid until the next call. When the line is longer than MaxLineLen,
-// tooLong is set and the line's bytes are discarded.
+// next returns the next line without its line ending ("\n" or "\r\n"), or
+// io.EOF. The line is valid until the next call. When the line is longer
+// than MaxLineLen, tooLong is set and the line's bytes are discarded, so a
+// line costs at most about MaxLineLen bytes of memory.
 func (lr *lineReader) next() (line []byte, tooLong bool, err error) {
 	lr.buf = lr.buf[:0]
 	for {
 		frag, err := lr.br.ReadSlice('\n')
 		if !tooLong {
-			if len(lr.buf)+len(frag) > MaxLineLen+2 { // +2 for "\r\n"
+			if len(lr.buf)+len(frag) > MaxLineLen+2 { // room for "\r\n"
 				tooLong = true
 				lr.buf = lr.buf[:0]
 			} else {
@@ -119,6 +183,9 @@ func (lr *lineReader) next() (line []byte, tooLong bool, err error) {
 		lr.line++
 		b := bytes.TrimSuffix(lr.buf, []byte("\n"))
 		b = bytes.TrimSuffix(b, []byte("\r"))
+		if len(b) > MaxLineLen {
+			return nil, true, nil
+		}
 		return b, tooLong, nil
 	}
 }
@@ -126,80 +193,99 @@ func (lr *lineReader) next() (line []byte, tooLong bool, err error) {
 // isBlank reports whether s holds nothing but the characters ident trims.
 func isBlank(s string) bool { return ident.TrimSpace(s) == "" }
 
-var errRecordTooLong = fmt.Errorf("idfile: csv record longer than %d bytes (an unterminated quote?)", MaxLineLen)
-
-// recordLimiter fails reads once more than max bytes were read since the
-// last reset. It bounds the memory encoding/csv spends on one record: the
-// csv.Reader buffers at most 4 KiB ahead, so a record may use about max.
-type recordLimiter struct {
-	r   io.Reader
-	n   int
-	max int
-}
-
-func (l *recordLimiter) Read(p []byte) (int, error) {
-	if l.n >= l.max {
-		return 0, errRecordTooLong
-	}
-	if len(p) > l.max-l.n {
-		p = p[:l.max-l.n]
-	}
-	n, err := l.r.Read(p)
-	l.n += n
-	return n, err
-}
-
-// csvReader reads CSV records, reporting malformed ones instead of stopping.
+// csvReader reads CSV records of one physical line each. A malformed line
+// is one rejected row: reading resumes at the next line, so a stray quote
+// can never swallow the lines after it.
 type csvReader struct {
-	cr       *csv.Reader
-	lim      *recordLimiter
-	lastLine int
+	lr     lineReader
+	fields []string
 }
 
-func newCSVReader(br *bufio.Reader) *csvReader {
-	lim := &recordLimiter{r: br, max: MaxLineLen}
-	cr := csv.NewReader(lim)
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	return &csvReader{cr: cr, lim: lim}
-}
+func newCSVReader(br *bufio.Reader) *csvReader { return &csvReader{lr: lineReader{br: br}} }
 
-// next returns the next record that is not blank, with the line it starts
-// on. A malformed record is returned as bad, with its line and no fields;
-// the caller rejects it. The record is valid until the next call.
-func (c *csvReader) next() (rec []string, line int, bad bool, err error) {
+// next returns the next line that is not blank (blank: only whitespace and
+// commas), with its number and its fields, or a reason code when the line
+// is malformed. The fields are valid until the next call; raw is the line.
+func (c *csvReader) next() (rec []string, line int, raw []byte, reason string, err error) {
 	for {
-		c.lim.n = 0
-		rec, err := c.cr.Read()
-		switch {
-		case err == nil:
-			line, _ = c.cr.FieldPos(0)
-			c.lastLine = line
-			if blankRecord(rec) {
+		b, tooLong, err := c.lr.next()
+		if err != nil {
+			return nil, 0, nil, "", err
+		}
+		if tooLong {
+			return nil, c.lr.line, nil, reasonLineTooLong, nil
+		}
+		if blankCSVLine(b) {
+			continue
+		}
+		c.fields, reason = splitCSVLine(b, c.fields[:0])
+		return c.fields, c.lr.line, b, reason, nil
+	}
+}
+
+// blankCSVLine reports whether a line holds only whitespace and commas.
+func blankCSVLine(b []byte) bool {
+	for _, c := range b {
+		if c < utf8.RuneSelf && c != ',' && c != ' ' && (c < '\t' || c > '\r') {
+			return false // an ASCII byte that is neither a comma nor white space
+		}
+	}
+	return isBlank(strings.ReplaceAll(string(b), ",", ""))
+}
+
+// splitCSVLine splits one line into fields per RFC 4180, within the line: a
+// field is either unquoted, without any '"', or quoted from its first byte
+// to a closing '"' followed by a comma or the end of the line, with '""' for
+// a quote inside. It appends the fields to fields, or returns a reason code
+// for a malformed line. The fields share one string allocation, as those
+// of encoding/csv do.
+func splitCSVLine(line []byte, fields []string) ([]string, string) {
+	s := string(line)
+	for {
+		if len(s) == 0 || s[0] != '"' {
+			i := strings.IndexByte(s, ',')
+			f := s
+			if i >= 0 {
+				f = s[:i]
+			}
+			if strings.IndexByte(f, '"') >= 0 {
+				return fields, reasonBadQuote
+			}
+			fields = append(fields, f)
+			if i < 0 {
+				return fields, ""
+			}
+			s = s[i+1:]
+			continue
+		}
+		// A quoted field: s[1:i] up to its closing quote, with "" for ".
+		i, doubled := 1, false
+		for {
+			j := strings.IndexByte(s[i:], '"')
+			if j < 0 {
+				return fields, reasonUnterminatedQuote
+			}
+			i += j
+			if i+1 < len(s) && s[i+1] == '"' {
+				i, doubled = i+2, true
 				continue
 			}
-			return rec, line, false, nil
-		case err == io.EOF:
-			return nil, 0, false, io.EOF
-		case errors.Is(err, errRecordTooLong):
-			return nil, 0, false, fmt.Errorf("idfile: after line %d: %w", c.lastLine, errRecordTooLong)
+			break
 		}
-		var pe *csv.ParseError
-		if errors.As(err, &pe) {
-			c.lastLine = pe.Line
-			return nil, pe.StartLine, true, nil
+		f := s[1:i]
+		if doubled {
+			f = strings.ReplaceAll(f, `""`, `"`)
 		}
-		return nil, 0, false, fmt.Errorf("idfile: reading input: %w", err)
+		fields = append(fields, f)
+		i++ // past the closing quote
+		switch {
+		case i == len(s):
+			return fields, ""
+		case s[i] != ',':
+			return fields, reasonBadQuote // text after the closing quote
+		}
+		s = s[i+1:]
 	}
-}
-
-func blankRecord(rec []string) bool {
-	for _, f := range rec {
-		if !isBlank(f) {
-			return false
-		}
-	}
-	return true
 }
 
 // objectFields reads one JSONL line that must hold a JSON object, and sets

@@ -40,7 +40,7 @@ func seedSample(t *testing.T, st store.Store) []string {
 			}
 			return nil
 		}, nil)
-	})
+	}, store.ImportOptions{})
 	if err = errors.Join(err, readErr); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func seedSample(t *testing.T, st store.Store) []string {
 			}
 			return nil
 		}, nil)
-	})
+	}, store.ImportOptions{})
 	if err = errors.Join(err, readErr); err != nil {
 		t.Fatal(err)
 	}

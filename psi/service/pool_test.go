@@ -101,7 +101,7 @@ func TestPoolWarmSession(t *testing.T) {
 	// but leaves the set as it was.
 	refilled := latestSnapshot(t, ts)
 	if _, err := ts.st.AppendConsent(t.Context(), slices.Values([]store.ConsentEvent{{Subject: "u1500", Purpose: store.AdMatching,
-		Granted: true, At: time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC), Source: "settings", TextVersion: "v1"}})); err != nil {
+		Granted: true, At: time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC), Source: "settings", TextVersion: "v1"}}), store.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	res, err = match(t, c, emails(1300, 2800))
@@ -239,7 +239,7 @@ func TestPoolWithdrawalGoesCold(t *testing.T) {
 	waitPool(t, ts)
 	built := latestSnapshot(t, ts)
 	if _, err := ts.st.AppendConsent(t.Context(), slices.Values([]store.ConsentEvent{{Subject: "u1500", Purpose: store.AdMatching,
-		At: time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC), Source: "settings"}})); err != nil {
+		At: time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC), Source: "settings"}}), store.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	list := emails(1300, 2800)

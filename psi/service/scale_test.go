@@ -28,14 +28,14 @@ func seedBulk(t testing.TB, n int) store.Store {
 				return
 			}
 		}
-	})
+	}, store.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.AppendConsent(t.Context(), func(yield func(store.ConsentEvent) bool) {
 		yield(store.ConsentEvent{Subject: "bulk", Purpose: store.AdMatching, Granted: true,
 			At: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), Source: "test", TextVersion: "v1"})
-	}); err != nil {
+	}, store.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return st
@@ -117,7 +117,7 @@ func TestScaleWarm(t *testing.T) {
 	if _, err := st.AppendConsent(t.Context(), func(yield func(store.ConsentEvent) bool) {
 		yield(store.ConsentEvent{Subject: "bulk", Purpose: store.AdMatching, Granted: true,
 			At: time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC), Source: "test", TextVersion: "v1"})
-	}); err != nil {
+	}, store.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	session("warm, ledger changed, set the same")

@@ -61,7 +61,7 @@ func seedStore(t testing.TB, n int) store.Store {
 				return
 			}
 		}
-	})
+	}, store.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func seedStore(t testing.TB, n int) store.Store {
 				return
 			}
 		}
-	})
+	}, store.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestMatch(t *testing.T) {
 
 	// A withdrawal shows in the next session.
 	if _, err := ts.st.AppendConsent(t.Context(), slices.Values([]store.ConsentEvent{{Subject: "u1500", Purpose: store.AdMatching,
-		At: time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC), Source: "settings"}})); err != nil {
+		At: time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC), Source: "settings"}}), store.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	res2, err := match(t, c, list)

@@ -71,7 +71,7 @@ func BenchmarkImport(b *testing.B) {
 				b.StopTimer()
 				s := eng.open(b)
 				b.StartTimer()
-				if _, err := s.ImportIdentifiers(b.Context(), largeIdentifiers(benchRows)); err != nil {
+				if _, err := s.ImportIdentifiers(b.Context(), largeIdentifiers(benchRows), ImportOptions{}); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()
@@ -87,10 +87,10 @@ func BenchmarkSnapshot(b *testing.B) {
 	for _, eng := range benchEngines {
 		b.Run(eng.name, func(b *testing.B) {
 			s := eng.open(b)
-			if _, err := s.ImportIdentifiers(b.Context(), largeIdentifiers(benchRows)); err != nil {
+			if _, err := s.ImportIdentifiers(b.Context(), largeIdentifiers(benchRows), ImportOptions{}); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := s.AppendConsent(b.Context(), largeConsent(benchRows)); err != nil {
+			if _, err := s.AppendConsent(b.Context(), largeConsent(benchRows), ImportOptions{}); err != nil {
 				b.Fatal(err)
 			}
 			// Uncapped (exact mode), and capped at one digest per subject
@@ -135,25 +135,25 @@ func TestThroughput(t *testing.T) {
 				return fmt.Sprintf("%d rows in %v = %.0f rows/s", rows, d.Round(time.Millisecond), float64(rows)/d.Seconds())
 			}
 			start := time.Now()
-			res, err := s.ImportIdentifiers(t.Context(), largeIdentifiers(n))
+			res, err := s.ImportIdentifiers(t.Context(), largeIdentifiers(n), ImportOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("import:          %s", rate(res.Read, time.Since(start)))
 
 			start = time.Now()
-			res, err = s.ImportIdentifiers(t.Context(), largeIdentifiers(n))
+			res, err = s.ImportIdentifiers(t.Context(), largeIdentifiers(n), ImportOptions{})
 			if err != nil || res.Inserted != 0 {
 				t.Fatal(res, err)
 			}
 			t.Logf("re-import:       %s", rate(res.Read, time.Since(start)))
 
 			start = time.Now()
-			events, err := s.AppendConsent(t.Context(), largeConsent(n))
+			events, err := s.AppendConsent(t.Context(), largeConsent(n), ImportOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("append consent:  %s", rate(events, time.Since(start)))
+			t.Logf("append consent:  %s", rate(events.Read, time.Since(start)))
 
 			for _, k := range []psi.Kind{psi.KindEmail, psi.KindPhone} {
 				runtime.GC()

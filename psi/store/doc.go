@@ -13,7 +13,8 @@
 //	                        ids in import order
 //	identifier_collections  (identifier, collected_for): one row per purpose it was collected for
 //	consent_events          append-only: id, subject, identifier (NULL = subject-wide), purpose,
-//	                        granted, at, source, text_version, recorded_at
+//	                        granted, at, source, text_version, recorded_at; effective_at =
+//	                        min(at, recorded_at), computed (virtual on SQLite, stored on PostgreSQL)
 //	snapshots               version, kind, taken_at, ledger_position, size, digest,
 //	                        max_per_subject (0: uncapped)
 //	schema_migrations       version, name, applied_at
@@ -24,7 +25,10 @@
 //
 // Migration 1 is the ledger, 2 the registry (advertisers, budget_spend,
 // sessions), 3 private mode (modes and privacy budgets of advertisers, ε
-// spends and refunds, max_per_subject).
+// spends and refunds, max_per_subject), 4 the ledger generation, 5 the
+// effective time of consent events (the column and its index; it changes
+// no stored row, and moves the generation on since the order of old
+// events may change).
 //
 // Triggers refuse UPDATE and DELETE on consent_events, budget_spend,
 // budget_refunds and sessions (and TRUNCATE on PostgreSQL), so the ledger
@@ -51,8 +55,18 @@
 //  2. at least one identifier i of kind K with digest d is consented: the
 //     latest ad_matching consent event covering i is a grant. The events
 //     covering i are those scoped to i and the subject-wide events of i's
-//     subject; "latest" orders by at, then by event id (the later-recorded
-//     event wins a tie).
+//     subject; "latest" orders by effective time, then by event id (the
+//     later-recorded event wins a tie).
+//
+// The effective time of an event is min(at, recorded_at): an event counts
+// from the time it claims, or from when the ledger recorded it if that is
+// earlier. So no event can override one recorded before it, a withdrawal
+// in particular, by claiming a later time than it was recorded at, while a
+// back-dated event still orders before later ones. [Store.AppendConsent]
+// refuses an event whose at is more than [ClockSkew] (5 minutes, a
+// constant) after its recording, so effective time and at differ by at
+// most the skew for new events; on a ledger older than migration 5 the
+// rule clamps old events the same way without changing them.
 //
 // An identifier with no covering event has no consent; one whose latest
 // covering event is a withdrawal is withdrawn. A withdrawal therefore drops
@@ -62,6 +76,49 @@
 //
 // Times are stored with microsecond precision (At is truncated), so both
 // engines order events identically.
+//
+// # What the ledger refuses
+//
+// Nothing is recorded to no effect. [Store.AppendConsent] refuses, each as
+// a [*RowError] whose [RowError.Reason] names it: a subject-wide event for
+// a subject with no imported identifier (unknown_subject, [ErrUnknownSubject];
+// subjects match exactly, case included), an identifier-scoped event for an
+// identifier the subject does not have (unknown_identifier,
+// [ErrUnknownIdentifier]), a purpose outside [ConsentPurposes] (only
+// ad_matching, the purpose the rule reads: unknown_purpose,
+// [ErrUnknownPurpose]), an at beyond the skew (future_at, [ErrFutureEvent])
+// and invalid fields (bad_FIELD). [Store.ImportIdentifiers] refuses invalid
+// rows the same way.
+//
+// # Imports
+//
+// Both imports read an iterator and commit every [ImportOptions].ChunkRows
+// rows ([DefaultChunkRows], 5,000), one transaction each, so a long import
+// holds the SQLite writer for one chunk at a time (about half a second at
+// most on a loaded 2-core machine) and sessions' budget and audit writes go
+// in between. A refused row goes to [ImportOptions].OnReject, after its
+// chunk committed, and the import goes on; with OnReject nil the first one
+// stops the import and its chunk is rolled back. A database error or the
+// end of ctx rolls back the current chunk; committed chunks stay.
+//
+// Both are idempotent, so an import that stopped half way, run again, ends
+// in the same ledger as one uninterrupted run: an identifier (or a purpose
+// of it) already recorded is Unchanged, and so is a consent event identical
+// in every field but recorded_at (subject, identifier, purpose, granted, at,
+// source, text version) to one in the ledger or earlier in the same import.
+// Events whose at is within the skew ahead of their recording are the one
+// case where two runs can differ: their effective time is their recording.
+// ImportResult counts Read = Inserted + Unchanged + Rejected.
+//
+// # Files
+//
+// A SQLite database holds identifiers in the clear. Open creates a missing
+// database 0600 and a missing parent directory 0700 whatever the umask
+// (SQLite gives the -wal and -shm files the database's mode), and narrows
+// an existing database, -wal, -shm or -journal file that group or others
+// may read or write to at most 0600, returning a warning for each through
+// [Store.Warnings] (it fixes rather than refuses, so a server restarts; the
+// warning tells the operator that the data may have been read before).
 //
 // # Snapshots
 //
@@ -99,7 +156,7 @@
 // rule and DISTINCT: among each subject's matchable identifiers of the
 // kind, it keeps the first maxPerSubject ordered by their covering grant
 // (the latest ad_matching event covering the identifier, which is a grant
-// since the identifier is matchable) by at, then event id, and then by
+// since the identifier is matchable) by effective time, then event id, and then by
 // identifier id (import order, on both engines). The digests of the kept
 // identifiers, distinct, in ascending order, are the snapshot, with its
 // digest as above; a digest two subjects keep appears once. Identifiers
@@ -121,9 +178,11 @@
 // SQLite runs in WAL mode with foreign keys on and a busy timeout; one
 // connection writes (BEGIN IMMEDIATE), up to four read, so a snapshot does
 // not block appends. ":memory:" uses a single connection. PostgreSQL uses a
-// pgx pool: imports COPY into a temporary table and INSERT … SELECT … ON
-// CONFLICT DO NOTHING from it; appends take an EXCLUSIVE lock on
-// consent_events so event ids follow commit order; snapshots read in a
+// pgx pool: each import chunk is COPYed into a temporary table and
+// inserted with INSERT … SELECT … ON CONFLICT DO NOTHING; each append chunk
+// goes in through unnest under an EXCLUSIVE lock on consent_events, taken
+// before it looks for identical events, so event ids follow commit order
+// and the lookup cannot race; snapshots read in a
 // REPEATABLE READ, READ ONLY transaction. On both, the callback of
 // [Store.Snapshot] and [Store.SnapshotPerSubject] runs inside the read
 // transaction and must not call back into the store.

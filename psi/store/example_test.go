@@ -28,7 +28,7 @@ func Example() {
 	res, err := s.ImportIdentifiers(ctx, slices.Values([]store.Identifier{
 		id(psi.KindEmail, "ana@example.com", store.Signup),
 		id(psi.KindPhone, "+14155550100", store.TwoFactor),
-	}))
+	}), store.ImportOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func Example() {
 	_, err = s.AppendConsent(ctx, slices.Values([]store.ConsentEvent{{
 		Subject: "user-1", Purpose: store.AdMatching, Granted: true, // subject-wide
 		At: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC), Source: "settings", TextVersion: "ads-v3",
-	}}))
+	}}), store.ImportOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}

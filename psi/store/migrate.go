@@ -314,6 +314,31 @@ CREATE TRIGGER consent_events_generation AFTER INSERT OR TRUNCATE ON consent_eve
 	FOR EACH STATEMENT EXECUTE FUNCTION overlap_bump_generation();
 `,
 	},
+	{
+		version: 5,
+		name:    "consent ordering by effective time",
+		// A consent event counts from its effective time, min(at,
+		// recorded_at), so no event overrides one recorded before it by
+		// claiming a later time than it was recorded at (package doc).
+		// The column is computed, so old rows get the rule too without an
+		// UPDATE of the append-only table; the index replaces the one on
+		// at for the latest-covering-event lookup, and serves the lookup
+		// of an identical event by (subject_id, purpose). The generation
+		// moves on: the matchable set of an old ledger with future-dated
+		// events may change.
+		sqlite: `
+ALTER TABLE consent_events ADD COLUMN effective_at INTEGER GENERATED ALWAYS AS (MIN(at, recorded_at)) VIRTUAL;
+DROP INDEX consent_events_subject;
+CREATE INDEX consent_events_effective ON consent_events (subject_id, purpose, effective_at, id, identifier_id, granted);
+UPDATE ledger_generation SET n = n + 1 WHERE id = 1;
+`,
+		postgres: `
+ALTER TABLE consent_events ADD COLUMN effective_at timestamptz GENERATED ALWAYS AS (LEAST(at, recorded_at)) STORED;
+DROP INDEX consent_events_subject;
+CREATE INDEX consent_events_effective ON consent_events (subject_id, purpose, effective_at, id) INCLUDE (identifier_id, granted);
+UPDATE ledger_generation SET n = n + 1 WHERE id = 1;
+`,
+	},
 }
 
 // latestMigration is the schema version this binary writes.

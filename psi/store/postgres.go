@@ -23,9 +23,6 @@ type Postgres struct {
 // migrations of concurrent Opens ("overlap-store" in ASCII).
 const migrateLockKey = 0x6f7665726c61707
 
-// consentChunk is how many consent events go to PostgreSQL per statement.
-const consentChunk = 4096
-
 // analyzeAfter is how many new rows make an import or append refresh the
 // planner statistics at once, rather than when autovacuum gets to it: the
 // first snapshot after a bulk load should not be planned on empty-table
@@ -64,6 +61,10 @@ func openPostgresAt(ctx context.Context, dsn string, upTo int64) (*Postgres, err
 }
 
 func (*Postgres) sealed() {}
+
+// Warnings implements [Store]: PostgreSQL has none; its files are the
+// server's.
+func (*Postgres) Warnings() []string { return nil }
 
 // Close closes every connection of the pool.
 func (p *Postgres) Close() error {
@@ -116,95 +117,100 @@ func rollback(ctx context.Context, tx pgx.Tx) {
 	tx.Rollback(ctx)
 }
 
-// ImportIdentifiers implements [Store]: the rows are copied (COPY) into a
-// temporary table, then inserted with INSERT … SELECT … ON CONFLICT DO
-// NOTHING, all in one transaction. Duplicate rows need no DISTINCT: within
-// one statement, DO NOTHING skips the second of two equal keys. New
-// identifiers are inserted in the order of the rows, so their ids follow
-// import order as on SQLite (SnapshotPerSubject breaks ties by id).
-func (p *Postgres) ImportIdentifiers(ctx context.Context, rows iter.Seq[Identifier]) (res ImportResult, err error) {
-	if err := ctx.Err(); err != nil {
-		return ImportResult{}, fmt.Errorf("store: import: %w", err)
+// ImportIdentifiers implements [Store]: each chunk's rows are copied
+// (COPY) into a temporary table, then inserted with INSERT … SELECT … ON
+// CONFLICT DO NOTHING, in one transaction per chunk. Duplicate rows need no
+// DISTINCT: within one statement, DO NOTHING skips the second of two equal
+// keys. New identifiers are inserted in the order of the rows, so their ids
+// follow import order as on SQLite (SnapshotPerSubject breaks ties by id).
+func (p *Postgres) ImportIdentifiers(ctx context.Context, rows iter.Seq[Identifier], opts ImportOptions) (ImportResult, error) {
+	var total int64
+	res, err := runImport(ctx, "import", rows, opts, validateIdentifierAt,
+		func(ctx context.Context, rows []seqRow[Identifier], _ bool) (chunkResult, error) {
+			cr, err := p.importChunk(ctx, rows)
+			total += cr.inserted
+			return cr, err
+		})
+	if total >= analyzeAfter {
+		p.analyze(ctx, "subjects, identifiers, identifier_collections")
 	}
+	return res, err
+}
+
+// inTx runs fn in one transaction and commits it, rolling back when fn or
+// the commit fails.
+func (p *Postgres) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) error {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
-		return ImportResult{}, fmt.Errorf("store: import: %w", err)
+		return fmt.Errorf("store: %s: %w", op, err)
 	}
-	defer func() {
-		if err != nil {
-			rollback(ctx, tx)
-			res, err = ImportResult{}, ctxError(ctx, "import", err)
-		}
-	}()
-	if _, err = tx.Exec(ctx, `CREATE TEMPORARY TABLE import_rows (
+	if err := fn(tx); err != nil {
+		rollback(ctx, tx)
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		rollback(ctx, tx)
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	return nil
+}
+
+func (p *Postgres) importChunk(ctx context.Context, rows []seqRow[Identifier]) (cr chunkResult, err error) {
+	err = p.inTx(ctx, "import", func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TEMPORARY TABLE import_rows (
 		seq bigint NOT NULL, subject text NOT NULL, kind smallint NOT NULL, value text NOT NULL,
 		digest bytea NOT NULL, collected_for text NOT NULL) ON COMMIT DROP`); err != nil {
-		return res, fmt.Errorf("store: import: %w", err)
-	}
-
-	next, stop := iter.Pull(rows)
-	defer stop()
-	var rowErr error
-	src := pgx.CopyFromFunc(func() ([]any, error) {
-		if err := ctx.Err(); err != nil {
-			rowErr = fmt.Errorf("store: import: %w", err)
-			return nil, rowErr
+			return fmt.Errorf("store: import: %w", err)
 		}
-		id, ok := next()
-		if !ok {
-			return nil, nil
+		i := 0
+		src := pgx.CopyFromFunc(func() ([]any, error) {
+			if i == len(rows) {
+				return nil, nil
+			}
+			r := &rows[i]
+			i++
+			id := &r.row
+			return []any{r.seq, id.Subject, int16(id.Kind), id.Value, id.Digest[:], string(id.CollectedFor)}, nil
+		})
+		copied, err := tx.CopyFrom(ctx, pgx.Identifier{"import_rows"},
+			[]string{"seq", "subject", "kind", "value", "digest", "collected_for"}, src)
+		if err != nil {
+			return fmt.Errorf("store: import: copy: %w", err)
 		}
-		res.Read++
-		if err := validateIdentifier(&id); err != nil {
-			rowErr = &RowError{Row: res.Read, Err: err}
-			return nil, rowErr
+		if copied != int64(len(rows)) {
+			return fmt.Errorf("store: import: copied %d of %d rows", copied, len(rows))
 		}
-		return []any{res.Read, id.Subject, int16(id.Kind), id.Value, id.Digest[:], string(id.CollectedFor)}, nil
-	})
-	copied, err := tx.CopyFrom(ctx, pgx.Identifier{"import_rows"},
-		[]string{"seq", "subject", "kind", "value", "digest", "collected_for"}, src)
-	if rowErr != nil {
-		return res, rowErr
-	}
-	if err != nil {
-		return res, fmt.Errorf("store: import: copy: %w", err)
-	}
-	if copied != res.Read {
-		return res, fmt.Errorf("store: import: copied %d of %d rows", copied, res.Read)
-	}
-
-	steps := []string{
-		`ANALYZE import_rows`,
-		`INSERT INTO subjects (subject) SELECT DISTINCT subject FROM import_rows
+		steps := []string{
+			`ANALYZE import_rows`,
+			`INSERT INTO subjects (subject) SELECT DISTINCT subject FROM import_rows
 			ON CONFLICT (subject) DO NOTHING`,
-		`INSERT INTO identifiers (subject_id, kind, value, digest)
+			`INSERT INTO identifiers (subject_id, kind, value, digest)
 			SELECT s.id, r.kind, r.value, r.digest
 			FROM import_rows r JOIN subjects s ON s.subject = r.subject
 			ORDER BY r.seq
 			ON CONFLICT (subject_id, kind, value) DO NOTHING`,
-		`INSERT INTO identifier_collections (identifier_id, collected_for)
+			`INSERT INTO identifier_collections (identifier_id, collected_for)
 			SELECT i.id, r.collected_for
 			FROM import_rows r JOIN subjects s ON s.subject = r.subject
 			JOIN identifiers i ON i.subject_id = s.id AND i.kind = r.kind AND i.value = r.value
 			ON CONFLICT (identifier_id, collected_for) DO NOTHING`,
-	}
-	for i, q := range steps {
-		tag, err := tx.Exec(ctx, q)
-		if err != nil {
-			return res, fmt.Errorf("store: import: %w", err)
 		}
-		if i == len(steps)-1 {
-			res.Inserted = tag.RowsAffected()
+		for i, q := range steps {
+			tag, err := tx.Exec(ctx, q)
+			if err != nil {
+				return fmt.Errorf("store: import: %w", err)
+			}
+			if i == len(steps)-1 {
+				cr.inserted = tag.RowsAffected()
+			}
 		}
+		cr.unchanged = int64(len(rows)) - cr.inserted
+		return nil
+	})
+	if err != nil {
+		return chunkResult{}, err
 	}
-	res.Unchanged = res.Read - res.Inserted
-	if err = tx.Commit(ctx); err != nil {
-		return res, fmt.Errorf("store: import: %w", err)
-	}
-	if res.Inserted >= analyzeAfter {
-		p.analyze(ctx, "subjects, identifiers, identifier_collections")
-	}
-	return res, nil
+	return cr, nil
 }
 
 // consentBatch holds a chunk of validated events as columns for unnest.
@@ -235,92 +241,92 @@ const consentRows = `unnest($1::bigint[], $2::text[], $3::smallint[], $4::text[]
 	$6::boolean[], $7::timestamptz[], $8::text[], $9::text[])
 	AS r (seq, subject, kind, value, purpose, granted, at, source, text_version)`
 
-// AppendConsent implements [Store]. Events go in chunks through unnest, in
-// one transaction that holds an EXCLUSIVE lock on consent_events from its
-// first insert, so ids are assigned in commit order and a snapshot's
-// LedgerPosition covers exactly the events it saw.
-func (p *Postgres) AppendConsent(ctx context.Context, events iter.Seq[ConsentEvent]) (n int64, err error) {
-	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("store: append consent: %w", err)
+// AppendConsent implements [Store]. Each chunk goes in through unnest, in
+// one transaction that holds an EXCLUSIVE lock on consent_events from
+// before its first read, so ids are assigned in commit order, a snapshot's
+// LedgerPosition covers exactly the events it saw, and the check for an
+// identical event already in the ledger cannot race another append.
+func (p *Postgres) AppendConsent(ctx context.Context, events iter.Seq[ConsentEvent], opts ImportOptions) (ImportResult, error) {
+	var total int64
+	res, err := runImport(ctx, "append consent", events, opts, validateEvent,
+		func(ctx context.Context, rows []seqRow[ConsentEvent], strict bool) (chunkResult, error) {
+			cr, err := p.appendChunk(ctx, rows, strict)
+			total += cr.inserted
+			return cr, err
+		})
+	if total >= analyzeAfter {
+		p.analyze(ctx, "subjects, consent_events")
 	}
-	tx, err := p.pool.Begin(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("store: append consent: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			rollback(ctx, tx)
-			n, err = 0, ctxError(ctx, "append consent", err)
-		}
-	}()
-	recordedAt := time.Now()
-	locked := false
+	return res, err
+}
+
+func (p *Postgres) appendChunk(ctx context.Context, rows []seqRow[ConsentEvent], strict bool) (cr chunkResult, err error) {
 	var b consentBatch
-	flush := func() error {
-		if len(b.seq) == 0 {
-			return nil
+	for i := range rows {
+		b.add(rows[i].seq, &rows[i].row)
+	}
+	args := []any{b.seq, b.subject, b.kind, b.value, b.purpose, b.granted, b.at, b.source, b.textVersion}
+	err = p.inTx(ctx, "append consent", func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE consent_events IN EXCLUSIVE MODE`); err != nil {
+			return fmt.Errorf("store: append consent: %w", err)
 		}
-		if !locked {
-			if _, err := tx.Exec(ctx, `LOCK TABLE consent_events IN EXCLUSIVE MODE`); err != nil {
+		// Refused rows: a subject-wide event for a subject without
+		// identifiers, a scoped one for an identifier the subject does
+		// not have.
+		refused, err := tx.Query(ctx, `SELECT r.seq, r.kind = 0 FROM `+consentRows+`
+			WHERE NOT EXISTS (SELECT 1 FROM subjects s JOIN identifiers i ON i.subject_id = s.id
+				WHERE s.subject = r.subject AND (r.kind = 0 OR (i.kind = r.kind AND i.value = r.value)))
+			ORDER BY r.seq`, args...)
+		if err != nil {
+			return fmt.Errorf("store: append consent: %w", err)
+		}
+		skip := []int64{} // not nil: pgx sends nil as NULL
+		for refused.Next() {
+			var seq int64
+			var wide bool
+			if err := refused.Scan(&seq, &wide); err != nil {
+				refused.Close()
 				return fmt.Errorf("store: append consent: %w", err)
 			}
-			locked = true
+			re := &RowError{Row: seq, Err: ErrUnknownIdentifier}
+			if wide {
+				re.Err = ErrUnknownSubject
+			}
+			cr.rejects = append(cr.rejects, re)
+			skip = append(skip, seq)
 		}
-		args := []any{b.seq, b.subject, b.kind, b.value, b.purpose, b.granted, b.at, b.source, b.textVersion}
-		var unknown *int64
-		if err := tx.QueryRow(ctx, `SELECT min(r.seq) FROM `+consentRows+`
-			WHERE r.kind <> 0 AND NOT EXISTS (SELECT 1 FROM subjects s JOIN identifiers i ON i.subject_id = s.id
-				WHERE s.subject = r.subject AND i.kind = r.kind AND i.value = r.value)`, args...).Scan(&unknown); err != nil {
+		refused.Close()
+		if err := refused.Err(); err != nil {
 			return fmt.Errorf("store: append consent: %w", err)
 		}
-		if unknown != nil {
-			return &RowError{Row: *unknown, Err: ErrUnknownIdentifier}
+		if strict && len(cr.rejects) > 0 {
+			return cr.rejects[0]
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO subjects (subject) SELECT DISTINCT r.subject FROM `+consentRows+`
-			WHERE r.kind = 0 ON CONFLICT (subject) DO NOTHING`, args...); err != nil {
-			return fmt.Errorf("store: append consent: %w", err)
-		}
+		// The first of identical rows of the chunk, when no identical
+		// event is in the ledger yet, in row order.
 		tag, err := tx.Exec(ctx, `INSERT INTO consent_events
 				(subject_id, identifier_id, purpose, granted, at, source, text_version, recorded_at)
 			SELECT s.id, i.id, r.purpose, r.granted, r.at, r.source, r.text_version, $10
-			FROM `+consentRows+`
+			FROM (SELECT DISTINCT ON (r.subject, r.kind, r.value, r.purpose, r.granted, r.at, r.source, r.text_version) r.*
+				FROM `+consentRows+` WHERE NOT (r.seq = ANY ($11::bigint[]))
+				ORDER BY r.subject, r.kind, r.value, r.purpose, r.granted, r.at, r.source, r.text_version, r.seq) AS r
 			JOIN subjects s ON s.subject = r.subject
 			LEFT JOIN identifiers i ON r.kind <> 0 AND i.subject_id = s.id AND i.kind = r.kind AND i.value = r.value
-			ORDER BY r.seq`, append(args, recordedAt)...)
+			WHERE NOT EXISTS (SELECT 1 FROM consent_events e WHERE e.subject_id = s.id AND e.purpose = r.purpose
+				AND e.identifier_id IS NOT DISTINCT FROM i.id AND e.granted = r.granted AND e.at = r.at
+				AND e.source = r.source AND e.text_version = r.text_version)
+			ORDER BY r.seq`, append(args, time.Now(), skip)...)
 		if err != nil {
 			return fmt.Errorf("store: append consent: %w", err)
 		}
-		if tag.RowsAffected() != int64(len(b.seq)) {
-			return fmt.Errorf("store: append consent: inserted %d of %d events", tag.RowsAffected(), len(b.seq))
-		}
-		b.reset()
+		cr.inserted = tag.RowsAffected()
+		cr.unchanged = int64(len(rows)-len(skip)) - cr.inserted
 		return nil
+	})
+	if err != nil {
+		return chunkResult{}, err
 	}
-	for e := range events {
-		n++
-		if err = ctx.Err(); err != nil {
-			return n, fmt.Errorf("store: append consent: %w", err)
-		}
-		if err = validateEvent(&e); err != nil {
-			return n, &RowError{Row: n, Err: err}
-		}
-		b.add(n, &e)
-		if len(b.seq) >= consentChunk {
-			if err = flush(); err != nil {
-				return n, err
-			}
-		}
-	}
-	if err = flush(); err != nil {
-		return n, err
-	}
-	if err = tx.Commit(ctx); err != nil {
-		return n, fmt.Errorf("store: append consent: %w", err)
-	}
-	if n >= analyzeAfter {
-		p.analyze(ctx, "subjects, consent_events")
-	}
-	return n, nil
+	return cr, nil
 }
 
 // Snapshot implements [Store]: it streams from a REPEATABLE READ, READ ONLY

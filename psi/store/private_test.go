@@ -538,9 +538,12 @@ func testSnapshotPerSubject(t *testing.T, s Store) {
 func testTieByImportOrder(t *testing.T, s Store) {
 	const n = 1000
 	var events []ConsentEvent
+	var crm []Identifier // subjects exist first, in reverse order
 	for i := n - 1; i >= 0; i-- {
+		crm = append(crm, ident(fmt.Sprintf("t%04d", i), psi.KindID, fmt.Sprintf("crm-%04d", i), Signup))
 		events = append(events, wide(fmt.Sprintf("t%04d", i), true, t0))
 	}
+	mustImport(t, s, crm...)
 	mustAppend(t, s, events...)
 	var ids []Identifier
 	var first []string

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,8 +19,9 @@ import (
 // SQLite is the embedded store: one database file in WAL mode, one
 // connection for writes and a few for reads, foreign keys on.
 type SQLite struct {
-	w *sql.DB // exactly one connection: every write
-	r *sql.DB // readers; w itself for ":memory:"
+	w        *sql.DB // exactly one connection: every write
+	r        *sql.DB // readers; w itself for ":memory:"
+	warnings []string
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path, or a
@@ -37,6 +41,13 @@ func openSQLiteAt(ctx context.Context, path string, upTo int64) (*SQLite, error)
 		return nil, errors.New("store: empty SQLite path")
 	}
 	memory := path == ":memory:"
+	var warnings []string
+	if !memory {
+		var err error
+		if warnings, err = securePaths(path); err != nil {
+			return nil, err
+		}
+	}
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=mmap_size(1073741824)"
 	file := "file:" + sqliteEscape(path)
 	if memory {
@@ -50,7 +61,7 @@ func openSQLiteAt(ctx context.Context, path string, upTo int64) (*SQLite, error)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &SQLite{w: w, r: w}
+	s := &SQLite{w: w, r: w, warnings: warnings}
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
@@ -60,6 +71,12 @@ func openSQLiteAt(ctx context.Context, path string, upTo int64) (*SQLite, error)
 		return nil, err
 	}
 	if !memory {
+		// SQLite gives the -wal and -shm files the database's mode; this
+		// makes sure of it, whatever made them.
+		if _, err := securePaths(path); err != nil {
+			w.Close()
+			return nil, err
+		}
 		r, err := sql.Open("sqlite", file+"?"+pragmas+"&_pragma=query_only(1)&_pragma=cache_size(-65536)")
 		if err != nil {
 			w.Close()
@@ -77,6 +94,62 @@ func sqliteEscape(path string) string {
 }
 
 func (*SQLite) sealed() {}
+
+// Warnings implements [Store]: the files whose modes Open narrowed.
+func (s *SQLite) Warnings() []string { return slices.Clone(s.warnings) }
+
+// DatabaseFileMode and DatabaseDirMode are the modes of the SQLite
+// database, its -wal, -shm and -journal files, and a directory the store
+// creates for them: they hold identifiers in the clear.
+const (
+	DatabaseFileMode os.FileMode = 0o600
+	DatabaseDirMode  os.FileMode = 0o700
+)
+
+// securePaths makes the database at path private to its owner before and
+// after SQLite opens it: it creates a missing parent directory 0700 and a
+// missing database file 0600, whatever the umask, and narrows an existing
+// database, -wal, -shm or -journal file readable or writable by group or
+// others to 0600, returning a warning for each. It never widens a mode.
+func securePaths(path string) (warnings []string, err error) {
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, DatabaseDirMode); err != nil {
+			return nil, fmt.Errorf("store: create database directory: %w", err)
+		}
+		if err := os.Chmod(dir, DatabaseDirMode); err != nil {
+			return nil, fmt.Errorf("store: create database directory: %w", err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, DatabaseFileMode)
+	switch {
+	case err == nil:
+		f.Close()
+		if err := os.Chmod(path, DatabaseFileMode); err != nil {
+			return nil, fmt.Errorf("store: create database: %w", err)
+		}
+	case !errors.Is(err, os.ErrExist):
+		return nil, fmt.Errorf("store: create database: %w", err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: database file: %w", err)
+		}
+		if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		if err := os.Chmod(p, fi.Mode().Perm()&DatabaseFileMode); err != nil {
+			return nil, fmt.Errorf("store: database file %s has mode %04o, readable by others, and cannot be narrowed: %w", p, fi.Mode().Perm(), err)
+		}
+		warnings = append(warnings, fmt.Sprintf("database file %s had mode %04o (group or others could read the identifiers in it); set to %04o",
+			p, fi.Mode().Perm(), fi.Mode().Perm()&DatabaseFileMode))
+	}
+	return warnings, nil
+}
 
 // Close closes the database.
 func (s *SQLite) Close() error {
@@ -146,93 +219,101 @@ func prepareAll(ctx context.Context, tx *sql.Tx, queries ...string) ([]*sql.Stmt
 }
 
 // ImportIdentifiers implements [Store].
-func (s *SQLite) ImportIdentifiers(ctx context.Context, rows iter.Seq[Identifier]) (res ImportResult, err error) {
-	if err := ctx.Err(); err != nil {
-		return ImportResult{}, fmt.Errorf("store: import: %w", err)
-	}
+func (s *SQLite) ImportIdentifiers(ctx context.Context, rows iter.Seq[Identifier], opts ImportOptions) (ImportResult, error) {
+	return runImport(ctx, "import", rows, opts, validateIdentifierAt, s.importChunk)
+}
+
+// writeTx runs fn in one write transaction and commits it, rolling back
+// when fn or the commit fails. Statements run under a context that is never
+// cancelled, to spare modernc a watcher goroutine per statement; callers
+// check ctx between rows, and database/sql rolls tx back when ctx ends.
+func (s *SQLite) writeTx(ctx context.Context, op string, fn func(qctx context.Context, tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return ImportResult{}, fmt.Errorf("store: import: %w", err)
+		return fmt.Errorf("store: %s: %w", op, err)
 	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
-			res, err = ImportResult{}, ctxError(ctx, "import", err)
-		}
-	}()
-	// Statements run under a context that is never cancelled, to spare
-	// modernc a watcher goroutine per statement; the loop checks ctx, and
-	// database/sql rolls tx back when ctx ends.
-	qctx := context.WithoutCancel(ctx)
-	stmts, closeStmts, err := prepareAll(qctx, tx,
-		`INSERT INTO subjects (subject) VALUES ($1) ON CONFLICT (subject) DO NOTHING`,
-		`SELECT id FROM subjects WHERE subject = $1`,
-		`INSERT INTO identifiers (subject_id, kind, value, digest) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (subject_id, kind, value) DO NOTHING`,
-		`SELECT id FROM identifiers WHERE subject_id = $1 AND kind = $2 AND value = $3`,
-		`INSERT INTO identifier_collections (identifier_id, collected_for) VALUES ($1, $2)
-			ON CONFLICT (identifier_id, collected_for) DO NOTHING`,
-	)
-	if err != nil {
-		return res, fmt.Errorf("store: import: %w", err)
+	if err := fn(context.WithoutCancel(ctx), tx); err != nil {
+		tx.Rollback()
+		return err
 	}
-	defer closeStmts()
-	insSubject, selSubject, insIdent, selIdent, insColl := stmts[0], stmts[1], stmts[2], stmts[3], stmts[4]
+	if err := ctx.Err(); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	return nil
+}
 
-	var (
-		lastSubject   string
-		lastSubjectID int64
-		// Rows of a file come mostly new (first load) or mostly known
-		// (re-import): try first what worked for the previous row.
-		knownSubject, knownIdent bool
-	)
-	upsert := func(known bool) func(context.Context, *sql.Stmt, *sql.Stmt, []any, []any) (int64, bool, error) {
-		if known {
-			return selectOrInsert
+// importChunk records one chunk of identifiers in one transaction.
+func (s *SQLite) importChunk(ctx context.Context, rows []seqRow[Identifier], _ bool) (cr chunkResult, err error) {
+	err = s.writeTx(ctx, "import", func(qctx context.Context, tx *sql.Tx) error {
+		stmts, closeStmts, err := prepareAll(qctx, tx,
+			`INSERT INTO subjects (subject) VALUES ($1) ON CONFLICT (subject) DO NOTHING`,
+			`SELECT id FROM subjects WHERE subject = $1`,
+			`INSERT INTO identifiers (subject_id, kind, value, digest) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (subject_id, kind, value) DO NOTHING`,
+			`SELECT id FROM identifiers WHERE subject_id = $1 AND kind = $2 AND value = $3`,
+			`INSERT INTO identifier_collections (identifier_id, collected_for) VALUES ($1, $2)
+			ON CONFLICT (identifier_id, collected_for) DO NOTHING`,
+		)
+		if err != nil {
+			return fmt.Errorf("store: import: %w", err)
 		}
-		return insertOrSelect
-	}
-	for id := range rows {
-		res.Read++
-		if err = ctx.Err(); err != nil {
-			return res, fmt.Errorf("store: import: %w", err)
-		}
-		if err = validateIdentifier(&id); err != nil {
-			return res, &RowError{Row: res.Read, Err: err}
-		}
-		if res.Read == 1 || id.Subject != lastSubject {
-			lastSubjectID, knownSubject, err = upsert(knownSubject)(qctx, insSubject, selSubject, []any{id.Subject}, []any{id.Subject})
-			if err != nil {
-				return res, fmt.Errorf("store: import: row %d: %w", res.Read, err)
+		defer closeStmts()
+		insSubject, selSubject, insIdent, selIdent, insColl := stmts[0], stmts[1], stmts[2], stmts[3], stmts[4]
+		var (
+			lastSubject   string
+			lastSubjectID int64
+			// Rows of a file come mostly new (first load) or mostly
+			// known (re-import): try first what worked for the
+			// previous row.
+			knownSubject, knownIdent bool
+		)
+		upsert := func(known bool) func(context.Context, *sql.Stmt, *sql.Stmt, []any, []any) (int64, bool, error) {
+			if known {
+				return selectOrInsert
 			}
-			lastSubject = id.Subject
+			return insertOrSelect
 		}
-		var identID int64
-		identID, knownIdent, err = upsert(knownIdent)(qctx, insIdent, selIdent,
-			[]any{lastSubjectID, int64(id.Kind), id.Value, id.Digest[:]},
-			[]any{lastSubjectID, int64(id.Kind), id.Value})
-		if err != nil {
-			return res, fmt.Errorf("store: import: row %d: %w", res.Read, err)
+		for i, r := range rows {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("store: import: %w", err)
+			}
+			id := &r.row
+			if i == 0 || id.Subject != lastSubject {
+				lastSubjectID, knownSubject, err = upsert(knownSubject)(qctx, insSubject, selSubject, []any{id.Subject}, []any{id.Subject})
+				if err != nil {
+					return fmt.Errorf("store: import: row %d: %w", r.seq, err)
+				}
+				lastSubject = id.Subject
+			}
+			var identID int64
+			identID, knownIdent, err = upsert(knownIdent)(qctx, insIdent, selIdent,
+				[]any{lastSubjectID, int64(id.Kind), id.Value, id.Digest[:]},
+				[]any{lastSubjectID, int64(id.Kind), id.Value})
+			if err != nil {
+				return fmt.Errorf("store: import: row %d: %w", r.seq, err)
+			}
+			res, err := insColl.ExecContext(qctx, identID, string(id.CollectedFor))
+			if err != nil {
+				return fmt.Errorf("store: import: row %d: %w", r.seq, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("store: import: %w", err)
+			} else if n > 0 {
+				cr.inserted++
+			} else {
+				cr.unchanged++
+			}
 		}
-		r, err := insColl.ExecContext(qctx, identID, string(id.CollectedFor))
-		if err != nil {
-			return res, fmt.Errorf("store: import: row %d: %w", res.Read, err)
-		}
-		if n, err := r.RowsAffected(); err != nil {
-			return res, fmt.Errorf("store: import: %w", err)
-		} else if n > 0 {
-			res.Inserted++
-		} else {
-			res.Unchanged++
-		}
+		return nil
+	})
+	if err != nil {
+		return chunkResult{}, err
 	}
-	if err = ctx.Err(); err != nil {
-		return res, fmt.Errorf("store: import: %w", err)
-	}
-	if err = tx.Commit(); err != nil {
-		return res, fmt.Errorf("store: import: %w", err)
-	}
-	return res, nil
+	return cr, nil
 }
 
 // insertOrSelect runs ins (INSERT … ON CONFLICT DO NOTHING into a rowid
@@ -262,74 +343,84 @@ func selectOrInsert(ctx context.Context, ins, sel *sql.Stmt, insArgs, selArgs []
 }
 
 // AppendConsent implements [Store].
-func (s *SQLite) AppendConsent(ctx context.Context, events iter.Seq[ConsentEvent]) (n int64, err error) {
-	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("store: append consent: %w", err)
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("store: append consent: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
-			n, err = 0, ctxError(ctx, "append consent", err)
-		}
-	}()
-	qctx := context.WithoutCancel(ctx)
-	stmts, closeStmts, err := prepareAll(qctx, tx,
-		`INSERT INTO subjects (subject) VALUES ($1) ON CONFLICT (subject) DO NOTHING`,
-		`SELECT id FROM subjects WHERE subject = $1`,
-		`SELECT s.id, i.id FROM subjects s JOIN identifiers i ON i.subject_id = s.id
-			WHERE s.subject = $1 AND i.kind = $2 AND i.value = $3`,
-		`INSERT INTO consent_events (subject_id, identifier_id, purpose, granted, at, source, text_version, recorded_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-	)
-	if err != nil {
-		return 0, fmt.Errorf("store: append consent: %w", err)
-	}
-	defer closeStmts()
-	insSubject, selSubject, selIdent, insEvent := stmts[0], stmts[1], stmts[2], stmts[3]
+func (s *SQLite) AppendConsent(ctx context.Context, events iter.Seq[ConsentEvent], opts ImportOptions) (ImportResult, error) {
+	return runImport(ctx, "append consent", events, opts, validateEvent, s.appendChunk)
+}
 
-	recordedAt := time.Now().UnixMicro()
-	for e := range events {
-		n++
-		if err = ctx.Err(); err != nil {
-			return n, fmt.Errorf("store: append consent: %w", err)
-		}
-		if err = validateEvent(&e); err != nil {
-			return n, &RowError{Row: n, Err: err}
-		}
-		var subjectID int64
-		var identID sql.NullInt64
-		if e.subjectWide() {
-			args := []any{e.Subject}
-			subjectID, _, err = selectOrInsert(qctx, insSubject, selSubject, args, args)
-		} else {
-			err = selIdent.QueryRowContext(qctx, e.Subject, int64(e.Kind), e.Value).Scan(&subjectID, &identID)
-			if errors.Is(err, sql.ErrNoRows) {
-				return n, &RowError{Row: n, Err: ErrUnknownIdentifier}
-			}
-		}
+// appendChunk appends one chunk of consent events in one transaction.
+func (s *SQLite) appendChunk(ctx context.Context, events []seqRow[ConsentEvent], strict bool) (cr chunkResult, err error) {
+	err = s.writeTx(ctx, "append consent", func(qctx context.Context, tx *sql.Tx) error {
+		stmts, closeStmts, err := prepareAll(qctx, tx,
+			`SELECT s.id FROM subjects s WHERE s.subject = $1
+				AND EXISTS (SELECT 1 FROM identifiers i WHERE i.subject_id = s.id)`,
+			`SELECT s.id, i.id FROM subjects s JOIN identifiers i ON i.subject_id = s.id
+				WHERE s.subject = $1 AND i.kind = $2 AND i.value = $3`,
+			`SELECT EXISTS (SELECT 1 FROM consent_events WHERE subject_id = $1 AND purpose = $2
+				AND identifier_id IS $3 AND granted = $4 AND at = $5 AND source = $6 AND text_version = $7)`,
+			`INSERT INTO consent_events (subject_id, identifier_id, purpose, granted, at, source, text_version, recorded_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		)
 		if err != nil {
-			return n, fmt.Errorf("store: append consent: row %d: %w", n, err)
+			return fmt.Errorf("store: append consent: %w", err)
 		}
-		granted := 0
-		if e.Granted {
-			granted = 1
+		defer closeStmts()
+		selSubject, selIdent, selSame, insEvent := stmts[0], stmts[1], stmts[2], stmts[3]
+		// The transaction holds the only writer, so recordedAt is after
+		// the validation of every row of the chunk: validateEvent's
+		// future check against the time it ran is never looser than one
+		// against recordedAt.
+		recordedAt := time.Now().UnixMicro()
+		for _, r := range events {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("store: append consent: %w", err)
+			}
+			e := &r.row
+			var subjectID int64
+			var identID sql.NullInt64
+			var unknown error
+			if e.subjectWide() {
+				err = selSubject.QueryRowContext(qctx, e.Subject).Scan(&subjectID)
+				unknown = ErrUnknownSubject
+			} else {
+				err = selIdent.QueryRowContext(qctx, e.Subject, int64(e.Kind), e.Value).Scan(&subjectID, &identID)
+				unknown = ErrUnknownIdentifier
+			}
+			if errors.Is(err, sql.ErrNoRows) {
+				re := &RowError{Row: r.seq, Err: unknown}
+				if strict {
+					return re
+				}
+				cr.rejects = append(cr.rejects, re)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("store: append consent: row %d: %w", r.seq, err)
+			}
+			granted := 0
+			if e.Granted {
+				granted = 1
+			}
+			var same bool
+			if err := selSame.QueryRowContext(qctx, subjectID, e.Purpose, identID, granted,
+				e.At.UnixMicro(), e.Source, e.TextVersion).Scan(&same); err != nil {
+				return fmt.Errorf("store: append consent: row %d: %w", r.seq, err)
+			}
+			if same {
+				cr.unchanged++
+				continue
+			}
+			if _, err := insEvent.ExecContext(qctx, subjectID, identID, e.Purpose, granted,
+				e.At.UnixMicro(), e.Source, e.TextVersion, recordedAt); err != nil {
+				return fmt.Errorf("store: append consent: row %d: %w", r.seq, err)
+			}
+			cr.inserted++
 		}
-		if _, err = insEvent.ExecContext(qctx, subjectID, identID, e.Purpose, granted,
-			e.At.UnixMicro(), e.Source, e.TextVersion, recordedAt); err != nil {
-			return n, fmt.Errorf("store: append consent: row %d: %w", n, err)
-		}
+		return nil
+	})
+	if err != nil {
+		return chunkResult{}, err
 	}
-	if err = ctx.Err(); err != nil {
-		return n, fmt.Errorf("store: append consent: %w", err)
-	}
-	if err = tx.Commit(); err != nil {
-		return n, fmt.Errorf("store: append consent: %w", err)
-	}
-	return n, nil
+	return cr, nil
 }
 
 // Snapshot implements [Store].

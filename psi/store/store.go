@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"iter"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -110,11 +111,44 @@ func (e ConsentEvent) GoString() string { return e.String() }
 
 func (e ConsentEvent) subjectWide() bool { return e.Kind == 0 && e.Value == "" }
 
-// ImportResult counts the rows of one import. Read = Inserted + Unchanged.
-// A row is Inserted when it recorded something new: an identifier, or a
-// purpose for an identifier already known.
+// ImportResult counts the rows of one import: Read = Inserted + Unchanged +
+// Rejected. An identifier row is Inserted when it recorded something new (an
+// identifier, or a purpose for an identifier already known); a consent event
+// is Inserted when it was appended, and Unchanged when an event identical in
+// every field but the recording time was already in the ledger. Rejected
+// counts the rows the store refused (reported to [ImportOptions].OnReject).
 type ImportResult struct {
-	Read, Inserted, Unchanged int64
+	Read, Inserted, Unchanged, Rejected int64
+}
+
+// DefaultChunkRows is how many rows an import commits at a time when
+// [ImportOptions].ChunkRows is 0. On SQLite a chunk of 5,000 rows holds the
+// only writer for tens of milliseconds, so a session's budget reservation
+// or audit row waits that long at most, never its busy timeout.
+const DefaultChunkRows = 5000
+
+// ImportOptions controls [Store.ImportIdentifiers] and [Store.AppendConsent].
+type ImportOptions struct {
+	// OnReject, when set, receives each row the store refuses (an invalid
+	// row, an unknown subject or identifier, an unknown consent purpose, an
+	// event in the future), in row order, after the chunk holding it was
+	// committed; the import goes on with the next row. When nil, the first
+	// refused row stops the import with that *RowError, and the chunk
+	// holding it is rolled back.
+	OnReject func(*RowError)
+	// ChunkRows is how many rows (read, including refused ones) each
+	// transaction holds; 0 is [DefaultChunkRows].
+	ChunkRows int
+	// Progress, when set, receives the running totals after each committed
+	// chunk.
+	Progress func(ImportResult)
+}
+
+func (o ImportOptions) chunkRows() int {
+	if o.ChunkRows <= 0 {
+		return DefaultChunkRows
+	}
+	return o.ChunkRows
 }
 
 // SnapshotInfo describes one snapshot of a matchable set.
@@ -142,15 +176,28 @@ type KindStats struct {
 
 // Store is the consent ledger. Implementations are in this package only.
 type Store interface {
-	// ImportIdentifiers records identifiers and their collection purposes in
-	// one transaction. It is idempotent, and an invalid row, a database
-	// error or a cancelled ctx aborts the whole import.
-	ImportIdentifiers(ctx context.Context, rows iter.Seq[Identifier]) (ImportResult, error)
-	// AppendConsent appends events to the ledger in one transaction and
-	// returns how many it appended. An identifier-scoped event for an
-	// identifier that was never imported is an error ([ErrUnknownIdentifier])
-	// and aborts them all; a subject-wide event may name a new subject.
-	AppendConsent(ctx context.Context, events iter.Seq[ConsentEvent]) (int64, error)
+	// ImportIdentifiers records identifiers and their collection purposes,
+	// committing every opts.ChunkRows rows. It is idempotent: importing
+	// rows again, or again after an import that stopped half way, ends in
+	// the same ledger as one uninterrupted import. A refused row goes to
+	// opts.OnReject (or stops the import when that is nil); a database
+	// error or the end of ctx stops it, rolling back the current chunk
+	// only. The result counts the rows of the committed chunks.
+	ImportIdentifiers(ctx context.Context, rows iter.Seq[Identifier], opts ImportOptions) (ImportResult, error)
+	// AppendConsent appends events to the ledger, committing every
+	// opts.ChunkRows rows, like ImportIdentifiers. It refuses an event
+	// whose At is later than the time of recording plus [ClockSkew]
+	// ([ErrFutureEvent]), a subject-wide event for a subject with no
+	// identifier ([ErrUnknownSubject]), an identifier-scoped event for an
+	// identifier the subject does not have ([ErrUnknownIdentifier]) and a
+	// purpose outside [ConsentPurposes] ([ErrUnknownPurpose]). An event
+	// identical to one in the ledger in every field but the recording
+	// time is Unchanged, not appended again, so appending a file again, or
+	// again after an append that stopped half way, ends in the same ledger.
+	AppendConsent(ctx context.Context, events iter.Seq[ConsentEvent], opts ImportOptions) (ImportResult, error)
+	// Warnings lists what Open found and fixed that an operator should
+	// hear about (database files readable by others); it does not change.
+	Warnings() []string
 	// Snapshot streams the matchable set of kind to fn in ascending order,
 	// from one read transaction, with bounded memory, then records and
 	// returns the snapshot. An error from fn stops it and nothing is
@@ -190,19 +237,77 @@ var (
 	_ Store = (*Postgres)(nil)
 )
 
-// ErrUnknownIdentifier reports a consent event scoped to an identifier that
-// was never imported.
-var ErrUnknownIdentifier = errors.New("store: consent event for an unknown identifier")
+// ClockSkew is how far in the future of its recording a consent event's At
+// may be. A later At is refused ([ErrFutureEvent]); an At within the skew
+// counts as the time of recording (the package doc's effective time).
+const ClockSkew = 5 * time.Minute
 
-// RowError reports the row (1-based, in iteration order) of an import or
-// append that was rejected. Err never contains an identifier value.
+// ConsentPurposes lists the consent purposes the ledger accepts: the ones
+// the matchable-set rule reads. An event for any other purpose would never
+// change anything, so it is refused rather than recorded.
+var ConsentPurposes = []string{AdMatching}
+
+// Errors of refused rows, inside a [RowError]; [RowError.Reason] names them.
+var (
+	ErrUnknownIdentifier = errors.New("store: unknown identifier: the subject has no such identifier")
+	ErrUnknownSubject    = errors.New("store: unknown subject: no identifier was imported for it")
+	ErrUnknownPurpose    = errors.New("store: unknown consent purpose")
+	ErrFutureEvent       = errors.New("store: event time is in the future")
+)
+
+// RowError reports a row (1-based, in iteration order) of an import or
+// append that the store refused. Err never contains an identifier value.
 type RowError struct {
-	Row int64
-	Err error
+	Row    int64
+	Err    error
+	reason string
 }
 
-func (e *RowError) Error() string { return fmt.Sprintf("store: row %d: %v", e.Row, e.Err) }
+func (e *RowError) Error() string {
+	return fmt.Sprintf("store: row %d: %s", e.Row, strings.TrimPrefix(e.Err.Error(), "store: "))
+}
 func (e *RowError) Unwrap() error { return e.Err }
+
+// Reason is a stable code for why the row was refused: unknown_subject,
+// unknown_identifier, unknown_purpose, future_at, or bad_FIELD for an
+// invalid field (bad_subject, bad_kind, bad_value, bad_digest,
+// bad_collected_for, bad_purpose, bad_source, bad_text_version, bad_at).
+func (e *RowError) Reason() string {
+	switch {
+	case e.reason != "":
+		return e.reason
+	case errors.Is(e.Err, ErrUnknownSubject):
+		return "unknown_subject"
+	case errors.Is(e.Err, ErrUnknownIdentifier):
+		return "unknown_identifier"
+	case errors.Is(e.Err, ErrUnknownPurpose):
+		return "unknown_purpose"
+	case errors.Is(e.Err, ErrFutureEvent):
+		return "future_at"
+	}
+	return "invalid"
+}
+
+// invalidRow is a validation failure with its reason code.
+type invalidRow struct {
+	reason string
+	err    error
+}
+
+func (e *invalidRow) Error() string { return e.err.Error() }
+func (e *invalidRow) Unwrap() error { return e.err }
+
+func invalid(reason string, err error) error { return &invalidRow{reason: reason, err: err} }
+
+// rowError wraps err, refusing row, with its reason.
+func rowError(row int64, err error) *RowError {
+	re := &RowError{Row: row, Err: err}
+	var iv *invalidRow
+	if errors.As(err, &iv) {
+		re.reason = iv.reason
+	}
+	return re
+}
 
 // Open opens the store a DSN names: "postgres://…" or "postgresql://…" is
 // PostgreSQL; "sqlite:PATH", "file:PATH", a plain path or ":memory:" is
@@ -240,20 +345,20 @@ func validText(field, s string, max int) error {
 
 func validateIdentifier(id *Identifier) error {
 	if err := validText("subject", id.Subject, MaxSubjectLen); err != nil {
-		return err
+		return invalid("bad_subject", err)
 	}
 	if !id.Kind.Valid() {
-		return fmt.Errorf("invalid kind %d", uint8(id.Kind))
+		return invalid("bad_kind", fmt.Errorf("invalid kind %d", uint8(id.Kind)))
 	}
 	if err := validText("value", id.Value, MaxValueLen); err != nil {
-		return err
+		return invalid("bad_value", err)
 	}
 	if !id.CollectedFor.Valid() {
-		return fmt.Errorf("invalid collection purpose %q", truncate(string(id.CollectedFor)))
+		return invalid("bad_collected_for", fmt.Errorf("invalid collection purpose %q", truncate(string(id.CollectedFor))))
 	}
 	sum := sha256.Sum256([]byte(id.Value))
 	if subtle.ConstantTimeCompare(sum[:], id.Digest[:]) != 1 {
-		return errors.New("digest is not SHA-256 of the value")
+		return invalid("bad_digest", errors.New("digest is not SHA-256 of the value"))
 	}
 	return nil
 }
@@ -264,32 +369,39 @@ var (
 	maxAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
-// validateEvent checks e and normalizes e.At to UTC microseconds.
-func validateEvent(e *ConsentEvent) error {
+// validateEvent checks e, recorded at now, and normalizes e.At to UTC
+// microseconds.
+func validateEvent(e *ConsentEvent, now time.Time) error {
 	if err := validText("subject", e.Subject, MaxSubjectLen); err != nil {
-		return err
+		return invalid("bad_subject", err)
 	}
 	if !e.subjectWide() {
 		if !e.Kind.Valid() {
-			return fmt.Errorf("invalid kind %d", uint8(e.Kind))
+			return invalid("bad_kind", fmt.Errorf("invalid kind %d", uint8(e.Kind)))
 		}
 		if err := validText("value", e.Value, MaxValueLen); err != nil {
-			return err
+			return invalid("bad_value", err)
 		}
 	}
 	if err := validText("purpose", e.Purpose, MaxLabelLen); err != nil {
-		return err
+		return invalid("bad_purpose", err)
+	}
+	if !slices.Contains(ConsentPurposes, e.Purpose) {
+		return fmt.Errorf("%w %q (known: %s)", ErrUnknownPurpose, truncate(e.Purpose), strings.Join(ConsentPurposes, ", "))
 	}
 	if err := validText("source", e.Source, MaxLabelLen); err != nil {
-		return err
+		return invalid("bad_source", err)
 	}
 	if e.Granted || e.TextVersion != "" {
 		if err := validText("text version", e.TextVersion, MaxLabelLen); err != nil {
-			return err
+			return invalid("bad_text_version", err)
 		}
 	}
 	if e.At.Before(minAt) || !e.At.Before(maxAt) {
-		return errors.New("event time missing or outside 1970..9999")
+		return invalid("bad_at", errors.New("event time missing or outside 1970..9999"))
+	}
+	if e.At.After(now.Add(ClockSkew)) {
+		return fmt.Errorf("%w: more than %v after it is recorded", ErrFutureEvent, ClockSkew)
 	}
 	e.At = e.At.UTC().Truncate(time.Microsecond)
 	return nil
@@ -331,7 +443,7 @@ const (
 	sqlLatestCovering = ` FROM consent_events e` +
 		` WHERE e.subject_id = i.subject_id AND e.purpose = '` + AdMatching + `'` +
 		` AND (e.identifier_id IS NULL OR e.identifier_id = i.id)` +
-		` ORDER BY e.at DESC, e.id DESC LIMIT 1)`
+		` ORDER BY e.effective_at DESC, e.id DESC LIMIT 1)`
 
 	// sqlLatestConsent: granted of the latest ad_matching event covering
 	// identifier i, NULL when none.
@@ -347,7 +459,8 @@ const (
 	// sqlMatchablePerSubject streams the matchable set of kind $1 with at
 	// most $2 identifiers per subject: a subject's matchable identifiers
 	// ranked by their covering grant (the latest covering event, a grant
-	// since they are matchable: at, then event id), then identifier id. It
+	// since they are matchable: effective time, then event id), then
+	// identifier id. It
 	// states rule 2 as a join on the latest covering event g, which it
 	// needs for the ranking, rather than sqlLatestConsent = TRUE: the same
 	// rule from the same text (sqlLatestCovering), with one subquery per
@@ -355,7 +468,7 @@ const (
 	// join form makes sqlMatchable slower, so that one keeps the scalar
 	// form; the tests check that the two agree.
 	sqlMatchablePerSubject = `SELECT DISTINCT m.digest FROM (SELECT i.digest,` +
-		` ROW_NUMBER() OVER (PARTITION BY i.subject_id ORDER BY g.at, g.id, i.id) AS pos` +
+		` ROW_NUMBER() OVER (PARTITION BY i.subject_id ORDER BY g.effective_at, g.id, i.id) AS pos` +
 		` FROM identifiers i JOIN consent_events g ON g.id = (SELECT e.id` + sqlLatestCovering +
 		` WHERE i.kind = $1 AND NOT ` + sqlSecurity + ` AND g.granted = TRUE) AS m` +
 		` WHERE m.pos <= $2 ORDER BY m.digest`

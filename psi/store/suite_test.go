@@ -36,7 +36,7 @@ func digestOf(value string) [32]byte { return sha256.Sum256([]byte(value)) }
 
 func mustImport(t testing.TB, s Store, ids ...Identifier) ImportResult {
 	t.Helper()
-	res, err := s.ImportIdentifiers(t.Context(), slices.Values(ids))
+	res, err := s.ImportIdentifiers(t.Context(), slices.Values(ids), ImportOptions{})
 	if err != nil {
 		t.Fatalf("ImportIdentifiers: %v", err)
 	}
@@ -45,12 +45,12 @@ func mustImport(t testing.TB, s Store, ids ...Identifier) ImportResult {
 
 func mustAppend(t testing.TB, s Store, events ...ConsentEvent) {
 	t.Helper()
-	n, err := s.AppendConsent(t.Context(), slices.Values(events))
+	res, err := s.AppendConsent(t.Context(), slices.Values(events), ImportOptions{})
 	if err != nil {
 		t.Fatalf("AppendConsent: %v", err)
 	}
-	if n != int64(len(events)) {
-		t.Fatalf("AppendConsent appended %d, want %d", n, len(events))
+	if res.Inserted != int64(len(events)) {
+		t.Fatalf("AppendConsent = %+v, want %d appended", res, len(events))
 	}
 }
 
@@ -286,12 +286,13 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		tie2 := t0.Add(5 * time.Hour)
 		mustAppend(t, s, wide("u1", false, tie2.Add(900*time.Nanosecond)), wide("u1", true, tie2))
 		wantSnapshot(t, s, psi.KindEmail, email, other)
-		// Events for other purposes never count.
-		mustAppend(t, s, func() ConsentEvent {
-			e := wide("u1", false, t0.Add(6*time.Hour))
-			e.Purpose = "email_marketing"
-			return e
-		}())
+		// Events for purposes the rule does not read are refused, not
+		// recorded to no effect.
+		e := wide("u1", false, t0.Add(6*time.Hour))
+		e.Purpose = "email_marketing"
+		if _, err := s.AppendConsent(t.Context(), slices.Values([]ConsentEvent{e}), ImportOptions{}); !errors.Is(err, ErrUnknownPurpose) {
+			t.Errorf("email_marketing event: err = %v, want ErrUnknownPurpose", err)
+		}
 		wantSnapshot(t, s, psi.KindEmail, email, other)
 	})
 
@@ -366,7 +367,7 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 			// The digest is not SHA-256 of the value.
 			{"wrong digest", badDigest},
 		} {
-			_, err := s.ImportIdentifiers(t.Context(), withBad(tc.bad))
+			_, err := s.ImportIdentifiers(t.Context(), withBad(tc.bad), ImportOptions{})
 			var re *RowError
 			if !errors.As(err, &re) || re.Row != 7 {
 				t.Errorf("%s: err = %v, want a RowError for row 7", tc.name, err)
@@ -387,7 +388,7 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 					return
 				}
 			}
-		})
+		}, ImportOptions{})
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("cancelled import: err = %v, want context.Canceled", err)
 		}
@@ -420,6 +421,12 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		}{
 			// Scoped to an identifier that was never imported.
 			{"unknown value", []ConsentEvent{wide("u2", true, t0), scoped("u2", psi.KindEmail, "nobody@example.com", true, t0)}, 2, true},
+			// Subject-wide for a subject with no identifier.
+			{"subject-wide, unknown subject", []ConsentEvent{wide("u2", true, t0), wide("u-new", true, t0)}, 2, false},
+			{"subject-wide, wrong case", []ConsentEvent{wide("U2", false, t0)}, 1, false},
+			// A purpose the rule does not read, a time in the future.
+			{"misspelt purpose", []ConsentEvent{func() ConsentEvent { e := wide("u2", false, t0); e.Purpose = "ad-matching"; return e }()}, 1, false},
+			{"future grant", []ConsentEvent{wide("u2", true, time.Now().Add(ClockSkew+time.Minute))}, 1, false},
 			{"unknown subject", []ConsentEvent{wide("u2", true, t0), scoped("u9", psi.KindEmail, "ana@example.com", true, t0)}, 2, true},
 			{"other subject's identifier", []ConsentEvent{scoped("u2", psi.KindEmail, "ana@example.com", true, t0)}, 1, true},
 			{"wrong kind", []ConsentEvent{scoped("u1", psi.KindPhone, "ana@example.com", true, t0)}, 1, true},
@@ -431,39 +438,36 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 			{"no source", []ConsentEvent{{Subject: "u2", Purpose: AdMatching, At: t0}}, 1, false},
 			{"no purpose", []ConsentEvent{{Subject: "u2", Granted: true, At: t0, Source: "s", TextVersion: "v1"}}, 1, false},
 		} {
-			n, err := s.AppendConsent(t.Context(), slices.Values(tc.events))
+			res, err := s.AppendConsent(t.Context(), slices.Values(tc.events), ImportOptions{})
 			var re *RowError
-			if n != 0 || !errors.As(err, &re) || re.Row != tc.row || errors.Is(err, ErrUnknownIdentifier) != tc.unknown {
-				t.Errorf("%s: AppendConsent = %d, %v; want a RowError for row %d (unknown identifier: %t)", tc.name, n, err, tc.row, tc.unknown)
+			if res != (ImportResult{}) || !errors.As(err, &re) || re.Row != tc.row || errors.Is(err, ErrUnknownIdentifier) != tc.unknown {
+				t.Errorf("%s: AppendConsent = %+v, %v; want a RowError for row %d (unknown identifier: %t)", tc.name, res, err, tc.row, tc.unknown)
 			}
 			if err != nil && bytes.Contains([]byte(err.Error()), []byte("example.com")) {
 				t.Errorf("%s: error %q leaks the value", tc.name, err)
 			}
 		}
-		// A context cancelled mid-stream, after PostgreSQL's first chunk
-		// went in.
+		// A context cancelled mid-stream, inside the first chunk.
 		ctx, cancel := context.WithCancel(t.Context())
-		n, err := s.AppendConsent(ctx, func(yield func(ConsentEvent) bool) {
-			for i := range 2 * consentChunk {
-				if i == consentChunk+10 {
+		res, err := s.AppendConsent(ctx, func(yield func(ConsentEvent) bool) {
+			for i := range 100 {
+				if i == 10 {
 					cancel()
 				}
-				if !yield(wide(fmt.Sprintf("c%d", i), true, t0)) {
+				if !yield(wide("u2", true, t0.Add(time.Duration(i)*time.Second))) {
 					return
 				}
 			}
-		})
-		if n != 0 || !errors.Is(err, context.Canceled) {
-			t.Errorf("cancelled append = %d, %v; want 0, context.Canceled", n, err)
+		}, ImportOptions{})
+		if res != (ImportResult{}) || !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled append = %+v, %v; want nothing, context.Canceled", res, err)
 		}
 		if after := tableCounts(t, s); !mapsEqual(before, after) {
 			t.Errorf("failed appends changed the tables: %v -> %v", before, after)
 		}
-		// A withdrawal needs no text version; a subject-wide event may
-		// name a subject with no identifiers yet.
+		// A withdrawal needs no text version.
 		mustAppend(t, s,
 			ConsentEvent{Subject: "u1", Purpose: AdMatching, At: t0.Add(time.Hour), Source: "unsubscribe"},
-			wide("u-new", true, t0),
 		)
 		wantSnapshot(t, s, psi.KindEmail)
 	})
@@ -554,6 +558,7 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 
+	runLedgerSuite(t, open)
 	t.Run("Generation", func(t *testing.T) { testGeneration(t, open(t)) })
 	t.Run("SnapshotPerSubject", func(t *testing.T) { testSnapshotPerSubject(t, open(t)) })
 	t.Run("SnapshotPerSubjectTieByImportOrder", func(t *testing.T) { testTieByImportOrder(t, open(t)) })
@@ -616,8 +621,8 @@ func mapsEqual(a, b map[string]int64) bool {
 
 // genData makes a deterministic, adversarial ledger: shared values across
 // subjects, several purposes per identifier, scoped and subject-wide events
-// with many ties on at, other purposes, and subject-wide events for
-// subjects without identifiers.
+// with many ties on at. Every event is one the store accepts: subjects
+// without identifiers get none, and every purpose is ad_matching.
 func genData(seed uint64, subjects int) ([]Identifier, []ConsentEvent) {
 	r := rand.New(rand.NewPCG(seed, 0x6f7665726c6170))
 	var ids []Identifier
@@ -650,18 +655,28 @@ func genData(seed uint64, subjects int) ([]Identifier, []ConsentEvent) {
 			}
 		}
 		for range r.IntN(5) {
+			if len(mine) == 0 {
+				break
+			}
 			e := wide(subject, r.IntN(3) > 0, at())
-			if len(mine) > 0 && r.IntN(2) == 0 {
+			if r.IntN(2) == 0 {
 				id := mine[r.IntN(len(mine))]
 				e.Kind, e.Value = id.Kind, id.Value
 			}
 			if r.IntN(8) == 0 {
-				e.Purpose = "email_marketing"
+				e.Source = "support" // differs from an otherwise equal event
 			}
 			events = append(events, e)
 		}
 	}
 	r.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
+	// The store appends an event identical to one in the ledger once.
+	seen := map[ConsentEvent]bool{}
+	events = slices.DeleteFunc(events, func(e ConsentEvent) bool {
+		dup := seen[e]
+		seen[e] = true
+		return dup
+	})
 	return ids, events
 }
 

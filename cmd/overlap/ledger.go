@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/overlap-psi/overlap/psi/ident"
+	"github.com/overlap-psi/overlap/psi/idfile"
+	"github.com/overlap-psi/overlap/psi/store"
+)
+
+// rowReader is the shape of idfile.ReadRows and idfile.ReadConsent.
+type rowReader[R any] func(io.Reader, idfile.ListFormat, ident.Options, func(R) error, func(idfile.Reject)) (idfile.RowsResult, error)
+
+// progressEvery is how often an import that does not write to a terminal
+// prints a line of progress on stderr.
+const progressEvery = 10 * time.Second
+
+// importHelp is the paragraph on chunks and re-runs of the import commands'
+// help.
+const importHelp = "The store commits every 5,000 rows, so sessions served meanwhile never wait\n" +
+	"long for it. An import that stops half way (an error, --strict, a kill) keeps\n" +
+	"the chunks it committed; running the same file again is safe and ends in the\n" +
+	"same ledger as one uninterrupted run, since rows already present are counted\n" +
+	"as such and not added twice."
+
+// lineMap remembers the file line of each row passed to the store (its
+// 1-based sequence number), for the rows whose chunk is not committed yet:
+// the store reports a refused row after its chunk is committed.
+type lineMap struct {
+	base        int64 // sequence number of lines[0] minus 1
+	lines       []int
+	settledLine int // the line of row base
+}
+
+func (m *lineMap) add(line int) { m.lines = append(m.lines, line) }
+
+func (m *lineMap) line(seq int64) int {
+	if i := seq - 1 - m.base; i >= 0 && i < int64(len(m.lines)) {
+		return m.lines[i]
+	}
+	return 0
+}
+
+// settled forgets the lines of rows up to seq.
+func (m *lineMap) settled(seq int64) {
+	if n := seq - m.base; n > 0 && n <= int64(len(m.lines)) {
+		m.settledLine = m.lines[n-1]
+		m.lines = append(m.lines[:0], m.lines[n:]...)
+		m.base = seq
+	}
+}
+
+// ledgerImport streams the one FILE argument through reader into write, a
+// chunked store import: rows the reader or the store rejects are reported
+// with their file lines (rejectReporter), the summary says rows read =
+// imported + already present + rejected, and any rejected row makes the
+// exit status 3. --strict and --max-rejects stop the import; the chunks
+// committed before stay, and the error says how far it got.
+func ledgerImport[R, T any](c *cli.Context, example, desc string, reader rowReader[R], conv func(R) T, lineOf func(R) int,
+	write func(context.Context, store.Store, iter.Seq[T], store.ImportOptions) (store.ImportResult, error),
+	parts func(store.ImportResult) []summaryPart) error {
+	if c.NArg() != 1 {
+		return withHint(fmt.Errorf("%s takes one FILE", strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ")), "%s", example)
+	}
+	path := c.Args().First()
+	opts, err := identOptions(c)
+	if err != nil {
+		return err
+	}
+	format, err := fileFormat(c, path)
+	if err != nil {
+		return err
+	}
+	rep, err := newRejectReporter(c, path)
+	if err != nil {
+		return err
+	}
+	defer rep.close()
+	st, err := openStore(c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	in, finish, err := openInput(path, desc, c.App.ErrWriter)
+	if err != nil {
+		return err
+	}
+	defer finish()
+
+	start := time.Now()
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	strict, maxRejects := c.Bool(strictFlag.Name), c.Int(maxRejectsFlag.Name)
+	var (
+		lines   lineMap
+		read    idfile.RowsResult
+		readErr error
+		last    = time.Now()
+	)
+	rows := func(yield func(T) bool) {
+		read, readErr = reader(in, format, opts, func(r R) error {
+			lines.add(lineOf(r))
+			if !yield(conv(r)) {
+				return errStopped
+			}
+			return nil
+		}, rep.add)
+		if readErr != nil {
+			// Stop the store before it commits the rows of this chunk.
+			cancel()
+		}
+	}
+	var stopErr error // --strict or --max-rejects stopping on a row the store refused
+	sopts := store.ImportOptions{
+		OnReject: func(re *store.RowError) {
+			rep.add(idfile.Reject{Line: lines.line(re.Row), Reason: re.Reason()})
+			if maxRejects > 0 && rep.count() >= maxRejects && stopErr == nil {
+				stopErr = withHint(fmt.Errorf("%s:%d: %s; %d rows rejected, the limit set by --max-rejects", path, lines.line(re.Row), re.Reason(), rep.count()),
+					"fix the rejected rows, or raise --max-rejects (0: no limit)")
+				cancel()
+			}
+		},
+		Progress: func(res store.ImportResult) {
+			lines.settled(res.Read)
+			if !isTerminal(c.App.ErrWriter) && time.Since(last) >= progressEvery {
+				last = time.Now()
+				fmt.Fprintf(c.App.ErrWriter, "overlap: %s: %d rows so far (%.0fs)\n", path, int64(read.Rejected)+res.Read, time.Since(start).Seconds())
+			}
+		},
+	}
+	var storeStrict error
+	if strict {
+		sopts.OnReject = nil
+	}
+	res, err := write(ctx, st, rows, sopts)
+	var re *store.RowError
+	if strict && errors.As(err, &re) {
+		rep.add(idfile.Reject{Line: lines.line(re.Row), Reason: re.Reason()})
+		storeStrict = withHint(fmt.Errorf("%s:%d: %s: %w", path, lines.line(re.Row), re.Reason(), re.Err),
+			"--strict stops at the first rejected row: fix it, or drop --strict to use the other rows")
+		err = nil
+	}
+	finish()
+	if cerr := rep.close(); cerr != nil {
+		return cerr
+	}
+	stopped := func(e error) error {
+		if res.Read == 0 {
+			return fmt.Errorf("%w (nothing was imported)", e)
+		}
+		return fmt.Errorf("%w (the first %d rows, up to line %d, were imported; running the same import again is safe)",
+			e, res.Read, lastLine(lines, res.Read))
+	}
+	switch {
+	case readErr != nil && !errors.Is(readErr, errStopped):
+		return keepHint(rep.stopped(readErr), stopped)
+	case storeStrict != nil:
+		return keepHint(storeStrict, stopped)
+	case stopErr != nil:
+		return keepHint(stopErr, stopped)
+	case err != nil:
+		return stopped(fmt.Errorf("importing %s: %w", path, err))
+	}
+	summary := read
+	summary.Rejected += int(res.Rejected)
+	if err := printReadSummary(c.App.Writer, path, summary, parts(res), time.Since(start).Seconds()); err != nil {
+		return err
+	}
+	return rep.err()
+}
+
+// lastLine is the file line of row seq, when the map still knows it.
+func lastLine(m lineMap, seq int64) int {
+	if l := m.line(seq); l > 0 {
+		return l
+	}
+	if seq == m.base {
+		return m.settledLine
+	}
+	return 0
+}
+
+// keepHint applies f to err's message and keeps its hint.
+func keepHint(err error, f func(error) error) error {
+	var h *hintError
+	if errors.As(err, &h) {
+		return &hintError{err: f(h.err), hint: h.hint}
+	}
+	return f(err)
+}
