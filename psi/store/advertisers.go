@@ -80,6 +80,13 @@ type Registry interface {
 	// Sessions lists audit rows, most recent first: of one advertiser, or
 	// of all when advertiser is 0; at most limit (<= 0: all).
 	Sessions(ctx context.Context, advertiser int64, limit int) ([]SessionRecord, error)
+	// SessionsEnded counts the advertiser's audit rows with result that
+	// ended after since, and returns the latest end among them (since if
+	// none).
+	SessionsEnded(ctx context.Context, advertiser int64, result string, since time.Time) (int64, time.Time, error)
+
+	// Journal: the open sessions and crash recovery (journal.go).
+	Journal
 }
 
 // Policy holds an advertiser's overrides of the server's session policy;
