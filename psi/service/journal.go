@@ -167,15 +167,24 @@ func (s *Server) leaseLoop(ctx context.Context, wg *sync.WaitGroup) {
 		case <-ctx.Done():
 			return
 		case <-renew.C:
-			now := s.cfg.now()
-			if _, err := s.cfg.Store.RenewLeases(ctx, s.owner, now, now.Add(s.cfg.Lease)); err != nil && ctx.Err() == nil {
-				s.log.Warn("session leases not renewed", "err", err)
-			}
+			s.renew(ctx)
 			s.retryPending(ctx)
 		case <-rec.C:
 			s.reconcile(ctx)
 		}
 	}
+}
+
+// renew extends the leases of this server's open sessions.
+func (s *Server) renew(ctx context.Context) bool {
+	now := s.cfg.now()
+	if _, err := s.cfg.Store.RenewLeases(ctx, s.owner, now, now.Add(s.cfg.Lease)); err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("session leases not renewed", "err", err)
+		}
+		return false
+	}
+	return true
 }
 
 func (s *Server) retryPending(ctx context.Context) {
@@ -198,8 +207,13 @@ func (s *Server) retryPending(ctx context.Context) {
 }
 
 // reconcile closes the sessions whose lease ended: a server stopped
-// without closing them.
+// without closing them. It first renews this server's own leases, so that
+// a renewal delayed by a busy store never lets it close its own live
+// sessions; when that fails it waits for the next round.
 func (s *Server) reconcile(ctx context.Context) {
+	if !s.renew(ctx) {
+		return
+	}
 	recs, err := s.cfg.Store.Reconcile(ctx, s.cfg.now())
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("reconciling crashed sessions failed; will retry", "err", err)

@@ -188,7 +188,7 @@ const sqlResultCount = `SELECT count(*), COALESCE(MAX(ended_at), $3) FROM sessio
 // SessionsEnded implements [Registry].
 func (s *SQLite) SessionsEnded(ctx context.Context, advertiser int64, result string, since time.Time) (int64, time.Time, error) {
 	var n, last int64
-	if err := s.w.QueryRowContext(ctx, sqlResultCount, advertiser, result, microTime(since).UnixMicro()).Scan(&n, &last); err != nil {
+	if err := s.r.QueryRowContext(ctx, sqlResultCount, advertiser, result, microTime(since).UnixMicro()).Scan(&n, &last); err != nil {
 		return 0, time.Time{}, fmt.Errorf("store: sessions ended: %w", err)
 	}
 	return n, time.UnixMicro(last).UTC(), nil
