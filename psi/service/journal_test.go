@@ -6,7 +6,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -283,5 +285,31 @@ func TestTLSHandshakeErrorsRateLimited(t *testing.T) {
 	var dm = map[string]any{}
 	if err := json.Unmarshal([]byte(lines[0]), &dm); err != nil || dm["level"] != "WARN" {
 		t.Errorf("first line %s", lines[0])
+	}
+}
+
+// TestTLSHandshakeFlood: a server that meets 30 failed handshakes logs a
+// handful of them and counts them all.
+func TestTLSHandshakeFlood(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, seedStore(t, 0), nil)
+	for range 30 {
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")) // not TLS
+		io.Copy(io.Discard, c)
+		c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(httptestGet(t, ts.AdminHandler(), "/metrics"), "overlap_tls_handshake_errors_total 30\n") {
+		if time.Now().After(deadline) {
+			t.Fatal("the 30 failed handshakes were not counted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := strings.Count(ts.logs.String(), "TLS handshake error"); n != 5 {
+		t.Errorf("%d handshake errors logged, want 5 (the burst)", n)
 	}
 }
