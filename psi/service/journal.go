@@ -68,7 +68,7 @@ func (s *Server) retryBusy(ctx context.Context, deadline time.Time, fn func(ctx 
 	}
 }
 
-// unavailable fails the session on a store that stayed busy, or
+// storeFailure fails the session on a store that stayed busy, or
 // classifies and logs another store failure during what.
 func (s *Server) storeFailure(ss *session, what string, err error) error {
 	if ss.ctx.Err() != nil {
