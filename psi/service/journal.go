@@ -126,9 +126,10 @@ type pendingEnd struct {
 
 // record writes the session's audit row: for a journaled session, with
 // its refund and the removal of its journal row, in one transaction. A
-// busy store is retried; if the write still fails the journal keeps the
+// busy store is retried; if it is still busy the journal keeps the
 // session, leased, and the lease loop retries it (and, should this server
-// stop first, reconciliation closes it as crashed).
+// stop first, reconciliation closes it as crashed). After another failure
+// the journal keeps the session until this server stops.
 func (s *Server) record(ctx context.Context, ss *session, refund bool) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
@@ -143,11 +144,14 @@ func (s *Server) record(ctx context.Context, ss *session, refund bool) {
 	case err == nil:
 	case errors.Is(err, store.ErrSessionLost):
 		s.log.Error("session was reconciled as crashed while it ran: its lease was not renewed in time", "session", ss.rec.ID)
-	case ss.journaled:
+	case ss.journaled && (store.IsBusy(err) || errors.Is(err, context.DeadlineExceeded)):
 		s.log.Error("audit row not written yet; retrying", "session", ss.rec.ID, "err", err)
 		s.jmu.Lock()
 		s.pending = append(s.pending, pendingEnd{ss.rec, refund})
 		s.jmu.Unlock()
+	case ss.journaled:
+		s.log.Error("audit row not written; the journal keeps the session, and reconciliation closes it as crashed once this server has stopped",
+			"session", ss.rec.ID, "err", err)
 	default:
 		s.log.Error("audit row not written", "session", ss.rec.ID, "err", err)
 	}

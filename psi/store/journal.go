@@ -181,7 +181,11 @@ const (
 	journalColumns   = `id, advertiser_id, kind, mode, list_size, identifiers, epsilon_micros, phase, server_size,
 		snapshot_version, snapshot_digest, owner, started_at, renewed_at, lease_until`
 	sqlOpenSessions = `SELECT ` + journalColumns + ` FROM session_journal ORDER BY started_at, id`
-	sqlExpired      = `SELECT id FROM session_journal WHERE lease_until < $1 ORDER BY started_at, id`
+	// sqlSnapshotKnown: the journal's snapshot version is a recorded
+	// snapshot (a service reading its sets from another source records
+	// versions the store does not have; the audit row then names none).
+	sqlSnapshotKnown = `SELECT count(*) FROM snapshots WHERE version = $1`
+	sqlExpired       = `SELECT id FROM session_journal WHERE lease_until < $1 ORDER BY started_at, id`
 	// sqlRefundIfSpent refunds session $1 of advertiser $2 at $3 if it has
 	// a spend and was not refunded yet.
 	sqlRefundIfSpent = `INSERT INTO budget_refunds (session_id, advertiser_id, at)
@@ -397,6 +401,15 @@ func (s *SQLite) reconcileOne(ctx context.Context, id string, at time.Time) (Ses
 	if err := validateSession(&rec); err != nil {
 		return SessionRecord{}, false, err
 	}
+	if rec.SnapshotVersion != 0 {
+		var n int64
+		if err := tx.QueryRowContext(ctx, sqlSnapshotKnown, rec.SnapshotVersion).Scan(&n); err != nil {
+			return SessionRecord{}, false, fmt.Errorf("store: reconcile: %w", err)
+		}
+		if n == 0 {
+			rec.SnapshotVersion, rec.SnapshotDigest = 0, [32]byte{}
+		}
+	}
 	if err := closeSQLite(ctx, tx, rec, refund); err != nil {
 		return SessionRecord{}, false, err
 	}
@@ -559,6 +572,15 @@ func (p *Postgres) Reconcile(ctx context.Context, at time.Time) ([]SessionRecord
 			rec, refund = crashedRecord(e)
 			if err := validateSession(&rec); err != nil {
 				return err
+			}
+			if rec.SnapshotVersion != 0 {
+				var n int64
+				if err := tx.QueryRow(ctx, sqlSnapshotKnown, rec.SnapshotVersion).Scan(&n); err != nil {
+					return fmt.Errorf("store: reconcile: %w", err)
+				}
+				if n == 0 {
+					rec.SnapshotVersion, rec.SnapshotDigest = 0, [32]byte{}
+				}
 			}
 			if err := closePostgres(ctx, tx, rec, refund); err != nil {
 				return err

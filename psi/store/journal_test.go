@@ -196,6 +196,33 @@ func runJournalSuite(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("ReconcileSnapshot", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		a := mustAdvertiser(t, s, "acme")
+		_, known := snap(t, s, psi.KindEmail)
+		for id, v := range map[string]int64{"known": known.Version, "elsewhere": known.Version + 1000} {
+			if err := begin(t, s, a, id, "dead", 10, 0, jt0); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.AdvanceSession(ctx, JournalEntry{ID: id, Owner: "dead", Phase: PhaseElementsSent, SnapshotVersion: v,
+				SnapshotDigest: known.Digest, RenewedAt: jt0, LeaseUntil: jt0}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if recs, err := s.Reconcile(ctx, jt0.Add(time.Minute)); err != nil || len(recs) != 2 {
+			t.Fatalf("reconcile: %v, %v", recs, err)
+		}
+		// A snapshot the store recorded is kept; one it never had (a set
+		// read from another source) is dropped rather than failing.
+		if r, _ := auditRow(t, s, "known"); r.SnapshotVersion != known.Version || r.SnapshotDigest != known.Digest {
+			t.Errorf("known snapshot: %+v", r)
+		}
+		if r, ok := auditRow(t, s, "elsewhere"); !ok || r.SnapshotVersion != 0 || r.BudgetSpent != 10 {
+			t.Errorf("unknown snapshot: %+v, %v", r, ok)
+		}
+	})
+
 	t.Run("ConcurrentReconcilers", func(t *testing.T) {
 		s := open(t)
 		a := mustAdvertiser(t, s, "acme")

@@ -331,7 +331,7 @@ CREATE TABLE session_journal (
 	epsilon_micros   INTEGER NOT NULL CHECK (epsilon_micros >= 0), -- reserved
 	phase            TEXT NOT NULL CHECK (phase IN ('admitted', 'elements_sent')),
 	server_size      INTEGER NOT NULL DEFAULT 0,
-	snapshot_version INTEGER REFERENCES snapshots (version),
+	snapshot_version INTEGER, -- no reference: a service may read its sets elsewhere
 	snapshot_digest  BLOB,
 	owner            TEXT NOT NULL,
 	started_at       INTEGER NOT NULL, -- Unix microseconds
@@ -351,7 +351,7 @@ CREATE TABLE session_journal (
 	epsilon_micros   bigint NOT NULL CHECK (epsilon_micros >= 0),
 	phase            text NOT NULL CHECK (phase IN ('admitted', 'elements_sent')),
 	server_size      bigint NOT NULL DEFAULT 0,
-	snapshot_version bigint REFERENCES snapshots (version),
+	snapshot_version bigint,
 	snapshot_digest  bytea,
 	owner            text NOT NULL,
 	started_at       timestamptz NOT NULL,
