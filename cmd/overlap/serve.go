@@ -53,6 +53,16 @@ func serveCommand() *cli.Command {
 			"(--config) whose keys are the flag names; flags win over the environment, which\n" +
 			"wins over the file. SIGINT or SIGTERM stops it gracefully: sessions in flight get\n" +
 			"--shutdown-timeout to finish, then are aborted (and audited).\n\n" +
+			"Crash recovery (SPEC.md §8.6): a session's budget reservation and its journal row\n" +
+			"are written together before any cryptographic work, under a --lease this server\n" +
+			"renews. If the server dies (kill -9, power loss), the next server on the store\n" +
+			"closes the session once its lease has ended, with result \"crashed\": refunded if\n" +
+			"nothing derived from the set had been sent, its spend kept otherwise. A session\n" +
+			"that meets a busy store (a long import) retries within --idle-timeout.\n\n" +
+			"Abandoned sessions (SPEC.md §10.8.2): a client that is admitted and then leaves\n" +
+			"without sending any element is refunded, audited as \"abandoned\", and, past\n" +
+			"--abandon-free per hour, its advertiser is refused for --abandon-delay, doubling\n" +
+			"with each further one.\n\n" +
 			"For a try on one machine: overlap serve --dev-cert certs, which writes a self-\n" +
 			"signed certificate to certs/ and tells the path to pass to overlap match --ca.",
 		Flags: []cli.Flag{
@@ -78,6 +88,10 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "workers", Usage: "scalar-multiplication workers, all sessions together (0: the number of CPUs)", EnvVars: []string{"OVERLAP_WORKERS"}},
 			&cli.IntFlag{Name: "session-workers", Usage: "most workers one session uses (0: --workers)", EnvVars: []string{"OVERLAP_SESSION_WORKERS"}},
 			&cli.DurationFlag{Name: "idle-timeout", Usage: "longest wait for a client message, and for the client to take one", EnvVars: []string{"OVERLAP_IDLE_TIMEOUT"}, Value: time.Minute},
+			&cli.DurationFlag{Name: "lease", Usage: "journal lease of a session: renewed every third of it while the session runs; a session whose server stopped (crash, kill -9) is closed as crashed, and refunded if nothing derived from the set was sent, once its lease has ended", EnvVars: []string{"OVERLAP_LEASE"}, Value: service.DefaultLease},
+			&cli.DurationFlag{Name: "reconcile-interval", Usage: "how often to close sessions whose lease ended (also at start; 0: --lease)", EnvVars: []string{"OVERLAP_RECONCILE_INTERVAL"}},
+			&cli.IntFlag{Name: "abandon-free", Usage: "sessions an advertiser may abandon per hour (admitted, then left without sending any element) before it is slowed down", EnvVars: []string{"OVERLAP_ABANDON_FREE"}, Value: 3},
+			&cli.DurationFlag{Name: "abandon-delay", Usage: "wait imposed after the first abandoned session beyond --abandon-free, doubling with each further one up to an hour (negative: no throttle)", EnvVars: []string{"OVERLAP_ABANDON_DELAY"}, Value: 30 * time.Second},
 			&cli.DurationFlag{Name: "shutdown-timeout", Usage: "on SIGINT/SIGTERM, how long sessions in flight may finish before they are aborted", EnvVars: []string{"OVERLAP_SHUTDOWN_TIMEOUT"}, Value: 30 * time.Second},
 			&cli.StringFlag{Name: "log-format", Usage: "log lines on stderr: json or text", EnvVars: []string{"OVERLAP_LOG_FORMAT"}, Value: "json"},
 		},
@@ -183,6 +197,9 @@ func serve(c *cli.Context) error {
 			return err
 		}
 		certFile, keyFile = dc.CertFile, dc.KeyFile
+		for _, w := range dc.Warnings {
+			fmt.Fprintf(stderr, "overlap: warning: %s\n", w)
+		}
 		fmt.Fprintf(stderr, "overlap: development certificate %s (self-signed, for localhost and 127.0.0.1); clients pass --ca %s\n", dc.CertFile, dc.CertFile)
 	}
 	if certFile == "" || keyFile == "" {
@@ -207,6 +224,11 @@ func serve(c *cli.Context) error {
 		SessionWorkers: c.Int("session-workers"),
 		PoolSize:       c.Int("pool"),
 		IdleTimeout:    c.Duration("idle-timeout"),
+
+		Lease:             c.Duration("lease"),
+		ReconcileInterval: c.Duration("reconcile-interval"),
+		AbandonFree:       c.Int("abandon-free"),
+		AbandonDelay:      c.Duration("abandon-delay"),
 	})
 	if err != nil {
 		return err

@@ -147,7 +147,8 @@ func TestMaliciousClients(t *testing.T) {
 }
 
 // TestIdleClient: a client that opens a session and sends nothing more is
-// cut off after the idle timeout, and audited.
+// cut off after the idle timeout, audited as abandoned (it sent no
+// element after admission), and refunded.
 func TestIdleClient(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, seedStore(t, 200), func(c *Config) { c.IdleTimeout = 300 * time.Millisecond })
@@ -158,8 +159,8 @@ func TestIdleClient(t *testing.T) {
 		t.Fatal("an idle session got a message")
 	}
 	rec := ts.lastSession(t, 1)
-	if rec.Result != ResultTimeout {
-		t.Errorf("audit row %s %q, want timeout", rec.Result, rec.Detail)
+	if rec.Result != ResultAbandoned || !strings.Contains(rec.Detail, "(timeout)") || rec.BudgetSpent != 0 {
+		t.Errorf("audit row %s %q, spent %d; want abandoned after a timeout, refunded", rec.Result, rec.Detail, rec.BudgetSpent)
 	}
 }
 
@@ -194,7 +195,9 @@ func TestServerKilled(t *testing.T) {
 	<-ts.done
 	<-closed
 	recs := ts.sessions(t)
-	if len(recs) != 1 || recs[0].Result != ResultAborted || recs[0].BudgetSpent != 1000 {
+	// Aborted by the server before it sent any evaluated element: refunded
+	// (SPEC.md §10.8.2).
+	if len(recs) != 1 || recs[0].Result != ResultAborted || recs[0].BudgetSpent != 0 {
 		t.Fatalf("audit rows %+v", recs)
 	}
 	// The store is consistent: a new server on it serves.

@@ -8,15 +8,17 @@
 //	Client                                   Server
 //	                                         authenticate (API key or client cert)
 //	MatchRequest{ClientHello}      ───────▶  policy: kind, mode, list size, sessions
-//	                                         in flight, budget (reserved in the store)
+//	                                         in flight, abandoned sessions, budget
+//	                                         (reserved with a journal row, leased)
 //	                                         ── only now any scalar multiplication ──
 //	                                         snapshot → psi.PreparedSet
 //	                               ◀───────  MatchResponse{ServerParams, snapshot}
 //	MatchRequest{BlindedChunk}…    ───────▶  evaluated chunk by chunk
-//	close                          ───────▶
+//	close                          ───────▶  journal: elements_sent (spend final)
 //	                               ◀───────  MatchResponse{EvaluatedChunk}…
 //	                               ◀───────  MatchResponse{ServerSetChunk}…
-//	                                         audit row + log line
+//	                                         audit row (replacing the journal row,
+//	                                         refund if nothing was sent) + log line
 //
 // Every policy check happens after the ClientHello and before the server
 // prepares its set or evaluates anything; a refused session gets a Connect
@@ -24,4 +26,15 @@
 // limit. Each session, refused or not, leaves one row in the store's
 // append-only audit log and one slog line; neither holds identifiers,
 // digests, elements, keys or API keys.
+//
+// Crash recovery (journal.go, SPEC.md §8.6): while a session is open the
+// store holds its journal row, leased to this server, which renews the
+// leases of its sessions every Config.Lease/3. At start and every
+// Config.ReconcileInterval the server closes the sessions whose lease
+// ended (their server stopped) as "crashed": refunded if they had not
+// reached elements_sent, charged otherwise. Store calls of a session that
+// meet a busy store (store.IsBusy) are retried within Config.IdleTimeout.
+// A client that leaves a session after admission without sending any
+// element is audited as "abandoned", refunded, and its advertiser slowed
+// down past Config.AbandonFree per hour (SPEC.md §10.8.2).
 package service

@@ -18,6 +18,11 @@ type metrics struct {
 	poolMisses     prometheus.Counter
 	poolDiscarded  prometheus.Counter
 	poolReady      *prometheus.GaugeVec
+	busyRetries    prometheus.Counter
+	reconciled     *prometheus.CounterVec
+	abandoned      prometheus.Counter
+	throttled      prometheus.Counter
+	tlsErrors      prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -25,7 +30,7 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "overlap_sessions_total",
-			Help: "Match sessions by result: ok, refused_<limit>, unauthenticated, permission_denied, peer_error, truncated, timeout, aborted, internal_error.",
+			Help: "Match sessions by result: ok, refused_<limit>, unauthenticated, permission_denied, peer_error, truncated, timeout, canceled, abandoned, aborted, unavailable, deviation, internal_error.",
 		}, []string{"result"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "overlap_sessions_in_flight",
@@ -64,9 +69,29 @@ func newMetrics() *metrics {
 			Name: "overlap_pool_ready_sets",
 			Help: "Prepared sets in the warm pool, by identifier kind.",
 		}, []string{"kind"}),
+		busyRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "overlap_store_busy_retries_total",
+			Help: "Store calls of sessions retried because the store was busy (a lock held by another writer).",
+		}),
+		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "overlap_sessions_reconciled_total",
+			Help: "Sessions left open by a stopped server and closed as crashed, by whether their reservation was refunded.",
+		}, []string{"refunded"}),
+		abandoned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "overlap_sessions_abandoned_total",
+			Help: "Sessions the client left after admission without sending any element (also counted in overlap_sessions_total{result=\"abandoned\"}).",
+		}),
+		throttled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "overlap_sessions_throttled_total",
+			Help: "Sessions refused because their advertiser abandoned too many sessions lately.",
+		}),
+		tlsErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "overlap_tls_handshake_errors_total",
+			Help: "Failed TLS handshakes, logged or not (the log is rate-limited).",
+		}),
 	}
 	m.reg.MustRegister(m.sessions, m.inFlight, m.duration, m.elements, m.setElements, m.budgetRefusals,
-		m.poolHits, m.poolMisses, m.poolDiscarded, m.poolReady,
+		m.poolHits, m.poolMisses, m.poolDiscarded, m.poolReady, m.busyRetries, m.reconciled, m.abandoned, m.throttled, m.tlsErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

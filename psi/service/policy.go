@@ -141,6 +141,10 @@ const (
 	LimitKind               = "kind"
 	LimitMode               = "mode"
 	LimitCanonicalization   = "canonicalization"
+	// LimitAbandoned: the advertiser abandoned too many sessions after
+	// admission lately (SPEC.md §10.8.2); Overlap-Resets-At says when the
+	// next one is accepted.
+	LimitAbandoned = "abandoned_sessions"
 )
 
 // refusal builds the error of a refused session.

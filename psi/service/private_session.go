@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"connectrpc.com/connect"
 
@@ -33,9 +32,10 @@ type privateSource interface {
 // the hello has passed the checks every mode shares. The server counts; the
 // client gets only the noised, thresholded release.
 //
-// The budgets (identifiers and ε) are reserved together before any scalar
-// multiplication, and refunded only when the session fails before the
-// server sent any element derived from its set (SPEC.md §10.8).
+// The budgets (identifiers and ε) are reserved together, with the
+// session's journal row, before any scalar multiplication, and refunded
+// only when the session fails before the server sent any element derived
+// from its set (SPEC.md §10.8.2; Server.settle).
 func (s *Server) matchPrivate(ctx context.Context, ss *session, hello *wire.ClientHello, pol Policy, sio sessionIO) (err error) {
 	kind := psi.Kind(hello.Kind)
 	n := int64(hello.ClientSize)
@@ -43,7 +43,7 @@ func (s *Server) matchPrivate(ctx context.Context, ss *session, hello *wire.Clie
 	if err != nil {
 		return ss.fail(ResultInternal, s.internal(ss, "choosing the mechanism", err))
 	}
-	if _, err := s.cfg.Store.ReserveBudget(ctx, store.BudgetRequest{Advertiser: ss.adv.ID, Session: ss.rec.ID,
+	if err := s.admit(ss, store.BudgetRequest{Advertiser: ss.adv.ID, Session: ss.rec.ID,
 		Identifiers: n, Limit: pol.Budget, Epsilon: pol.PrivacyCost, EpsilonLimit: pol.PrivacyBudget,
 		Window: pol.BudgetWindow, At: s.cfg.now()}); err != nil {
 		var be *store.BudgetError
@@ -55,26 +55,10 @@ func (s *Server) matchPrivate(ctx context.Context, ss *session, hello *wire.Clie
 			}
 			return ss.refuse(refusal(connect.CodeResourceExhausted, limit, be.ResetsAt, "%s", be.Error()))
 		}
-		return ss.fail(ResultInternal, s.internal(ss, "budget reservation", err))
+		return s.storeFailure(ss, "budget reservation", err)
 	}
-	ss.rec.BudgetSpent, ss.rec.EpsilonSpent = n, pol.PrivacyCost
 
 	var srv *psi.PrivateServer
-	defer func() {
-		// Nothing derived from the set left the server: the session is
-		// refunded. Otherwise the spend is final, deviations included.
-		if err == nil || (srv != nil && srv.Disclosed()) {
-			return
-		}
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if rerr := s.cfg.Store.RefundBudget(wctx, ss.adv.ID, ss.rec.ID, s.cfg.now()); rerr != nil {
-			s.log.Error("budget refund failed", "session", ss.rec.ID, "err", rerr)
-			return
-		}
-		ss.rec.BudgetSpent, ss.rec.EpsilonSpent = 0, 0
-	}()
-
 	set, snap, err := s.preparePrivate(ctx, kind, pol)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -102,7 +86,11 @@ func (s *Server) matchPrivate(ctx context.Context, ss *session, hello *wire.Clie
 		return err
 	}
 
-	// The server's elements, ringers among them.
+	// The server's elements, ringers among them; from here on the spend
+	// is final.
+	if err := s.elementsSent(ss); err != nil {
+		return err
+	}
 	if err := s.sendChunks(ss, srv.NextServerElements, sio.send); err != nil {
 		return err
 	}
@@ -127,6 +115,7 @@ func (s *Server) matchPrivate(ctx context.Context, ss *session, hello *wire.Clie
 	if err := key.UnmarshalBinary(msg.Frame); err != nil {
 		return peer(fmt.Errorf("ClientKey: %w", err))
 	}
+	ss.clientSent = true
 	if err := s.withCPU(ctx, func() error { return srv.ReceiveClientKey(&key) }); err != nil {
 		if ctx.Err() != nil {
 			return err

@@ -119,7 +119,7 @@ func TestRefusals(t *testing.T) {
 	results := map[string]int{}
 	for _, r := range ts.sessions(t) {
 		results[r.Result]++
-		if r.Result != ResultOK && r.Result != ResultAborted && r.ServerSize != 0 {
+		if r.Result != ResultOK && r.Result != ResultAbandoned && r.ServerSize != 0 {
 			t.Errorf("refused session %s got a set: %+v", r.Result, r)
 		}
 	}
@@ -129,8 +129,8 @@ func TestRefusals(t *testing.T) {
 			t.Errorf("audit rows %v: want one %s", results, want)
 		}
 	}
-	if results[ResultOK] != 3 || results[ResultAborted] != 3 {
-		t.Errorf("audit rows %v: want 3 ok and 3 aborted", results)
+	if results[ResultOK] != 3 || results[ResultAbandoned] != 3 {
+		t.Errorf("audit rows %v: want 3 ok and 3 abandoned", results)
 	}
 	m := httptestGet(t, ts.AdminHandler(), "/metrics")
 	for _, want := range []string{`overlap_budget_refusals_total 1`, `overlap_sessions_total{result="unauthenticated"} 3`} {

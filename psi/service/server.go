@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -63,6 +64,22 @@ type Config struct {
 	PoolSize int
 	// PoolKinds lists the kinds kept warm; nil means every kind.
 	PoolKinds []psi.Kind
+	// Lease is how long a session's journal row stays leased to this
+	// server without renewal (SPEC.md §8.6): the server renews the leases
+	// of its sessions every Lease/3, and another server reconciles a
+	// session as crashed once its lease has ended. 0 means DefaultLease.
+	Lease time.Duration
+	// ReconcileInterval is how often the server reconciles sessions whose
+	// lease ended (it also does at start); 0 means Lease.
+	ReconcileInterval time.Duration
+	// AbandonFree is how many sessions an advertiser may abandon after
+	// admission within an hour before it is slowed down (SPEC.md §10.8.2);
+	// 0 means 3.
+	AbandonFree int
+	// AbandonDelay is the wait imposed after the first abandoned session
+	// beyond AbandonFree; it doubles with each further one, up to an hour.
+	// 0 means 30 seconds; negative disables the throttle.
+	AbandonDelay time.Duration
 
 	now func() time.Time // tests
 }
@@ -87,6 +104,13 @@ type Server struct {
 	hs         *http.Server
 
 	pool *pool // the warm pool (pool.go); nil when Config.PoolSize is 0
+
+	owner      string // this instance in the session journal (journal.go)
+	jmu        sync.Mutex
+	pending    []pendingEnd // closing writes to retry
+	stopLeases context.CancelFunc
+	leases     sync.WaitGroup
+	stopOnce   sync.Once
 }
 
 // New checks cfg and returns a server. With Config.PoolSize > 0 it starts
@@ -129,6 +153,21 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Sets == nil {
 		cfg.Sets = cfg.Store
 	}
+	if cfg.Lease == 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.Lease < 30*time.Millisecond {
+		return nil, fmt.Errorf("service: lease %v is too short", cfg.Lease)
+	}
+	if cfg.ReconcileInterval <= 0 {
+		cfg.ReconcileInterval = cfg.Lease
+	}
+	if cfg.AbandonFree <= 0 {
+		cfg.AbandonFree = 3
+	}
+	if cfg.AbandonDelay == 0 {
+		cfg.AbandonDelay = 30 * time.Second
+	}
 	if cfg.PoolSize < 0 {
 		return nil, fmt.Errorf("service: pool size %d is negative", cfg.PoolSize)
 	}
@@ -153,11 +192,26 @@ func New(cfg Config) (*Server, error) {
 		cpu:      semaphore.NewWeighted(int64(cfg.Workers)),
 		workers:  int64(cfg.SessionWorkers),
 		inFlight: map[int64]bool{},
+		owner:    newOwner(),
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.pool = newPool(s, cfg.PoolSize, cfg.PoolKinds)
 	s.pool.start()
+	lctx, stop := context.WithCancel(context.Background())
+	s.stopLeases = stop
+	s.leases.Add(1)
+	go s.leaseLoop(lctx, &s.leases)
 	return s, nil
+}
+
+// stopLeaseLoop stops renewing and reconciling, once every session has
+// ended.
+func (s *Server) stopLeaseLoop() {
+	s.stopOnce.Do(func() {
+		s.stopLeases()
+		s.leases.Wait()
+		s.retryPending(context.Background())
+	})
 }
 
 // maxRequestFrame is the largest valid client frame: an element chunk of C
@@ -261,7 +315,7 @@ func (s *Server) Serve(ln net.Listener, tlsConfig *tls.Config) error {
 			MaxReadFrameSize:          1 << 16,
 		},
 		BaseContext: func(net.Listener) context.Context { return s.base },
-		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorLog:    log.New(newHTTPErrorLog(s.log, s.met, time.Minute, 5), "", 0),
 	}
 	hs := s.hs
 	s.mu.Unlock()
@@ -298,6 +352,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.cancelBase()
+	s.stopLeaseLoop()
 	s.log.Info("stopped")
 	return err
 }
@@ -315,6 +370,7 @@ func (s *Server) Close() error {
 		err = hs.Close()
 	}
 	s.wg.Wait()
+	s.stopLeaseLoop()
 	return err
 }
 

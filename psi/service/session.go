@@ -27,17 +27,31 @@ const (
 	ResultPeerError        = "peer_error" // a message broke the protocol
 	ResultTruncated        = "truncated"  // the client stopped sending early
 	ResultTimeout          = "timeout"    // the client was idle too long
-	ResultAborted          = "aborted"    // the client went away, or the server shut down
+	ResultCanceled         = "canceled"   // the client went away or canceled
+	ResultAborted          = "aborted"    // the server shut down
 	ResultInternal         = "internal_error"
-	ResultDeviation        = "deviation" // private mode: the ringer check failed (SPEC.md §10.5)
+	ResultDeviation        = "deviation"   // private mode: the ringer check failed (SPEC.md §10.5)
+	ResultUnavailable      = "unavailable" // the store stayed busy past the session's deadline
+	// ResultAbandoned: admitted (budget reserved, set being prepared), then
+	// left by the client (canceled, truncated or idle) before it sent any
+	// element. Counted against the advertiser (SPEC.md §10.8.2).
+	ResultAbandoned = "abandoned"
+	// ResultCrashed: the server stopped while the session was open;
+	// written by reconciliation (store.ResultCrashed).
+	ResultCrashed = store.ResultCrashed
 )
 
 // session is the server's record of one session, for the audit log.
 type session struct {
+	ctx    context.Context // the session's stream
 	rec    store.SessionRecord
 	result string
 	detail string
 	adv    store.Advertiser
+
+	journaled  bool   // the store holds its reservation and journal row
+	phase      string // store.PhaseAdmitted or store.PhaseElementsSent, once journaled
+	clientSent bool   // the client sent an element (or its key) after the hello
 }
 
 func newSessionID() string {
@@ -84,20 +98,20 @@ func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchReque
 		s.log.LogAttrs(ctx, slog.LevelWarn, "session refused", slog.String("result", result),
 			slog.String("reason", connect.CodeOf(err).String()), slog.String("peer", st.Peer().Addr))
 		if adv.ID != 0 { // revoked: known advertiser, audited
-			ss := &session{adv: adv, rec: store.SessionRecord{ID: newSessionID(), Advertiser: adv.ID, Mode: wire.ModeExact.String(), StartedAt: start}}
+			ss := &session{ctx: ctx, adv: adv, rec: store.SessionRecord{ID: newSessionID(), Advertiser: adv.ID, Mode: wire.ModeExact.String(), StartedAt: start}}
 			ss.fail(result, err)
 			s.finish(ctx, ss)
 		}
 		return err
 	}
-	ss := &session{adv: adv, rec: store.SessionRecord{ID: newSessionID(), Advertiser: adv.ID, Mode: wire.ModeExact.String(), StartedAt: start}}
+	ss := &session{ctx: ctx, adv: adv, rec: store.SessionRecord{ID: newSessionID(), Advertiser: adv.ID, Mode: wire.ModeExact.String(), StartedAt: start}}
 	s.met.inFlight.Inc()
 	defer func() {
 		s.met.inFlight.Dec()
 		if err == nil {
 			ss.result = ResultOK
 		} else if ss.result == "" {
-			ss.fail(classify(ctx, err), err)
+			ss.fail(s.classify(ctx, err), err)
 		}
 		s.finish(ctx, ss)
 	}()
@@ -192,19 +206,21 @@ func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchReque
 	}
 	ss.rec.Kind = kind
 	ss.rec.Mode = hello.Mode.String()
+	if err := s.throttle(ss); err != nil {
+		return err
+	}
 	if hello.Mode == wire.ModePrivate {
 		return s.matchPrivate(ctx, ss, &hello, pol, sessionIO{recv: recv, send: send})
 	}
-	if _, err := s.cfg.Store.ReserveBudget(ctx, store.BudgetRequest{Advertiser: adv.ID, Session: ss.rec.ID,
+	if err := s.admit(ss, store.BudgetRequest{Advertiser: adv.ID, Session: ss.rec.ID,
 		Identifiers: n, Limit: pol.Budget, Window: pol.BudgetWindow, At: s.cfg.now()}); err != nil {
 		var be *store.BudgetError
 		if errors.As(err, &be) {
 			s.met.budgetRefusals.Inc()
 			return ss.refuse(refusal(connect.CodeResourceExhausted, LimitBudget, be.ResetsAt, "%s", be.Error()))
 		}
-		return ss.fail(ResultInternal, s.internal(ss, "budget reservation", err))
+		return s.storeFailure(ss, "budget reservation", err)
 	}
-	ss.rec.BudgetSpent = n
 
 	// The session's set, from a fresh snapshot of the consent store.
 	set, snap, err := s.prepare(ctx, kind)
@@ -258,6 +274,7 @@ func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchReque
 			return ss.fail(ResultPeerError, connect.NewError(connect.CodeInvalidArgument, err))
 		}
 		got += int64(ch.Count())
+		ss.clientSent = true
 		s.met.elements.Add(float64(ch.Count()))
 	}
 	if _, err := recv(); !errors.Is(err, io.EOF) {
@@ -268,7 +285,11 @@ func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchReque
 		return err
 	}
 
-	// The evaluated elements, shuffled, then the Golomb-coded set.
+	// The evaluated elements, shuffled, then the Golomb-coded set; from
+	// here on the spend is final.
+	if err := s.elementsSent(ss); err != nil {
+		return err
+	}
 	if err := s.sendChunks(ss, srv.NextEvaluated, send); err != nil {
 		return err
 	}
@@ -365,19 +386,51 @@ func (s *Server) encodeSet(ctx context.Context, kind psi.Kind, before func() err
 }
 
 // internal logs an internal failure and returns an error that tells the
-// client no more than that.
+// client no more than that. When the session's stream is done (the client
+// went away, or the server is shutting down) the failure is that, not an
+// internal error: it returns the stream's error, for classify.
 func (s *Server) internal(ss *session, what string, err error) error {
+	if ss.ctx != nil && ss.ctx.Err() != nil {
+		return ss.ctx.Err()
+	}
 	s.log.Error("session failed", "session", ss.rec.ID, "step", what, "err", err)
 	return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error while %s", what))
 }
 
 // classify names the result of a session that ended on a transport error:
-// the client went away or the server is shutting down.
-func classify(ctx context.Context, err error) string {
-	if errors.Is(err, context.DeadlineExceeded) {
+// the server shutting down (aborted), a deadline (timeout), or else the
+// client going away or canceling (canceled).
+func (s *Server) classify(ctx context.Context, err error) string {
+	switch {
+	case s.base.Err() != nil:
+		return ResultAborted
+	case errors.Is(err, context.DeadlineExceeded):
 		return ResultTimeout
 	}
-	return ResultAborted
+	return ResultCanceled
+}
+
+// settle decides, at the end of a session, whether it was abandoned and
+// whether its reservation is refunded: a journaled session is refunded if
+// it failed before it sent any element derived from the server's set
+// (SPEC.md §10.8.2), whatever the reason, abandoned sessions included.
+func (s *Server) settle(ss *session) (refund bool) {
+	if !ss.journaled {
+		return false
+	}
+	if !ss.clientSent {
+		switch ss.result {
+		case ResultCanceled, ResultTruncated, ResultTimeout:
+			ss.detail = fmt.Sprintf("the client left after admission without sending any element (%s): %s", ss.result, ss.detail)
+			ss.result = ResultAbandoned
+			s.met.abandoned.Inc()
+		}
+	}
+	if ss.result == ResultOK || ss.phase != store.PhaseAdmitted {
+		return false
+	}
+	ss.rec.BudgetSpent, ss.rec.EpsilonSpent = 0, 0
+	return true
 }
 
 func (s *Server) claim(id int64) bool {
@@ -398,21 +451,20 @@ func (s *Server) release(id int64) {
 
 // finish writes the session's audit row and log line, whatever happened.
 func (s *Server) finish(ctx context.Context, ss *session) {
+	if ss.result == "" {
+		ss.result = ResultInternal
+	}
+	refund := s.settle(ss)
 	ss.rec.EndedAt = s.cfg.now()
 	ss.rec.Result, ss.rec.Detail = ss.result, ss.detail
-	if ss.rec.Result == "" {
-		ss.rec.Result = ResultInternal
-	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := s.cfg.Store.RecordSession(wctx, ss.rec); err != nil {
-		s.log.Error("audit row not written", "session", ss.rec.ID, "err", err)
-	}
+	s.record(ctx, ss, refund)
 	d := ss.rec.EndedAt.Sub(ss.rec.StartedAt)
 	s.met.sessions.WithLabelValues(ss.rec.Result).Inc()
 	s.met.duration.WithLabelValues(ss.rec.Result).Observe(d.Seconds())
 	level := slog.LevelInfo
-	if ss.rec.Result != ResultOK {
+	switch ss.rec.Result {
+	case ResultOK, ResultCanceled, ResultAbandoned:
+	default:
 		level = slog.LevelWarn
 	}
 	attrs := []slog.Attr{

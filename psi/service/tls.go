@@ -23,6 +23,10 @@ type DevCert struct {
 	CertFile string // cert.pem: the certificate, also the CA a client trusts
 	KeyFile  string // key.pem: its private key, mode 0600
 	Reused   bool   // the files existed and were still valid
+	// Warnings say what WriteDevCert fixed: a folder open to other users
+	// narrowed to 0700, a key file readable by others replaced by a new
+	// pair. No warning holds key material.
+	Warnings []string
 }
 
 // devCertLifetime is how long a development certificate is valid.
@@ -33,12 +37,28 @@ const devCertLifetime = 90 * 24 * time.Hour
 // and key.pem. It keeps an existing pair that is valid for another day and
 // covers hosts, so that clients that trust it keep working across restarts.
 // The certificate is its own CA: a client passes cert.pem as its CA file.
+//
+// dir is created 0700 and key.pem 0600. An existing dir that group or
+// others may access is narrowed to 0700, and an existing key.pem that they
+// may read is not reused (its key may have been read): a new pair replaces
+// it. Each fix adds a warning to DevCert.Warnings.
 func WriteDevCert(dir string, hosts ...string) (DevCert, error) {
 	dc := DevCert{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem")}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return dc, fmt.Errorf("service: dev certificate: %w", err)
 	}
-	if reusable(dc, hosts) {
+	if fi, err := os.Stat(dir); err != nil {
+		return dc, fmt.Errorf("service: dev certificate: %w", err)
+	} else if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return dc, fmt.Errorf("service: dev certificate: narrowing %s to 0700: %w", dir, err)
+		}
+		dc.Warnings = append(dc.Warnings, fmt.Sprintf("the folder %s was open to other users (%#o); narrowed to 0700", dir, fi.Mode().Perm()))
+	}
+	if fi, err := os.Stat(dc.KeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		dc.Warnings = append(dc.Warnings, fmt.Sprintf("the key %s was readable by other users (%#o); not reused: a new certificate and key replace it (clients must trust the new %s)",
+			dc.KeyFile, fi.Mode().Perm(), dc.CertFile))
+	} else if reusable(dc, hosts) {
 		dc.Reused = true
 		return dc, nil
 	}
@@ -104,12 +124,35 @@ func reusable(dc DevCert, hosts []string) bool {
 	return true
 }
 
+// writePEM replaces path with one PEM block, through a new temporary file
+// created with mode (never a leftover one with a wider mode).
 func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("service: writing %s: %w", path, err)
 	}
-	return os.Rename(tmp, path)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return fmt.Errorf("service: writing %s: %w", path, err)
+	}
+	_, err = f.Write(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+	if err == nil {
+		err = f.Chmod(mode) // whatever the umask
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("service: writing %s: %w", path, err)
+	}
+	return nil
 }
 
 // ServerTLS returns the server's TLS configuration: TLS 1.3 only, HTTP/2,

@@ -24,16 +24,21 @@ import (
 //	sessions        append-only audit: id, advertiser, kind, mode, list_size, server_size,
 //	                snapshot_version, snapshot_digest, budget_spent, epsilon_spent, result,
 //	                detail, started_at, ended_at, duration_us
+//	session_journal the open sessions (migration 6, [Journal]): mutable, one row from the
+//	                budget reservation to the audit row; phase and lease
 //
 // Privacy budgets (SPEC.md §10.8) are integers in micro-ε (ε·10^6; a spend
 // is rounded up, [EpsilonMicros]). Both budgets are checked over the same
 // rolling window in one transaction, and one budget_spend row holds both
-// amounts. A refund (a private session that ended before its first server
-// element, §10.8 point 2) appends to budget_refunds rather than deleting the
+// amounts. A refund (a session of either mode that ended before its first
+// element derived from the server's set, SPEC.md §8.6 and §10.8 point 2)
+// appends to budget_refunds rather than deleting the
 // spend, so the history stays.
 //
 // Triggers refuse UPDATE and DELETE on budget_spend, budget_refunds and
-// sessions (and TRUNCATE on PostgreSQL), as on consent_events. No table of
+// sessions (and TRUNCATE on PostgreSQL), as on consent_events; the journal
+// is the one mutable table of this part, and a session's row there leaves
+// in the transaction that appends its audit row. No table of
 // this part holds an identifier, a digest of one, or an API key: only the
 // key's hash.
 type Registry interface {
@@ -80,6 +85,13 @@ type Registry interface {
 	// Sessions lists audit rows, most recent first: of one advertiser, or
 	// of all when advertiser is 0; at most limit (<= 0: all).
 	Sessions(ctx context.Context, advertiser int64, limit int) ([]SessionRecord, error)
+	// SessionsEnded counts the advertiser's audit rows with result that
+	// ended after since, and returns the latest end among them (since if
+	// none).
+	SessionsEnded(ctx context.Context, advertiser int64, result string, since time.Time) (int64, time.Time, error)
+
+	// Journal: the open sessions and crash recovery (journal.go).
+	Journal
 }
 
 // Policy holds an advertiser's overrides of the server's session policy;

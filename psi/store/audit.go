@@ -180,3 +180,26 @@ func (p *Postgres) Sessions(ctx context.Context, advertiser int64, limit int) ([
 	}
 	return out, nil
 }
+
+// sqlResultCount counts the audit rows of advertiser $1 with result $2
+// that ended after $3, and the latest end among them.
+const sqlResultCount = `SELECT count(*), COALESCE(MAX(ended_at), $3) FROM sessions WHERE advertiser_id = $1 AND result = $2 AND ended_at > $3`
+
+// SessionsEnded implements [Registry].
+func (s *SQLite) SessionsEnded(ctx context.Context, advertiser int64, result string, since time.Time) (int64, time.Time, error) {
+	var n, last int64
+	if err := s.r.QueryRowContext(ctx, sqlResultCount, advertiser, result, microTime(since).UnixMicro()).Scan(&n, &last); err != nil {
+		return 0, time.Time{}, fmt.Errorf("store: sessions ended: %w", err)
+	}
+	return n, time.UnixMicro(last).UTC(), nil
+}
+
+// SessionsEnded implements [Registry].
+func (p *Postgres) SessionsEnded(ctx context.Context, advertiser int64, result string, since time.Time) (int64, time.Time, error) {
+	var n int64
+	var last time.Time
+	if err := p.pool.QueryRow(ctx, sqlResultCount, advertiser, result, microTime(since)).Scan(&n, &last); err != nil {
+		return 0, time.Time{}, fmt.Errorf("store: sessions ended: %w", err)
+	}
+	return n, last.UTC(), nil
+}

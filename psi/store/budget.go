@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -231,6 +232,18 @@ func (s *SQLite) ReserveBudget(ctx context.Context, r BudgetRequest) (BudgetStat
 		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
 	}
 	defer tx.Rollback()
+	st, err := reserveSQLite(ctx, tx, r)
+	if err != nil {
+		return st, err
+	}
+	if err := tx.Commit(); err != nil {
+		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
+	}
+	return st, nil
+}
+
+// reserveSQLite checks and records the validated reservation r in tx.
+func reserveSQLite(ctx context.Context, tx *sql.Tx, r BudgetRequest) (BudgetStatus, error) {
 	var exists int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM advertisers WHERE id = $1`, r.Advertiser).Scan(&exists); err != nil {
 		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
@@ -262,9 +275,6 @@ func (s *SQLite) ReserveBudget(ctx context.Context, r BudgetRequest) (BudgetStat
 		return st, err
 	}
 	if _, err := tx.ExecContext(ctx, sqlInsertSpend, r.Advertiser, r.Session, r.At.UnixMicro(), r.Identifiers, r.Epsilon); err != nil {
-		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
 		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
 	}
 	st.Used += r.Identifiers
@@ -343,6 +353,17 @@ func (p *Postgres) ReserveBudget(ctx context.Context, r BudgetRequest) (BudgetSt
 	}
 	var st BudgetStatus
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		var err error
+		st, err = reservePostgres(ctx, tx, r)
+		return err
+	})
+	return st, err
+}
+
+// reservePostgres checks and records the validated reservation r in tx.
+func reservePostgres(ctx context.Context, tx pgx.Tx, r BudgetRequest) (BudgetStatus, error) {
+	var st BudgetStatus
+	err := func() error {
 		var id int64
 		if err := tx.QueryRow(ctx, `SELECT id FROM advertisers WHERE id = $1 FOR UPDATE`, r.Advertiser).Scan(&id); err != nil {
 			if errors.Is(err, pgx.ErrNoRows) {
@@ -378,7 +399,7 @@ func (p *Postgres) ReserveBudget(ctx context.Context, r BudgetRequest) (BudgetSt
 		st.Used += r.Identifiers
 		st.EpsilonUsed += r.Epsilon
 		return nil
-	})
+	}()
 	return st, err
 }
 

@@ -339,6 +339,53 @@ CREATE INDEX consent_events_effective ON consent_events (subject_id, purpose, ef
 UPDATE ledger_generation SET n = n + 1 WHERE id = 1;
 `,
 	},
+	{
+		version: 6,
+		name:    "session journal",
+		// The open sessions: one mutable row per session from its budget
+		// reservation to its audit row (journal.go). A row left behind by
+		// a crash is reconciled once its lease has ended.
+		sqlite: `
+CREATE TABLE session_journal (
+	id               TEXT PRIMARY KEY,
+	advertiser_id    INTEGER NOT NULL REFERENCES advertisers (id),
+	kind             INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 3),
+	mode             TEXT NOT NULL,
+	list_size        INTEGER NOT NULL,
+	identifiers      INTEGER NOT NULL CHECK (identifiers >= 0),    -- reserved
+	epsilon_micros   INTEGER NOT NULL CHECK (epsilon_micros >= 0), -- reserved
+	phase            TEXT NOT NULL CHECK (phase IN ('admitted', 'elements_sent')),
+	server_size      INTEGER NOT NULL DEFAULT 0,
+	snapshot_version INTEGER, -- no reference: a service may read its sets elsewhere
+	snapshot_digest  BLOB,
+	owner            TEXT NOT NULL,
+	started_at       INTEGER NOT NULL, -- Unix microseconds
+	renewed_at       INTEGER NOT NULL, -- last sign of life
+	lease_until      INTEGER NOT NULL
+);
+CREATE INDEX session_journal_lease ON session_journal (lease_until);
+`,
+		postgres: `
+CREATE TABLE session_journal (
+	id               text PRIMARY KEY,
+	advertiser_id    bigint NOT NULL REFERENCES advertisers (id),
+	kind             smallint NOT NULL CHECK (kind BETWEEN 1 AND 3),
+	mode             text NOT NULL,
+	list_size        bigint NOT NULL,
+	identifiers      bigint NOT NULL CHECK (identifiers >= 0),
+	epsilon_micros   bigint NOT NULL CHECK (epsilon_micros >= 0),
+	phase            text NOT NULL CHECK (phase IN ('admitted', 'elements_sent')),
+	server_size      bigint NOT NULL DEFAULT 0,
+	snapshot_version bigint,
+	snapshot_digest  bytea,
+	owner            text NOT NULL,
+	started_at       timestamptz NOT NULL,
+	renewed_at       timestamptz NOT NULL,
+	lease_until      timestamptz NOT NULL
+);
+CREATE INDEX session_journal_lease ON session_journal (lease_until);
+`,
+	},
 }
 
 // latestMigration is the schema version this binary writes.

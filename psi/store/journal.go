@@ -1,0 +1,599 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+
+	"github.com/overlap-psi/overlap/psi"
+)
+
+// The session journal (migration 6, SPEC.md §8.6) holds one mutable row
+// per open session, from the budget reservation, in the same transaction,
+// to the session's audit row, in the same transaction as the row's
+// removal:
+//
+//	session_journal  id, advertiser, kind, mode, list_size, identifiers and
+//	                 epsilon_micros reserved, phase, server_size, snapshot,
+//	                 owner, started_at, renewed_at, lease_until
+//
+// The server that runs the session owns the row and renews its lease while
+// the session lives. A row whose lease has ended belongs to a server that
+// stopped without writing the audit row (a crash, a kill -9, a lost
+// machine): [Journal.Reconcile] turns it into an audit row with result
+// [ResultCrashed], refunding the reservation if the session had not reached
+// [PhaseElementsSent], keeping it otherwise.
+
+// Phases of a journaled session.
+const (
+	// PhaseAdmitted: the budget is reserved and nothing derived from the
+	// server's set has been sent. A session that ends here is refunded.
+	PhaseAdmitted = "admitted"
+	// PhaseElementsSent: the server is sending, or has sent, elements
+	// derived from its set (exact mode: EvaluatedChunks; private mode:
+	// ServerElementChunks). The spend is final. The server records the
+	// phase before it sends the first such element.
+	PhaseElementsSent = "elements_sent"
+)
+
+// ResultCrashed is the audit result of a session that Reconcile closed:
+// its server stopped while it was open.
+const ResultCrashed = "crashed"
+
+// ErrSessionLost reports a journal update for a session that has no open
+// journal row of this owner: it was closed already, or reconciled as
+// crashed because its lease ended. The session must stop.
+var ErrSessionLost = errors.New("store: the session is no longer open in the journal (its lease ended and it was reconciled)")
+
+// JournalEntry is one open session of the journal.
+type JournalEntry struct {
+	ID         string
+	Advertiser int64
+	Kind       psi.Kind
+	Mode       string // "exact" or "private"
+	ListSize   int64
+	// Identifiers and Epsilon (micro-ε) are what the session reserved.
+	Identifiers, Epsilon int64
+	Phase                string // PhaseAdmitted or PhaseElementsSent
+	ServerSize           int64
+	SnapshotVersion      int64 // 0: none yet
+	SnapshotDigest       [32]byte
+	Owner                string // the server instance that runs it
+	StartedAt            time.Time
+	RenewedAt            time.Time // its last sign of life
+	LeaseUntil           time.Time
+}
+
+// Journal is the session journal. Both engines implement it; see the
+// package doc and SPEC.md §8.6.
+type Journal interface {
+	// BeginSession reserves the budget of r (as ReserveBudget) and writes
+	// e, in phase PhaseAdmitted, in one transaction: a session that holds
+	// a reservation always has a journal row. e.ID must be r.Session, and
+	// e's reserved amounts are taken from r.
+	BeginSession(ctx context.Context, r BudgetRequest, e JournalEntry) (BudgetStatus, error)
+	// AdvanceSession records e's phase, server size and snapshot, and
+	// renews its lease to e.LeaseUntil. It is [ErrSessionLost] if the
+	// session has no open row owned by e.Owner.
+	AdvanceSession(ctx context.Context, e JournalEntry) error
+	// RenewLeases extends to until the lease of every open session owner
+	// runs, and returns how many there are.
+	RenewLeases(ctx context.Context, owner string, at, until time.Time) (int64, error)
+	// EndSession closes the journaled session rec.ID: in one transaction
+	// it removes the journal row, refunds the session's reservation when
+	// refund is true, and appends rec to the audit log. It is
+	// [ErrSessionLost], and writes nothing, if the row is gone (the session
+	// was reconciled: its audit row exists already).
+	EndSession(ctx context.Context, rec SessionRecord, refund bool) error
+	// OpenSessions lists the journal, oldest first.
+	OpenSessions(ctx context.Context) ([]JournalEntry, error)
+	// Reconcile closes every open session whose lease ended before at:
+	// for each, in one transaction, it refunds the reservation if the
+	// session was in PhaseAdmitted (and keeps it in PhaseElementsSent),
+	// appends an audit row with result ResultCrashed, and removes the
+	// journal row. Concurrent reconcilers (several servers on one
+	// database) close each session once. It returns the audit rows it
+	// wrote.
+	Reconcile(ctx context.Context, at time.Time) ([]SessionRecord, error)
+}
+
+// IsBusy reports whether err is the store being busy rather than broken:
+// SQLite's SQLITE_BUSY or SQLITE_LOCKED (another writer held the lock past
+// the busy timeout), or a PostgreSQL serialization failure, deadlock or
+// lock timeout. The operation may succeed if retried.
+func IsBusy(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
+			return true
+		}
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "40001", "40P01", "55P03": // serialization_failure, deadlock_detected, lock_not_available
+			return true
+		}
+	}
+	return false
+}
+
+func validateEntry(r BudgetRequest, e *JournalEntry) error {
+	switch {
+	case e.ID == "" || e.ID != r.Session:
+		return errors.New("store: journal entry and budget request name different sessions")
+	case e.Advertiser != r.Advertiser:
+		return errors.New("store: journal entry and budget request name different advertisers")
+	case !e.Kind.Valid():
+		return fmt.Errorf("store: journal entry of invalid kind %d", uint8(e.Kind))
+	case e.Mode == "" || e.Owner == "":
+		return errors.New("store: journal entry without a mode or an owner")
+	}
+	e.Identifiers, e.Epsilon, e.Phase = r.Identifiers, r.Epsilon, PhaseAdmitted
+	e.StartedAt, e.RenewedAt, e.LeaseUntil = microTime(e.StartedAt), microTime(r.At), microTime(e.LeaseUntil)
+	return nil
+}
+
+func validPhase(p string) error {
+	if p != PhaseAdmitted && p != PhaseElementsSent {
+		return fmt.Errorf("store: unknown session phase %q", p)
+	}
+	return nil
+}
+
+// crashedRecord is the audit row Reconcile writes for e; refunded says
+// whether its reservation was refunded.
+func crashedRecord(e JournalEntry) (rec SessionRecord, refund bool) {
+	refund = e.Phase == PhaseAdmitted
+	rec = SessionRecord{
+		ID: e.ID, Advertiser: e.Advertiser, Kind: e.Kind, Mode: e.Mode, ListSize: e.ListSize, ServerSize: e.ServerSize,
+		SnapshotVersion: e.SnapshotVersion, SnapshotDigest: e.SnapshotDigest,
+		BudgetSpent: e.Identifiers, EpsilonSpent: e.Epsilon, Result: ResultCrashed,
+		StartedAt: e.StartedAt, EndedAt: e.RenewedAt,
+	}
+	if refund {
+		rec.BudgetSpent, rec.EpsilonSpent = 0, 0
+		rec.Detail = "the server stopped before it sent any element derived from its set (phase admitted): the reservation was refunded"
+	} else {
+		rec.Detail = "the server stopped after it began sending elements derived from its set (phase elements_sent): the spend stands"
+	}
+	if rec.EndedAt.Before(rec.StartedAt) {
+		rec.EndedAt = rec.StartedAt
+	}
+	return rec, refund
+}
+
+const (
+	sqlInsertJournal = `INSERT INTO session_journal (id, advertiser_id, kind, mode, list_size, identifiers, epsilon_micros, phase,
+		owner, started_at, renewed_at, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+	sqlAdvanceJournal = `UPDATE session_journal SET phase = $3, server_size = $4, snapshot_version = $5, snapshot_digest = $6,
+		renewed_at = $7, lease_until = $8 WHERE id = $1 AND owner = $2`
+	sqlRenewJournal  = `UPDATE session_journal SET renewed_at = $2, lease_until = $3 WHERE owner = $1`
+	sqlDeleteJournal = `DELETE FROM session_journal WHERE id = $1`
+	journalColumns   = `id, advertiser_id, kind, mode, list_size, identifiers, epsilon_micros, phase, server_size,
+		snapshot_version, snapshot_digest, owner, started_at, renewed_at, lease_until`
+	sqlOpenSessions = `SELECT ` + journalColumns + ` FROM session_journal ORDER BY started_at, id`
+	// sqlSnapshotKnown: the journal's snapshot version is a recorded
+	// snapshot (a service reading its sets from another source records
+	// versions the store does not have; the audit row then names none).
+	sqlSnapshotKnown = `SELECT count(*) FROM snapshots WHERE version = $1`
+	sqlExpired       = `SELECT id FROM session_journal WHERE lease_until < $1 ORDER BY started_at, id`
+	// sqlRefundIfSpent refunds session $1 of advertiser $2 at $3 if it has
+	// a spend and was not refunded yet.
+	sqlRefundIfSpent = `INSERT INTO budget_refunds (session_id, advertiser_id, at)
+		SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM budget_spend WHERE session_id = $1 AND advertiser_id = $2)
+		ON CONFLICT (session_id) DO NOTHING`
+)
+
+func snapshotArgsOf(version int64, digest [32]byte) (any, any) {
+	if version == 0 {
+		return nil, nil
+	}
+	return version, digest[:]
+}
+
+// --- SQLite ---
+
+// BeginSession implements [Journal].
+func (s *SQLite) BeginSession(ctx context.Context, r BudgetRequest, e JournalEntry) (BudgetStatus, error) {
+	if err := validateBudget(&r); err != nil {
+		return BudgetStatus{}, err
+	}
+	if err := validateEntry(r, &e); err != nil {
+		return BudgetStatus{}, err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return BudgetStatus{}, fmt.Errorf("store: begin session: %w", err)
+	}
+	defer tx.Rollback()
+	st, err := reserveSQLite(ctx, tx, r)
+	if err != nil {
+		return st, err
+	}
+	if _, err := tx.ExecContext(ctx, sqlInsertJournal, e.ID, e.Advertiser, int64(e.Kind), e.Mode, e.ListSize, e.Identifiers, e.Epsilon,
+		e.Phase, e.Owner, e.StartedAt.UnixMicro(), e.RenewedAt.UnixMicro(), e.LeaseUntil.UnixMicro()); err != nil {
+		return BudgetStatus{}, fmt.Errorf("store: begin session: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return BudgetStatus{}, fmt.Errorf("store: begin session: %w", err)
+	}
+	return st, nil
+}
+
+// AdvanceSession implements [Journal].
+func (s *SQLite) AdvanceSession(ctx context.Context, e JournalEntry) error {
+	if err := validPhase(e.Phase); err != nil {
+		return err
+	}
+	v, d := snapshotArgsOf(e.SnapshotVersion, e.SnapshotDigest)
+	res, err := s.w.ExecContext(ctx, sqlAdvanceJournal, e.ID, e.Owner, e.Phase, e.ServerSize, v, d,
+		microTime(e.RenewedAt).UnixMicro(), microTime(e.LeaseUntil).UnixMicro())
+	if err != nil {
+		return fmt.Errorf("store: advance session: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: advance session: %w", err)
+	} else if n == 0 {
+		return ErrSessionLost
+	}
+	return nil
+}
+
+// RenewLeases implements [Journal].
+func (s *SQLite) RenewLeases(ctx context.Context, owner string, at, until time.Time) (int64, error) {
+	res, err := s.w.ExecContext(ctx, sqlRenewJournal, owner, microTime(at).UnixMicro(), microTime(until).UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("store: renew leases: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store: renew leases: %w", err)
+	}
+	return n, nil
+}
+
+// EndSession implements [Journal].
+func (s *SQLite) EndSession(ctx context.Context, rec SessionRecord, refund bool) error {
+	if err := validateSession(&rec); err != nil {
+		return err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: end session: %w", err)
+	}
+	defer tx.Rollback()
+	if err := closeSQLite(ctx, tx, rec, refund); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: end session: %w", err)
+	}
+	return nil
+}
+
+// closeSQLite removes the journal row of rec, refunds it if asked, and
+// appends rec to the audit log, in tx.
+func closeSQLite(ctx context.Context, tx *sql.Tx, rec SessionRecord, refund bool) error {
+	res, err := tx.ExecContext(ctx, sqlDeleteJournal, rec.ID)
+	if err != nil {
+		return fmt.Errorf("store: end session: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: end session: %w", err)
+	} else if n == 0 {
+		return ErrSessionLost
+	}
+	if refund {
+		if _, err := tx.ExecContext(ctx, sqlRefundIfSpent, rec.ID, rec.Advertiser, rec.EndedAt.UnixMicro()); err != nil {
+			return fmt.Errorf("store: end session: refund: %w", err)
+		}
+	}
+	v, d := rec.snapshotArgs()
+	if _, err := tx.ExecContext(ctx, sqlInsertSession,
+		rec.ID, rec.Advertiser, int64(rec.Kind), rec.Mode, rec.ListSize, rec.ServerSize, v, d, rec.BudgetSpent, rec.EpsilonSpent, rec.Result, rec.Detail,
+		rec.StartedAt.UnixMicro(), rec.EndedAt.UnixMicro(), rec.EndedAt.Sub(rec.StartedAt).Microseconds()); err != nil {
+		return fmt.Errorf("store: end session: %w", err)
+	}
+	return nil
+}
+
+func scanJournalSQLite(row interface{ Scan(...any) error }) (JournalEntry, error) {
+	var (
+		e                        JournalEntry
+		kind                     int64
+		version                  sql.NullInt64
+		digest                   []byte
+		started, renewed, leased int64
+	)
+	if err := row.Scan(&e.ID, &e.Advertiser, &kind, &e.Mode, &e.ListSize, &e.Identifiers, &e.Epsilon, &e.Phase, &e.ServerSize,
+		&version, &digest, &e.Owner, &started, &renewed, &leased); err != nil {
+		return JournalEntry{}, err
+	}
+	e.Kind, e.SnapshotVersion = psi.Kind(kind), version.Int64
+	copy(e.SnapshotDigest[:], digest)
+	e.StartedAt, e.RenewedAt, e.LeaseUntil = time.UnixMicro(started).UTC(), time.UnixMicro(renewed).UTC(), time.UnixMicro(leased).UTC()
+	return e, nil
+}
+
+// OpenSessions implements [Journal].
+func (s *SQLite) OpenSessions(ctx context.Context) ([]JournalEntry, error) {
+	rows, err := s.r.QueryContext(ctx, sqlOpenSessions)
+	if err != nil {
+		return nil, fmt.Errorf("store: open sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []JournalEntry
+	for rows.Next() {
+		e, err := scanJournalSQLite(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: open sessions: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: open sessions: %w", err)
+	}
+	return out, nil
+}
+
+// Reconcile implements [Journal]. The write connection serializes
+// transactions, and each one re-reads its row, so a session is closed
+// once.
+func (s *SQLite) Reconcile(ctx context.Context, at time.Time) ([]SessionRecord, error) {
+	at = microTime(at)
+	ids, err := expiredSQLite(ctx, s.w, at)
+	if err != nil {
+		return nil, fmt.Errorf("store: reconcile: %w", err)
+	}
+	var out []SessionRecord
+	for _, id := range ids {
+		rec, ok, err := s.reconcileOne(ctx, id, at)
+		if err != nil {
+			return out, err
+		}
+		if ok {
+			out = append(out, rec)
+		}
+	}
+	return out, nil
+}
+
+func expiredSQLite(ctx context.Context, db *sql.DB, at time.Time) ([]string, error) {
+	rows, err := db.QueryContext(ctx, sqlExpired, at.UnixMicro())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+func (s *SQLite) reconcileOne(ctx context.Context, id string, at time.Time) (SessionRecord, bool, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return SessionRecord{}, false, fmt.Errorf("store: reconcile: %w", err)
+	}
+	defer tx.Rollback()
+	e, err := scanJournalSQLite(tx.QueryRowContext(ctx, `SELECT `+journalColumns+` FROM session_journal WHERE id = $1 AND lease_until < $2`, id, at.UnixMicro()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return SessionRecord{}, false, nil // closed or renewed meanwhile
+	}
+	if err != nil {
+		return SessionRecord{}, false, fmt.Errorf("store: reconcile: %w", err)
+	}
+	rec, refund := crashedRecord(e)
+	if err := validateSession(&rec); err != nil {
+		return SessionRecord{}, false, err
+	}
+	if rec.SnapshotVersion != 0 {
+		var n int64
+		if err := tx.QueryRowContext(ctx, sqlSnapshotKnown, rec.SnapshotVersion).Scan(&n); err != nil {
+			return SessionRecord{}, false, fmt.Errorf("store: reconcile: %w", err)
+		}
+		if n == 0 {
+			rec.SnapshotVersion, rec.SnapshotDigest = 0, [32]byte{}
+		}
+	}
+	if err := closeSQLite(ctx, tx, rec, refund); err != nil {
+		return SessionRecord{}, false, err
+	}
+	if err := tx.Commit(); err != nil {
+		return SessionRecord{}, false, fmt.Errorf("store: reconcile: %w", err)
+	}
+	return rec, true, nil
+}
+
+// --- PostgreSQL ---
+
+// BeginSession implements [Journal].
+func (p *Postgres) BeginSession(ctx context.Context, r BudgetRequest, e JournalEntry) (BudgetStatus, error) {
+	if err := validateBudget(&r); err != nil {
+		return BudgetStatus{}, err
+	}
+	if err := validateEntry(r, &e); err != nil {
+		return BudgetStatus{}, err
+	}
+	var st BudgetStatus
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		var err error
+		if st, err = reservePostgres(ctx, tx, r); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, sqlInsertJournal, e.ID, e.Advertiser, int16(e.Kind), e.Mode, e.ListSize, e.Identifiers, e.Epsilon,
+			e.Phase, e.Owner, e.StartedAt, e.RenewedAt, e.LeaseUntil); err != nil {
+			return fmt.Errorf("store: begin session: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return BudgetStatus{}, err
+	}
+	return st, nil
+}
+
+// AdvanceSession implements [Journal].
+func (p *Postgres) AdvanceSession(ctx context.Context, e JournalEntry) error {
+	if err := validPhase(e.Phase); err != nil {
+		return err
+	}
+	v, d := snapshotArgsOf(e.SnapshotVersion, e.SnapshotDigest)
+	tag, err := p.pool.Exec(ctx, sqlAdvanceJournal, e.ID, e.Owner, e.Phase, e.ServerSize, v, d, microTime(e.RenewedAt), microTime(e.LeaseUntil))
+	if err != nil {
+		return fmt.Errorf("store: advance session: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrSessionLost
+	}
+	return nil
+}
+
+// RenewLeases implements [Journal].
+func (p *Postgres) RenewLeases(ctx context.Context, owner string, at, until time.Time) (int64, error) {
+	tag, err := p.pool.Exec(ctx, sqlRenewJournal, owner, microTime(at), microTime(until))
+	if err != nil {
+		return 0, fmt.Errorf("store: renew leases: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// EndSession implements [Journal].
+func (p *Postgres) EndSession(ctx context.Context, rec SessionRecord, refund bool) error {
+	if err := validateSession(&rec); err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error { return closePostgres(ctx, tx, rec, refund) })
+}
+
+func closePostgres(ctx context.Context, tx pgx.Tx, rec SessionRecord, refund bool) error {
+	tag, err := tx.Exec(ctx, sqlDeleteJournal, rec.ID)
+	if err != nil {
+		return fmt.Errorf("store: end session: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrSessionLost
+	}
+	if refund {
+		if _, err := tx.Exec(ctx, sqlRefundIfSpent, rec.ID, rec.Advertiser, rec.EndedAt); err != nil {
+			return fmt.Errorf("store: end session: refund: %w", err)
+		}
+	}
+	v, d := rec.snapshotArgs()
+	if _, err := tx.Exec(ctx, sqlInsertSession,
+		rec.ID, rec.Advertiser, int16(rec.Kind), rec.Mode, rec.ListSize, rec.ServerSize, v, d, rec.BudgetSpent, rec.EpsilonSpent, rec.Result, rec.Detail,
+		rec.StartedAt, rec.EndedAt, rec.EndedAt.Sub(rec.StartedAt).Microseconds()); err != nil {
+		return fmt.Errorf("store: end session: %w", err)
+	}
+	return nil
+}
+
+func scanJournalPostgres(row interface{ Scan(...any) error }) (JournalEntry, error) {
+	var (
+		e       JournalEntry
+		kind    int16
+		version *int64
+		digest  []byte
+	)
+	if err := row.Scan(&e.ID, &e.Advertiser, &kind, &e.Mode, &e.ListSize, &e.Identifiers, &e.Epsilon, &e.Phase, &e.ServerSize,
+		&version, &digest, &e.Owner, &e.StartedAt, &e.RenewedAt, &e.LeaseUntil); err != nil {
+		return JournalEntry{}, err
+	}
+	e.Kind = psi.Kind(kind)
+	if version != nil {
+		e.SnapshotVersion = *version
+	}
+	copy(e.SnapshotDigest[:], digest)
+	e.StartedAt, e.RenewedAt, e.LeaseUntil = e.StartedAt.UTC(), e.RenewedAt.UTC(), e.LeaseUntil.UTC()
+	return e, nil
+}
+
+// OpenSessions implements [Journal].
+func (p *Postgres) OpenSessions(ctx context.Context) ([]JournalEntry, error) {
+	rows, err := p.pool.Query(ctx, sqlOpenSessions)
+	if err != nil {
+		return nil, fmt.Errorf("store: open sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []JournalEntry
+	for rows.Next() {
+		e, err := scanJournalPostgres(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: open sessions: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: open sessions: %w", err)
+	}
+	return out, nil
+}
+
+// Reconcile implements [Journal]. Each session is closed in its own
+// transaction that locks its row (FOR UPDATE) and re-checks the lease, so
+// servers reconciling one database at once close it once.
+func (p *Postgres) Reconcile(ctx context.Context, at time.Time) ([]SessionRecord, error) {
+	at = microTime(at)
+	rows, err := p.pool.Query(ctx, sqlExpired, at)
+	if err != nil {
+		return nil, fmt.Errorf("store: reconcile: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: reconcile: %w", err)
+	}
+	var out []SessionRecord
+	for _, id := range ids {
+		var rec SessionRecord
+		var ok bool
+		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+			e, err := scanJournalPostgres(tx.QueryRow(ctx, `SELECT `+journalColumns+` FROM session_journal WHERE id = $1 AND lease_until < $2 FOR UPDATE`, id, at))
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil // closed or renewed meanwhile
+			}
+			if err != nil {
+				return fmt.Errorf("store: reconcile: %w", err)
+			}
+			var refund bool
+			rec, refund = crashedRecord(e)
+			if err := validateSession(&rec); err != nil {
+				return err
+			}
+			if rec.SnapshotVersion != 0 {
+				var n int64
+				if err := tx.QueryRow(ctx, sqlSnapshotKnown, rec.SnapshotVersion).Scan(&n); err != nil {
+					return fmt.Errorf("store: reconcile: %w", err)
+				}
+				if n == 0 {
+					rec.SnapshotVersion, rec.SnapshotDigest = 0, [32]byte{}
+				}
+			}
+			if err := closePostgres(ctx, tx, rec, refund); err != nil {
+				return err
+			}
+			ok = true
+			return nil
+		})
+		if err != nil {
+			return out, err
+		}
+		if ok {
+			out = append(out, rec)
+		}
+	}
+	return out, nil
+}
