@@ -37,6 +37,9 @@ type HelloError struct {
 
 func (e *HelloError) Error() string { return ErrParams.Error() + ": " + e.msg }
 
+// Detail says what is wrong with the hello, without the error's prefix.
+func (e *HelloError) Detail() string { return e.msg }
+
 // Is makes a HelloError match ErrParams.
 func (e *HelloError) Is(target error) bool { return target == ErrParams }
 

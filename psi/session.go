@@ -180,7 +180,10 @@ func sendChunksAhead(conn Conn, next func() (*wire.ElementChunk, bool, error), p
 // arrived, passing each to receive under h.Work.
 func recvChunks(conn Conn, h *Hooks, typ wire.Type, what string, want int, receive func(*wire.ElementChunk) error, progress func(done int)) error {
 	for got := 0; got < want; {
-		b, err := recv(conn, fmt.Sprintf("all %s arrived (%d of %d)", what, got, want))
+		b, err := conn.Recv()
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: the stream ended after %d of %d %s", ErrTruncated, got, want, what)
+		}
 		if err != nil {
 			return err
 		}

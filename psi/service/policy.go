@@ -3,6 +3,7 @@ package service
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/overlap-psi/overlap/psi"
 	"github.com/overlap-psi/overlap/psi/dp"
+	"github.com/overlap-psi/overlap/psi/ident"
 	"github.com/overlap-psi/overlap/psi/store"
 	"github.com/overlap-psi/overlap/psi/wire"
 )
@@ -121,6 +123,14 @@ func (p Policy) with(o store.Policy) Policy {
 		p.PrivacyCost = o.PrivacyCost
 	}
 	return p
+}
+
+// helloLimits is what the policy accepts in h's mode and kind: the
+// server's canonicalization without optional rules, and the advertiser's
+// list sizes.
+func (p Policy) helloLimits(h *wire.ClientHello) psi.HelloLimits {
+	return psi.HelloLimits{Mode: h.Mode, Kind: psi.Kind(h.Kind), CanonVersion: ident.Version,
+		MinClientSize: uint32(min(p.MinListSize, math.MaxUint32)), MaxClientSize: uint32(min(p.MaxListSize, math.MaxUint32))}
 }
 
 // Metadata keys of a refusal: the limit that refused the session and, when

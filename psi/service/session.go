@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -78,33 +77,20 @@ func (ss *session) refuse(err *connect.Error) error {
 	return ss.fail("refused_"+err.Meta().Get(MetaLimit), err)
 }
 
+// match runs one session on st: admission (authentication, the server's
+// and the advertiser's session slots, the hello against the policy), then
+// the mode's reservation, set and sequence. Every session, refused or not,
+// ends in finish.
 func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchRequest, pb.MatchResponse]) (err error) {
 	start := s.cfg.now()
-	s.mu.Lock()
-	if s.draining.Load() {
-		s.mu.Unlock()
+	if !s.enter() {
 		return connect.NewError(connect.CodeUnavailable, errors.New("the server is shutting down; retry shortly"))
 	}
-	s.wg.Add(1) // under mu, so never after Shutdown's Wait began
-	s.mu.Unlock()
 	defer s.wg.Done()
-	adv, err := s.authenticate(ctx, st.RequestHeader())
+	ss, err := s.authenticated(ctx, st, start)
 	if err != nil {
-		result := ResultUnauthenticated
-		if connect.CodeOf(err) == connect.CodePermissionDenied {
-			result = ResultPermissionDenied
-		}
-		s.met.sessions.WithLabelValues(result).Inc()
-		s.log.LogAttrs(ctx, slog.LevelWarn, "session refused", slog.String("result", result),
-			slog.String("reason", connect.CodeOf(err).String()), slog.String("peer", st.Peer().Addr))
-		if adv.ID != 0 { // revoked: known advertiser, audited
-			ss := &session{ctx: ctx, adv: adv, rec: store.SessionRecord{ID: newSessionID(), Advertiser: adv.ID, Mode: wire.ModeExact.String(), StartedAt: start}}
-			ss.fail(result, err)
-			s.finish(ctx, ss)
-		}
 		return err
 	}
-	ss := &session{ctx: ctx, adv: adv, rec: store.SessionRecord{ID: newSessionID(), Advertiser: adv.ID, Mode: wire.ModeExact.String(), StartedAt: start}}
 	s.met.inFlight.Inc()
 	defer func() {
 		s.met.inFlight.Dec()
@@ -116,223 +102,181 @@ func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchReque
 		s.finish(ctx, ss)
 	}()
 	st.ResponseHeader().Set("Overlap-Session", ss.rec.ID)
-
-	// Sessions in flight, over all advertisers and per advertiser.
-	select {
-	case s.sessions <- struct{}{}:
-		defer func() { <-s.sessions }()
-	default:
-		return ss.refuse(refusal(connect.CodeResourceExhausted, LimitServerSessions, time.Time{},
-			"the server is running its limit of %d sessions; retry later", s.cfg.MaxSessions))
-	}
-	if !s.claim(adv.ID) {
-		return ss.refuse(refusal(connect.CodeResourceExhausted, LimitAdvertiserSessions, time.Time{},
-			"advertiser %q already has a session in flight; one at a time", adv.Name))
-	}
-	defer s.release(adv.ID)
-
-	// Each message in and out has IdleTimeout to arrive or be taken.
-	ci := connInfoFrom(ctx)
-	timedOut := func(deadline time.Time, err error) error {
-		if err != nil && !errors.Is(err, io.EOF) && !time.Now().Before(deadline) {
-			return ss.fail(ResultTimeout, connect.NewError(connect.CodeDeadlineExceeded,
-				fmt.Errorf("the client was idle for %v", s.cfg.IdleTimeout)))
-		}
+	release, err := s.takeSlots(ss)
+	if err != nil {
 		return err
 	}
-	recv := func() (*pb.MatchRequest, error) {
-		deadline := time.Now().Add(s.cfg.IdleTimeout)
-		if ci != nil {
-			ci.rc.SetReadDeadline(deadline)
-		}
-		m, err := st.Receive()
-		if ci != nil {
-			// An HTTP/2 deadline resets the stream when it passes, also
-			// while the handler is busy: clear it.
-			ci.rc.SetReadDeadline(time.Time{})
-		}
-		if connect.CodeOf(err) == connect.CodeResourceExhausted {
-			// Connect's read cap (SPEC.md §5.6): a frame larger than any valid one.
-			return nil, ss.fail(ResultPeerError, connect.NewError(connect.CodeInvalidArgument,
-				fmt.Errorf("%w: a message larger than the largest valid frame of %d bytes", psi.ErrPeer, s.maxRequestBytes())))
-		}
-		return m, timedOut(deadline, err)
-	}
-	send := func(frame []byte, snap *pb.Snapshot) error {
-		deadline := time.Now().Add(s.cfg.IdleTimeout)
-		if ci != nil {
-			ci.rc.SetWriteDeadline(deadline)
-		}
-		err := st.Send(&pb.MatchResponse{Frame: frame, Snapshot: snap})
-		if ci != nil {
-			ci.rc.SetWriteDeadline(time.Time{})
-		}
-		return timedOut(deadline, err)
-	}
+	defer release()
 
 	// The hello, and every policy check, before any scalar multiplication.
-	msg, err := recv()
+	conn := s.newStreamConn(ctx, ss, st)
+	hello, err := psi.RecvHello(conn)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return ss.fail(ResultTruncated, connect.NewError(connect.CodeInvalidArgument, errors.New("the stream ended before the ClientHello")))
-		}
+		return s.sessionError(ss, err)
+	}
+	pol := s.cfg.Policy.with(ss.adv.Policy)
+	if err := s.checkHello(ss, hello, pol); err != nil {
 		return err
 	}
-	var hello wire.ClientHello
-	if err := hello.UnmarshalBinary(msg.Frame); err != nil {
-		return ss.fail(ResultPeerError, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("ClientHello: %w", err)))
+	if err := s.throttle(ss); err != nil {
+		return err
 	}
+	run := s.serveExact
+	if hello.Mode == wire.ModePrivate {
+		run = s.servePrivate
+	}
+	return s.sessionError(ss, run(ctx, ss, conn, hello, pol))
+}
+
+// enter counts a session in, unless the server is shutting down.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining.Load() {
+		return false
+	}
+	s.wg.Add(1) // under mu, so never after Shutdown's Wait began
+	return true
+}
+
+// authenticated authenticates the stream's advertiser and starts the
+// session's record. A refused revoked advertiser is audited.
+func (s *Server) authenticated(ctx context.Context, st *connect.BidiStream[pb.MatchRequest, pb.MatchResponse], start time.Time) (*session, error) {
+	adv, err := s.authenticate(ctx, st.RequestHeader())
+	ss := &session{ctx: ctx, adv: adv, rec: store.SessionRecord{ID: newSessionID(), Advertiser: adv.ID, Mode: wire.ModeExact.String(), StartedAt: start}}
+	if err == nil {
+		return ss, nil
+	}
+	result := ResultUnauthenticated
+	if connect.CodeOf(err) == connect.CodePermissionDenied {
+		result = ResultPermissionDenied
+	}
+	s.met.sessions.WithLabelValues(result).Inc()
+	s.log.LogAttrs(ctx, slog.LevelWarn, "session refused", slog.String("result", result),
+		slog.String("reason", connect.CodeOf(err).String()), slog.String("peer", st.Peer().Addr))
+	if adv.ID != 0 { // revoked: known advertiser, audited
+		ss.fail(result, err)
+		s.finish(ctx, ss)
+	}
+	return nil, err
+}
+
+// takeSlots takes one of the server's session slots and the advertiser's
+// one, and returns what gives them back.
+func (s *Server) takeSlots(ss *session) (release func(), err error) {
+	select {
+	case s.sessions <- struct{}{}:
+	default:
+		return nil, ss.refuse(refusal(connect.CodeResourceExhausted, LimitServerSessions, time.Time{},
+			"the server is running its limit of %d sessions; retry later", s.cfg.MaxSessions))
+	}
+	if !s.claim(ss.adv.ID) {
+		<-s.sessions
+		return nil, ss.refuse(refusal(connect.CodeResourceExhausted, LimitAdvertiserSessions, time.Time{},
+			"advertiser %q already has a session in flight; one at a time", ss.adv.Name))
+	}
+	return func() { s.release(ss.adv.ID); <-s.sessions }, nil
+}
+
+// checkHello checks the hello against the advertiser's policy: a kind and
+// mode the server knows, a mode served to the advertiser, then the limits
+// every mode shares (psi.HelloLimits), each refusal naming its limit.
+func (s *Server) checkHello(ss *session, hello *wire.ClientHello, pol Policy) error {
 	kind := psi.Kind(hello.Kind)
-	n := int64(hello.ClientSize)
-	ss.rec.ListSize = n
-	pol := s.cfg.Policy.with(adv.Policy)
+	ss.rec.ListSize = int64(hello.ClientSize)
 	switch {
 	case !kind.Valid():
 		return ss.refuse(refusal(connect.CodeInvalidArgument, LimitKind, time.Time{}, "unknown identifier kind %d", hello.Kind))
 	case hello.Mode != wire.ModeExact && hello.Mode != wire.ModePrivate:
 		return ss.refuse(refusal(connect.CodeUnimplemented, LimitMode, time.Time{}, "unknown mode %d; this server serves exact and private mode", uint8(hello.Mode)))
-	case !adv.Policy.Modes.Has(uint8(hello.Mode)):
+	case !ss.adv.Policy.Modes.Has(uint8(hello.Mode)):
 		return ss.refuse(refusal(connect.CodeFailedPrecondition, LimitMode, time.Time{},
-			"%v mode is not served to advertiser %q, which is served %v mode", hello.Mode, adv.Name, adv.Policy.Modes))
-	case hello.CanonVersion != ident.Version || hello.CanonFlags != 0:
-		return ss.refuse(refusal(connect.CodeFailedPrecondition, LimitCanonicalization, time.Time{},
-			"canonicalization v%d flags %#x; this server's set uses v%d without optional rules", hello.CanonVersion, hello.CanonFlags, ident.Version))
-	case n < pol.MinListSize:
-		return ss.refuse(refusal(connect.CodeFailedPrecondition, LimitMinListSize, time.Time{},
-			"the list has %d identifiers, below the minimum of %d for advertiser %q", n, pol.MinListSize, adv.Name))
-	case n > pol.MaxListSize:
-		return ss.refuse(refusal(connect.CodeFailedPrecondition, LimitMaxListSize, time.Time{},
-			"the list has %d identifiers, above the maximum of %d for advertiser %q", n, pol.MaxListSize, adv.Name))
+			"%v mode is not served to advertiser %q, which is served %v mode", hello.Mode, ss.adv.Name, ss.adv.Policy.Modes))
+	}
+	if err := pol.helloLimits(hello).Check(hello); err != nil {
+		var he *psi.HelloError
+		errors.As(err, &he)
+		return ss.refuse(refusal(connect.CodeFailedPrecondition, he.Check, time.Time{}, "%s, for advertiser %q", he.Detail(), ss.adv.Name))
 	}
 	ss.rec.Kind = kind
 	ss.rec.Mode = hello.Mode.String()
-	if err := s.throttle(ss); err != nil {
+	return nil
+}
+
+// serveExact runs an exact-mode session (SPEC.md §4) after admission: the
+// identifier budget and the journal row, the session's set, then psi's
+// sequence over conn.
+func (s *Server) serveExact(ctx context.Context, ss *session, conn *streamConn, hello *wire.ClientHello, pol Policy) error {
+	if err := s.reserve(ss, store.BudgetRequest{Identifiers: ss.rec.ListSize, Limit: pol.Budget}, pol); err != nil {
 		return err
 	}
-	if hello.Mode == wire.ModePrivate {
-		return s.matchPrivate(ctx, ss, &hello, pol, sessionIO{recv: recv, send: send})
-	}
-	if err := s.admit(ss, store.BudgetRequest{Advertiser: adv.ID, Session: ss.rec.ID,
-		Identifiers: n, Limit: pol.Budget, Window: pol.BudgetWindow, At: s.cfg.now()}); err != nil {
-		var be *store.BudgetError
-		if errors.As(err, &be) {
-			s.met.budgetRefusals.Inc()
-			return ss.refuse(refusal(connect.CodeResourceExhausted, LimitBudget, be.ResetsAt, "%s", be.Error()))
-		}
-		return s.storeFailure(ss, "budget reservation", err)
-	}
-
-	// The session's set, from a fresh snapshot of the consent store.
-	set, snap, err := s.prepare(ctx, kind)
+	set, snap, err := s.prepare(ctx, ss.rec.Kind)
 	if err != nil {
-		if ctx.Err() != nil {
-			return err
-		}
-		return ss.fail(ResultInternal, s.internal(ss, "preparing the set", err))
+		return s.prepareFailure(ctx, ss, err)
 	}
-	ss.rec.SnapshotVersion, ss.rec.SnapshotDigest = snap.Version, snap.Digest
-	srv, err := psi.NewServer(psi.ServerConfig{
-		CanonVersion: ident.Version, MinClientSize: uint32(pol.MinListSize), MaxClientSize: uint32(pol.MaxListSize),
-		ChunkSize: s.cfg.ChunkSize, Workers: int(s.workers),
-	}, set)
+	srv, err := psi.NewServer(psi.ServerConfig{CanonVersion: ident.Version, MinClientSize: uint32(pol.MinListSize),
+		MaxClientSize: uint32(pol.MaxListSize), ChunkSize: s.cfg.ChunkSize, Workers: int(s.workers)}, set)
 	if err != nil {
 		set.Destroy()
 		return ss.fail(ResultInternal, s.internal(ss, "starting the session", err))
 	}
 	defer srv.Close()
-	params, err := srv.ReceiveHello(&hello)
-	if err != nil {
-		return ss.fail(ResultPeerError, connect.NewError(connect.CodeInvalidArgument, err))
-	}
-	ss.rec.ServerSize = int64(params.ServerSize)
-	frame, _ := params.MarshalBinary()
-	if err := send(frame, &pb.Snapshot{Version: snap.Version, Digest: snap.Digest[:], TakenAtUnixMicros: snap.TakenAt.UnixMicro()}); err != nil {
-		return err
-	}
-
-	// The blinded request, chunk by chunk; then nothing more.
-	var got int64
-	for got < n {
-		msg, err := recv()
-		if errors.Is(err, io.EOF) {
-			return ss.fail(ResultTruncated, connect.NewError(connect.CodeInvalidArgument,
-				fmt.Errorf("the stream ended after %d of %d blinded elements", got, n)))
-		}
-		if err != nil {
-			return err
-		}
-		var ch wire.ElementChunk
-		if err := ch.UnmarshalBinary(msg.Frame, wire.TypeBlinded); err != nil {
-			return ss.fail(ResultPeerError, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("blinded chunk: %w", err)))
-		}
-		if err := s.cpu.Acquire(ctx, s.workers); err != nil {
-			return err
-		}
-		err = srv.ReceiveBlinded(&ch)
-		s.cpu.Release(s.workers)
-		if err != nil {
-			return ss.fail(ResultPeerError, connect.NewError(connect.CodeInvalidArgument, err))
-		}
-		got += int64(ch.Count())
-		ss.clientSent = true
-		s.met.elements.Add(float64(ch.Count()))
-	}
-	if _, err := recv(); !errors.Is(err, io.EOF) {
-		if err == nil {
-			return ss.fail(ResultPeerError, connect.NewError(connect.CodeInvalidArgument,
-				fmt.Errorf("%w: a message after the last blinded chunk (a session evaluates one request)", psi.ErrPeer)))
-		}
-		return err
-	}
-
-	// The evaluated elements, shuffled, then the Golomb-coded set; from
-	// here on the spend is final.
-	if err := s.elementsSent(ss); err != nil {
-		return err
-	}
-	if err := s.sendChunks(ss, srv.NextEvaluated, send); err != nil {
-		return err
-	}
-	for {
-		ch, ok, err := srv.NextSetChunk()
-		if err != nil {
-			return ss.fail(ResultInternal, s.internal(ss, "sending", err))
-		}
-		if !ok {
-			break
-		}
-		frame, err := ch.MarshalBinary()
-		if err != nil {
-			return ss.fail(ResultInternal, s.internal(ss, "encoding", err))
-		}
-		if err := send(frame, nil); err != nil {
-			return err
-		}
-	}
-	if !srv.Done() {
-		return ss.fail(ResultInternal, s.internal(ss, "finishing", errors.New("session not done")))
-	}
-	return nil
+	s.useSnapshot(ss, conn, snap)
+	return srv.Serve(conn, hello, s.hooks(ctx))
 }
 
-// sendChunks sends the element chunks next returns until it has no more.
-func (s *Server) sendChunks(ss *session, next func() (*wire.ElementChunk, bool, error), send func([]byte, *pb.Snapshot) error) error {
-	buf := make([]byte, 0, wire.ElementChunkHeaderSize+wire.ElementSize*s.cfg.ChunkSize)
-	for {
-		ch, ok, err := next()
-		if err != nil {
-			return ss.fail(ResultInternal, s.internal(ss, "sending", err))
+// reserve reserves the session's budgets with its journal row (r's
+// amounts; the rest comes from the session and pol), and turns a refusal
+// into the refusal of the budget that refused it.
+func (s *Server) reserve(ss *session, r store.BudgetRequest, pol Policy) error {
+	r.Advertiser, r.Session, r.Window, r.At = ss.adv.ID, ss.rec.ID, pol.BudgetWindow, s.cfg.now()
+	err := s.admit(ss, r)
+	var be *store.BudgetError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &be):
+		s.met.budgetRefusals.Inc()
+		limit := LimitBudget
+		if be.Budget == "privacy" {
+			limit = LimitPrivacyBudget
 		}
-		if !ok {
-			return nil
-		}
-		if buf, err = ch.AppendBinary(buf[:0]); err != nil {
-			return ss.fail(ResultInternal, s.internal(ss, "encoding", err))
-		}
-		if err := send(buf, nil); err != nil {
-			return err
-		}
+		return ss.refuse(refusal(connect.CodeResourceExhausted, limit, be.ResetsAt, "%s", be.Error()))
 	}
+	return s.storeFailure(ss, "budget reservation", err)
+}
+
+// prepareFailure fails a session whose set could not be prepared.
+func (s *Server) prepareFailure(ctx context.Context, ss *session, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	return ss.fail(ResultInternal, s.internal(ss, "preparing the set", err))
+}
+
+// useSnapshot records the snapshot the session's set came from, and has
+// conn send it with the parameters.
+func (s *Server) useSnapshot(ss *session, conn *streamConn, snap store.SnapshotInfo) {
+	ss.rec.SnapshotVersion, ss.rec.SnapshotDigest = snap.Version, snap.Digest
+	conn.snap = &snap
+}
+
+// hooks paces a session's scalar multiplications by the server's CPU
+// workers and counts the elements it evaluates.
+func (s *Server) hooks(ctx context.Context) *psi.Hooks {
+	return &psi.Hooks{
+		Work:     func(fn func() error) error { return s.withCPU(ctx, fn) },
+		Elements: func(n int) { s.met.elements.Add(float64(n)) },
+	}
+}
+
+// withCPU runs fn holding the session's share of the CPU workers.
+func (s *Server) withCPU(ctx context.Context, fn func() error) error {
+	if err := s.cpu.Acquire(ctx, s.workers); err != nil {
+		return err
+	}
+	defer s.cpu.Release(s.workers)
+	return fn()
 }
 
 // prepare returns the set of kind for one session and the snapshot it
