@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"slices"
 	"sync"
 
@@ -221,12 +220,11 @@ func (p *PrivateSet) Finish() error {
 	// The ringer keys come from ChaCha8 keyed with 32 bytes of the
 	// session's entropy, as the shuffle does (SPEC.md §4.3): one read of
 	// the system generator instead of one per ringer.
-	var seed [32]byte
-	if _, err := io.ReadFull(p.rand, seed[:]); err != nil {
+	rng, wipe, err := seeded(p.rand)
+	if err != nil {
 		return fmt.Errorf("psi: generating ringer keys: %w", err)
 	}
-	rng := mrand.NewChaCha8(seed)
-	clear(seed[:])
+	defer wipe()
 	p.ringers = make([]edwards25519.Scalar, k)
 	for j := range p.ringers {
 		r, err := r255.RandomScalar(rng)
