@@ -62,7 +62,6 @@ func matchCommand() *cli.Command {
 			&cli.StringFlag{Name: "ca", Usage: "CA certificate (PEM) to trust for the server (default: the system's roots)", EnvVars: []string{"OVERLAP_CA"}},
 			&cli.StringFlag{Name: "cert", Usage: "client certificate (PEM), when the platform authenticates advertisers by certificate", EnvVars: []string{"OVERLAP_CLIENT_CERT"}},
 			&cli.StringFlag{Name: "key", Usage: "private key (PEM) of --cert", EnvVars: []string{"OVERLAP_CLIENT_KEY"}},
-			&cli.BoolFlag{Name: "gmail", Usage: "apply the optional Gmail rule (SPEC.md §7.4) when the platform does"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout"},
 			&cli.BoolFlag{Name: "policy", Usage: "only show the limits the platform applies to this advertiser (no FILE, no session)"},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up after this long", Value: 2 * time.Hour},
@@ -156,11 +155,6 @@ func match(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var flags uint16
-	if c.Bool("gmail") {
-		opts.GmailNormalize = true
-		flags = 1 // SPEC.md §7.4 bit 0
-	}
 	client, err := newMatchClient(c)
 	if err != nil {
 		return err
@@ -198,7 +192,7 @@ func match(c *cli.Context) error {
 
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
-	req := service.MatchRequest{Kind: kind, CanonFlags: flags, Digests: list.Digests}
+	req := service.MatchRequest{Kind: kind, Digests: list.Digests}
 	lo := listOutput{ListSize: list.Accepted, Rows: list.Rows, Duplicates: list.Duplicates, Rejected: list.Rejected}
 	if mode == wire.ModePrivate {
 		if err := matchPrivate(ctx, c, client, req, lo); err != nil {
@@ -391,7 +385,7 @@ func matchError(ctx context.Context, err error, server string, client *service.C
 		case service.LimitServerSessions:
 			return withHint(msg, "the platform is busy: retry in a minute")
 		case service.LimitCanonicalization:
-			return withHint(msg, "drop --gmail unless the platform applies the Gmail rule too")
+			return withHint(msg, "this overlap and the platform's server canonicalize identifiers differently: use the same version of overlap (overlap version)")
 		}
 		return msg
 	}
