@@ -1,13 +1,10 @@
 package main
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -113,57 +110,6 @@ func openInput(path, desc string, stderr io.Writer) (r io.Reader, finish func(),
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-// rejectPrinter reports rejected rows on stderr, the first few in full and
-// the rest as a count. Reasons never contain the row's values.
-type rejectPrinter struct {
-	w        io.Writer
-	file     string
-	n        int
-	shown    int
-	byReason map[string]int
-}
-
-const rejectsShown = 20
-
-func (p *rejectPrinter) add(r idfile.Reject) {
-	p.n++
-	if p.byReason == nil {
-		p.byReason = map[string]int{}
-	}
-	p.byReason[r.Reason]++
-	if p.shown < rejectsShown {
-		fmt.Fprintf(p.w, "overlap: %s:%d: rejected: %s\n", p.file, r.Line, r.Reason)
-		p.shown++
-	}
-}
-
-// reasons formats the counts by reason, most frequent first.
-func (p *rejectPrinter) reasons() string {
-	type rc struct {
-		reason string
-		n      int
-	}
-	var all []rc
-	for r, n := range p.byReason {
-		all = append(all, rc{r, n})
-	}
-	slices.SortFunc(all, func(a, b rc) int { return cmp.Or(b.n-a.n, strings.Compare(a.reason, b.reason)) })
-	var parts []string
-	for _, x := range all {
-		parts = append(parts, fmt.Sprintf("%d %s", x.n, x.reason))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ", ")
-}
-
-func (p *rejectPrinter) summary() {
-	if p.n > p.shown {
-		fmt.Fprintf(p.w, "overlap: %s: %d more rejected rows not shown\n", p.file, p.n-p.shown)
-	}
 }
 
 var errStopped = errors.New("stopped")

@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -335,10 +338,30 @@ func readDemoList(data string, kind psi.Kind, column string) (idfile.ListResult,
 		return idfile.ListResult{}, "", err
 	}
 	defer f.Close()
-	rejects := &rejectPrinter{w: io.Discard, file: path}
+	rejects := reasonCount{}
 	list, err := idfile.ReadList(f, idfile.ListOptions{Format: idfile.FormatCSV, Kind: kind, Column: column,
 		Ident: ident.Options{DefaultRegion: "US"}}, rejects.add)
-	return list, rejects.reasons(), err
+	return list, rejects.String(), err
+}
+
+// reasonCount counts rejected rows by reason; reasons never contain the
+// rows' values.
+type reasonCount map[string]int
+
+func (rc reasonCount) add(r idfile.Reject) { rc[r.Reason]++ }
+
+// String lists the counts by reason, most frequent first.
+func (rc reasonCount) String() string {
+	reasons := slices.Collect(maps.Keys(rc))
+	slices.SortFunc(reasons, func(a, b string) int { return cmp.Or(rc[b]-rc[a], strings.Compare(a, b)) })
+	var parts []string
+	for _, r := range reasons {
+		parts = append(parts, fmt.Sprintf("%d %s", rc[r], r))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // demoSnapshot finds, in the store, the snapshot the advertiser was told of.
