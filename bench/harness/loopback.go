@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/client"
 	"github.com/overlap-psi/overlap/psi/gcs"
 	"github.com/overlap-psi/overlap/psi/service"
 	"github.com/overlap-psi/overlap/psi/store"
@@ -91,7 +92,7 @@ type clientReport struct {
 	FirstNS    int64 `json:"first_evaluated_ns"`
 	LastNS     int64 `json:"last_evaluated_ns"`
 	CPUNS      int64 `json:"cpu_ns"`
-	service.Traffic
+	client.Traffic
 }
 
 // RunChild runs the loopback child role the environment names, if any,
@@ -247,7 +248,7 @@ func serverChild(cfg serverChildConfig) error {
 		return err
 	}
 	defer st.Close()
-	key, err := service.NewAPIKey()
+	key, err := client.NewAPIKey()
 	if err != nil {
 		return err
 	}
@@ -310,13 +311,13 @@ func serverChild(cfg serverChildConfig) error {
 
 // newClientChild generates the grid point's client list and connects a
 // client to the server child.
-func newClientChild(cfg clientChildConfig) (*service.Client, *data, error) {
+func newClientChild(cfg clientChildConfig) (*client.Client, *data, error) {
 	d := generate(cfg.Seed, Pair{Client: cfg.Client, Server: cfg.Server}, cfg.Overlap)
-	tlsCfg, err := service.ClientTLS(cfg.CAFile, "", "")
+	tlsCfg, err := client.TLSConfig(cfg.CAFile, "", "")
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := service.NewClient(service.ClientConfig{Addr: cfg.Addr, APIKey: cfg.APIKey, TLS: tlsCfg})
+	c, err := client.New(client.Config{Addr: cfg.Addr, APIKey: cfg.APIKey, TLS: tlsCfg})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -334,8 +335,8 @@ func clientChild(cfg clientChildConfig) error {
 	var rep clientReport
 	cpu0 := cpuTime()
 	start := time.Now()
-	res, err := c.Match(context.Background(), service.MatchRequest{Kind: psi.KindEmail, Digests: d.client,
-		Progress: func(p service.Progress) {
+	res, err := c.Match(context.Background(), client.MatchRequest{Kind: psi.KindEmail, Digests: d.client,
+		Progress: func(p client.Progress) {
 			if p.Phase != "receiving" {
 				return
 			}

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/client"
 	"github.com/overlap-psi/overlap/psi/dp"
-	"github.com/overlap-psi/overlap/psi/service"
 	"github.com/overlap-psi/overlap/psi/wire"
 )
 
@@ -42,7 +42,7 @@ type privateClientReport struct {
 	SentNS     int64 `json:"sent_ns"`     // the last blinded chunk went out (the key before them)
 	ReturnedNS int64 `json:"returned_ns"` // the last returned chunk went out
 	CPUNS      int64 `json:"cpu_ns"`
-	service.Traffic
+	client.Traffic
 }
 
 // paramsNS is when PrivateParams arrived, from the start of the session.
@@ -59,8 +59,8 @@ func privateClientChild(cfg clientChildConfig) error {
 	var rep privateClientReport
 	cpu0 := cpuTime()
 	start := time.Now()
-	res, err := c.MatchPrivate(context.Background(), service.MatchRequest{Kind: psi.KindEmail, Digests: d.client,
-		Progress: func(p service.Progress) {
+	res, err := c.MatchPrivate(context.Background(), client.MatchRequest{Kind: psi.KindEmail, Digests: d.client,
+		Progress: func(p client.Progress) {
 			t := int64(time.Since(start))
 			switch p.Phase {
 			case "raising":

@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/overlap-psi/overlap/psi/client"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/overlap-psi/overlap/psi/dp"
@@ -144,8 +146,8 @@ func applyPolicyFlags(c *cli.Context, p store.Policy, all bool) (store.Policy, e
 			return p, withHint(fmt.Errorf("--%s %d is negative", f.name, f.v), "pass a positive number, or 0 for the server's default")
 		}
 	}
-	if p.PrivacyCost > dp.MaxEpsilon*microPerEpsilon {
-		return p, withHint(fmt.Errorf("--privacy-cost %s is above the largest ε of the noise, %d", store.FormatEpsilon(p.PrivacyCost), dp.MaxEpsilon),
+	if p.PrivacyCost > dp.MaxEpsilon*int64(dp.OneEpsilon) {
+		return p, withHint(fmt.Errorf("--privacy-cost %s is above the largest ε of the noise, %d", dp.Epsilon(p.PrivacyCost).String(), dp.MaxEpsilon),
 			"a private session costs its noise's ε; 0.5 is the default, and larger values give little privacy")
 	}
 	return p, nil
@@ -171,9 +173,9 @@ func advertisersAdd(c *cli.Context) error {
 		return err
 	}
 	a := store.Advertiser{Name: name, CertName: c.String("cert-name"), Policy: pol}
-	var key service.APIKey
+	var key client.APIKey
 	if !c.Bool("no-key") {
-		if key, err = service.NewAPIKey(); err != nil {
+		if key, err = client.NewAPIKey(); err != nil {
 			return err
 		}
 		a.KeyID, a.KeyHash = key.ID, key.Hash()
@@ -273,7 +275,7 @@ func advertisersList(c *cli.Context) error {
 		p := a.Policy
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", a.Name, orDash(a.KeyID), orDash(a.CertName), modesOf(p),
 			orDefault(p.MinListSize, itoa), orDefault(p.MaxListSize, itoa), orDefault(p.Budget, itoa), used,
-			orDefault(p.PrivacyBudget, store.FormatEpsilon), store.FormatEpsilon(eps), status)
+			orDefault(p.PrivacyBudget, func(v int64) string { return dp.Epsilon(v).String() }), dp.Epsilon(eps).String(), status)
 	}
 	return tw.Flush()
 }
@@ -359,7 +361,7 @@ func advertiserByName(c *cli.Context, st store.Store, name string) (store.Advert
 }
 
 // epsText reads "ε 0.5".
-func epsText(micro int64) string { return "ε " + store.FormatEpsilon(micro) }
+func epsText(micro int64) string { return "ε " + dp.Epsilon(micro).String() }
 
 func advertisersBudget(c *cli.Context) error {
 	name, err := oneName(c, "budget")
@@ -399,15 +401,15 @@ func advertisersBudget(c *cli.Context) error {
 	fmt.Fprintf(w, "advertiser:       %s (%s; modes %s)\n", a.Name, status, modesOf(a.Policy))
 	fmt.Fprintf(w, "window:           the %s ending %s\n", roughly(window), now.UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "identifiers:      %d used of %d%s; %d left\n", used, budget, budgetNote, max(budget-used, 0))
-	fmt.Fprintf(w, "privacy budget:   ε %s used of %s%s; ε %s left\n", store.FormatEpsilon(eps), store.FormatEpsilon(privacy), privacyNote,
-		store.FormatEpsilon(max(privacy-eps, 0)))
+	fmt.Fprintf(w, "privacy budget:   ε %s used of %s%s; ε %s left\n", dp.Epsilon(eps).String(), dp.Epsilon(privacy).String(), privacyNote,
+		dp.Epsilon(max(privacy-eps, 0)).String())
 	served := a.Policy.Modes == 0 || a.Policy.Modes.Has(uint8(wire.ModePrivate))
 	if !served {
 		fmt.Fprintf(w, "private session:  ε %s%s, but private mode is not served to this advertiser (overlap advertisers set --modes)\n",
-			store.FormatEpsilon(cost), costNote)
+			dp.Epsilon(cost).String(), costNote)
 		return nil
 	}
-	fmt.Fprintf(w, "private session:  ε %s%s%s\n", store.FormatEpsilon(cost), costNote, sessionsLeft(privacy-eps, cost))
+	fmt.Fprintf(w, "private session:  ε %s%s%s\n", dp.Epsilon(cost).String(), costNote, sessionsLeft(privacy-eps, cost))
 	return nil
 }
 

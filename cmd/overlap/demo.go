@@ -20,6 +20,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/client"
+	"github.com/overlap-psi/overlap/psi/dp"
 	"github.com/overlap-psi/overlap/psi/ident"
 	"github.com/overlap-psi/overlap/psi/idfile"
 	"github.com/overlap-psi/overlap/psi/service"
@@ -177,7 +179,7 @@ type demoPlatform struct {
 	srv        *service.Server
 	addr       string
 	advertiser store.Advertiser
-	client     *service.Client
+	client     *client.Client
 	done       chan error
 }
 
@@ -187,7 +189,7 @@ func startDemoPlatform(c *cli.Context, st store.Store, dir string) (*demoPlatfor
 	if err != nil {
 		return nil, err
 	}
-	key, err := service.NewAPIKey()
+	key, err := client.NewAPIKey()
 	if err != nil {
 		return nil, err
 	}
@@ -210,12 +212,12 @@ func startDemoPlatform(c *cli.Context, st store.Store, dir string) (*demoPlatfor
 	}
 	p := &demoPlatform{srv: srv, addr: ln.Addr().String(), advertiser: adv, done: make(chan error, 1)}
 	go func() { p.done <- srv.Serve(ln, tlsCfg) }()
-	ctls, err := service.ClientTLS(dc.CertFile, "", "")
+	ctls, err := client.TLSConfig(dc.CertFile, "", "")
 	if err != nil {
 		p.stop()
 		return nil, err
 	}
-	if p.client, err = service.NewClient(service.ClientConfig{Addr: p.addr, APIKey: key.Reveal(), TLS: ctls}); err != nil {
+	if p.client, err = client.New(client.Config{Addr: p.addr, APIKey: key.Reveal(), TLS: ctls}); err != nil {
 		p.stop()
 		return nil, err
 	}
@@ -237,24 +239,24 @@ func (p *demoPlatform) stop() {
 // demoMatch runs one session over the network: the advertiser's list
 // through the real client, the platform's side in the real server, which
 // builds its set from a fresh snapshot of the store.
-func demoMatch(c *cli.Context, st store.Store, p *demoPlatform, data string, kind psi.Kind, column string) (service.MatchResult, error) {
+func demoMatch(c *cli.Context, st store.Store, p *demoPlatform, data string, kind psi.Kind, column string) (client.MatchResult, error) {
 	out := c.App.Writer
 	list, reasons, err := readDemoList(data, kind, column)
 	if err != nil {
-		return service.MatchResult{}, err
+		return client.MatchResult{}, err
 	}
-	res, err := p.client.Match(c.Context, service.MatchRequest{Kind: kind, Digests: list.Digests})
+	res, err := p.client.Match(c.Context, client.MatchRequest{Kind: kind, Digests: list.Digests})
 	if err != nil {
-		return service.MatchResult{}, matchError(c.Context, err, p.addr, p.client, wire.ModeExact)
+		return client.MatchResult{}, matchError(c.Context, err, p.addr, p.client, wire.ModeExact)
 	}
 	// The platform's side: its snapshot and its audit row of the session.
 	snap, err := demoSnapshot(c, st, kind, res.Snapshot)
 	if err != nil {
-		return service.MatchResult{}, err
+		return client.MatchResult{}, err
 	}
 	rec, err := demoAudit(c, st, res.SessionID)
 	if err != nil {
-		return service.MatchResult{}, err
+		return client.MatchResult{}, err
 	}
 	fmt.Fprintf(out, "  advertiser list: %d rows, %d distinct identifiers, %d duplicates; not used: %s\n",
 		list.Rows, list.Accepted, list.Duplicates, reasons)
@@ -281,7 +283,7 @@ func demoPrivate(c *cli.Context, st store.Store, p *demoPlatform, data string, p
 	if err != nil {
 		return err
 	}
-	res, err := p.client.MatchPrivate(c.Context, service.MatchRequest{Kind: kind, Digests: list.Digests})
+	res, err := p.client.MatchPrivate(c.Context, client.MatchRequest{Kind: kind, Digests: list.Digests})
 	if err != nil {
 		return matchError(c.Context, err, p.addr, p.client, wire.ModePrivate)
 	}
@@ -302,7 +304,7 @@ func demoPrivate(c *cli.Context, st store.Store, p *demoPlatform, data string, p
 	fmt.Fprintf(out, "  advertiser learned: %s; %s; platform set of %d elements\n", demoRelease(r), mechanismText(r.Mechanism), r.ServerSize)
 	fmt.Fprintf(out, "  platform learned:   the list has %d identifiers and the exact overlap (kept in memory only; not logged, not in the audit row)\n",
 		rec.ListSize)
-	fmt.Fprintf(out, "  audit row: session %s…, %s, %s, ε %s spent\n", rec.ID[:8], rec.Result, rec.AdvertiserName, store.FormatEpsilon(rec.EpsilonSpent))
+	fmt.Fprintf(out, "  audit row: session %s…, %s, %s, ε %s spent\n", rec.ID[:8], rec.Result, rec.AdvertiserName, dp.Epsilon(rec.EpsilonSpent).String())
 	if plain >= r.Low && plain <= r.High {
 		fmt.Fprintf(out, "  check: the plain overlap is %d; the released interval %d–%d contains it\n", plain, r.Low, r.High)
 	} else {
@@ -315,7 +317,7 @@ func demoPrivate(c *cli.Context, st store.Store, p *demoPlatform, data string, p
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "  privacy budget: ε %s of %s spent in the window\n", store.FormatEpsilon(spent), store.FormatEpsilon(budget))
+	fmt.Fprintf(out, "  privacy budget: ε %s of %s spent in the window\n", dp.Epsilon(spent).String(), dp.Epsilon(budget).String())
 	fmt.Fprintf(out, "  wire: %d bytes advertiser→platform, %d bytes platform→advertiser (TLS), %d messages, %.2fs\n",
 		res.Traffic.WireBytesSent, res.Traffic.WireBytesReceived, res.Traffic.Messages, res.Elapsed.Seconds())
 	return nil
@@ -365,7 +367,7 @@ func (rc reasonCount) String() string {
 }
 
 // demoSnapshot finds, in the store, the snapshot the advertiser was told of.
-func demoSnapshot(c *cli.Context, st store.Store, kind psi.Kind, seen service.Snapshot) (store.SnapshotInfo, error) {
+func demoSnapshot(c *cli.Context, st store.Store, kind psi.Kind, seen client.Snapshot) (store.SnapshotInfo, error) {
 	snaps, err := st.Snapshots(c.Context, kind, 1)
 	if err != nil || len(snaps) == 0 || snaps[0].Version != seen.Version || snaps[0].Digest != seen.Digest {
 		return store.SnapshotInfo{}, fmt.Errorf("demo: the advertiser saw snapshot v%d, the store has another (%v)", seen.Version, err)

@@ -22,10 +22,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/client"
 	"github.com/overlap-psi/overlap/psi/dp"
 	"github.com/overlap-psi/overlap/psi/idfile"
-	"github.com/overlap-psi/overlap/psi/service"
-	"github.com/overlap-psi/overlap/psi/store"
 	"github.com/overlap-psi/overlap/psi/wire"
 )
 
@@ -77,7 +76,7 @@ type snapshotOutput struct {
 	TakenAt time.Time `json:"taken_at"`
 }
 
-func snapshotOf(s service.Snapshot) snapshotOutput {
+func snapshotOf(s client.Snapshot) snapshotOutput {
 	return snapshotOutput{Version: s.Version, Digest: hex.EncodeToString(s.Digest[:]), TakenAt: s.TakenAt}
 }
 
@@ -155,11 +154,11 @@ func match(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	client, err := newMatchClient(c)
+	mc, err := newMatchClient(c)
 	if err != nil {
 		return err
 	}
-	defer client.Close()
+	defer mc.Close()
 
 	// Read the list. --strict and --max-rejects stop the reader, through
 	// the reporter, before the platform is contacted.
@@ -192,10 +191,10 @@ func match(c *cli.Context) error {
 
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
-	req := service.MatchRequest{Kind: kind, Digests: list.Digests}
+	req := client.MatchRequest{Kind: kind, Digests: list.Digests}
 	lo := listOutput{ListSize: list.Accepted, Rows: list.Rows, Duplicates: list.Duplicates, Rejected: list.Rejected}
 	if mode == wire.ModePrivate {
-		if err := matchPrivate(ctx, c, client, req, lo); err != nil {
+		if err := matchPrivate(ctx, c, mc, req, lo); err != nil {
 			return err
 		}
 		return rejects.err() // exit status 3 when rows were rejected
@@ -204,7 +203,7 @@ func match(c *cli.Context) error {
 	var bar *progressbar.ProgressBar
 	if isTerminal(c.App.ErrWriter) && list.Accepted >= 50_000 {
 		bar = newBar(c.App.ErrWriter, 2*list.Accepted)
-		req.Progress = func(p service.Progress) {
+		req.Progress = func(p client.Progress) {
 			switch p.Phase {
 			case "sending":
 				bar.Set(p.Done)
@@ -213,12 +212,12 @@ func match(c *cli.Context) error {
 			}
 		}
 	}
-	res, err := client.Match(ctx, req)
+	res, err := mc.Match(ctx, req)
 	if bar != nil {
 		bar.Finish()
 	}
 	if err != nil {
-		return matchError(c.Context, err, c.String("server"), client, mode)
+		return matchError(c.Context, err, c.String("server"), mc, mode)
 	}
 
 	out := matchOutput{Mode: wire.ModeExact.String(), Overlap: res.Overlap, MatchRate: float64(res.Overlap) / float64(res.ClientSize),
@@ -244,7 +243,7 @@ func match(c *cli.Context) error {
 
 // matchPrivate runs a private-mode session (SPEC.md §10) and prints the
 // release: the noised count and its interval, or "under T".
-func matchPrivate(ctx context.Context, c *cli.Context, client *service.Client, req service.MatchRequest, lo listOutput) error {
+func matchPrivate(ctx context.Context, c *cli.Context, mc *client.Client, req client.MatchRequest, lo listOutput) error {
 	// The work is N raisings, n blindings and N returned elements; N is
 	// known from the first progress report only.
 	var (
@@ -254,7 +253,7 @@ func matchPrivate(ctx context.Context, c *cli.Context, client *service.Client, r
 		server int
 	)
 	if isTerminal(c.App.ErrWriter) {
-		req.Progress = func(p service.Progress) {
+		req.Progress = func(p client.Progress) {
 			mu.Lock()
 			defer mu.Unlock()
 			if p.Phase == "raising" || p.Phase == "returning" {
@@ -276,14 +275,14 @@ func matchPrivate(ctx context.Context, c *cli.Context, client *service.Client, r
 			}
 		}
 	}
-	res, err := client.MatchPrivate(ctx, req)
+	res, err := mc.MatchPrivate(ctx, req)
 	mu.Lock()
 	if bar != nil {
 		bar.Finish()
 	}
 	mu.Unlock()
 	if err != nil {
-		return matchError(c.Context, err, c.String("server"), client, wire.ModePrivate)
+		return matchError(c.Context, err, c.String("server"), mc, wire.ModePrivate)
 	}
 
 	r := res.Result
@@ -356,35 +355,35 @@ func parseMode(s string) (wire.Mode, error) {
 }
 
 // matchError adds a hint to what went wrong talking to the server. mode is
-// the mode the session asked for; client, when not nil, is asked which
+// the mode the session asked for; mc, when not nil, is asked which
 // modes the platform serves after a mode refusal.
-func matchError(ctx context.Context, err error, server string, client *service.Client, mode wire.Mode) error {
-	if r, ok := service.RefusalOf(err); ok {
+func matchError(ctx context.Context, err error, server string, mc *client.Client, mode wire.Mode) error {
+	if r, ok := client.RefusalOf(err); ok {
 		msg := errors.New(connectMessage(err))
 		switch r.Limit {
-		case service.LimitMinListSize:
+		case client.LimitMinListSize:
 			return withHint(msg, "the platform needs a larger list: add identifiers, or ask it to lower your minimum (overlap advertisers set --min-list)")
-		case service.LimitMaxListSize:
+		case client.LimitMaxListSize:
 			return withHint(msg, "split the list, or ask the platform to raise your maximum (overlap advertisers set --max-list)")
-		case service.LimitBudget:
+		case client.LimitBudget:
 			if r.ResetsAt.IsZero() {
 				return withHint(msg, "the list is larger than your whole budget: split it, or ask the platform to raise it (overlap advertisers set --budget)")
 			}
 			return withHint(msg, "your identifier budget frees enough room at %s (in %s); or ask the platform to raise it",
 				r.ResetsAt.Local().Format(time.RFC1123), roughly(time.Until(r.ResetsAt)))
-		case service.LimitPrivacyBudget:
+		case client.LimitPrivacyBudget:
 			if r.ResetsAt.IsZero() {
 				return withHint(msg, "one private session costs more than your whole privacy budget: ask the platform to raise it (overlap advertisers set --privacy-budget)")
 			}
 			return withHint(msg, "your privacy budget frees enough ε for a private session at %s (in %s); or ask the platform to raise it (overlap advertisers set --privacy-budget)",
 				r.ResetsAt.Local().Format(time.RFC1123), roughly(time.Until(r.ResetsAt)))
-		case service.LimitMode:
-			return withHint(msg, "%s", modeHint(ctx, client, mode))
-		case service.LimitAdvertiserSessions:
+		case client.LimitMode:
+			return withHint(msg, "%s", modeHint(ctx, mc, mode))
+		case client.LimitAdvertiserSessions:
 			return withHint(msg, "one session at a time per advertiser: wait for the other to finish")
-		case service.LimitServerSessions:
+		case client.LimitServerSessions:
 			return withHint(msg, "the platform is busy: retry in a minute")
-		case service.LimitCanonicalization:
+		case client.LimitCanonicalization:
 			return withHint(msg, "this overlap and the platform's server canonicalize identifiers differently: use the same version of overlap (overlap version)")
 		}
 		return msg
@@ -411,7 +410,7 @@ func matchError(ctx context.Context, err error, server string, client *service.C
 	case errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &opErr) && opErr.Op == "dial":
 		return withHint(fmt.Errorf("cannot reach the server at %s: %w", server, err),
 			"check --server HOST:PORT, and that overlap serve is running there")
-	case errors.Is(err, service.ErrBroken):
+	case errors.Is(err, client.ErrBroken):
 		return withHint(err, "retry: the server may have stopped or restarted during the session")
 	case errors.Is(err, context.DeadlineExceeded):
 		return withHint(err, "the session took longer than --timeout")
@@ -429,18 +428,18 @@ func connectMessage(err error) string {
 
 // modeHint says which mode to pass after the platform refused mode, from
 // the modes its GetPolicy lists for this advertiser when it answers.
-func modeHint(ctx context.Context, client *service.Client, mode wire.Mode) string {
+func modeHint(ctx context.Context, mc *client.Client, mode wire.Mode) string {
 	other := wire.ModeExact
 	if mode == wire.ModeExact {
 		other = wire.ModePrivate
 	}
 	generic := fmt.Sprintf("the platform does not serve you %s mode: pass --mode %s, or ask it to (overlap advertisers set --modes exact,private)", mode, other)
-	if client == nil {
+	if mc == nil {
 		return generic
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	p, err := client.Policy(pctx)
+	p, err := mc.Policy(pctx)
 	if err != nil || !slices.Contains(p.Modes, other.String()) {
 		return generic
 	}
@@ -460,7 +459,7 @@ func roughly(d time.Duration) string {
 
 // newMatchClient builds the service client from the credential and TLS
 // flags.
-func newMatchClient(c *cli.Context) (*service.Client, error) {
+func newMatchClient(c *cli.Context) (*client.Client, error) {
 	key := c.String("api-key")
 	if f := c.String("api-key-file"); f != "" {
 		b, err := os.ReadFile(f)
@@ -470,32 +469,32 @@ func newMatchClient(c *cli.Context) (*service.Client, error) {
 		key = strings.TrimSpace(string(b))
 	}
 	if key != "" {
-		if _, err := service.ParseAPIKey(key); err != nil {
+		if _, err := client.ParseAPIKey(key); err != nil {
 			return nil, withHint(errors.New("the API key is malformed"), "an API key reads ovl_<12 hex digits>_<52 letters and digits>, as overlap advertisers add printed it")
 		}
 	} else if c.String("cert") == "" {
 		return nil, withHint(errors.New("no credentials"), "pass --api-key-file FILE, set OVERLAP_API_KEY, or pass --cert and --key")
 	}
-	tlsCfg, err := service.ClientTLS(c.String("ca"), c.String("cert"), c.String("key"))
+	tlsCfg, err := client.TLSConfig(c.String("ca"), c.String("cert"), c.String("key"))
 	if err != nil {
 		return nil, withHint(err, "--ca, --cert and --key name PEM files")
 	}
 
-	client, err := service.NewClient(service.ClientConfig{Addr: c.String("server"), APIKey: key, TLS: tlsCfg})
+	mc, err := client.New(client.Config{Addr: c.String("server"), APIKey: key, TLS: tlsCfg})
 	if err != nil {
 		return nil, withHint(err, "--server takes HOST:PORT, such as localhost:8443")
 	}
-	return client, nil
+	return mc, nil
 }
 
 // showPolicy prints the limits the platform applies to this advertiser.
 func showPolicy(c *cli.Context) error {
-	client, err := newMatchClient(c)
+	mc, err := newMatchClient(c)
 	if err != nil {
 		return err
 	}
-	defer client.Close()
-	p, err := client.Policy(c.Context)
+	defer mc.Close()
+	p, err := mc.Policy(c.Context)
 	if err != nil {
 		return matchError(c.Context, err, c.String("server"), nil, 0)
 	}
@@ -504,8 +503,8 @@ func showPolicy(c *cli.Context) error {
 			Advertiser: p.Advertiser, Modes: p.Modes, Kinds: p.Kinds,
 			MinListSize: p.MinListSize, MaxListSize: p.MaxListSize,
 			Budget: p.Budget, BudgetUsed: p.BudgetUsed, BudgetWindowSeconds: int64(p.BudgetWindow / time.Second),
-			PrivacyBudget: store.FormatEpsilon(p.PrivacyBudget), PrivacyUsed: store.FormatEpsilon(p.PrivacyUsed),
-			PrivacyCost: store.FormatEpsilon(p.PrivacyCost),
+			PrivacyBudget: dp.Epsilon(p.PrivacyBudget).String(), PrivacyUsed: dp.Epsilon(p.PrivacyUsed).String(),
+			PrivacyCost: dp.Epsilon(p.PrivacyCost).String(),
 		})
 	}
 	w := c.App.Writer
@@ -518,7 +517,7 @@ func showPolicy(c *cli.Context) error {
 		left = "; private mode is not served to you"
 	}
 	fmt.Fprintf(w, "privacy budget:  ε %s of %s used in the last %s; ε %s per private session%s\n",
-		store.FormatEpsilon(p.PrivacyUsed), store.FormatEpsilon(p.PrivacyBudget), roughly(p.BudgetWindow), store.FormatEpsilon(p.PrivacyCost), left)
+		dp.Epsilon(p.PrivacyUsed).String(), dp.Epsilon(p.PrivacyBudget).String(), roughly(p.BudgetWindow), dp.Epsilon(p.PrivacyCost).String(), left)
 	fmt.Fprintf(w, "kinds:           %s\n", strings.Join(p.Kinds, ", "))
 	return nil
 }

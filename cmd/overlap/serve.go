@@ -19,7 +19,6 @@ import (
 	"github.com/overlap-psi/overlap/psi"
 	"github.com/overlap-psi/overlap/psi/dp"
 	"github.com/overlap-psi/overlap/psi/service"
-	"github.com/overlap-psi/overlap/psi/store"
 )
 
 var budgetWindowFlag = &cli.DurationFlag{
@@ -78,8 +77,8 @@ func serveCommand() *cli.Command {
 			&cli.Int64Flag{Name: "max-list", Usage: "default largest list per session", EnvVars: []string{"OVERLAP_MAX_LIST"}, Value: def.MaxListSize},
 			&cli.Int64Flag{Name: "budget", Usage: "default identifiers each advertiser may match per budget window", EnvVars: []string{"OVERLAP_BUDGET"}, Value: def.Budget},
 			budgetWindowFlag,
-			&cli.StringFlag{Name: "privacy-budget", Usage: "default ε each advertiser may spend on private sessions per budget window", EnvVars: []string{"OVERLAP_PRIVACY_BUDGET"}, Value: store.FormatEpsilon(def.PrivacyBudget)},
-			&cli.StringFlag{Name: "privacy-cost", Usage: "default ε of one private session: the ε of its noise, and what it spends of the privacy budget", EnvVars: []string{"OVERLAP_PRIVACY_COST"}, Value: store.FormatEpsilon(def.PrivacyCost)},
+			&cli.StringFlag{Name: "privacy-budget", Usage: "default ε each advertiser may spend on private sessions per budget window", EnvVars: []string{"OVERLAP_PRIVACY_BUDGET"}, Value: dp.Epsilon(def.PrivacyBudget).String()},
+			&cli.StringFlag{Name: "privacy-cost", Usage: "default ε of one private session: the ε of its noise, and what it spends of the privacy budget", EnvVars: []string{"OVERLAP_PRIVACY_COST"}, Value: dp.Epsilon(def.PrivacyCost).String()},
 			&cli.IntFlag{Name: "ringers", Usage: "least number of ringers in a private session's set, which catch a client that deviates (SPEC.md §10.3)", EnvVars: []string{"OVERLAP_RINGERS"}, Value: def.Ringers},
 			&cli.Int64Flag{Name: "threshold", Usage: "private mode releases noised counts below this as \"under THRESHOLD\"", EnvVars: []string{"OVERLAP_THRESHOLD"}, Value: int64(def.Threshold)},
 			&cli.Int64Flag{Name: "sensitivity", Usage: "Δ of the private-mode noise: identifiers of a kind one person may contribute (SPEC.md §10.9)", EnvVars: []string{"OVERLAP_SENSITIVITY"}, Value: int64(def.Sensitivity)},
@@ -149,7 +148,7 @@ func servePolicy(c *cli.Context) (service.Policy, error) {
 	switch {
 	case p.PrivacyBudget == 0:
 		return p, withHint(errors.New("--privacy-budget must be above 0"), "pass the ε an advertiser may spend per window, such as 2")
-	case p.PrivacyCost == 0 || p.PrivacyCost > dp.MaxEpsilon*microPerEpsilon:
+	case p.PrivacyCost == 0 || p.PrivacyCost > dp.MaxEpsilon*int64(dp.OneEpsilon):
 		return p, withHint(fmt.Errorf("--privacy-cost must be above 0 and at most %d", dp.MaxEpsilon), "pass the ε of one private session, such as 0.5")
 	case p.Ringers < 1:
 		return p, withHint(fmt.Errorf("--ringers %d: at least 1", p.Ringers), "ringers catch a deviating client; the default is %d", psi.DefaultRingers)

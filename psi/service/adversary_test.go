@@ -13,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/client"
 	"github.com/overlap-psi/overlap/psi/internal/r255"
 	"github.com/overlap-psi/overlap/psi/store"
 	"github.com/overlap-psi/overlap/psi/wire"
@@ -88,7 +89,7 @@ func TestMaliciousClients(t *testing.T) {
 			before := len(ts.sessions(t))
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			defer cancel()
-			r := cl.raw(ctx)
+			r := raw(cl, ctx)
 			defer r.abort()
 			h := tc.hello
 			if h == nil {
@@ -178,7 +179,7 @@ func TestServerKilled(t *testing.T) {
 	closed := make(chan struct{})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	_, err := cl.Match(ctx, MatchRequest{Kind: psi.KindEmail, Digests: emails(0, 1000), Progress: func(p Progress) {
+	_, err := cl.Match(ctx, client.MatchRequest{Kind: psi.KindEmail, Digests: emails(0, 1000), Progress: func(p client.Progress) {
 		once.Do(func() { go func() { ts.Close(); close(closed) }() })
 		time.Sleep(5 * time.Millisecond)
 	}})
@@ -217,12 +218,12 @@ func TestGracefulShutdown(t *testing.T) {
 	started := make(chan struct{})
 	var once sync.Once
 	type out struct {
-		res MatchResult
+		res client.MatchResult
 		err error
 	}
 	done := make(chan out)
 	go func() {
-		res, err := cl.Match(t.Context(), MatchRequest{Kind: psi.KindEmail, Digests: emails(0, 1000), Progress: func(Progress) {
+		res, err := cl.Match(t.Context(), client.MatchRequest{Kind: psi.KindEmail, Digests: emails(0, 1000), Progress: func(client.Progress) {
 			once.Do(func() { close(started) })
 			time.Sleep(2 * time.Millisecond)
 		}})

@@ -16,6 +16,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/client"
 	"github.com/overlap-psi/overlap/psi/ident"
 	pb "github.com/overlap-psi/overlap/psi/service/gen/overlap/v1"
 	"github.com/overlap-psi/overlap/psi/service/gen/overlap/v1/overlapv1connect"
@@ -71,7 +72,7 @@ func startOverlap(t *testing.T, bin, db, certs string, extra ...string) *overlap
 // than that to a client that does not read blocks.
 func (p *overlapProcess) stream(t *testing.T, ctx context.Context, apiKey string) *connect.BidiStreamForClient[pb.MatchRequest, pb.MatchResponse] {
 	t.Helper()
-	tlsCfg, err := ClientTLS(p.caFile, "", "")
+	tlsCfg, err := client.TLSConfig(p.caFile, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	advertiser := func(name string, modes store.ModeSet) (store.Advertiser, string) {
-		key, err := NewAPIKey()
+		key, err := client.NewAPIKey()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -293,16 +294,16 @@ func TestSIGKILL(t *testing.T) {
 	}
 
 	// And it serves.
-	tlsCfg, err := ClientTLS(srv2.caFile, "", "")
+	tlsCfg, err := client.TLSConfig(srv2.caFile, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := NewClient(ClientConfig{Addr: srv2.addr, APIKey: keyEA, TLS: tlsCfg})
+	cl, err := client.New(client.Config{Addr: srv2.addr, APIKey: keyEA, TLS: tlsCfg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	res, err := cl.Match(ctx, MatchRequest{Kind: psi.KindEmail, Digests: emails(100, 300)})
+	res, err := cl.Match(ctx, client.MatchRequest{Kind: psi.KindEmail, Digests: emails(100, 300)})
 	if err != nil || res.Overlap != 100 {
 		t.Errorf("after the restart: overlap %d, %v", res.Overlap, err)
 	}

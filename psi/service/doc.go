@@ -1,24 +1,37 @@
 // Package service puts the Overlap protocol (package psi, SPEC.md) on the
-// network: a Connect RPC service over HTTP/2 and TLS 1.3 that an ad
-// platform runs ([Server]) and an advertiser calls ([Client]).
+// network: the Connect RPC service over HTTP/2 and TLS 1.3 that an ad
+// platform runs ([Server]). Advertisers call it with package
+// [github.com/overlap-psi/overlap/psi/client], which links none of this
+// package's server dependencies (store, metrics).
 //
-// One bidirectional stream carries one exact-mode session. Each protobuf
-// message wraps one SPEC.md §5 message as opaque bytes (SPEC.md §11):
+// One bidirectional stream carries one session, of either mode. Each
+// protobuf message wraps one SPEC.md §5 or §10.7 message as opaque bytes
+// (SPEC.md §11), and the server plays psi's sequence of the session's mode
+// over the stream (psi.Server.Serve, psi.PrivateServer.Serve):
 //
-//	Client                                   Server
-//	                                         authenticate (API key or client cert)
-//	MatchRequest{ClientHello}      ───────▶  policy: kind, mode, list size, sessions
-//	                                         in flight, abandoned sessions, budget
-//	                                         (reserved with a journal row, leased)
-//	                                         ── only now any scalar multiplication ──
-//	                                         snapshot → psi.PreparedSet
-//	                               ◀───────  MatchResponse{ServerParams, snapshot}
-//	MatchRequest{BlindedChunk}…    ───────▶  evaluated chunk by chunk
-//	close                          ───────▶  journal: elements_sent (spend final)
-//	                               ◀───────  MatchResponse{EvaluatedChunk}…
-//	                               ◀───────  MatchResponse{ServerSetChunk}…
-//	                                         audit row (replacing the journal row,
-//	                                         refund if nothing was sent) + log line
+//	Client                                    Server
+//	                                          authenticate (API key or client cert)
+//	MatchRequest{ClientHello}       ───────▶  policy: kind, mode, list size, sessions
+//	                                          in flight, abandoned sessions, budget
+//	                                          (reserved with a journal row, leased)
+//	                                          ── only now any scalar multiplication ──
+//	                                          snapshot → the session's set
+//	                                ◀───────  MatchResponse{params, snapshot}
+//	exact mode:
+//	MatchRequest{BlindedChunk}…     ───────▶  evaluated chunk by chunk
+//	close                           ───────▶  journal: elements_sent (spend final)
+//	                                ◀───────  MatchResponse{EvaluatedChunk}…
+//	                                ◀───────  MatchResponse{ServerSetChunk}…
+//	private mode:
+//	                                          journal: elements_sent (spend final)
+//	                                ◀───────  MatchResponse{ServerElementChunk}…
+//	MatchRequest{ClientKey}         ───────▶
+//	MatchRequest{BlindedChunk}…     ───────▶
+//	MatchRequest{ReturnedChunk}…    ───────▶  ringer check, count, noise
+//	close                           ───────▶
+//	                                ◀───────  MatchResponse{PrivateRelease}
+//	                                          audit row (replacing the journal row,
+//	                                          refund if nothing was sent) + log line
 //
 // Every policy check happens after the ClientHello and before the server
 // prepares its set or evaluates anything; a refused session gets a Connect

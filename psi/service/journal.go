@@ -10,6 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/overlap-psi/overlap/psi/client"
+	"github.com/overlap-psi/overlap/psi/dp"
+
 	"connectrpc.com/connect"
 
 	"github.com/overlap-psi/overlap/psi/store"
@@ -226,7 +229,7 @@ func (s *Server) reconcile(ctx context.Context) {
 		refunded := r.BudgetSpent == 0 && r.EpsilonSpent == 0
 		s.met.reconciled.WithLabelValues(fmt.Sprint(refunded)).Inc()
 		s.log.Warn("crashed session reconciled", "session", r.ID, "advertiser_id", r.Advertiser, "mode", r.Mode,
-			"list_size", r.ListSize, "budget_spent", r.BudgetSpent, "epsilon_spent", store.FormatEpsilon(r.EpsilonSpent),
+			"list_size", r.ListSize, "budget_spent", r.BudgetSpent, "epsilon_spent", dp.Epsilon(r.EpsilonSpent).String(),
 			"refunded", refunded, "result", r.Result)
 	}
 }
@@ -252,7 +255,7 @@ func (s *Server) throttle(ss *session) error {
 	}
 	if wait := abandonWait(n, s.cfg.AbandonFree, s.cfg.AbandonDelay); wait > 0 && now.Before(last.Add(wait)) {
 		s.met.throttled.Inc()
-		return ss.refuse(refusal(connect.CodeResourceExhausted, LimitAbandoned, last.Add(wait),
+		return ss.refuse(refusal(connect.CodeResourceExhausted, client.LimitAbandoned, last.Add(wait),
 			"advertiser %q abandoned %d sessions after admission in the last hour; the next one is accepted after %s",
 			ss.adv.Name, n, last.Add(wait).UTC().Format(time.RFC3339)))
 	}

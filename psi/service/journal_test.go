@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/client"
 	"github.com/overlap-psi/overlap/psi/store"
 )
 
@@ -83,14 +84,14 @@ func TestAbandonedSessionsThrottled(t *testing.T) {
 	}
 	before := time.Now()
 	_, err := match(t, cl, emails(0, 100))
-	r, ok := RefusalOf(err)
-	if connect.CodeOf(err) != connect.CodeResourceExhausted || !ok || r.Limit != LimitAbandoned {
+	r, ok := client.RefusalOf(err)
+	if connect.CodeOf(err) != connect.CodeResourceExhausted || !ok || r.Limit != client.LimitAbandoned {
 		t.Fatalf("after 3 abandoned sessions: %v, refusal %+v", err, r)
 	}
 	if wait := r.ResetsAt.Sub(before); wait < 50*time.Second || wait > 61*time.Second {
 		t.Errorf("throttled until %v, %v from now; want about a minute", r.ResetsAt, wait)
 	}
-	if rec := ts.lastSession(t, 4); rec.Result != "refused_"+LimitAbandoned {
+	if rec := ts.lastSession(t, 4); rec.Result != "refused_"+client.LimitAbandoned {
 		t.Errorf("refusal audited as %s", rec.Result)
 	}
 	// The budget holds nothing for the abandoned sessions.

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/client"
 	"github.com/overlap-psi/overlap/psi/ident"
 	"github.com/overlap-psi/overlap/psi/idfile"
 	"github.com/overlap-psi/overlap/psi/store"
@@ -113,12 +114,12 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		for _, d := range list.Digests {
 			forbidden = append(forbidden, hex.EncodeToString(d[:]))
 		}
-		res, err := cl.Match(t.Context(), MatchRequest{Kind: c.kind, Digests: list.Digests})
+		res, err := cl.Match(t.Context(), client.MatchRequest{Kind: c.kind, Digests: list.Digests})
 		if err != nil || res.Overlap != c.want {
 			t.Fatalf("%v: overlap %d, %v; want %d", c.kind, res.Overlap, err, c.want)
 		}
 		// And in private mode, where the server computes the count.
-		pres, err := cl.MatchPrivate(t.Context(), MatchRequest{Kind: c.kind, Digests: list.Digests})
+		pres, err := cl.MatchPrivate(t.Context(), client.MatchRequest{Kind: c.kind, Digests: list.Digests})
 		if err != nil || pres.Result.Count < c.want-60 || pres.Result.Count > c.want+60 {
 			t.Fatalf("%v: private release %v, %v; true overlap %d", c.kind, pres.Result, err, c.want)
 		}
@@ -137,9 +138,9 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	ts.lastSession(t, 6)
 
 	// Key material: the API key, its secret, its hash.
-	k, _ := ParseAPIKey(key)
+	k, _ := client.ParseAPIKey(key)
 	h := k.Hash()
-	forbidden = append(forbidden, key, k.secret, hex.EncodeToString(h[:]))
+	forbidden = append(forbidden, key, strings.TrimPrefix(key, "ovl_"+k.ID+"_"), hex.EncodeToString(h[:]))
 
 	ctxShutdown(t, ts)
 	logs := ts.logs.String()

@@ -17,6 +17,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/client"
 	"github.com/overlap-psi/overlap/psi/store"
 )
 
@@ -67,12 +68,12 @@ func TestClientCertificate(t *testing.T) {
 	if _, err := st.AddAdvertiser(t.Context(), store.Advertiser{Name: "acme", CertName: "acme.example", Policy: store.Policy{Modes: store.ModesExact}}); err != nil {
 		t.Fatal(err)
 	}
-	clientWith := func(cert, key string) *Client {
-		tlsCfg, err := ClientTLS(ts.caFile, cert, key)
+	clientWith := func(cert, key string) *client.Client {
+		tlsCfg, err := client.TLSConfig(ts.caFile, cert, key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := NewClient(ClientConfig{Addr: ts.addr, TLS: tlsCfg})
+		c, err := client.New(client.Config{Addr: ts.addr, TLS: tlsCfg})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,18 +82,18 @@ func TestClientCertificate(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	res, err := clientWith(acmeCert, acmeKey).Match(ctx, MatchRequest{Kind: psi.KindEmail, Digests: emails(200, 400)})
+	res, err := clientWith(acmeCert, acmeKey).Match(ctx, client.MatchRequest{Kind: psi.KindEmail, Digests: emails(200, 400)})
 	if err != nil || res.Overlap != 100 {
 		t.Fatalf("acme by certificate: overlap %d, %v", res.Overlap, err)
 	}
 	if rec := ts.lastSession(t, 1); rec.AdvertiserName != "acme" || rec.Result != ResultOK {
 		t.Errorf("audit row %+v", rec)
 	}
-	_, err = clientWith(strangerCert, strangerKey).Match(ctx, MatchRequest{Kind: psi.KindEmail, Digests: emails(0, 200)})
+	_, err = clientWith(strangerCert, strangerKey).Match(ctx, client.MatchRequest{Kind: psi.KindEmail, Digests: emails(0, 200)})
 	if connect.CodeOf(err) != connect.CodePermissionDenied {
 		t.Errorf("an unknown certificate: %v", err)
 	}
-	if _, err = clientWith(rogueCert, rogueCertKey).Match(ctx, MatchRequest{Kind: psi.KindEmail, Digests: emails(0, 200)}); err == nil {
+	if _, err = clientWith(rogueCert, rogueCertKey).Match(ctx, client.MatchRequest{Kind: psi.KindEmail, Digests: emails(0, 200)}); err == nil {
 		t.Error("a certificate of another CA was accepted")
 	}
 }

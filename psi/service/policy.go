@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/client"
 	"github.com/overlap-psi/overlap/psi/dp"
 	"github.com/overlap-psi/overlap/psi/ident"
 	"github.com/overlap-psi/overlap/psi/store"
@@ -36,13 +37,10 @@ type Policy struct {
 	Sensitivity   uint32 // Δ: digests one subject may contribute to a private-mode set (SPEC.md §10.9)
 }
 
-// Micro is ε = 1 in micro-units: budgets are integers in 10^-6 of ε.
-const Micro = store.MicrosPerEpsilon
-
 // DefaultPolicy is the policy of a server that sets none.
 func DefaultPolicy() Policy {
 	return Policy{MinListSize: 100, MaxListSize: 10_000_000, Budget: 50_000_000, BudgetWindow: 30 * 24 * time.Hour,
-		PrivacyBudget: 2 * Micro, PrivacyCost: Micro / 2, Ringers: psi.DefaultRingers, Threshold: psi.DefaultThreshold, Sensitivity: 1}
+		PrivacyBudget: 2 * int64(dp.OneEpsilon), PrivacyCost: int64(dp.OneEpsilon) / 2, Ringers: psi.DefaultRingers, Threshold: psi.DefaultThreshold, Sensitivity: 1}
 }
 
 // withDefaults fills the private-mode fields a policy leaves zero, so that
@@ -70,7 +68,7 @@ func (p Policy) withDefaults() Policy {
 // Mechanism is the noise of this policy's private sessions: discrete
 // Laplace with ε = PrivacyCost·10^-6 and Δ = Sensitivity.
 func (p Policy) Mechanism() (dp.Mechanism, error) {
-	m, err := dp.NewDiscreteLaplace(big.NewRat(p.PrivacyCost, Micro), p.Sensitivity)
+	m, err := dp.NewDiscreteLaplace(big.NewRat(p.PrivacyCost, int64(dp.OneEpsilon)), p.Sensitivity)
 	if err != nil {
 		return dp.Mechanism{}, fmt.Errorf("service: private-mode mechanism: %w", err)
 	}
@@ -91,7 +89,7 @@ func (p Policy) validate() error {
 		return errors.New("service: the privacy budget and the cost of a private session must be positive")
 	case p.PrivacyCost > p.PrivacyBudget:
 		return fmt.Errorf("service: a private session costs ε %s, more than the whole privacy budget of ε %s",
-			store.FormatEpsilon(p.PrivacyCost), store.FormatEpsilon(p.PrivacyBudget))
+			dp.Epsilon(p.PrivacyCost).String(), dp.Epsilon(p.PrivacyBudget).String())
 	case p.Ringers < 1 || p.Ringers > 1<<24:
 		return fmt.Errorf("service: %d ringers is outside [1, 2^24]", p.Ringers)
 	case p.Threshold < 1:
@@ -133,60 +131,12 @@ func (p Policy) helloLimits(h *wire.ClientHello) psi.HelloLimits {
 		MinClientSize: uint32(min(p.MinListSize, math.MaxUint32)), MaxClientSize: uint32(min(p.MaxListSize, math.MaxUint32))}
 }
 
-// Metadata keys of a refusal: the limit that refused the session and, when
-// it lifts with time, when.
-const (
-	MetaLimit    = "Overlap-Limit"
-	MetaResetsAt = "Overlap-Resets-At"
-)
-
-// Limits named in MetaLimit, and result codes of the audit log.
-const (
-	LimitMinListSize        = "min_list_size"
-	LimitMaxListSize        = "max_list_size"
-	LimitBudget             = "budget"
-	LimitPrivacyBudget      = "privacy_budget"
-	LimitAdvertiserSessions = "advertiser_sessions"
-	LimitServerSessions     = "server_sessions"
-	LimitKind               = "kind"
-	LimitMode               = "mode"
-	LimitCanonicalization   = "canonicalization"
-	// LimitAbandoned: the advertiser abandoned too many sessions after
-	// admission lately (SPEC.md §10.8.2); Overlap-Resets-At says when the
-	// next one is accepted.
-	LimitAbandoned = "abandoned_sessions"
-)
-
 // refusal builds the error of a refused session.
 func refusal(code connect.Code, limit string, resets time.Time, format string, args ...any) *connect.Error {
 	e := connect.NewError(code, fmt.Errorf(format, args...))
-	e.Meta().Set(MetaLimit, limit)
+	e.Meta().Set(client.MetaLimit, limit)
 	if !resets.IsZero() {
-		e.Meta().Set(MetaResetsAt, resets.UTC().Format(time.RFC3339))
+		e.Meta().Set(client.MetaResetsAt, resets.UTC().Format(time.RFC3339))
 	}
 	return e
-}
-
-// Refusal describes a session the server refused by policy.
-type Refusal struct {
-	Limit    string    // one of the Limit constants
-	ResetsAt time.Time // when it lifts; zero when time does not lift it
-}
-
-// RefusalOf reports whether err is a policy refusal from the server, and
-// which limit refused it.
-func RefusalOf(err error) (Refusal, bool) {
-	var ce *connect.Error
-	if !errors.As(err, &ce) {
-		return Refusal{}, false
-	}
-	limit := ce.Meta().Get(MetaLimit)
-	if limit == "" {
-		return Refusal{}, false
-	}
-	r := Refusal{Limit: limit}
-	if s := ce.Meta().Get(MetaResetsAt); s != "" {
-		r.ResetsAt, _ = time.Parse(time.RFC3339, s)
-	}
-	return r, true
 }

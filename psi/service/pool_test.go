@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/client"
 	"github.com/overlap-psi/overlap/psi/ident"
 	"github.com/overlap-psi/overlap/psi/store"
 	"github.com/overlap-psi/overlap/psi/wire"
@@ -85,7 +86,7 @@ func TestPoolWarmSession(t *testing.T) {
 		t.Errorf("pool stats %+v, want 1 hit", st)
 	}
 	// Phones are not pooled: neither a hit nor a miss.
-	if _, err := c.Match(t.Context(), MatchRequest{Kind: psi.KindPhone, Digests: emails(0, 200)}); err != nil {
+	if _, err := c.Match(t.Context(), client.MatchRequest{Kind: psi.KindPhone, Digests: emails(0, 200)}); err != nil {
 		t.Fatal(err)
 	}
 	m := httptestGet(t, ts.AdminHandler(), "/metrics")
@@ -123,7 +124,7 @@ func TestPoolWarmSession(t *testing.T) {
 // rawExact runs an exact-mode session with the frames of blinded, as sent
 // (so that two sessions can be sent the same elements), and returns the
 // parameters, the evaluated elements and the bytes of the set chunks.
-func rawExact(t *testing.T, c *Client, n int, blinded [][]byte) (wire.ServerParams, [][32]byte, []byte) {
+func rawExact(t *testing.T, c *client.Client, n int, blinded [][]byte) (wire.ServerParams, [][32]byte, []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()

@@ -13,6 +13,7 @@ import (
 	"filippo.io/edwards25519"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/client"
 	"github.com/overlap-psi/overlap/psi/ident"
 	"github.com/overlap-psi/overlap/psi/internal/r255"
 	"github.com/overlap-psi/overlap/psi/store"
@@ -21,11 +22,11 @@ import (
 
 var privateOnly = store.Policy{Modes: store.ModesPrivate}
 
-func matchPrivate(t testing.TB, c *Client, digests [][32]byte) (PrivateMatchResult, error) {
+func matchPrivate(t testing.TB, c *client.Client, digests [][32]byte) (client.PrivateMatchResult, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	return c.MatchPrivate(ctx, MatchRequest{Kind: psi.KindEmail, Digests: digests})
+	return c.MatchPrivate(ctx, client.MatchRequest{Kind: psi.KindEmail, Digests: digests})
 }
 
 // TestPrivateMatch runs private-mode sessions end to end: the advertiser
@@ -138,15 +139,15 @@ func TestPrivateRefusals(t *testing.T) {
 
 	wantRefusal := func(err error, limit string) {
 		t.Helper()
-		r, ok := RefusalOf(err)
+		r, ok := client.RefusalOf(err)
 		if !ok || r.Limit != limit {
 			t.Fatalf("err = %v, want a %s refusal", err, limit)
 		}
 	}
 	_, err := matchPrivate(t, exactOnly, list)
-	wantRefusal(err, LimitMode)
+	wantRefusal(err, client.LimitMode)
 	_, err = match(t, privOnly, list)
-	wantRefusal(err, LimitMode)
+	wantRefusal(err, client.LimitMode)
 	if !strings.Contains(err.Error(), "exact mode is not served") {
 		t.Errorf("refusal %q does not say which mode", err)
 	}
@@ -157,8 +158,8 @@ func TestPrivateRefusals(t *testing.T) {
 		}
 	}
 	_, err = matchPrivate(t, small, list)
-	wantRefusal(err, LimitPrivacyBudget)
-	r, _ := RefusalOf(err)
+	wantRefusal(err, client.LimitPrivacyBudget)
+	r, _ := client.RefusalOf(err)
 	if r.ResetsAt.Before(time.Now().Add(29 * 24 * time.Hour)) {
 		t.Errorf("resets at %v, want about 30 days from now", r.ResetsAt)
 	}
@@ -166,7 +167,7 @@ func TestPrivateRefusals(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 	rec := ts.lastSession(t, 5)
-	if rec.Result != "refused_"+LimitPrivacyBudget || rec.EpsilonSpent != 0 || rec.BudgetSpent != 0 || rec.SnapshotVersion != 0 {
+	if rec.Result != "refused_"+client.LimitPrivacyBudget || rec.EpsilonSpent != 0 || rec.BudgetSpent != 0 || rec.SnapshotVersion != 0 {
 		t.Errorf("refused session's audit row %+v", rec)
 	}
 	if used, _ := st.EpsilonUsed(t.Context(), rec.Advertiser, 30*24*time.Hour, time.Now()); used != 1_000_000 {
@@ -176,9 +177,9 @@ func TestPrivateRefusals(t *testing.T) {
 
 // rawPrivate opens a private-mode session by hand and returns the server's
 // elements, for tests that play a modified client.
-func rawPrivate(t *testing.T, c *Client, ctx context.Context, n int) (*rawSession, wire.PrivateParams, [][32]byte) {
+func rawPrivate(t *testing.T, c *client.Client, ctx context.Context, n int) (*rawSession, wire.PrivateParams, [][32]byte) {
 	t.Helper()
-	r := c.raw(ctx)
+	r := raw(c, ctx)
 	t.Cleanup(r.abort)
 	h, _ := (&wire.ClientHello{Mode: wire.ModePrivate, Kind: uint8(psi.KindEmail), CanonVersion: ident.Version, ClientSize: uint32(n)}).MarshalBinary()
 	if err := r.send(h); err != nil {

@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/client"
 	"github.com/overlap-psi/overlap/psi/store"
 )
 
@@ -25,7 +26,7 @@ func TestRefusals(t *testing.T) {
 	if _, err := ts.st.RevokeAdvertiser(ctx, "gone", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	wrong, _ := NewAPIKey()
+	wrong, _ := client.NewAPIKey()
 	wrongSecret := acme[:len(acme)-4] + "aaaa"
 
 	expect := func(t *testing.T, err error, code connect.Code, limit string) {
@@ -33,7 +34,7 @@ func TestRefusals(t *testing.T) {
 		if connect.CodeOf(err) != code {
 			t.Fatalf("err = %v (%v), want code %v", err, connect.CodeOf(err), code)
 		}
-		r, ok := RefusalOf(err)
+		r, ok := client.RefusalOf(err)
 		if limit != "" && (!ok || r.Limit != limit) {
 			t.Fatalf("err = %v, refusal %+v; want limit %s", err, r, limit)
 		}
@@ -41,14 +42,14 @@ func TestRefusals(t *testing.T) {
 
 	t.Run("TooSmall", func(t *testing.T) {
 		_, err := match(t, ts.client(t, acme), emails(0, 99))
-		expect(t, err, connect.CodeFailedPrecondition, LimitMinListSize)
+		expect(t, err, connect.CodeFailedPrecondition, client.LimitMinListSize)
 		if !strings.Contains(err.Error(), "below the minimum of 100") {
 			t.Errorf("err = %v", err)
 		}
 	})
 	t.Run("TooLarge", func(t *testing.T) {
 		_, err := match(t, ts.client(t, small), emails(0, 201))
-		expect(t, err, connect.CodeFailedPrecondition, LimitMaxListSize)
+		expect(t, err, connect.CodeFailedPrecondition, client.LimitMaxListSize)
 	})
 	t.Run("BudgetExhausted", func(t *testing.T) {
 		c := ts.client(t, small)
@@ -60,8 +61,8 @@ func TestRefusals(t *testing.T) {
 		}
 		before := time.Now()
 		_, err := match(t, c, emails(0, 150))
-		expect(t, err, connect.CodeResourceExhausted, LimitBudget)
-		r, _ := RefusalOf(err)
+		expect(t, err, connect.CodeResourceExhausted, client.LimitBudget)
+		r, _ := client.RefusalOf(err)
 		window := DefaultPolicy().BudgetWindow
 		if r.ResetsAt.Before(before.Add(window-time.Minute)) || r.ResetsAt.After(time.Now().Add(window+time.Second)) {
 			t.Errorf("resets at %v, want about now + 30 days", r.ResetsAt)
@@ -94,7 +95,7 @@ func TestRefusals(t *testing.T) {
 		defer cancel()
 		r, _ := openSession(t, c, ctx, 100) // held open
 		_, err := match(t, c, emails(0, 100))
-		expect(t, err, connect.CodeResourceExhausted, LimitAdvertiserSessions)
+		expect(t, err, connect.CodeResourceExhausted, client.LimitAdvertiserSessions)
 		n := len(ts.sessions(t))
 		r.abort()
 		ts.lastSession(t, n+1)
@@ -106,7 +107,7 @@ func TestRefusals(t *testing.T) {
 		r2, _ := openSession(t, ts.client(t, ts.addAdvertiser(t, "second", store.Policy{})), ctx, 100)
 		other := ts.addAdvertiser(t, "other", store.Policy{})
 		_, err := match(t, ts.client(t, other), emails(0, 100))
-		expect(t, err, connect.CodeResourceExhausted, LimitServerSessions)
+		expect(t, err, connect.CodeResourceExhausted, client.LimitServerSessions)
 		n := len(ts.sessions(t))
 		r1.abort()
 		r2.abort()
@@ -172,14 +173,14 @@ func TestHelloRefusals(t *testing.T) {
 		limit string
 	}{
 		// acme is served exact mode only.
-		{"PrivateMode", func(b []byte) { b[2] = 2 }, connect.CodeFailedPrecondition, LimitMode},
-		{"UnknownMode", func(b []byte) { b[2] = 3 }, connect.CodeUnimplemented, LimitMode},
-		{"UnknownKind", func(b []byte) { b[3] = 9 }, connect.CodeInvalidArgument, LimitKind},
-		{"CanonVersion", func(b []byte) { b[5] = 2 }, connect.CodeFailedPrecondition, LimitCanonicalization},
-		{"CanonFlags", func(b []byte) { b[7] = 1 }, connect.CodeFailedPrecondition, LimitCanonicalization},
+		{"PrivateMode", func(b []byte) { b[2] = 2 }, connect.CodeFailedPrecondition, client.LimitMode},
+		{"UnknownMode", func(b []byte) { b[2] = 3 }, connect.CodeUnimplemented, client.LimitMode},
+		{"UnknownKind", func(b []byte) { b[3] = 9 }, connect.CodeInvalidArgument, client.LimitKind},
+		{"CanonVersion", func(b []byte) { b[5] = 2 }, connect.CodeFailedPrecondition, client.LimitCanonicalization},
+		{"CanonFlags", func(b []byte) { b[7] = 1 }, connect.CodeFailedPrecondition, client.LimitCanonicalization},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := cl.raw(t.Context())
+			r := raw(cl, t.Context())
 			defer r.abort()
 			h := hello(100)
 			tc.edit(h)
@@ -188,7 +189,7 @@ func TestHelloRefusals(t *testing.T) {
 			if connect.CodeOf(err) != tc.code {
 				t.Fatalf("err = %v, want %v", err, tc.code)
 			}
-			if ref, ok := RefusalOf(err); !ok || ref.Limit != tc.limit {
+			if ref, ok := client.RefusalOf(err); !ok || ref.Limit != tc.limit {
 				t.Errorf("refusal %+v, want %s", ref, tc.limit)
 			}
 		})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/client"
 	"github.com/overlap-psi/overlap/psi/store"
 )
 
@@ -61,7 +62,7 @@ func TestScale(t *testing.T) {
 			list := emails(sz.server-sz.client/2, sz.server+sz.client/2)
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Minute)
 			defer cancel()
-			res, err := cl.Match(ctx, MatchRequest{Kind: psi.KindEmail, Digests: list})
+			res, err := cl.Match(ctx, client.MatchRequest{Kind: psi.KindEmail, Digests: list})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,21 +95,21 @@ func TestScaleWarm(t *testing.T) {
 	if os.Getenv("OVERLAP_SERVICE_SCALE") == "" {
 		t.Skip("set OVERLAP_SERVICE_SCALE=1 to measure warm sessions at 10^4/10^6")
 	}
-	const client, server = 10_000, 1_000_000
+	const nClient, server = 10_000, 1_000_000
 	st := seedBulk(t, server)
 	ts := startServer(t, st, func(c *Config) { c.PoolSize = 1; c.PoolKinds = []psi.Kind{psi.KindEmail} })
 	cl := ts.client(t, ts.addAdvertiser(t, "acme", store.Policy{}))
-	list := emails(server-client/2, server+client/2)
+	list := emails(server-nClient/2, server+nClient/2)
 	session := func(what string) {
 		t.Helper()
 		waitPool(t, ts)
 		hits := ts.PoolStats().Hits
-		res, err := cl.Match(t.Context(), MatchRequest{Kind: psi.KindEmail, Digests: list})
+		res, err := cl.Match(t.Context(), client.MatchRequest{Kind: psi.KindEmail, Digests: list})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Overlap != client/2 || ts.PoolStats().Hits != hits+1 {
-			t.Fatalf("%s: overlap %d (want %d), pool stats %+v", what, res.Overlap, client/2, ts.PoolStats())
+		if res.Overlap != nClient/2 || ts.PoolStats().Hits != hits+1 {
+			t.Fatalf("%s: overlap %d (want %d), pool stats %+v", what, res.Overlap, nClient/2, ts.PoolStats())
 		}
 		t.Logf("%s: session %.2fs wall, %.2fs to ServerParams (policy, snapshot check, pooled set)",
 			what, res.Elapsed.Seconds(), res.Phases.Params.Seconds())

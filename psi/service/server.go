@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/client"
 	pb "github.com/overlap-psi/overlap/psi/service/gen/overlap/v1"
 	"github.com/overlap-psi/overlap/psi/service/gen/overlap/v1/overlapv1connect"
 	"github.com/overlap-psi/overlap/psi/store"
@@ -422,12 +423,12 @@ func (s *Server) authenticate(ctx context.Context, h http.Header) (store.Adverti
 		if !ok {
 			return store.Advertiser{}, connect.NewError(connect.CodeUnauthenticated, errors.New("the Authorization header must read Bearer <API key>"))
 		}
-		key, err := ParseAPIKey(tok)
+		key, err := client.ParseAPIKey(tok)
 		if err != nil {
 			return store.Advertiser{}, connect.NewError(connect.CodeUnauthenticated, errors.New("malformed API key (want ovl_<id>_<secret>)"))
 		}
 		a, err := s.cfg.Store.AdvertiserByKeyID(ctx, key.ID)
-		if errors.Is(err, store.ErrUnknownAdvertiser) || err == nil && !key.matches(a.KeyHash[:]) {
+		if errors.Is(err, store.ErrUnknownAdvertiser) || err == nil && !key.Matches(a.KeyHash[:]) {
 			return store.Advertiser{}, connect.NewError(connect.CodeUnauthenticated, errors.New("invalid API key"))
 		}
 		if err != nil {

@@ -20,6 +20,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/client"
 	"github.com/overlap-psi/overlap/psi/ident"
 	pb "github.com/overlap-psi/overlap/psi/service/gen/overlap/v1"
 	"github.com/overlap-psi/overlap/psi/store"
@@ -153,7 +154,7 @@ func (ts *testServer) addAdvertiser(t testing.TB, name string, pol store.Policy)
 	if pol.Modes == 0 {
 		pol.Modes = store.ModesExact
 	}
-	key, err := NewAPIKey()
+	key, err := client.NewAPIKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,13 +164,13 @@ func (ts *testServer) addAdvertiser(t testing.TB, name string, pol store.Policy)
 	return key.Reveal()
 }
 
-func (ts *testServer) client(t testing.TB, apiKey string) *Client {
+func (ts *testServer) client(t testing.TB, apiKey string) *client.Client {
 	t.Helper()
-	tlsCfg, err := ClientTLS(ts.caFile, "", "")
+	tlsCfg, err := client.TLSConfig(ts.caFile, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewClient(ClientConfig{Addr: ts.addr, APIKey: apiKey, TLS: tlsCfg})
+	c, err := client.New(client.Config{Addr: ts.addr, APIKey: apiKey, TLS: tlsCfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,11 +204,11 @@ func (ts *testServer) lastSession(t testing.TB, count int) store.SessionRecord {
 	}
 }
 
-func match(t testing.TB, c *Client, digests [][32]byte) (MatchResult, error) {
+func match(t testing.TB, c *client.Client, digests [][32]byte) (client.MatchResult, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	return c.Match(ctx, MatchRequest{Kind: psi.KindEmail, Digests: digests})
+	return c.Match(ctx, client.MatchRequest{Kind: psi.KindEmail, Digests: digests})
 }
 
 func TestMatch(t *testing.T) {
@@ -293,10 +294,8 @@ type rawSession struct {
 	st *connect.BidiStreamForClient[pb.MatchRequest, pb.MatchResponse]
 }
 
-func (c *Client) raw(ctx context.Context) *rawSession {
-	st := c.rpc.Match(ctx)
-	c.authorize(st.RequestHeader())
-	return &rawSession{st: st}
+func raw(c *client.Client, ctx context.Context) *rawSession {
+	return &rawSession{st: c.OpenStream(ctx)}
 }
 
 func (r *rawSession) send(b []byte) error { return r.st.Send(&pb.MatchRequest{Frame: b}) }
@@ -324,9 +323,9 @@ func hello(n int) []byte {
 }
 
 // openSession sends a hello for n elements and reads ServerParams.
-func openSession(t testing.TB, c *Client, ctx context.Context, n int) (*rawSession, wire.ServerParams) {
+func openSession(t testing.TB, c *client.Client, ctx context.Context, n int) (*rawSession, wire.ServerParams) {
 	t.Helper()
-	r := c.raw(ctx)
+	r := raw(c, ctx)
 	t.Cleanup(func() { r.st.CloseResponse() })
 	if err := r.send(hello(n)); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/client"
+	"github.com/overlap-psi/overlap/psi/dp"
 	"github.com/overlap-psi/overlap/psi/ident"
 	pb "github.com/overlap-psi/overlap/psi/service/gen/overlap/v1"
 	"github.com/overlap-psi/overlap/psi/store"
@@ -74,7 +76,7 @@ func (ss *session) fail(result string, err error) error {
 }
 
 func (ss *session) refuse(err *connect.Error) error {
-	return ss.fail("refused_"+err.Meta().Get(MetaLimit), err)
+	return ss.fail("refused_"+err.Meta().Get(client.MetaLimit), err)
 }
 
 // match runs one session on st: admission (authentication, the server's
@@ -167,12 +169,12 @@ func (s *Server) takeSlots(ss *session) (release func(), err error) {
 	select {
 	case s.sessions <- struct{}{}:
 	default:
-		return nil, ss.refuse(refusal(connect.CodeResourceExhausted, LimitServerSessions, time.Time{},
+		return nil, ss.refuse(refusal(connect.CodeResourceExhausted, client.LimitServerSessions, time.Time{},
 			"the server is running its limit of %d sessions; retry later", s.cfg.MaxSessions))
 	}
 	if !s.claim(ss.adv.ID) {
 		<-s.sessions
-		return nil, ss.refuse(refusal(connect.CodeResourceExhausted, LimitAdvertiserSessions, time.Time{},
+		return nil, ss.refuse(refusal(connect.CodeResourceExhausted, client.LimitAdvertiserSessions, time.Time{},
 			"advertiser %q already has a session in flight; one at a time", ss.adv.Name))
 	}
 	return func() { s.release(ss.adv.ID); <-s.sessions }, nil
@@ -186,11 +188,11 @@ func (s *Server) checkHello(ss *session, hello *wire.ClientHello, pol Policy) er
 	ss.rec.ListSize = int64(hello.ClientSize)
 	switch {
 	case !kind.Valid():
-		return ss.refuse(refusal(connect.CodeInvalidArgument, LimitKind, time.Time{}, "unknown identifier kind %d", hello.Kind))
+		return ss.refuse(refusal(connect.CodeInvalidArgument, client.LimitKind, time.Time{}, "unknown identifier kind %d", hello.Kind))
 	case hello.Mode != wire.ModeExact && hello.Mode != wire.ModePrivate:
-		return ss.refuse(refusal(connect.CodeUnimplemented, LimitMode, time.Time{}, "unknown mode %d; this server serves exact and private mode", uint8(hello.Mode)))
+		return ss.refuse(refusal(connect.CodeUnimplemented, client.LimitMode, time.Time{}, "unknown mode %d; this server serves exact and private mode", uint8(hello.Mode)))
 	case !ss.adv.Policy.Modes.Has(uint8(hello.Mode)):
-		return ss.refuse(refusal(connect.CodeFailedPrecondition, LimitMode, time.Time{},
+		return ss.refuse(refusal(connect.CodeFailedPrecondition, client.LimitMode, time.Time{},
 			"%v mode is not served to advertiser %q, which is served %v mode", hello.Mode, ss.adv.Name, ss.adv.Policy.Modes))
 	}
 	if err := pol.helloLimits(hello).Check(hello); err != nil {
@@ -237,9 +239,9 @@ func (s *Server) reserve(ss *session, r store.BudgetRequest, pol Policy) error {
 		return nil
 	case errors.As(err, &be):
 		s.met.budgetRefusals.Inc()
-		limit := LimitBudget
+		limit := client.LimitBudget
 		if be.Budget == "privacy" {
-			limit = LimitPrivacyBudget
+			limit = client.LimitPrivacyBudget
 		}
 		return ss.refuse(refusal(connect.CodeResourceExhausted, limit, be.ResetsAt, "%s", be.Error()))
 	}
@@ -421,7 +423,7 @@ func (s *Server) finish(ctx context.Context, ss *session) {
 		slog.Int64("server_set_bucket", ss.rec.ServerSize),
 		slog.Int64("snapshot_version", ss.rec.SnapshotVersion),
 		slog.Int64("budget_spent", ss.rec.BudgetSpent),
-		slog.String("epsilon_spent", store.FormatEpsilon(ss.rec.EpsilonSpent)),
+		slog.String("epsilon_spent", dp.Epsilon(ss.rec.EpsilonSpent).String()),
 		slog.String("result", ss.rec.Result),
 		slog.Float64("duration_s", d.Seconds()),
 	}

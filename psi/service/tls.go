@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/overlap-psi/overlap/psi/client"
 )
 
 // DevCert is a self-signed development certificate written by
@@ -170,7 +172,7 @@ func ServerTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 		NextProtos:   []string{"h2"},
 	}
 	if clientCAFile != "" {
-		pool, err := loadPool(clientCAFile)
+		pool, err := client.CertPool(clientCAFile)
 		if err != nil {
 			return nil, err
 		}
@@ -178,38 +180,4 @@ func ServerTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 		cfg.ClientAuth = tls.VerifyClientCertIfGiven
 	}
 	return cfg, nil
-}
-
-// ClientTLS returns the client's TLS configuration: TLS 1.3 only, HTTP/2,
-// server certificates verified against caFile (empty: the system roots),
-// and, when certFile is not empty, a client certificate.
-func ClientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: []string{"h2"}}
-	if caFile != "" {
-		pool, err := loadPool(caFile)
-		if err != nil {
-			return nil, err
-		}
-		cfg.RootCAs = pool
-	}
-	if certFile != "" || keyFile != "" {
-		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("service: loading the client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
-	}
-	return cfg, nil
-}
-
-func loadPool(file string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("service: reading CA file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, errors.New("service: " + file + " holds no PEM certificate")
-	}
-	return pool, nil
 }

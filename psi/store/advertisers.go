@@ -28,7 +28,7 @@ import (
 //	                budget reservation to the audit row; phase and lease
 //
 // Privacy budgets (SPEC.md §10.8) are integers in micro-ε (ε·10^6; a spend
-// is rounded up, [EpsilonMicros]). Both budgets are checked over the same
+// is rounded up, [dp.EpsilonOf]). Both budgets are checked over the same
 // rolling window in one transaction, and one budget_spend row holds both
 // amounts. A refund (a session of either mode that ended before its first
 // element derived from the server's set, SPEC.md §8.6 and §10.8 point 2)

@@ -5,11 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/overlap-psi/overlap/psi/dp"
 )
 
 // BudgetRequest asks to spend identifiers, and for a private-mode session
@@ -23,7 +22,7 @@ type BudgetRequest struct {
 	Window      time.Duration // length of the rolling window, > 0
 	At          time.Time     // now
 	// Epsilon is the privacy budget the session spends, in micro-ε
-	// (ε·10^6 rounded up, [EpsilonMicros]); 0 for exact mode.
+	// (ε·10^6 rounded up, [dp.EpsilonOf]); 0 for exact mode.
 	Epsilon int64
 	// EpsilonLimit is the privacy budget per window, in micro-ε; required
 	// (> 0) when Epsilon > 0.
@@ -67,10 +66,10 @@ func (e *BudgetError) Error() string {
 	if e.Budget == BudgetPrivacy {
 		if e.ResetsAt.IsZero() {
 			return fmt.Sprintf("privacy budget exhausted: a session of ε %s is more than the whole budget of ε %s per window",
-				FormatEpsilon(e.Requested), FormatEpsilon(e.Limit))
+				dp.Epsilon(e.Requested).String(), dp.Epsilon(e.Limit).String())
 		}
 		return fmt.Sprintf("privacy budget exhausted: ε %s of %s used in the current window, a session of ε %s does not fit until %s",
-			FormatEpsilon(e.Used), FormatEpsilon(e.Limit), FormatEpsilon(e.Requested), e.ResetsAt.UTC().Format(time.RFC3339))
+			dp.Epsilon(e.Used).String(), dp.Epsilon(e.Limit).String(), dp.Epsilon(e.Requested).String(), e.ResetsAt.UTC().Format(time.RFC3339))
 	}
 	if e.ResetsAt.IsZero() {
 		return fmt.Sprintf("identifier budget exhausted: a list of %d is larger than the whole budget of %d per window", e.Requested, e.Limit)
@@ -81,36 +80,6 @@ func (e *BudgetError) Error() string {
 
 // Is makes errors.Is(err, ErrBudgetExhausted) hold.
 func (e *BudgetError) Is(target error) bool { return target == ErrBudgetExhausted }
-
-// MicrosPerEpsilon is the unit of stored privacy budgets: 1 ε is 10^6.
-const MicrosPerEpsilon = 1_000_000
-
-// EpsilonMicros converts ε = num/den to micro-ε, rounded up (SPEC.md §10.8:
-// a spend is rounded up to the unit). den must not be 0.
-func EpsilonMicros(num, den uint32) (int64, error) {
-	if den == 0 {
-		return 0, errors.New("store: ε with a zero denominator")
-	}
-	n := int64(num) * MicrosPerEpsilon // at most 2^32·10^6 < 2^63
-	d := int64(den)
-	return (n + d - 1) / d, nil
-}
-
-// FormatEpsilon writes micro-ε as a decimal ε without trailing zeros:
-// 1500000 is "1.5", 2000000 is "2", 1 is "0.000001".
-func FormatEpsilon(micros int64) string {
-	sign := ""
-	u := uint64(micros)
-	if micros < 0 {
-		sign, u = "-", -u
-	}
-	whole, frac := u/MicrosPerEpsilon, u%MicrosPerEpsilon
-	if frac == 0 {
-		return sign + strconv.FormatUint(whole, 10)
-	}
-	f := strings.TrimRight(fmt.Sprintf("%06d", frac), "0")
-	return sign + strconv.FormatUint(whole, 10) + "." + f
-}
 
 func validateBudget(r *BudgetRequest) error {
 	switch {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/dp"
 )
 
 // Private mode in the store: advertiser modes, the privacy budget, refunds
@@ -18,7 +19,7 @@ import (
 // (runRegistrySuite, runStoreSuite), so both engines run them.
 
 const (
-	eps     = MicrosPerEpsilon // 1 ε in micro-ε
+	eps     = int64(dp.OneEpsilon) // 1 ε in micro-ε
 	halfEps = eps / 2
 )
 
@@ -625,47 +626,5 @@ func TestModeSet(t *testing.T) {
 	}
 	if got := (ModesPrivate | 1<<3).String(); got != "private,mode3" {
 		t.Errorf("String of an unknown mode = %q", got)
-	}
-}
-
-func TestEpsilonUnits(t *testing.T) {
-	t.Parallel()
-	// ε = num/den in micro-ε, rounded up.
-	for _, tc := range []struct {
-		num, den uint32
-		want     int64
-	}{
-		{1, 2, 500_000},
-		{1, 1, 1_000_000},
-		{64, 1, 64_000_000},
-		{1, 3, 333_334},
-		{2, 3, 666_667},
-		{1, 1_000_000, 1},
-		{1, 4_000_000, 1},
-		{1<<32 - 1, 1, (1<<32 - 1) * 1_000_000},
-	} {
-		if got, err := EpsilonMicros(tc.num, tc.den); err != nil || got != tc.want {
-			t.Errorf("EpsilonMicros(%d, %d) = %d, %v; want %d", tc.num, tc.den, got, err, tc.want)
-		}
-	}
-	if _, err := EpsilonMicros(1, 0); err == nil {
-		t.Error("EpsilonMicros(1, 0) succeeded")
-	}
-	// Formatting (the CLI parses: cmd/overlap/epsilon.go).
-	for _, tc := range []struct {
-		micros int64
-		text   string
-	}{
-		{0, "0"},
-		{1, "0.000001"},
-		{500_000, "0.5"},
-		{1_500_000, "1.5"},
-		{2_000_000, "2"},
-		{333_334, "0.333334"},
-		{12_340_000, "12.34"},
-	} {
-		if got := FormatEpsilon(tc.micros); got != tc.text {
-			t.Errorf("FormatEpsilon(%d) = %q, want %q", tc.micros, got, tc.text)
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package service
+package client
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ func TestAPIKey(t *testing.T) {
 	}
 	p, err := ParseAPIKey(" " + s + "\n")
 	h := k.Hash()
-	if err != nil || p != k || p.Hash() != h || !p.matches(h[:]) {
+	if err != nil || p != k || p.Hash() != h || !p.Matches(h[:]) {
 		t.Fatalf("ParseAPIKey = %v, %v", p, err)
 	}
 	// The secret never prints.
@@ -30,7 +30,7 @@ func TestAPIKey(t *testing.T) {
 	}
 	// Two keys differ; a wrong secret does not match.
 	k2, _ := NewAPIKey()
-	if k2.ID == k.ID || k2.matches(h[:]) {
+	if k2.ID == k.ID || k2.Matches(h[:]) {
 		t.Error("two keys collide")
 	}
 	// Deterministic from the reader.

@@ -1,4 +1,4 @@
-package service
+package client
 
 import (
 	"context"
@@ -21,8 +21,8 @@ import (
 	"github.com/overlap-psi/overlap/psi/wire"
 )
 
-// ClientConfig configures a [Client].
-type ClientConfig struct {
+// Config configures a [Client].
+type Config struct {
 	Addr          string      // the server, HOST:PORT
 	APIKey        string      // the advertiser's API key; "" to authenticate with a client certificate only
 	TLS           *tls.Config // see ClientTLS; nil means TLS 1.3 with the system roots
@@ -35,7 +35,7 @@ type ClientConfig struct {
 // Client is the advertiser's side of the service. It is safe for
 // concurrent use; each Match is one session.
 type Client struct {
-	cfg       ClientConfig
+	cfg       Config
 	transport *http.Transport
 	rpc       overlapv1connect.MatchServiceClient
 	wireOut   atomic.Int64 // TCP payload bytes written, TLS included
@@ -46,14 +46,14 @@ type Client struct {
 // (SPEC.md §5.5), plus the envelope.
 const maxResponseBytes = wire.SetChunkHeaderSize + wire.MaxSetChunkBytes + 64
 
-// NewClient returns a client of the server at cfg.Addr. It connects on the
+// New returns a client of the server at cfg.Addr. It connects on the
 // first call.
-func NewClient(cfg ClientConfig) (*Client, error) {
+func New(cfg Config) (*Client, error) {
 	if cfg.Addr == "" {
-		return nil, errors.New("service: no server address")
+		return nil, errors.New("client: no server address")
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
-		return nil, fmt.Errorf("service: server address %q: want HOST:PORT", cfg.Addr)
+		return nil, fmt.Errorf("client: server address %q: want HOST:PORT", cfg.Addr)
 	}
 	if cfg.APIKey != "" {
 		if _, err := ParseAPIKey(cfg.APIKey); err != nil {
@@ -260,6 +260,16 @@ func (c *Client) open(ctx context.Context, tr *Traffic) *stream {
 	return &stream{st: st, tr: tr, c: c, in0: in0, out0: out0}
 }
 
+// OpenStream opens a raw Match stream with the client's transport and
+// credentials, for tools and tests that speak SPEC.md frames themselves:
+// each message carries one frame (SPEC.md §11). Match and MatchPrivate are
+// the way to run a session.
+func (c *Client) OpenStream(ctx context.Context) *connect.BidiStreamForClient[pb.MatchRequest, pb.MatchResponse] {
+	st := c.rpc.Match(ctx)
+	c.authorize(st.RequestHeader())
+	return st
+}
+
 // countWire records in the traffic the TCP payload bytes each way since
 // the stream opened.
 func (s *stream) countWire() {
@@ -317,7 +327,7 @@ func (s *stream) CloseSend() error {
 
 // ErrBroken reports a session whose connection broke before it finished:
 // the server stopped or the network failed. No count was produced.
-var ErrBroken = errors.New("service: the connection to the server broke during the session; no count was produced")
+var ErrBroken = errors.New("client: the connection to the server broke during the session; no count was produced")
 
 // broken marks transport failures (not errors the server sent on purpose)
 // with ErrBroken.

@@ -1,4 +1,4 @@
-package service
+package client
 
 import (
 	"crypto/rand"
@@ -42,16 +42,16 @@ func newAPIKey(r io.Reader) (APIKey, error) {
 	var id [apiKeyIDBytes]byte
 	var sec [apiKeySecBytes]byte
 	if _, err := io.ReadFull(r, id[:]); err != nil {
-		return APIKey{}, fmt.Errorf("service: generating an API key: %w", err)
+		return APIKey{}, fmt.Errorf("client: generating an API key: %w", err)
 	}
 	if _, err := io.ReadFull(r, sec[:]); err != nil {
-		return APIKey{}, fmt.Errorf("service: generating an API key: %w", err)
+		return APIKey{}, fmt.Errorf("client: generating an API key: %w", err)
 	}
 	return APIKey{ID: hex.EncodeToString(id[:]), secret: strings.ToLower(b32.EncodeToString(sec[:]))}, nil
 }
 
 // ErrAPIKeyFormat reports a string that is not an API key.
-var ErrAPIKeyFormat = errors.New("service: malformed API key (want ovl_<id>_<secret>)")
+var ErrAPIKeyFormat = errors.New("client: malformed API key (want ovl_<id>_<secret>)")
 
 // ParseAPIKey parses a key as NewAPIKey prints it.
 func ParseAPIKey(s string) (APIKey, error) {
@@ -86,8 +86,8 @@ func (k APIKey) Reveal() string { return apiKeyPrefix + k.ID + "_" + k.secret }
 // Hash returns SHA-256 of the whole key, what the store keeps.
 func (k APIKey) Hash() [32]byte { return sha256.Sum256([]byte(k.Reveal())) }
 
-// matches reports, in constant time, whether k hashes to h.
-func (k APIKey) matches(h []byte) bool {
+// Matches reports, in constant time, whether k hashes to h.
+func (k APIKey) Matches(h []byte) bool {
 	sum := k.Hash()
 	return subtle.ConstantTimeCompare(sum[:], h) == 1
 }
