@@ -1,3 +1,5 @@
+//go:build !advertiser
+
 package main
 
 import (
@@ -211,6 +213,7 @@ func advertisersAdd(c *cli.Context) error {
 	}
 	out := c.App.Writer
 	fmt.Fprintf(c.App.ErrWriter, "overlap: advertiser %q added (id %d; modes %s)\n", a.Name, a.ID, modesOf(a.Policy))
+	warnExact(c, a)
 	if a.KeyID == "" {
 		return nil
 	}
@@ -280,6 +283,18 @@ func advertisersList(c *cli.Context) error {
 	return tw.Flush()
 }
 
+// warnExact warns, when a is served exact mode, what exact mode lets an
+// advertiser learn (SECURITY.md, "Exact mode is a membership oracle").
+func warnExact(c *cli.Context, a store.Advertiser) {
+	if !a.Policy.Modes.Has(uint8(wire.ModeExact)) {
+		return
+	}
+	fmt.Fprintf(c.App.ErrWriter, "overlap: warning: advertiser %q is served exact mode, which tells it the exact overlap of any list it sends:\n"+
+		"overlap: warning: with one person's identifier and 99 made-up ones it learns whether that person is on the platform (one person per session),\n"+
+		"overlap: warning: and with a modified client which of all its identifiers are (up to --max-list per session, --budget per window).\n"+
+		"overlap: warning: serve exact mode only to advertisers bound by contract; private mode holds against a modified client (SECURITY.md)\n", a.Name)
+}
+
 // modesOf names the modes an advertiser is served; 0, as an advertiser
 // added without modes has, is private mode only.
 func modesOf(p store.Policy) string {
@@ -345,6 +360,7 @@ func advertisersSet(c *cli.Context) error {
 		return err
 	}
 	p := a.Policy
+	warnExact(c, a)
 	fmt.Fprintf(c.App.Writer, "advertiser %q: modes %s, min list %s, max list %s, budget %s, privacy budget %s, privacy cost %s\n",
 		a.Name, modesOf(p), orDefault(p.MinListSize, itoa), orDefault(p.MaxListSize, itoa), orDefault(p.Budget, itoa),
 		orDefault(p.PrivacyBudget, epsText), orDefault(p.PrivacyCost, epsText))

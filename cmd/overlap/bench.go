@@ -1,3 +1,5 @@
+//go:build !advertiser
+
 package main
 
 import (

@@ -13,16 +13,7 @@ import (
 
 	"github.com/overlap-psi/overlap/psi/ident"
 	"github.com/overlap-psi/overlap/psi/idfile"
-	"github.com/overlap-psi/overlap/psi/store"
 )
-
-// dbFlag selects the consent store, shared by every platform-side command.
-var dbFlag = &cli.StringFlag{
-	Name:    "db",
-	Usage:   "consent store: a SQLite file path, or a postgres:// DSN",
-	EnvVars: []string{"OVERLAP_DB"},
-	Value:   "overlap.db",
-}
 
 var regionFlag = &cli.StringFlag{
 	Name:    "region",
@@ -38,20 +29,6 @@ var formatFlag = &cli.StringFlag{
 var maxRejectsFlag = &cli.IntFlag{
 	Name:  "max-rejects",
 	Usage: "stop with an error after this many rejected rows (0: no limit)",
-}
-
-// openStore opens the --db store and prints what it fixed on opening
-// (database files readable by others) as warnings on stderr.
-func openStore(c *cli.Context) (store.Store, error) {
-	dsn := c.String(dbFlag.Name)
-	st, err := store.Open(c.Context, dsn)
-	if err != nil {
-		return nil, withHint(err, "pass --db PATH for a SQLite file or --db postgres://USER@HOST/DB for PostgreSQL")
-	}
-	for _, w := range st.Warnings() {
-		fmt.Fprintf(c.App.ErrWriter, "overlap: warning: %s\n", w)
-	}
-	return st, nil
 }
 
 func identOptions(c *cli.Context) (ident.Options, error) {
@@ -113,14 +90,3 @@ func isTerminal(w io.Writer) bool {
 }
 
 var errStopped = errors.New("stopped")
-
-// identifierOf and eventOf map reader rows to store rows.
-func identifierOf(r idfile.Row) store.Identifier {
-	return store.Identifier{Subject: r.Subject, Kind: r.Kind, Value: r.Identifier.Canonical,
-		Digest: r.Identifier.Digest, CollectedFor: store.Purpose(r.CollectedFor)}
-}
-
-func eventOf(r idfile.ConsentRow) store.ConsentEvent {
-	return store.ConsentEvent{Subject: r.Subject, Kind: r.Kind, Value: r.Identifier.Canonical,
-		Purpose: r.Purpose, Granted: r.Granted, At: r.At, Source: r.Source, TextVersion: r.TextVersion}
-}

@@ -43,16 +43,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		Commands: []*cli.Command{
-			demoCommand(),
-			idsCommand(),
-			consentCommand(),
-			advertisersCommand(),
-			serveCommand(),
-			matchCommand(),
-			benchCommand(),
-			versionCommand(),
-		},
+		Commands:        commands(),
 		// Errors are printed by run, once, in the overlap: error: form.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

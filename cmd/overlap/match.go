@@ -142,6 +142,10 @@ func match(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if mode == wire.ModeExact {
+		fmt.Fprintln(c.App.ErrWriter, "overlap: note: exact mode: you learn the exact overlap, so a platform serves it only to advertisers under contract\n"+
+			"overlap: note: (an exact count of a crafted list tells whether a chosen person is on the platform; SECURITY.md)")
+	}
 	kind, err := psi.ParseKind(c.String("kind"))
 	if err != nil {
 		return withHint(err, "use --kind email, phone or id")
