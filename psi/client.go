@@ -202,31 +202,10 @@ func (c *Client) NextBlinded() (ch *wire.ElementChunk, ok bool, err error) {
 		return nil, false, nil
 	}
 	k := min(c.chunk, len(c.items)-c.sent)
-	buf := make([]byte, k*r255.ElementSize)
-	batch := c.items[c.sent : c.sent+k]
 	if cap(c.points) < k {
 		c.points = make([]r255.Element, k)
 	}
-	points := c.points[:k]
-	// Two passes, so the cost of hashing and of blinding can be reported
-	// separately (Timings).
-	t0 := time.Now()
-	parallel(k, c.workers, func(lo, hi int) error {
-		for i := lo; i < hi; i++ {
-			c.hasher.Hash(&points[i], batch[i][:])
-		}
-		return nil
-	})
-	t1 := time.Now()
-	parallel(k, c.workers, func(lo, hi int) error {
-		for i := lo; i < hi; i++ {
-			points[i].ScalarMult(c.key, &points[i])
-			points[i].AppendBytes(buf[i*r255.ElementSize : i*r255.ElementSize])
-		}
-		return nil
-	})
-	c.timings.Hash += t1.Sub(t0)
-	c.timings.Blind += time.Since(t1)
+	buf := blindChunk(c.hasher, c.key, c.items[c.sent:c.sent+k], c.points, c.workers, &c.timings.Hash, &c.timings.Blind)
 	ch = &wire.ElementChunk{Type: wire.TypeBlinded, Seq: c.seq, Elements: buf}
 	c.sent += k
 	c.seq++
