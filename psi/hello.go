@@ -64,3 +64,18 @@ func (l HelloLimits) Check(h *wire.ClientHello) error {
 	}
 	return nil
 }
+
+// serverDefaults fills a server role's chunk size and list-size cap when
+// they are zero, the same way for both modes, and checks the chunk size.
+func serverDefaults(chunkSize *int, maxClientSize *uint32) error {
+	if *chunkSize == 0 {
+		*chunkSize = DefaultChunkSize
+	}
+	if *chunkSize < 1 || *chunkSize > wire.MaxChunkElements {
+		return fmt.Errorf("psi: chunk size %d is outside [1, %d]", *chunkSize, wire.MaxChunkElements)
+	}
+	if *maxClientSize == 0 || *maxClientSize > wire.MaxClientSize {
+		*maxClientSize = wire.MaxClientSize
+	}
+	return nil
+}

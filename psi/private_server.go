@@ -73,14 +73,8 @@ func (s *PrivateServer) Format(f fmt.State, _ rune) { io.WriteString(f, s.String
 // NewPrivateServer starts a private-mode session that will use set, which
 // it claims: a set serves one session only.
 func NewPrivateServer(cfg PrivateServerConfig, set *PrivateSet) (*PrivateServer, error) {
-	if cfg.ChunkSize == 0 {
-		cfg.ChunkSize = DefaultChunkSize
-	}
-	if cfg.ChunkSize < 1 || cfg.ChunkSize > wire.MaxChunkElements {
-		return nil, fmt.Errorf("psi: chunk size %d is outside [1, %d]", cfg.ChunkSize, wire.MaxChunkElements)
-	}
-	if cfg.MaxClientSize == 0 || cfg.MaxClientSize > wire.MaxClientSize {
-		cfg.MaxClientSize = wire.MaxClientSize
+	if err := serverDefaults(&cfg.ChunkSize, &cfg.MaxClientSize); err != nil {
+		return nil, err
 	}
 	if cfg.Mechanism.IsZero() {
 		cfg.Mechanism = dp.Default()

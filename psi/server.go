@@ -258,14 +258,8 @@ func NewServer(cfg ServerConfig, set *PreparedSet) (*Server, error) {
 	if cfg.FalsePositive == 0 {
 		cfg.FalsePositive = DefaultFalsePositive
 	}
-	if cfg.ChunkSize == 0 {
-		cfg.ChunkSize = DefaultChunkSize
-	}
-	if cfg.ChunkSize < 1 || cfg.ChunkSize > wire.MaxChunkElements {
-		return nil, fmt.Errorf("psi: chunk size %d is outside [1, %d]", cfg.ChunkSize, wire.MaxChunkElements)
-	}
-	if cfg.MaxClientSize == 0 || cfg.MaxClientSize > wire.MaxClientSize {
-		cfg.MaxClientSize = wire.MaxClientSize
+	if err := serverDefaults(&cfg.ChunkSize, &cfg.MaxClientSize); err != nil {
+		return nil, err
 	}
 	if err := set.claim(); err != nil {
 		return nil, err
