@@ -69,7 +69,7 @@
 //	missing_subject        an empty subject
 //	bad_subject            a subject longer than 128 bytes, or with control characters
 //	bad_kind               a kind other than email, phone or id
-//	bad_collected_for      a collected_for not in the list of CollectedFor constants
+//	bad_collected_for      a collected_for that is not an ident.Purpose
 //	prehashed_not_allowed  a hex digest where the platform must hold the value
 //	kind_without_value     a consent event with a kind but no value
 //	value_without_kind     a consent event with a value but no kind

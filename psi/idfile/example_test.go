@@ -39,7 +39,7 @@ u-1001,phone,+1 415 555 2671,two_factor
 u-1002,email,` + strings.Repeat("ab", 32) + `,signup
 `
 	res, err := idfile.ReadRows(strings.NewReader(rows), idfile.FormatCSV, ident.Options{}, func(r idfile.Row) error {
-		fmt.Println(r.Line, r.Subject, r.Identifier.Canonical, r.CollectedFor, idfile.SecurityPurpose(r.CollectedFor))
+		fmt.Println(r.Line, r.Subject, r.Identifier.Canonical, r.CollectedFor, r.CollectedFor.Security())
 		return nil
 	}, func(r idfile.Reject) {
 		fmt.Println("rejected", r)

@@ -217,7 +217,7 @@ func FuzzReadRows(f *testing.F) {
 			used = append(used, r.Line)
 			n++
 			if r.Identifier.Prehashed || r.Identifier.Kind != r.Kind || !r.Kind.Valid() || r.Subject == "" ||
-				len(r.Subject) > MaxSubjectLen || !validCollectedFor(r.CollectedFor) || r.Line < 1 {
+				len(r.Subject) > MaxSubjectLen || !r.CollectedFor.Valid() || r.Line < 1 {
 				t.Fatalf("invalid row passed: line %d", r.Line)
 			}
 			return nil

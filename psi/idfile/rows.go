@@ -12,40 +12,6 @@ import (
 	"github.com/overlap-psi/overlap/psi/ident"
 )
 
-// Purposes an identifier is collected for (the collected_for column). The
-// store keeps an identifier collected for a security purpose out of every
-// matchable set (SECURITY.md, "Consent").
-const (
-	CollectedSignup     = "signup"
-	CollectedProfile    = "profile"
-	CollectedTwoFactor  = "two_factor"
-	CollectedRecovery   = "recovery"
-	CollectedLoginAlert = "login_alert"
-	CollectedImported   = "imported"
-)
-
-// CollectedFor lists the valid collected_for values.
-var CollectedFor = []string{
-	CollectedSignup, CollectedProfile, CollectedTwoFactor,
-	CollectedRecovery, CollectedLoginAlert, CollectedImported,
-}
-
-// SecurityPurpose reports whether p is a security purpose (two_factor,
-// recovery or login_alert): an identifier collected for one is never
-// matched, whatever its consents.
-func SecurityPurpose(p string) bool {
-	return p == CollectedTwoFactor || p == CollectedRecovery || p == CollectedLoginAlert
-}
-
-func validCollectedFor(p string) bool {
-	for _, c := range CollectedFor {
-		if p == c {
-			return true
-		}
-	}
-	return false
-}
-
 // Field limits, in bytes.
 const (
 	MaxSubjectLen     = 128
@@ -61,7 +27,7 @@ type Row struct {
 	Kind    psi.Kind
 	// Identifier is canonical; it is never pre-hashed.
 	Identifier   ident.Identifier
-	CollectedFor string // one of the CollectedFor values
+	CollectedFor ident.Purpose // why it was collected; a valid ident.Purpose
 }
 
 // RowsResult counts what [ReadRows] or [ReadConsent] read. Rows counts data
@@ -94,7 +60,7 @@ func ReadRows(r io.Reader, format ListFormat, opts ident.Options, fn func(Row) e
 		if row.Kind, reason = kind(v[1]); reason != "" {
 			return reason, nil
 		}
-		if row.CollectedFor = ident.TrimSpace(v[3]); !validCollectedFor(row.CollectedFor) {
+		if row.CollectedFor = ident.Purpose(ident.TrimSpace(v[3])); !row.CollectedFor.Valid() {
 			return reasonBadCollectedFor, nil
 		}
 		if row.Identifier, reason = value(row.Kind, v[2], opts); reason != "" {

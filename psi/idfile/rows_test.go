@@ -112,7 +112,7 @@ func TestReadRows(t *testing.T) {
 				if r.Identifier.Kind != r.Kind || r.Identifier.Prehashed || r.Line < 2 && tt.format == FormatCSV {
 					t.Errorf("bad row %+v", r)
 				}
-				got = append(got, strings.Join([]string{r.Subject, r.Kind.String(), r.Identifier.Canonical, r.CollectedFor}, " "))
+				got = append(got, strings.Join([]string{r.Subject, r.Kind.String(), r.Identifier.Canonical, string(r.CollectedFor)}, " "))
 				return nil
 			}, func(r Reject) { rejects = append(rejects, rej{r.Line, r.Reason}) })
 			if tt.err != "" {
@@ -163,18 +163,6 @@ func TestReadRowsCallbackError(t *testing.T) {
 	res, err := ReadRows(strings.NewReader(in), FormatCSV, ident.Options{}, func(Row) error { calls++; return stop }, nil)
 	if !errors.Is(err, stop) || !strings.Contains(err.Error(), "line 2") || calls != 1 || res.Accepted != 0 {
 		t.Errorf("got %v after %d calls (%+v)", err, calls, res)
-	}
-}
-
-func TestSecurityPurpose(t *testing.T) {
-	for _, p := range CollectedFor {
-		want := p == "two_factor" || p == "recovery" || p == "login_alert"
-		if SecurityPurpose(p) != want {
-			t.Errorf("SecurityPurpose(%q) = %v", p, !want)
-		}
-	}
-	if SecurityPurpose("") || SecurityPurpose("Two_Factor") {
-		t.Error("SecurityPurpose accepts a non-purpose")
 	}
 }
 

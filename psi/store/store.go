@@ -16,43 +16,25 @@ import (
 	"unicode/utf8"
 
 	"github.com/overlap-psi/overlap/psi"
+	identpkg "github.com/overlap-psi/overlap/psi/ident" // "ident" names a helper of this package's tests
 )
 
-// Purpose says why an identifier was collected.
-type Purpose string
+// Purpose says why an identifier was collected: identpkg.Purpose, the one
+// home of the collection purposes and of which are security purposes.
+type Purpose = identpkg.Purpose
 
-// The collection purposes. TwoFactor, Recovery and LoginAlert are security
-// purposes: an identifier collected for one never becomes matchable.
+// The collection purposes (ident's).
 const (
-	Signup     Purpose = "signup"
-	Profile    Purpose = "profile"
-	TwoFactor  Purpose = "two_factor"
-	Recovery   Purpose = "recovery"
-	LoginAlert Purpose = "login_alert"
-	Imported   Purpose = "imported"
+	Signup     = identpkg.Signup
+	Profile    = identpkg.Profile
+	TwoFactor  = identpkg.TwoFactor
+	Recovery   = identpkg.Recovery
+	LoginAlert = identpkg.LoginAlert
+	Imported   = identpkg.Imported
 )
 
 // Purposes lists every collection purpose.
-var Purposes = []Purpose{Signup, Profile, TwoFactor, Recovery, LoginAlert, Imported}
-
-// Valid reports whether p is one of the collection purposes.
-func (p Purpose) Valid() bool {
-	switch p {
-	case Signup, Profile, TwoFactor, Recovery, LoginAlert, Imported:
-		return true
-	}
-	return false
-}
-
-// Security reports whether p is a security purpose (two-factor
-// authentication, account recovery, login alerts).
-func (p Purpose) Security() bool {
-	switch p {
-	case TwoFactor, Recovery, LoginAlert:
-		return true
-	}
-	return false
-}
+var Purposes = identpkg.Purposes
 
 // AdMatching is the consent purpose that makes an identifier matchable.
 const AdMatching = "ad_matching"

@@ -387,6 +387,22 @@ func TestPurpose(t *testing.T) {
 			t.Errorf("%q: Valid or Security", p)
 		}
 	}
+	// The CHECK of identifier_collections lists exactly the Go purposes,
+	// on both engines.
+	for _, m := range migrations[:1] {
+		for _, text := range []string{m.sqlite, m.postgres} {
+			check := text[strings.Index(text, "collected_for IN ("):]
+			check = check[:strings.Index(check, ")")]
+			if got := strings.Count(check, "'"); got != 2*len(Purposes) {
+				t.Errorf("the collected_for CHECK lists %d purposes, Go %d", got/2, len(Purposes))
+			}
+			for _, p := range Purposes {
+				if !strings.Contains(check, "'"+string(p)+"'") {
+					t.Errorf("the collected_for CHECK lacks %s", p)
+				}
+			}
+		}
+	}
 	// The SQL list of security purposes is the Go one.
 	for _, p := range Purposes {
 		if got := strings.Contains(sqlSecurityPurposes, "'"+string(p)+"'"); got != p.Security() {
