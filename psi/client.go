@@ -132,7 +132,7 @@ func (c *Client) Size() int { return len(c.items) }
 
 // Hello returns the message that opens the session.
 func (c *Client) Hello() *wire.ClientHello {
-	return &wire.ClientHello{Mode: wire.ModeExact, Kind: uint8(c.cfg.Kind),
+	return &wire.ClientHello{Mode: wire.ModeExact, Kind: c.cfg.Kind,
 		CanonVersion: c.cfg.CanonVersion, CanonFlags: c.cfg.CanonFlags,
 		ClientSize: uint32(len(c.items))}
 }
@@ -160,8 +160,8 @@ func (c *Client) ReceiveParams(p *wire.ServerParams) error {
 	switch {
 	case p.Mode != wire.ModeExact:
 		return c.fail(fmt.Errorf("%w: server chose mode %v, client asked for exact", ErrParams, p.Mode))
-	case Kind(p.Kind) != c.cfg.Kind:
-		return c.fail(fmt.Errorf("%w: server answered for kind %v, client asked for %v", ErrParams, Kind(p.Kind), c.cfg.Kind))
+	case p.Kind != c.cfg.Kind:
+		return c.fail(fmt.Errorf("%w: server answered for kind %v, client asked for %v", ErrParams, p.Kind, c.cfg.Kind))
 	case p.CanonVersion != c.cfg.CanonVersion || p.CanonFlags != c.cfg.CanonFlags:
 		return c.fail(fmt.Errorf("%w: server uses canonicalization v%d flags %#x, client v%d flags %#x",
 			ErrParams, p.CanonVersion, p.CanonFlags, c.cfg.CanonVersion, c.cfg.CanonFlags))

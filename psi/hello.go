@@ -52,8 +52,8 @@ func (l HelloLimits) Check(h *wire.ClientHello) error {
 	switch {
 	case h.Mode != l.Mode:
 		return fail(CheckMode, "mode %v is not served by this %v-mode session", h.Mode, l.Mode)
-	case Kind(h.Kind) != l.Kind:
-		return fail(CheckKind, "client asks for kind %v, this session serves %v", Kind(h.Kind), l.Kind)
+	case h.Kind != l.Kind:
+		return fail(CheckKind, "client asks for kind %v, this session serves %v", h.Kind, l.Kind)
 	case h.CanonVersion != l.CanonVersion || h.CanonFlags != l.CanonFlags:
 		return fail(CheckCanonicalization, "canonicalization v%d flags %#x, server uses v%d flags %#x",
 			h.CanonVersion, h.CanonFlags, l.CanonVersion, l.CanonFlags)

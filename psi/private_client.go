@@ -120,7 +120,7 @@ func (c *PrivateClient) Progress() (done, total int) {
 
 // Hello returns the message that opens the session.
 func (c *PrivateClient) Hello() *wire.ClientHello {
-	return &wire.ClientHello{Mode: wire.ModePrivate, Kind: uint8(c.cfg.Kind),
+	return &wire.ClientHello{Mode: wire.ModePrivate, Kind: c.cfg.Kind,
 		CanonVersion: c.cfg.CanonVersion, CanonFlags: c.cfg.CanonFlags,
 		ClientSize: uint32(len(c.items))}
 }
@@ -154,8 +154,8 @@ func (c *PrivateClient) ReceiveParams(p *wire.PrivateParams) error {
 	switch {
 	case p.Mode != wire.ModePrivate:
 		return c.fail(fmt.Errorf("%w: server chose mode %v, client asked for private", ErrParams, p.Mode))
-	case Kind(p.Kind) != c.cfg.Kind:
-		return c.fail(fmt.Errorf("%w: server answered for kind %v, client asked for %v", ErrParams, Kind(p.Kind), c.cfg.Kind))
+	case p.Kind != c.cfg.Kind:
+		return c.fail(fmt.Errorf("%w: server answered for kind %v, client asked for %v", ErrParams, p.Kind, c.cfg.Kind))
 	case p.CanonVersion != c.cfg.CanonVersion || p.CanonFlags != c.cfg.CanonFlags:
 		return c.fail(fmt.Errorf("%w: server uses canonicalization v%d flags %#x, client v%d flags %#x",
 			ErrParams, p.CanonVersion, p.CanonFlags, c.cfg.CanonVersion, c.cfg.CanonFlags))

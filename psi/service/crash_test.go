@@ -176,7 +176,7 @@ func TestSIGKILL(t *testing.T) {
 		}
 	}
 	helloOf := func(mode wire.Mode, kind psi.Kind, n int) []byte {
-		b, _ := (&wire.ClientHello{Mode: mode, Kind: uint8(kind), CanonVersion: ident.Version, ClientSize: uint32(n)}).MarshalBinary()
+		b, _ := (&wire.ClientHello{Mode: mode, Kind: kind, CanonVersion: ident.Version, ClientSize: uint32(n)}).MarshalBinary()
 		return b
 	}
 	phaseOf := func() map[int64]string {

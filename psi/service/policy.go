@@ -127,7 +127,7 @@ func (p Policy) with(o store.Policy) Policy {
 // server's canonicalization without optional rules, and the advertiser's
 // list sizes.
 func (p Policy) helloLimits(h *wire.ClientHello) psi.HelloLimits {
-	return psi.HelloLimits{Mode: h.Mode, Kind: psi.Kind(h.Kind), CanonVersion: ident.Version,
+	return psi.HelloLimits{Mode: h.Mode, Kind: h.Kind, CanonVersion: ident.Version,
 		MinClientSize: uint32(min(p.MinListSize, math.MaxUint32)), MaxClientSize: uint32(min(p.MaxListSize, math.MaxUint32))}
 }
 

@@ -189,7 +189,7 @@ func TestPoolSessionsShareNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	params := wire.ServerParams{Mode: wire.ModeExact, Kind: uint8(psi.KindEmail), CanonVersion: ident.Version,
+	params := wire.ServerParams{Mode: wire.ModeExact, Kind: psi.KindEmail, CanonVersion: ident.Version,
 		ClientSize: uint32(len(list)), ServerSize: uint32(psi.Bucket(1500)), ChunkSize: psi.DefaultChunkSize}
 	params.GCSM, params.GCSK = 1<<40, 40
 	if err := pc.ReceiveParams(&params); err != nil {

@@ -181,7 +181,7 @@ func rawPrivate(t *testing.T, c *client.Client, ctx context.Context, n int) (*ra
 	t.Helper()
 	r := raw(c, ctx)
 	t.Cleanup(r.abort)
-	h, _ := (&wire.ClientHello{Mode: wire.ModePrivate, Kind: uint8(psi.KindEmail), CanonVersion: ident.Version, ClientSize: uint32(n)}).MarshalBinary()
+	h, _ := (&wire.ClientHello{Mode: wire.ModePrivate, Kind: psi.KindEmail, CanonVersion: ident.Version, ClientSize: uint32(n)}).MarshalBinary()
 	if err := r.send(h); err != nil {
 		t.Fatal(err)
 	}

@@ -318,7 +318,7 @@ func (r *rawSession) finish() error {
 }
 
 func hello(n int) []byte {
-	b, _ := (&wire.ClientHello{Mode: wire.ModeExact, Kind: uint8(psi.KindEmail), CanonVersion: ident.Version, ClientSize: uint32(n)}).MarshalBinary()
+	b, _ := (&wire.ClientHello{Mode: wire.ModeExact, Kind: psi.KindEmail, CanonVersion: ident.Version, ClientSize: uint32(n)}).MarshalBinary()
 	return b
 }
 

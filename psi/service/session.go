@@ -184,7 +184,7 @@ func (s *Server) takeSlots(ss *session) (release func(), err error) {
 // mode the server knows, a mode served to the advertiser, then the limits
 // every mode shares (psi.HelloLimits), each refusal naming its limit.
 func (s *Server) checkHello(ss *session, hello *wire.ClientHello, pol Policy) error {
-	kind := psi.Kind(hello.Kind)
+	kind := hello.Kind
 	ss.rec.ListSize = int64(hello.ClientSize)
 	switch {
 	case !kind.Valid():

@@ -41,7 +41,7 @@ func (t Type) isElementChunk() bool {
 // PrivateParams answers a private-mode ClientHello (SPEC.md §10.7.1).
 type PrivateParams struct {
 	Mode         Mode
-	Kind         uint8
+	Kind         Kind
 	CanonVersion uint16
 	CanonFlags   uint16
 	SessionID    [16]byte
@@ -60,7 +60,7 @@ const PrivateParamsSize = 2 + 1 + 1 + 2 + 2 + 16 + 4 + 4 + 4 + 1 + 4 + 4 + 4 + 4
 
 // AppendBinary appends the encoding of m to b.
 func (m *PrivateParams) AppendBinary(b []byte) ([]byte, error) {
-	b = append(b, Version, byte(TypePrivateParams), byte(m.Mode), m.Kind)
+	b = append(b, Version, byte(TypePrivateParams), byte(m.Mode), byte(m.Kind))
 	b = binary.BigEndian.AppendUint16(b, m.CanonVersion)
 	b = binary.BigEndian.AppendUint16(b, m.CanonFlags)
 	b = append(b, m.SessionID[:]...)
@@ -88,7 +88,7 @@ func (m *PrivateParams) UnmarshalBinary(b []byte) error {
 		return err
 	}
 	m.Mode = Mode(b[2])
-	m.Kind = b[3]
+	m.Kind = Kind(b[3])
 	m.CanonVersion = binary.BigEndian.Uint16(b[4:])
 	m.CanonFlags = binary.BigEndian.Uint16(b[6:])
 	copy(m.SessionID[:], b[8:24])

@@ -124,7 +124,7 @@ func checkHeader(b []byte, want Type, size int) error {
 // ClientHello opens a session (SPEC.md §5.2).
 type ClientHello struct {
 	Mode         Mode
-	Kind         uint8  // identifier kind, SPEC.md §3.2
+	Kind         Kind   // identifier kind, SPEC.md §3.2
 	CanonVersion uint16 // canonicalization rules version, SPEC.md §7
 	CanonFlags   uint16 // optional canonicalization rules, SPEC.md §7.4
 	ClientSize   uint32 // number of distinct elements the client will send
@@ -135,7 +135,7 @@ const ClientHelloSize = 2 + 1 + 1 + 2 + 2 + 4
 
 // AppendBinary appends the encoding of m to b.
 func (m *ClientHello) AppendBinary(b []byte) ([]byte, error) {
-	b = append(b, Version, byte(TypeClientHello), byte(m.Mode), m.Kind)
+	b = append(b, Version, byte(TypeClientHello), byte(m.Mode), byte(m.Kind))
 	b = binary.BigEndian.AppendUint16(b, m.CanonVersion)
 	b = binary.BigEndian.AppendUint16(b, m.CanonFlags)
 	b = binary.BigEndian.AppendUint32(b, m.ClientSize)
@@ -153,7 +153,7 @@ func (m *ClientHello) UnmarshalBinary(b []byte) error {
 		return err
 	}
 	m.Mode = Mode(b[2])
-	m.Kind = b[3]
+	m.Kind = Kind(b[3])
 	m.CanonVersion = binary.BigEndian.Uint16(b[4:])
 	m.CanonFlags = binary.BigEndian.Uint16(b[6:])
 	m.ClientSize = binary.BigEndian.Uint32(b[8:])
@@ -167,7 +167,7 @@ func (m *ClientHello) UnmarshalBinary(b []byte) error {
 // (SPEC.md §5.3).
 type ServerParams struct {
 	Mode         Mode
-	Kind         uint8
+	Kind         Kind
 	CanonVersion uint16
 	CanonFlags   uint16
 	SessionID    [16]byte
@@ -184,7 +184,7 @@ const ServerParamsSize = 2 + 1 + 1 + 2 + 2 + 16 + 32 + 4 + 4 + 8 + 1 + 4
 
 // AppendBinary appends the encoding of m to b.
 func (m *ServerParams) AppendBinary(b []byte) ([]byte, error) {
-	b = append(b, Version, byte(TypeServerParams), byte(m.Mode), m.Kind)
+	b = append(b, Version, byte(TypeServerParams), byte(m.Mode), byte(m.Kind))
 	b = binary.BigEndian.AppendUint16(b, m.CanonVersion)
 	b = binary.BigEndian.AppendUint16(b, m.CanonFlags)
 	b = append(b, m.SessionID[:]...)
@@ -208,7 +208,7 @@ func (m *ServerParams) UnmarshalBinary(b []byte) error {
 		return err
 	}
 	m.Mode = Mode(b[2])
-	m.Kind = b[3]
+	m.Kind = Kind(b[3])
 	m.CanonVersion = binary.BigEndian.Uint16(b[4:])
 	m.CanonFlags = binary.BigEndian.Uint16(b[6:])
 	copy(m.SessionID[:], b[8:24])
