@@ -398,16 +398,18 @@ func advertisersBudget(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	def := service.DefaultPolicy()
-	limit := func(v, d int64) (int64, string) {
-		if v == 0 {
-			return d, " (server default)"
+	// What the server resolves for a, with its default policy; a limit a
+	// leaves at 0 is marked as the server's default.
+	eff := service.DefaultPolicy().For(a.Policy)
+	note := func(override int64) string {
+		if override == 0 {
+			return " (server default)"
 		}
-		return v, ""
+		return ""
 	}
-	budget, budgetNote := limit(a.Policy.Budget, def.Budget)
-	privacy, privacyNote := limit(a.Policy.PrivacyBudget, def.PrivacyBudget)
-	cost, costNote := limit(a.Policy.PrivacyCost, def.PrivacyCost)
+	budget, budgetNote := eff.Budget, note(a.Policy.Budget)
+	privacy, privacyNote := eff.PrivacyBudget, note(a.Policy.PrivacyBudget)
+	cost, costNote := eff.PrivacyCost, note(a.Policy.PrivacyCost)
 
 	status := "active"
 	if a.Revoked() {

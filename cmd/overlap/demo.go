@@ -313,9 +313,9 @@ func demoPrivate(c *cli.Context, st store.Store, p *demoPlatform, data string, p
 		fmt.Fprintf(out, "  check: the plain overlap is %d; the released interval %d–%d does not contain it (a 95%% interval misses 1 time in 20)\n",
 			plain, r.Low, r.High)
 	}
-	def := service.DefaultPolicy() // the demo's server runs the default policy
-	budget := cmp.Or(p.advertiser.Policy.PrivacyBudget, def.PrivacyBudget)
-	spent, err := st.EpsilonUsed(c.Context, p.advertiser.ID, def.BudgetWindow, time.Now())
+	pol := service.DefaultPolicy().For(p.advertiser.Policy) // the demo's server runs the default policy
+	budget := pol.PrivacyBudget
+	spent, err := st.EpsilonUsed(c.Context, p.advertiser.ID, pol.BudgetWindow, time.Now())
 	if err != nil {
 		return err
 	}

@@ -103,8 +103,10 @@ func (p Policy) validate() error {
 	return nil
 }
 
-// with applies an advertiser's overrides.
-func (p Policy) with(o store.Policy) Policy {
+// For is the policy in force for an advertiser with overrides o: p's
+// values where o leaves 0. The server resolves every session's policy with
+// it, and the CLI shows what it resolves.
+func (p Policy) For(o store.Policy) Policy {
 	if o.MinListSize > 0 {
 		p.MinListSize = o.MinListSize
 	}

@@ -387,7 +387,7 @@ func (r *rpc) GetPolicy(ctx context.Context, req *connect.Request[pb.GetPolicyRe
 	if err != nil {
 		return nil, err
 	}
-	pol := r.s.cfg.Policy.with(a.Policy)
+	pol := r.s.cfg.Policy.For(a.Policy)
 	used, err := r.s.cfg.Store.BudgetUsed(ctx, a.ID, pol.BudgetWindow, r.s.cfg.now())
 	if err != nil {
 		r.s.log.Error("budget lookup failed", "advertiser", a.Name, "err", err)

@@ -116,7 +116,7 @@ func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchReque
 	if err != nil {
 		return s.sessionError(ss, err)
 	}
-	pol := s.cfg.Policy.with(ss.adv.Policy)
+	pol := s.cfg.Policy.For(ss.adv.Policy)
 	if err := s.checkHello(ss, hello, pol); err != nil {
 		return err
 	}
