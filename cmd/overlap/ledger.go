@@ -120,13 +120,11 @@ func ledgerImport[R, T any](c *cli.Context, example, desc string, reader rowRead
 			cancel()
 		}
 	}
-	var stopErr error // --strict or --max-rejects stopping on a row the store refused
+	var stopErr error // --max-rejects stopping on a row the store refused
 	sopts := store.ImportOptions{
 		OnReject: func(re *store.RowError) {
-			rep.add(idfile.Reject{Line: lines.line(re.Row), Reason: re.Reason()})
-			if maxRejects > 0 && rep.count() >= maxRejects && stopErr == nil {
-				stopErr = withHint(fmt.Errorf("%s:%d: %s; %d rows rejected, the limit set by --max-rejects", path, lines.line(re.Row), re.Reason(), rep.count()),
-					"fix the rejected rows, or raise --max-rejects (0: no limit)")
+			if err := storeReject(rep, path, lines.line(re.Row), re, maxRejects); err != nil && stopErr == nil {
+				stopErr = err
 				cancel()
 			}
 		},
@@ -154,6 +152,33 @@ func ledgerImport[R, T any](c *cli.Context, example, desc string, reader rowRead
 	if cerr := rep.close(); cerr != nil {
 		return cerr
 	}
+	if err := importStopped(rep, path, lines, res, readErr, storeStrict, stopErr, err); err != nil {
+		return err
+	}
+	summary := read
+	summary.Rejected += int(res.Rejected)
+	if err := printReadSummary(c.App.Writer, path, summary, parts(res), time.Since(start).Seconds()); err != nil {
+		return err
+	}
+	return rep.err()
+}
+
+// storeReject reports a row the store refused, at line, and returns the
+// error that stops the import when it reaches --max-rejects.
+func storeReject(rep *rejectReporter, path string, line int, re *store.RowError, maxRejects int) error {
+	rep.add(idfile.Reject{Line: line, Reason: re.Reason()})
+	if maxRejects > 0 && rep.count() >= maxRejects {
+		return withHint(fmt.Errorf("%s:%d: %s; %d rows rejected, the limit set by --max-rejects", path, line, re.Reason(), rep.count()),
+			"fix the rejected rows, or raise --max-rejects (0: no limit)")
+	}
+	return nil
+}
+
+// importStopped returns the error of an import that stopped before the
+// end of its file (the reader's stop, --strict or --max-rejects on a row
+// the store refused, or a store error), saying how far it got; nil when it
+// read the whole file.
+func importStopped(rep *rejectReporter, path string, lines lineMap, res store.ImportResult, readErr, storeStrict, stopErr, err error) error {
 	stopped := func(e error) error {
 		if res.Read == 0 {
 			return fmt.Errorf("%w (nothing was imported)", e)
@@ -171,12 +196,7 @@ func ledgerImport[R, T any](c *cli.Context, example, desc string, reader rowRead
 	case err != nil:
 		return stopped(fmt.Errorf("importing %s: %w", path, err))
 	}
-	summary := read
-	summary.Rejected += int(res.Rejected)
-	if err := printReadSummary(c.App.Writer, path, summary, parts(res), time.Since(start).Seconds()); err != nil {
-		return err
-	}
-	return rep.err()
+	return nil
 }
 
 // lastLine is the file line of row seq, when the map still knows it.
