@@ -150,48 +150,16 @@ func match(c *cli.Context) error {
 	if err != nil {
 		return withHint(err, "use --kind email, phone or id")
 	}
-	opts, err := identOptions(c)
-	if err != nil {
-		return err
-	}
-	format, err := fileFormat(c, path)
-	if err != nil {
-		return err
-	}
 	mc, err := newMatchClient(c)
 	if err != nil {
 		return err
 	}
 	defer mc.Close()
-
-	// Read the list. --strict and --max-rejects stop the reader, through
-	// the reporter, before the platform is contacted.
-	rejects, err := newRejectReporter(c, path)
+	list, rejects, err := readMatchList(c, path, kind)
 	if err != nil {
 		return err
 	}
 	defer rejects.close()
-	in, finish, err := openInput(path, "reading", c.App.ErrWriter)
-	if err != nil {
-		return err
-	}
-	list, err := idfile.ReadList(in, idfile.ListOptions{Format: format, Kind: kind, Column: c.String("column"),
-		Ident: opts}, rejects.add)
-	finish()
-	if cerr := rejects.close(); cerr != nil {
-		return cerr
-	}
-	if err != nil {
-		if errors.Is(err, idfile.ErrTooManyRejects) {
-			return rejects.stopped(err)
-		}
-		return withHint(fmt.Errorf("reading %s: %w", path, err), "pick the column with --column NAME or a 1-based number")
-	}
-	fmt.Fprintf(c.App.ErrWriter, "overlap: %s: %d rows, %d distinct identifiers, %d duplicates, %d rejected\n",
-		path, list.Rows, list.Accepted, list.Duplicates, list.Rejected)
-	if list.Accepted == 0 {
-		return withHint(errors.New("no valid identifier in the list"), "check --kind and --column; rejected rows are listed above")
-	}
 
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
@@ -204,9 +172,17 @@ func match(c *cli.Context) error {
 		return rejects.err() // exit status 3 when rows were rejected
 	}
 
+	if err := matchExact(ctx, c, mc, req, lo); err != nil {
+		return err
+	}
+	return rejects.err() // exit status 3 when rows were rejected
+}
+
+// matchExact runs an exact-mode session (SPEC.md §4) and prints the overlap.
+func matchExact(ctx context.Context, c *cli.Context, mc *client.Client, req client.MatchRequest, lo listOutput) error {
 	var bar *progressbar.ProgressBar
-	if isTerminal(c.App.ErrWriter) && list.Accepted >= 50_000 {
-		bar = newBar(c.App.ErrWriter, 2*list.Accepted)
+	if isTerminal(c.App.ErrWriter) && lo.ListSize >= 50_000 {
+		bar = newBar(c.App.ErrWriter, 2*lo.ListSize)
 		req.Progress = func(p client.Progress) {
 			switch p.Phase {
 			case "sending":
@@ -221,7 +197,7 @@ func match(c *cli.Context) error {
 		bar.Finish()
 	}
 	if err != nil {
-		return matchError(c.Context, err, c.String("server"), mc, mode)
+		return matchError(c.Context, err, c.String("server"), mc, wire.ModeExact)
 	}
 
 	out := matchOutput{Mode: wire.ModeExact.String(), Overlap: res.Overlap, MatchRate: float64(res.Overlap) / float64(res.ClientSize),
@@ -231,10 +207,7 @@ func match(c *cli.Context) error {
 	out.ListSize = res.ClientSize
 	w := c.App.Writer
 	if c.Bool("json") {
-		if err := printJSON(w, out); err != nil {
-			return err
-		}
-		return rejects.err()
+		return printJSON(w, out)
 	}
 	fmt.Fprintf(w, "overlap:           %d of %d identifiers (%.1f%%)\n", out.Overlap, out.ListSize, 100*out.MatchRate)
 	printList(w, lo)
@@ -242,7 +215,55 @@ func match(c *cli.Context) error {
 	printSnapshot(w, out.Snapshot)
 	fmt.Fprintf(w, "session:           %s, %.2fs, %d bytes sent, %d received; expected false matches ≤ %.0e\n",
 		out.Session, out.ElapsedSeconds, out.BytesSent, out.BytesReceived, out.FalsePositiveBound)
-	return rejects.err() // exit status 3 when rows were rejected
+	return nil
+}
+
+// readMatchList reads the advertiser's list, reporting rejected rows.
+// --strict and --max-rejects stop the reader, through the reporter, before
+// the platform is contacted. The caller closes the reporter (again: a
+// second close does nothing) and returns its err at the end.
+func readMatchList(c *cli.Context, path string, kind psi.Kind) (_ idfile.ListResult, _ *rejectReporter, err error) {
+	opts, err := identOptions(c)
+	if err != nil {
+		return idfile.ListResult{}, nil, err
+	}
+	format, err := fileFormat(c, path)
+	if err != nil {
+		return idfile.ListResult{}, nil, err
+	}
+	// Read the list. --strict and --max-rejects stop the reader, through
+	// the reporter, before the platform is contacted.
+	rejects, err := newRejectReporter(c, path)
+	if err != nil {
+		return idfile.ListResult{}, nil, err
+	}
+	defer func() {
+		if err != nil {
+			rejects.close()
+		}
+	}()
+	in, finish, err := openInput(path, "reading", c.App.ErrWriter)
+	if err != nil {
+		return idfile.ListResult{}, nil, err
+	}
+	list, err := idfile.ReadList(in, idfile.ListOptions{Format: format, Kind: kind, Column: c.String("column"),
+		Ident: opts}, rejects.add)
+	finish()
+	if cerr := rejects.close(); cerr != nil {
+		return idfile.ListResult{}, nil, cerr
+	}
+	if err != nil {
+		if errors.Is(err, idfile.ErrTooManyRejects) {
+			return idfile.ListResult{}, nil, rejects.stopped(err)
+		}
+		return idfile.ListResult{}, nil, withHint(fmt.Errorf("reading %s: %w", path, err), "pick the column with --column NAME or a 1-based number")
+	}
+	fmt.Fprintf(c.App.ErrWriter, "overlap: %s: %d rows, %d distinct identifiers, %d duplicates, %d rejected\n",
+		path, list.Rows, list.Accepted, list.Duplicates, list.Rejected)
+	if list.Accepted == 0 {
+		return idfile.ListResult{}, nil, withHint(errors.New("no valid identifier in the list"), "check --kind and --column; rejected rows are listed above")
+	}
+	return list, rejects, nil
 }
 
 // matchPrivate runs a private-mode session (SPEC.md §10) and prints the
