@@ -514,14 +514,8 @@ func runInProcess(cfg Config, p Pair, rep *Report, oc psi.OpCosts) (Run, error) 
 
 	// Server: encode its set (a pool would do this ahead of the session).
 	m := startMeter()
-	set, err := psi.NewSet(psi.SetConfig{Kind: psi.KindEmail})
+	set, err := exactSet(d.seed, d.server)
 	if err != nil {
-		return r, err
-	}
-	for i := range d.server {
-		set.Add(digestOf(d.seed, 's', i))
-	}
-	if err := set.Finish(); err != nil {
 		return r, err
 	}
 	add(m.end("encode server set (hash, multiply, tag, sort)", "server", d.server))
@@ -590,16 +584,7 @@ func runInProcess(cfg Config, p Pair, rep *Report, oc psi.OpCosts) (Run, error) 
 	add(m.end("Golomb-code the set", "server", r.ServerPadded))
 
 	m = startMeter()
-	for _, b := range setChunks {
-		var in wire.SetChunk
-		if err := in.UnmarshalBinary(b); err != nil {
-			return r, err
-		}
-		if err := c.ReceiveSetChunk(&in); err != nil {
-			return r, err
-		}
-	}
-	res, err := c.Result()
+	res, err := count(c, setChunks)
 	if err != nil {
 		return r, err
 	}
@@ -615,6 +600,35 @@ func runInProcess(cfg Config, p Pair, rep *Report, oc psi.OpCosts) (Run, error) 
 	r.HashNS, r.MultNS = float64(oc.HashToGroup.Nanoseconds()), float64(oc.ScalarMult.Nanoseconds())
 	finish(&r, rep, int(pm.ChunkSize), pm.GCSM)
 	return r, nil
+}
+
+// exactSet encodes the synthetic server set of n digests.
+func exactSet(seed uint64, n int) (*psi.PreparedSet, error) {
+	set, err := psi.NewSet(psi.SetConfig{Kind: psi.KindEmail})
+	if err != nil {
+		return nil, err
+	}
+	for i := range n {
+		set.Add(digestOf(seed, 's', i))
+	}
+	if err := set.Finish(); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// count hands the client the server set's chunks and returns its result.
+func count(c *psi.Client, setChunks [][]byte) (psi.Result, error) {
+	for _, b := range setChunks {
+		var in wire.SetChunk
+		if err := in.UnmarshalBinary(b); err != nil {
+			return psi.Result{}, err
+		}
+		if err := c.ReceiveSetChunk(&in); err != nil {
+			return psi.Result{}, err
+		}
+	}
+	return c.Result()
 }
 
 // finish derives sizes per element, the lower bound and the efficiencies

@@ -229,6 +229,16 @@ func headroom(p *plot.Plot) {
 // Plot files: time-<mode> per mode present, efficiency, bytes, memory;
 // each as .png and .svg.
 func writePlots(rep *Report, dir string) error {
+	for _, draw := range []func(*Report, string) error{plotTimes, plotEfficiency, plotBytes, plotMemory} {
+		if err := draw(rep, dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// plotTimes plots the time against the server set size.
+func plotTimes(rep *Report, dir string) error {
 	// Time against the server set size on log-log axes, one plot per mode,
 	// one line per client size (and per pool state in loopback mode).
 	for _, mode := range Modes {
@@ -257,7 +267,11 @@ func writePlots(rep *Report, dir string) error {
 			return err
 		}
 	}
+	return nil
+}
 
+// plotEfficiency plots bound / measured.
+func plotEfficiency(rep *Report, dir string) error {
 	// Efficiency: bound / measured, whole session and online. A warm
 	// session against the whole-session bound (the set was encoded before
 	// it) is left to the table.
@@ -280,7 +294,11 @@ func writePlots(rep *Report, dir string) error {
 	if err := save(p, dir, "efficiency"); err != nil {
 		return err
 	}
+	return nil
+}
 
+// plotBytes plots the bytes per element each way.
+func plotBytes(rep *Report, dir string) error {
 	// Bytes per element each way.
 	var by series
 	for _, r := range rep.Runs {
@@ -305,7 +323,7 @@ func writePlots(rep *Report, dir string) error {
 			}
 		}
 	}
-	p = newPlot("Bytes on the wire per element", "client list size", "bytes per element", true, true)
+	p := newPlot("Bytes on the wire per element", "client list size", "bytes per element", true, true)
 	if err := plotutil.AddScatters(p, by.args()...); err != nil {
 		return err
 	}
@@ -313,7 +331,11 @@ func writePlots(rep *Report, dir string) error {
 	if err := save(p, dir, "bytes"); err != nil {
 		return err
 	}
+	return nil
+}
 
+// plotMemory plots the peak memory of each side.
+func plotMemory(rep *Report, dir string) error {
 	// Peak memory of each side.
 	var mem series
 	for _, r := range rep.Runs {
@@ -328,7 +350,7 @@ func writePlots(rep *Report, dir string) error {
 			mem.add(r.label()+": Go heap, both sides", x, float64(r.PeakHeapBytes)/(1<<20))
 		}
 	}
-	p = newPlot("Peak memory", "server set size", "MiB", true, true)
+	p := newPlot("Peak memory", "server set size", "MiB", true, true)
 	if err := plotutil.AddScatters(p, mem.args()...); err != nil {
 		return err
 	}

@@ -106,14 +106,8 @@ func runPrivate(cfg Config, p Pair, rep *Report, oc psi.OpCosts, base time.Durat
 	// Server: encode its set, with ringers (a pool could do this ahead of
 	// the session, SPEC.md §10.3).
 	m := startMeter()
-	set, err := psi.NewPrivateSet(psi.PrivateSetConfig{Kind: psi.KindEmail})
+	set, err := privateSet(d.seed, d.server)
 	if err != nil {
-		return r, err
-	}
-	for i := range d.server {
-		set.Add(digestOf(d.seed, 's', i))
-	}
-	if err := set.Finish(); err != nil {
 		return r, err
 	}
 	add(m.end("server: encode set (hash, multiply; ringers: fixed-base multiply; shuffle)", "server", d.server))
@@ -135,19 +129,7 @@ func runPrivate(cfg Config, p Pair, rep *Report, oc psi.OpCosts, base time.Durat
 	defer s.Close()
 	sh := &shipper{r: &r}
 	ship := sh.ship
-	var hello wire.ClientHello
-	if err := hello.UnmarshalBinary(ship(psi.FromClient, c.Hello())); err != nil {
-		return r, err
-	}
-	params, err := s.ReceiveHello(&hello)
-	if err != nil {
-		return r, err
-	}
-	var pm wire.PrivateParams
-	if err := pm.UnmarshalBinary(ship(psi.FromServer, params)); err != nil {
-		return r, err
-	}
-	if err := c.ReceiveParams(&pm); err != nil {
+	if err := privateOpening(sh, c, s); err != nil {
 		return r, err
 	}
 
@@ -198,15 +180,7 @@ func runPrivate(cfg Config, p Pair, rep *Report, oc psi.OpCosts, base time.Durat
 	add(m.end("server: check returned elements, ringer check, count", "server", r.ServerPadded))
 
 	m = startMeter()
-	rel, err := s.Release()
-	if err != nil {
-		return r, err
-	}
-	var rr wire.PrivateRelease
-	if err := rr.UnmarshalBinary(ship(psi.FromServer, rel)); err != nil {
-		return r, err
-	}
-	res, err := c.ReceiveRelease(&rr)
+	res, err := privateRelease(sh, c, s)
 	if err != nil {
 		return r, err
 	}
@@ -222,6 +196,51 @@ func runPrivate(cfg Config, p Pair, rep *Report, oc psi.OpCosts, base time.Durat
 
 	privateFinish(&r, rep, elemBytes)
 	return r, nil
+}
+
+// privateSet encodes the synthetic server set of n digests, with ringers.
+func privateSet(seed uint64, n int) (*psi.PrivateSet, error) {
+	set, err := psi.NewPrivateSet(psi.PrivateSetConfig{Kind: psi.KindEmail})
+	if err != nil {
+		return nil, err
+	}
+	for i := range n {
+		set.Add(digestOf(seed, 's', i))
+	}
+	if err := set.Finish(); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// privateRelease ships the server's release to the client, which checks it.
+func privateRelease(sh *shipper, c *psi.PrivateClient, s *psi.PrivateServer) (psi.PrivateResult, error) {
+	rel, err := s.Release()
+	if err != nil {
+		return psi.PrivateResult{}, err
+	}
+	var rr wire.PrivateRelease
+	if err := rr.UnmarshalBinary(sh.ship(psi.FromServer, rel)); err != nil {
+		return psi.PrivateResult{}, err
+	}
+	return c.ReceiveRelease(&rr)
+}
+
+// privateOpening ships the hello and the parameters between c and s.
+func privateOpening(sh *shipper, c *psi.PrivateClient, s *psi.PrivateServer) error {
+	var hello wire.ClientHello
+	if err := hello.UnmarshalBinary(sh.ship(psi.FromClient, c.Hello())); err != nil {
+		return err
+	}
+	params, err := s.ReceiveHello(&hello)
+	if err != nil {
+		return err
+	}
+	var pm wire.PrivateParams
+	if err := pm.UnmarshalBinary(sh.ship(psi.FromServer, params)); err != nil {
+		return err
+	}
+	return c.ReceiveParams(&pm)
 }
 
 // privateFinish derives the sizes per element, the lower bound and the

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -166,36 +167,33 @@ func servePolicy(c *cli.Context) (service.Policy, error) {
 	return p, nil
 }
 
-func serve(c *cli.Context) error {
-	stderr := c.App.ErrWriter
-	var handler slog.Handler
+// serveLogger is the server's log, in the --log-format.
+func serveLogger(c *cli.Context) (*slog.Logger, error) {
 	switch c.String("log-format") {
 	case "json":
-		handler = slog.NewJSONHandler(stderr, nil)
+		return slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil)), nil
 	case "text":
-		handler = slog.NewTextHandler(stderr, nil)
-	default:
-		return withHint(fmt.Errorf("unknown log format %q", c.String("log-format")), "use --log-format json or text")
+		return slog.New(slog.NewTextHandler(c.App.ErrWriter, nil)), nil
 	}
-	logger := slog.New(handler)
-	policy, err := servePolicy(c)
-	if err != nil {
-		return err
-	}
+	return nil, withHint(fmt.Errorf("unknown log format %q", c.String("log-format")), "use --log-format json or text")
+}
 
-	addr := c.String("addr")
+// serveTLS is the server's TLS configuration for addr: --cert and --key,
+// or a development certificate written to --dev-cert.
+func serveTLS(c *cli.Context, addr string) (*tls.Config, error) {
+	stderr := c.App.ErrWriter
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return withHint(fmt.Errorf("--addr %q: %w", addr, err), "use HOST:PORT, such as 127.0.0.1:8443 or :8443")
+		return nil, withHint(fmt.Errorf("--addr %q: %w", addr, err), "use HOST:PORT, such as 127.0.0.1:8443 or :8443")
 	}
 	certFile, keyFile := c.String("cert"), c.String("key")
 	if dir := c.String("dev-cert"); dir != "" {
 		if certFile != "" || keyFile != "" {
-			return withHint(errors.New("--dev-cert and --cert/--key exclude each other"), "use --dev-cert for a try, --cert and --key in production")
+			return nil, withHint(errors.New("--dev-cert and --cert/--key exclude each other"), "use --dev-cert for a try, --cert and --key in production")
 		}
 		dc, err := service.WriteDevCert(dir, host)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		certFile, keyFile = dc.CertFile, dc.KeyFile
 		for _, w := range dc.Warnings {
@@ -204,9 +202,23 @@ func serve(c *cli.Context) error {
 		fmt.Fprintf(stderr, "overlap: development certificate %s (self-signed, for localhost and 127.0.0.1); clients pass --ca %s\n", dc.CertFile, dc.CertFile)
 	}
 	if certFile == "" || keyFile == "" {
-		return withHint(errors.New("no TLS certificate"), "pass --cert and --key, or --dev-cert DIR for a self-signed development certificate")
+		return nil, withHint(errors.New("no TLS certificate"), "pass --cert and --key, or --dev-cert DIR for a self-signed development certificate")
 	}
-	tlsCfg, err := service.ServerTLS(certFile, keyFile, c.String("client-ca"))
+	return service.ServerTLS(certFile, keyFile, c.String("client-ca"))
+}
+
+func serve(c *cli.Context) error {
+	stderr := c.App.ErrWriter
+	logger, err := serveLogger(c)
+	if err != nil {
+		return err
+	}
+	policy, err := servePolicy(c)
+	if err != nil {
+		return err
+	}
+	addr := c.String("addr")
+	tlsCfg, err := serveTLS(c, addr)
 	if err != nil {
 		return err
 	}
