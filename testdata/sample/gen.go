@@ -37,20 +37,28 @@ type consent struct {
 	subject, kind, value, action, at string
 }
 
+type row struct{ id, email, phone string }
+
+// bad are malformed emails the advertiser's list holds on purpose.
+var bad = []string{"not-an-email", "Bob <bob@example.com>", "two@@example.com", "mailto:x@example.com", "a@b", "\"quoted\"@example.com"}
+
 func main() {
 	rng := mrand.New(mrand.NewPCG(2026, 11))
-	first := []string{"ana", "ben", "chloé", "dmitri", "eva", "farid", "grace", "hiro", "ines", "jamal", "kim", "lea", "mateo", "nora", "omar", "priya", "quinn", "rosa", "sven", "tara"}
-	last := []string{"ng", "smith", "garcia", "müller", "okafor", "rossi", "tanaka", "dubois", "kowalski", "silva", "haddad", "berg"}
-	domains := []string{"example.com", "example.org", "mail.example.net", "bücher.example"}
+	p := newPlatform(fictionalPhones())
+	matchable := p.matchable()
+	rows := advertiserRows(rng, p)
+	writeFiles(p, rows)
+	exp := expected(p, rows, matchable)
+	b, _ := json.MarshalIndent(exp, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, "expected.json"), append(b, '\n'), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(b))
+}
 
-	email := make([]string, subjects+1) // canonical
-	phone := make([]string, subjects+1) // canonical E.164, "" if none
-	recovery := make([]string, subjects+1)
-	var ids []ident
-	var events []consent
-
-	// Fictional numbers: 555-01XX in many US area codes, kept only where
-	// libphonenumber calls them valid.
+// fictionalPhones returns 555-01XX numbers in many US area codes, kept only
+// where libphonenumber calls them valid.
+func fictionalPhones() []string {
 	var phones []string
 	for area := 201; area < 990 && len(phones) < 2000; area++ {
 		for line := 100; line < 200; line++ {
@@ -64,57 +72,76 @@ func main() {
 	if len(phones) < 2000 {
 		log.Fatalf("only %d fictional numbers are valid", len(phones))
 	}
+	return phones
+}
 
+// platform is the sample platform: its subjects' identifiers and consent
+// events.
+type platform struct {
+	email, phone, recovery []string // by subject number; canonical; "" if none
+	ids                    []ident
+	events                 []consent
+}
+
+func newPlatform(phones []string) *platform {
+	first := []string{"ana", "ben", "chloé", "dmitri", "eva", "farid", "grace", "hiro", "ines", "jamal", "kim", "lea", "mateo", "nora", "omar", "priya", "quinn", "rosa", "sven", "tara"}
+	last := []string{"ng", "smith", "garcia", "müller", "okafor", "rossi", "tanaka", "dubois", "kowalski", "silva", "haddad", "berg"}
+	domains := []string{"example.com", "example.org", "mail.example.net", "bücher.example"}
+	p := &platform{email: make([]string, subjects+1), phone: make([]string, subjects+1), recovery: make([]string, subjects+1)}
 	for i := 1; i <= subjects; i++ {
 		s := fmt.Sprintf("u%05d", i)
 		d := domains[i%len(domains)]
 		if d == "bücher.example" {
 			d = "xn--bcher-kva.example" // canonical (IDNA) form
 		}
-		email[i] = fmt.Sprintf("%s.%s%d@%s", first[i%len(first)], last[i%len(last)], i, d)
+		p.email[i] = fmt.Sprintf("%s.%s%d@%s", first[i%len(first)], last[i%len(last)], i, d)
 		// Canonical emails are lowercase ASCII-domain; local parts may hold
 		// non-ASCII letters.
-		ids = append(ids, ident{s, "email", email[i], "signup"})
+		p.ids = append(p.ids, ident{s, "email", p.email[i], "signup"})
 		switch {
 		case i <= 1000: // phone given only for two-factor authentication
-			phone[i] = phones[i-1]
-			ids = append(ids, ident{s, "phone", phone[i], "two_factor"})
+			p.phone[i] = phones[i-1]
+			p.ids = append(p.ids, ident{s, "phone", p.phone[i], "two_factor"})
 		case i <= 1800: // phone typed into the profile
-			phone[i] = phones[i-1]
-			ids = append(ids, ident{s, "phone", phone[i], "profile"})
+			p.phone[i] = phones[i-1]
+			p.ids = append(p.ids, ident{s, "phone", p.phone[i], "profile"})
 		case i <= 2000: // the same phone in the profile and for two-factor
-			phone[i] = phones[i-1]
-			ids = append(ids, ident{s, "phone", phone[i], "profile"}, ident{s, "phone", phone[i], "two_factor"})
+			p.phone[i] = phones[i-1]
+			p.ids = append(p.ids, ident{s, "phone", p.phone[i], "profile"}, ident{s, "phone", p.phone[i], "two_factor"})
 		}
 		if i > 2500 && i <= 2700 { // a second email, for account recovery only
-			recovery[i] = fmt.Sprintf("backup%d@example.net", i)
-			ids = append(ids, ident{s, "email", recovery[i], "recovery"})
+			p.recovery[i] = fmt.Sprintf("backup%d@example.net", i)
+			p.ids = append(p.ids, ident{s, "email", p.recovery[i], "recovery"})
 		}
 		// Consent: four in five subjects grant ad matching for their whole
 		// account; one in fifty of those withdraws later; some withdraw for
 		// their phone only.
 		if i%5 != 0 {
-			events = append(events, consent{s, "", "", "grant", "2026-01-15T10:00:00Z"})
+			p.events = append(p.events, consent{s, "", "", "grant", "2026-01-15T10:00:00Z"})
 			if i%50 == 1 {
-				events = append(events, consent{s, "", "", "withdraw", "2026-06-01T09:30:00Z"})
+				p.events = append(p.events, consent{s, "", "", "withdraw", "2026-06-01T09:30:00Z"})
 			}
-			if i%97 == 3 && phone[i] != "" {
-				events = append(events, consent{s, "phone", phone[i], "withdraw", "2026-03-01T12:00:00Z"})
+			if i%97 == 3 && p.phone[i] != "" {
+				p.events = append(p.events, consent{s, "phone", p.phone[i], "withdraw", "2026-03-01T12:00:00Z"})
 			}
 		}
 	}
+	return p
+}
 
-	// The reference rule (README.md): matchable = no security collection,
-	// and the latest ad_matching event covering the identifier is a grant.
+// matchable is the reference rule (README.md), written here independently
+// of the store: matchable = no security collection, and the latest
+// ad_matching event covering the identifier is a grant.
+func (p *platform) matchable() map[string]bool {
 	security := map[string]bool{}
-	for _, id := range ids {
+	for _, id := range p.ids {
 		if id.collectedFor == "two_factor" || id.collectedFor == "recovery" || id.collectedFor == "login_alert" {
 			security[id.kind+"|"+id.value] = true
 		}
 	}
 	latest := func(subject, kind, value string) string {
 		best, state := "", ""
-		for _, e := range events {
+		for _, e := range p.events {
 			if e.subject == subject && (e.kind == "" || (e.kind == kind && e.value == value)) && e.at >= best {
 				best, state = e.at, e.action
 			}
@@ -122,16 +149,17 @@ func main() {
 		return state
 	}
 	matchable := map[string]bool{}
-	for _, id := range ids {
+	for _, id := range p.ids {
 		if !security[id.kind+"|"+id.value] && latest(id.subject, id.kind, id.value) == "grant" {
 			matchable[id.kind+"|"+id.value] = true
 		}
 	}
+	return matchable
+}
 
-	// The advertiser's customer list: people on and off the platform, in the
-	// messy shapes real exports have.
-	type row struct{ id, email, phone string }
-	var rows []row
+// advertiserRows is the advertiser's customer list: people on and off the
+// platform, in the messy shapes real exports have.
+func advertiserRows(rng *mrand.Rand, p *platform) []row {
 	messy := func(e string) string {
 		switch rng.IntN(5) {
 		case 0:
@@ -147,75 +175,81 @@ func main() {
 		}
 		return strings.Replace(e, "xn--bcher-kva", "bücher", 1) // Unicode domain
 	}
-	messyPhone := func(p string) string {
-		if p == "" {
+	messyPhone := func(ph string) string {
+		if ph == "" {
 			return ""
 		}
 		// +1AAA555XXXX → (AAA) 555-XXXX, national format for region US.
 		switch rng.IntN(3) {
 		case 0:
-			return fmt.Sprintf("(%s) %s-%s", p[2:5], p[5:8], p[8:])
+			return fmt.Sprintf("(%s) %s-%s", ph[2:5], ph[5:8], ph[8:])
 		case 1:
-			return fmt.Sprintf("+1 %s %s %s", p[2:5], p[5:8], p[8:])
+			return fmt.Sprintf("+1 %s %s %s", ph[2:5], ph[5:8], ph[8:])
 		}
-		return p
+		return ph
 	}
+	var rows []row
 	picked := rng.Perm(subjects)
 	n := 0
 	for _, k := range picked[:1500] {
 		i := k + 1
 		n++
-		e := email[i]
-		if recovery[i] != "" && rng.IntN(2) == 0 {
-			e = recovery[i] // the advertiser knows the recovery address
+		e := p.email[i]
+		if p.recovery[i] != "" && rng.IntN(2) == 0 {
+			e = p.recovery[i] // the advertiser knows the recovery address
 		}
-		rows = append(rows, row{fmt.Sprintf("c%05d", n), messy(e), messyPhone(phone[i])})
+		rows = append(rows, row{fmt.Sprintf("c%05d", n), messy(e), messyPhone(p.phone[i])})
 	}
 	for j := range 600 { // customers who are not on the platform
 		n++
 		rows = append(rows, row{fmt.Sprintf("c%05d", n), messy(fmt.Sprintf("shopper%d@example.shop", j)), ""})
 	}
-	bad := []string{"not-an-email", "Bob <bob@example.com>", "two@@example.com", "mailto:x@example.com", "a@b", "\"quoted\"@example.com"}
 	for _, b := range bad {
 		n++
 		rows = append(rows, row{fmt.Sprintf("c%05d", n), b, "call me"})
 	}
 	rows = append(rows, rows[3], rows[10]) // duplicates
 	rng.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
+	return rows
+}
 
-	// Expected results over the canonical forms.
-	canonEmail := func(v string) (string, bool) {
-		v = strings.TrimSpace(v)
-		if len(v) == 64 && !strings.Contains(v, "@") {
-			for i := 1; i <= subjects; i++ {
-				for _, e := range []string{email[i], recovery[i]} {
-					if h := sha256.Sum256([]byte(e)); e != "" && hex.EncodeToString(h[:]) == v {
-						return e, true
-					}
+// canonEmail is the canonical form of an email of the list, false for a
+// malformed one; a hash of a platform address is resolved to it.
+func (p *platform) canonEmail(v string) (string, bool) {
+	v = strings.TrimSpace(v)
+	if len(v) == 64 && !strings.Contains(v, "@") {
+		for i := 1; i <= subjects; i++ {
+			for _, e := range []string{p.email[i], p.recovery[i]} {
+				if h := sha256.Sum256([]byte(e)); e != "" && hex.EncodeToString(h[:]) == v {
+					return e, true
 				}
 			}
-			return "hash:" + v, true // hash of a non-platform email
 		}
-		for _, b := range bad {
-			if v == b {
-				return "", false
-			}
-		}
-		at := strings.LastIndexByte(v, '@')
-		domain := strings.Replace(strings.ToLower(v[at+1:]), "bücher", "xn--bcher-kva", 1)
-		return strings.ToLower(v[:at]) + "@" + domain, true
+		return "hash:" + v, true // hash of a non-platform email
 	}
+	for _, b := range bad {
+		if v == b {
+			return "", false
+		}
+	}
+	at := strings.LastIndexByte(v, '@')
+	domain := strings.Replace(strings.ToLower(v[at+1:]), "bücher", "xn--bcher-kva", 1)
+	return strings.ToLower(v[:at]) + "@" + domain, true
+}
+
+// expected computes the results the tests check, over canonical forms.
+func expected(p *platform, rows []row, matchable map[string]bool) map[string]any {
 	emailSet, phoneSet := map[string]bool{}, map[string]bool{}
 	for _, r := range rows {
-		if e, ok := canonEmail(r.email); ok {
+		if e, ok := p.canonEmail(r.email); ok {
 			emailSet[e] = true
 		}
 		if r.phone != "" && r.phone != "call me" {
-			p := r.phone
-			if !strings.HasPrefix(p, "+") || strings.Contains(p, " ") {
-				p = "+1" + strings.NewReplacer("(", "", ")", "", " ", "", "-", "", "+1", "").Replace(p)
+			ph := r.phone
+			if !strings.HasPrefix(ph, "+") || strings.Contains(ph, " ") {
+				ph = "+1" + strings.NewReplacer("(", "", ")", "", " ", "", "-", "", "+1", "").Replace(ph)
 			}
-			phoneSet[p] = true
+			phoneSet[ph] = true
 		}
 	}
 	count := func(set map[string]bool, kind string) (total, overlap int) {
@@ -231,7 +265,7 @@ func main() {
 	phoneTotal, phoneOverlap := count(phoneSet, "phone")
 	// What a platform that ignored consent and purpose would report.
 	everything := map[string]bool{}
-	for _, id := range ids {
+	for _, id := range p.ids {
 		everything[id.kind+"|"+id.value] = true
 	}
 	naive := func(set map[string]bool, kind string) (c int) {
@@ -246,23 +280,7 @@ func main() {
 	for k := range matchable {
 		matchableCount[strings.SplitN(k, "|", 2)[0]]++
 	}
-
-	writeCSV("platform_identifiers.csv", []string{"subject", "kind", "value", "collected_for"}, func(w *csv.Writer) {
-		for _, id := range ids {
-			w.Write([]string{id.subject, id.kind, id.value, id.collectedFor})
-		}
-	})
-	writeCSV("platform_consent.csv", []string{"subject", "kind", "value", "purpose", "action", "at", "source", "text_version"}, func(w *csv.Writer) {
-		for _, e := range events {
-			w.Write([]string{e.subject, e.kind, e.value, "ad_matching", e.action, e.at, "settings_page", "ads-consent-2026-01"})
-		}
-	})
-	writeCSV("advertiser_customers.csv", []string{"customer_id", "email", "phone"}, func(w *csv.Writer) {
-		for _, r := range rows {
-			w.Write([]string{r.id, r.email, r.phone})
-		}
-	})
-	exp := map[string]any{
+	return map[string]any{
 		"advertiser_rows":                len(rows),
 		"email_distinct":                 emailTotal,
 		"email_overlap":                  emailOverlap,
@@ -274,11 +292,25 @@ func main() {
 		"platform_matchable_phone":       matchableCount["phone"],
 		"rejected_email_rows":            len(bad),
 	}
-	b, _ := json.MarshalIndent(exp, "", "  ")
-	if err := os.WriteFile(filepath.Join(dir, "expected.json"), append(b, '\n'), 0o644); err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(string(b))
+}
+
+// writeFiles writes the platform's files and the advertiser's list.
+func writeFiles(p *platform, rows []row) {
+	writeCSV("platform_identifiers.csv", []string{"subject", "kind", "value", "collected_for"}, func(w *csv.Writer) {
+		for _, id := range p.ids {
+			w.Write([]string{id.subject, id.kind, id.value, id.collectedFor})
+		}
+	})
+	writeCSV("platform_consent.csv", []string{"subject", "kind", "value", "purpose", "action", "at", "source", "text_version"}, func(w *csv.Writer) {
+		for _, e := range p.events {
+			w.Write([]string{e.subject, e.kind, e.value, "ad_matching", e.action, e.at, "settings_page", "ads-consent-2026-01"})
+		}
+	})
+	writeCSV("advertiser_customers.csv", []string{"customer_id", "email", "phone"}, func(w *csv.Writer) {
+		for _, r := range rows {
+			w.Write([]string{r.id, r.email, r.phone})
+		}
+	})
 }
 
 func writeCSV(name string, header []string, rows func(*csv.Writer)) {
