@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/overlap-psi/overlap/psi"
 	"github.com/overlap-psi/overlap/psi/store"
+	"golang.org/x/sync/semaphore"
 )
 
 // The warm pool keeps prepared exact-mode sets ready ahead of sessions, so
@@ -45,7 +47,7 @@ const poolYieldEvery = 1 << 13
 const poolPoll = 20 * time.Millisecond
 
 type pool struct {
-	s      *Server
+	env    poolEnv
 	size   int
 	kinds  []*kindPool
 	ctx    context.Context
@@ -73,13 +75,30 @@ type poolEntry struct {
 	snap store.SnapshotInfo
 }
 
-// newPool returns the pool of cfg, or nil when cfg.PoolSize is 0. Its
+// poolEnv is what the pool needs from the server it fills: an encoder of
+// fresh single-use sets, the set source it checks them against, the
+// workers it shares with sessions, and metrics and log.
+type poolEnv struct {
+	// encode encodes the matchable set of kind from a fresh snapshot;
+	// before runs before each digest is added (Server.encodeSet).
+	encode func(ctx context.Context, kind psi.Kind, before func() error) (*psi.PreparedSet, store.SnapshotInfo, error)
+	sets   SetSource
+	cpu    *semaphore.Weighted // the workers of all sessions
+	share  int64               // a session's share of them
+	// mayRun reports whether a refill may hold a share beside the
+	// sessions in flight.
+	mayRun func() bool
+	met    *metrics
+	log    *slog.Logger
+}
+
+// newPool returns a pool of size sets per kind, or nil when size is 0. Its
 // goroutines start with start.
-func newPool(s *Server, size int, kinds []psi.Kind) *pool {
+func newPool(env poolEnv, size int, kinds []psi.Kind) *pool {
 	if size == 0 {
 		return nil
 	}
-	p := &pool{s: s, size: size}
+	p := &pool{env: env, size: size}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	for _, k := range kinds {
 		p.kinds = append(p.kinds, &kindPool{kind: k, wake: make(chan struct{}, 1), changed: make(chan struct{})})
@@ -92,7 +111,7 @@ func (p *pool) start() {
 		return
 	}
 	for _, kp := range p.kinds {
-		p.s.met.poolReady.WithLabelValues(kp.kind.String()).Set(0)
+		p.env.met.poolReady.WithLabelValues(kp.kind.String()).Set(0)
 		p.wg.Add(1)
 		go p.refill(kp)
 	}
@@ -153,7 +172,7 @@ func (p *pool) warm(ctx context.Context, kind psi.Kind) (set *psi.PreparedSet, s
 	// generation (a store.Store has) and it has not moved since an entry's
 	// snapshot, that snapshot is still the current set: one single-row
 	// read instead of the whole set.
-	if gs, ok := p.s.cfg.Sets.(generationSource); ok {
+	if gs, ok := p.env.sets.(generationSource); ok {
 		g, err := gs.Generation(ctx)
 		if err != nil {
 			return nil, store.SnapshotInfo{}, false, err
@@ -163,7 +182,7 @@ func (p *pool) warm(ctx context.Context, kind psi.Kind) (set *psi.PreparedSet, s
 		}
 	}
 	// A fresh snapshot, streamed without hashing.
-	snap, err = p.s.cfg.Sets.Snapshot(ctx, kind, func([32]byte) error { return nil })
+	snap, err = p.env.sets.Snapshot(ctx, kind, func([32]byte) error { return nil })
 	if err != nil {
 		return nil, store.SnapshotInfo{}, false, err
 	}
@@ -176,7 +195,7 @@ func (p *pool) warm(ctx context.Context, kind psi.Kind) (set *psi.PreparedSet, s
 			kp.entries = slices.Delete(kp.entries, i, i+1)
 			p.changedLocked(kp)
 			p.hits.Add(1)
-			p.s.met.poolHits.Inc()
+			p.env.met.poolHits.Inc()
 			return e.set, snap, true, nil
 		}
 	}
@@ -198,7 +217,7 @@ func (p *pool) takeCurrent(kp *kindPool, g int64) (*psi.PreparedSet, store.Snaps
 			p.changedLocked(kp)
 			p.wakeLocked(kp)
 			p.hits.Add(1)
-			p.s.met.poolHits.Inc()
+			p.env.met.poolHits.Inc()
 			return e.set, e.snap, true
 		}
 	}
@@ -207,7 +226,7 @@ func (p *pool) takeCurrent(kp *kindPool, g int64) (*psi.PreparedSet, store.Snaps
 
 func (p *pool) miss() {
 	p.misses.Add(1)
-	p.s.met.poolMisses.Inc()
+	p.env.met.poolMisses.Inc()
 }
 
 // observe tells the pool of a snapshot a cold session read, so that entries
@@ -239,7 +258,7 @@ func (p *pool) seeLocked(kp *kindPool, snap store.SnapshotInfo) bool {
 		}
 		e.set.Destroy()
 		p.discarded.Add(1)
-		p.s.met.poolDiscarded.Inc()
+		p.env.met.poolDiscarded.Inc()
 	}
 	clear(kp.entries[len(kept):])
 	if len(kept) != len(kp.entries) {
@@ -261,7 +280,7 @@ func (p *pool) offer(kp *kindPool, set *psi.PreparedSet, snap store.SnapshotInfo
 	if !p.seeLocked(kp, snap) && snap.Digest != kp.latest.Digest {
 		set.Destroy()
 		p.discarded.Add(1)
-		p.s.met.poolDiscarded.Inc()
+		p.env.met.poolDiscarded.Inc()
 		return
 	}
 	kp.entries = append(kp.entries, poolEntry{set: set, snap: snap})
@@ -271,7 +290,7 @@ func (p *pool) offer(kp *kindPool, set *psi.PreparedSet, snap store.SnapshotInfo
 func (p *pool) changedLocked(kp *kindPool) {
 	close(kp.changed)
 	kp.changed = make(chan struct{})
-	p.s.met.poolReady.WithLabelValues(kp.kind.String()).Set(float64(len(kp.entries)))
+	p.env.met.poolReady.WithLabelValues(kp.kind.String()).Set(float64(len(kp.entries)))
 }
 
 func (p *pool) wakeLocked(kp *kindPool) {
@@ -313,7 +332,7 @@ func (p *pool) refill(kp *kindPool) {
 				return
 			}
 			backoff = min(max(2*backoff, time.Second), time.Minute)
-			p.s.log.Warn("pool: preparing a set failed", "kind", kp.kind.String(), "err", err, "retry_in", backoff.String())
+			p.env.log.Warn("pool: preparing a set failed", "kind", kp.kind.String(), "err", err, "retry_in", backoff.String())
 			continue
 		}
 		backoff = 0
@@ -321,21 +340,14 @@ func (p *pool) refill(kp *kindPool) {
 	}
 }
 
-// mayRun reports whether a refill may hold a session's share of the
-// workers beside the sessions in flight.
-func (p *pool) mayRun() bool {
-	s := p.s
-	return int64(len(s.sessions)+1)*s.workers <= int64(s.cfg.Workers)
-}
-
 // waitTurn waits until mayRun.
 func (p *pool) waitTurn() error {
-	if p.mayRun() {
+	if p.env.mayRun() {
 		return nil
 	}
 	t := time.NewTicker(poolPoll)
 	defer t.Stop()
-	for !p.mayRun() {
+	for !p.env.mayRun() {
 		select {
 		case <-p.ctx.Done():
 			return p.ctx.Err()
@@ -348,28 +360,28 @@ func (p *pool) waitTurn() error {
 // prepareOne encodes one set of kind from a fresh snapshot, as a cold
 // session does, but yields the workers to sessions between batches.
 func (p *pool) prepareOne(kind psi.Kind) (*psi.PreparedSet, store.SnapshotInfo, error) {
-	s := p.s
+	env := p.env
 	if err := p.waitTurn(); err != nil {
 		return nil, store.SnapshotInfo{}, err
 	}
-	if err := s.cpu.Acquire(p.ctx, s.workers); err != nil {
+	if err := env.cpu.Acquire(p.ctx, env.share); err != nil {
 		return nil, store.SnapshotInfo{}, err
 	}
 	held := true
 	defer func() {
 		if held {
-			s.cpu.Release(s.workers)
+			env.cpu.Release(env.share)
 		}
 	}()
 	n := 0
-	return s.encodeSet(p.ctx, kind, func() error {
-		if n++; n%poolYieldEvery == 0 && !p.mayRun() {
-			s.cpu.Release(s.workers)
+	return env.encode(p.ctx, kind, func() error {
+		if n++; n%poolYieldEvery == 0 && !env.mayRun() {
+			env.cpu.Release(env.share)
 			held = false
 			if err := p.waitTurn(); err != nil {
 				return err
 			}
-			if err := s.cpu.Acquire(p.ctx, s.workers); err != nil {
+			if err := env.cpu.Acquire(p.ctx, env.share); err != nil {
 				return err
 			}
 			held = true

@@ -196,7 +196,10 @@ func New(cfg Config) (*Server, error) {
 		owner:    newOwner(),
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
-	s.pool = newPool(s, cfg.PoolSize, cfg.PoolKinds)
+	s.pool = newPool(poolEnv{encode: s.encodeSet, sets: cfg.Sets, cpu: s.cpu, share: s.workers, met: s.met, log: s.log,
+		// A refill holds a session's share only beside the sessions in flight.
+		mayRun: func() bool { return int64(len(s.sessions)+1)*s.workers <= int64(cfg.Workers) }},
+		cfg.PoolSize, cfg.PoolKinds)
 	s.pool.start()
 	lctx, stop := context.WithCancel(context.Background())
 	s.stopLeases = stop
