@@ -25,7 +25,7 @@ import (
 type Config struct {
 	Addr          string      // the server, HOST:PORT
 	APIKey        string      // the advertiser's API key; "" to authenticate with a client certificate only
-	TLS           *tls.Config // see ClientTLS; nil means TLS 1.3 with the system roots
+	TLS           *tls.Config // see TLSConfig; nil means TLS 1.3 with the system roots
 	Workers       int         // scalar-multiplication workers; 0 means GOMAXPROCS
 	MaxServerSize uint32      // largest padded server set accepted; 0 means the protocol's limit
 	FalsePositive float64     // false-positive bound (SPEC.md §6.3); 0 means psi.DefaultFalsePositive
