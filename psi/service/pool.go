@@ -16,7 +16,7 @@ import (
 
 // The warm pool keeps prepared exact-mode sets ready ahead of sessions, so
 // that a session's time depends on the client's list and not on the
-// server's set (SPEC.md §4.4; SECURITY.md, protocol point 3):
+// server's set (SPEC.md §4.4; SECURITY.md, "What every side checks"):
 //
 //   - each entry is a psi.PreparedSet with its own fresh key and salt, made
 //     by psi.NewSet exactly as a cold session makes its own;
