@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	_ "modernc.org/sqlite" // waitrows reads the store's SQLite files
 )
 
 func TestMain(m *testing.M) {
@@ -41,6 +43,26 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// waitrows DB TABLE N waits until the SQLite database DB has
+			// committed at least N rows in TABLE: an import running in the
+			// background has committed its first chunks.
+			"waitrows": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 3 {
+					ts.Fatalf("usage: waitrows DB TABLE N")
+				}
+				n, err := strconv.Atoi(args[2])
+				ts.Check(err)
+				db, err := sql.Open("sqlite", "file:"+ts.MkAbs(args[0])+"?mode=ro&_pragma=busy_timeout(1000)")
+				ts.Check(err)
+				defer db.Close()
+				for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+					var got int
+					if db.QueryRow("SELECT count(*) FROM "+args[1]).Scan(&got) == nil && got >= n {
+						return
+					}
+				}
+				ts.Fatalf("%s: fewer than %d rows in %s after 60s", args[0], n, args[1])
+			},
 			// waitport HOST:PORT waits until something listens there.
 			"waitport": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 {
