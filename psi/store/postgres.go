@@ -16,6 +16,7 @@ import (
 // Postgres is the PostgreSQL store, over a pgx connection pool. Tables live
 // in the connection's search_path (a DSN may set search_path=SCHEMA).
 type Postgres struct {
+	core
 	pool *pgxpool.Pool
 }
 
@@ -52,7 +53,7 @@ func openPostgresAt(ctx context.Context, dsn string, upTo int64) (*Postgres, err
 	if err != nil {
 		return nil, fmt.Errorf("store: postgres: %w", err)
 	}
-	p := &Postgres{pool: pool}
+	p := &Postgres{core: postgresCore(pool), pool: pool}
 	if err := p.migrate(ctx, upTo); err != nil {
 		pool.Close()
 		return nil, err

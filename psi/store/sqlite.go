@@ -19,6 +19,7 @@ import (
 // SQLite is the embedded store: one database file in WAL mode, one
 // connection for writes and a few for reads, foreign keys on.
 type SQLite struct {
+	core
 	w        *sql.DB // exactly one connection: every write
 	r        *sql.DB // readers; w itself for ":memory:"
 	warnings []string
@@ -85,6 +86,7 @@ func openSQLiteAt(ctx context.Context, path string, upTo int64) (*SQLite, error)
 		r.SetMaxOpenConns(4)
 		s.r = r
 	}
+	s.core = sqliteCore(s.w, s.r)
 	return s, nil
 }
 
