@@ -215,7 +215,7 @@ func (s *SQLite) BeginSession(ctx context.Context, r BudgetRequest, e JournalEnt
 		return BudgetStatus{}, fmt.Errorf("store: begin session: %w", err)
 	}
 	defer tx.Rollback()
-	st, err := reserveSQLite(ctx, tx, r)
+	st, err := s.reserve(ctx, sqlQ{tx}, r)
 	if err != nil {
 		return st, err
 	}
@@ -432,7 +432,7 @@ func (p *Postgres) BeginSession(ctx context.Context, r BudgetRequest, e JournalE
 	var st BudgetStatus
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		var err error
-		if st, err = reservePostgres(ctx, tx, r); err != nil {
+		if st, err = p.reserve(ctx, pgxQ{tx}, r); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, sqlInsertJournal, e.ID, e.Advertiser, int16(e.Kind), e.Mode, e.ListSize, e.Identifiers, e.Epsilon,
