@@ -33,6 +33,12 @@ type core struct {
 	forUpdate string
 	// isUnique reports a unique-constraint violation.
 	isUnique func(error) bool
+	// snapshotTx runs fn in one read-only transaction that sees one state
+	// of the database: a read transaction of SQLite in WAL mode, a
+	// REPEATABLE READ one on PostgreSQL. stream reads the matchable set
+	// without a copy: sql.RawBytes on SQLite, pgx's binary bytea on
+	// PostgreSQL.
+	snapshotTx func(ctx context.Context, fn func(tx q, stream streamFunc) error) error
 }
 
 // q runs statements: a database, a pool or a transaction of either engine.
@@ -109,11 +115,40 @@ func sqliteCore(w, r *sql.DB) core {
 			}
 			return nil
 		},
-		ts: func(t time.Time) any { return t.UnixMicro() },
+		ts:         func(t time.Time) any { return t.UnixMicro() },
+		snapshotTx: func(ctx context.Context, fn func(q, streamFunc) error) error { return sqliteSnapshotTx(ctx, r, fn) },
 		isUnique: func(err error) bool {
 			return strings.Contains(err.Error(), "UNIQUE constraint failed")
 		},
 	}
+}
+
+func sqliteSnapshotTx(ctx context.Context, r *sql.DB, fn func(q, streamFunc) error) error {
+	tx, err := r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	defer tx.Rollback()
+	return fn(sqlQ{tx}, func(ctx context.Context, query string, args []any, each func([]byte) error) error {
+		rows, err := tx.QueryContext(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("store: snapshot: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var raw sql.RawBytes
+			if err := rows.Scan(&raw); err != nil {
+				return fmt.Errorf("store: snapshot: %w", err)
+			}
+			if err := each(raw); err != nil {
+				return err
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: snapshot: %w", err)
+		}
+		return nil
+	})
 }
 
 // --- PostgreSQL (pgx) ---
@@ -154,13 +189,43 @@ func postgresCore(pool *pgxpool.Pool) core {
 		inTx: func(ctx context.Context, _ string, fn func(q) error) error {
 			return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return fn(pgxQ{tx}) })
 		},
-		ts:        func(t time.Time) any { return t },
+		ts: func(t time.Time) any { return t },
+		snapshotTx: func(ctx context.Context, fn func(q, streamFunc) error) error {
+			return postgresSnapshotTx(ctx, pool, fn)
+		},
 		forUpdate: " FOR UPDATE",
 		isUnique: func(err error) bool {
 			var pe *pgconn.PgError
 			return errors.As(err, &pe) && pe.Code == "23505"
 		},
 	}
+}
+
+func postgresSnapshotTx(ctx context.Context, pool *pgxpool.Pool, fn func(q, streamFunc) error) error {
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	defer rollback(ctx, tx)
+	return fn(pgxQ{tx}, func(ctx context.Context, query string, args []any, each func([]byte) error) error {
+		rows, err := tx.Query(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("store: snapshot: %w", err)
+		}
+		defer rows.Close()
+		if fd := rows.FieldDescriptions(); len(fd) != 1 || fd[0].Format != pgx.BinaryFormatCode {
+			return errors.New("store: snapshot: unexpected result format")
+		}
+		for rows.Next() {
+			if err := each(rows.RawValues()[0]); err != nil { // binary bytea: the bytes themselves
+				return err
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: snapshot: %w", err)
+		}
+		return nil
+	})
 }
 
 // stamp scans a timestamp column of either engine, in UTC: Unix
