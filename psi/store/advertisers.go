@@ -360,23 +360,7 @@ func (c *core) AdvertiserByCertName(ctx context.Context, certName string) (Adver
 
 // Advertisers implements [Registry].
 func (c *core) Advertisers(ctx context.Context) ([]Advertiser, error) {
-	rows, err := c.reader.query(ctx, `SELECT `+advertiserColumns+` FROM advertisers ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("store: advertisers: %w", err)
-	}
-	defer rows.Close()
-	var out []Advertiser
-	for rows.Next() {
-		a, err := scanAdvertiser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: advertisers: %w", err)
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: advertisers: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, c.reader, "advertisers", scanAdvertiser, `SELECT `+advertiserColumns+` FROM advertisers ORDER BY name`)
 }
 
 // RevokeAdvertiser implements [Registry].

@@ -107,33 +107,25 @@ func (c *core) sessionArgs(r *SessionRecord) []any {
 
 // Sessions implements [Registry].
 func (c *core) Sessions(ctx context.Context, advertiser int64, limit int) ([]SessionRecord, error) {
-	rows, err := c.reader.query(ctx, sessionsQuery(limit), advertiser)
-	if err != nil {
-		return nil, fmt.Errorf("store: sessions: %w", err)
+	return queryAll(ctx, c.reader, "sessions", scanSession, sessionsQuery(limit), advertiser)
+}
+
+func scanSession(row scanner) (SessionRecord, error) {
+	var (
+		r              SessionRecord
+		kind           int64
+		version        sql.NullInt64
+		digest         []byte
+		started, ended stamp
+	)
+	if err := row.Scan(&r.ID, &r.Advertiser, &r.AdvertiserName, &kind, &r.Mode, &r.ListSize, &r.ServerSize, &version, &digest,
+		&r.BudgetSpent, &r.EpsilonSpent, &r.Result, &r.Detail, &started, &ended); err != nil {
+		return SessionRecord{}, err
 	}
-	defer rows.Close()
-	var out []SessionRecord
-	for rows.Next() {
-		var (
-			r              SessionRecord
-			kind           int64
-			version        sql.NullInt64
-			digest         []byte
-			started, ended stamp
-		)
-		if err := rows.Scan(&r.ID, &r.Advertiser, &r.AdvertiserName, &kind, &r.Mode, &r.ListSize, &r.ServerSize, &version, &digest,
-			&r.BudgetSpent, &r.EpsilonSpent, &r.Result, &r.Detail, &started, &ended); err != nil {
-			return nil, fmt.Errorf("store: sessions: %w", err)
-		}
-		r.Kind, r.SnapshotVersion = psi.Kind(kind), version.Int64
-		copy(r.SnapshotDigest[:], digest)
-		r.StartedAt, r.EndedAt = started.t, ended.t
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: sessions: %w", err)
-	}
-	return out, nil
+	r.Kind, r.SnapshotVersion = psi.Kind(kind), version.Int64
+	copy(r.SnapshotDigest[:], digest)
+	r.StartedAt, r.EndedAt = started.t, ended.t
+	return r, nil
 }
 
 // sqlResultCount counts the audit rows of advertiser $1 with result $2

@@ -216,9 +216,9 @@ func (c *core) reserve(ctx context.Context, tx q, r BudgetRequest) (BudgetStatus
 		}
 		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
 	}
-	spends, err := c.windowSpends(ctx, tx, r.Advertiser, r.At.Add(-r.Window))
+	spends, err := queryAll(ctx, tx, "reserve budget", scanSpend, sqlWindowSpends, r.Advertiser, c.ts(r.At.Add(-r.Window)))
 	if err != nil {
-		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
+		return BudgetStatus{}, err
 	}
 	st, err := decide(r, spends)
 	if err != nil {
@@ -232,24 +232,13 @@ func (c *core) reserve(ctx context.Context, tx q, r BudgetRequest) (BudgetStatus
 	return st, nil
 }
 
-// windowSpends reads the advertiser's spends after since, oldest first.
-func (c *core) windowSpends(ctx context.Context, tx q, advertiser int64, since time.Time) ([]spend, error) {
-	rows, err := tx.query(ctx, sqlWindowSpends, advertiser, c.ts(since))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var spends []spend
-	for rows.Next() {
-		var at stamp
-		var sp spend
-		if err := rows.Scan(&at, &sp.identifiers, &sp.epsilon); err != nil {
-			return nil, err
-		}
-		sp.at = at.t
-		spends = append(spends, sp)
-	}
-	return spends, rows.Err()
+// scanSpend scans a row of sqlWindowSpends.
+func scanSpend(row scanner) (spend, error) {
+	var at stamp
+	var sp spend
+	err := row.Scan(&at, &sp.identifiers, &sp.epsilon)
+	sp.at = at.t
+	return sp, err
 }
 
 // RefundBudget implements [Registry].

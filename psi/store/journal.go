@@ -308,23 +308,7 @@ func scanJournal(row scanner) (JournalEntry, error) {
 
 // OpenSessions implements [Journal].
 func (c *core) OpenSessions(ctx context.Context) ([]JournalEntry, error) {
-	rows, err := c.reader.query(ctx, sqlOpenSessions)
-	if err != nil {
-		return nil, fmt.Errorf("store: open sessions: %w", err)
-	}
-	defer rows.Close()
-	var out []JournalEntry
-	for rows.Next() {
-		e, err := scanJournal(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: open sessions: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: open sessions: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, c.reader, "open sessions", scanJournal, sqlOpenSessions)
 }
 
 // Reconcile implements [Journal]. Each session is closed in its own
@@ -334,9 +318,10 @@ func (c *core) OpenSessions(ctx context.Context) ([]JournalEntry, error) {
 // close each session once.
 func (c *core) Reconcile(ctx context.Context, at time.Time) ([]SessionRecord, error) {
 	at = microTime(at)
-	ids, err := c.expired(ctx, at)
+	// Read on the writer, as the transactions below.
+	ids, err := queryAll(ctx, c.writer, "reconcile", scanID, sqlExpired, c.ts(at))
 	if err != nil {
-		return nil, fmt.Errorf("store: reconcile: %w", err)
+		return nil, err
 	}
 	var out []SessionRecord
 	for _, id := range ids {
@@ -357,23 +342,9 @@ func (c *core) Reconcile(ctx context.Context, at time.Time) ([]SessionRecord, er
 	return out, nil
 }
 
-// expired lists the sessions whose lease ended before at, read on the
-// writer.
-func (c *core) expired(ctx context.Context, at time.Time) ([]string, error) {
-	rows, err := c.writer.query(ctx, sqlExpired, c.ts(at))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+func scanID(row scanner) (id string, err error) {
+	err = row.Scan(&id)
+	return id, err
 }
 
 // reconcileOne closes session id in tx if its lease still ended before
