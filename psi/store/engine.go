@@ -22,8 +22,10 @@ type core struct {
 	writer q // writes outside a transaction
 	// inTx runs fn in one write transaction and commits it, rolling back
 	// when fn fails. SQLite's writer connection begins it IMMEDIATE and so
-	// serializes it with every other write; PostgreSQL's is READ COMMITTED,
-	// and the statements lock what they must (forUpdate).
+	// serializes it with every other write, and its begin and commit
+	// errors have the prefix "store: op: "; PostgreSQL's (pgx.BeginFunc)
+	// runs at the server's default isolation, its statements lock what
+	// they must (forUpdate), and its begin and commit errors are pgx's.
 	inTx func(ctx context.Context, op string, fn func(tx q) error) error
 	// ts is a timestamp as a statement argument: Unix microseconds for
 	// SQLite's INTEGER columns, the time itself for timestamptz.
