@@ -8,9 +8,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Registry is the part of the store the match service uses: advertisers,
@@ -294,16 +291,13 @@ func nullString(s string) any {
 	return s
 }
 
-// --- SQLite ---
-
-func scanAdvertiserSQLite(row interface{ Scan(...any) error }) (Advertiser, error) {
+func scanAdvertiser(row scanner) (Advertiser, error) {
 	var (
-		a               Advertiser
-		keyID, certName sql.NullString
-		hash            []byte
-		created         int64
-		revoked         sql.NullInt64
-		modes           int64
+		a                Advertiser
+		keyID, certName  sql.NullString
+		hash             []byte
+		created, revoked stamp
+		modes            int64
 	)
 	err := row.Scan(&a.ID, &a.Name, &keyID, &hash, &certName, &created, &revoked, &a.Policy.MinListSize, &a.Policy.MaxListSize, &a.Policy.Budget,
 		&modes, &a.Policy.PrivacyBudget, &a.Policy.PrivacyCost)
@@ -313,18 +307,13 @@ func scanAdvertiserSQLite(row interface{ Scan(...any) error }) (Advertiser, erro
 	a.Policy.Modes = ModeSet(modes)
 	a.KeyID, a.CertName = keyID.String, certName.String
 	copy(a.KeyHash[:], hash)
-	a.CreatedAt = time.UnixMicro(created).UTC()
-	if revoked.Valid {
-		a.RevokedAt = time.UnixMicro(revoked.Int64).UTC()
-	}
+	a.CreatedAt, a.RevokedAt = created.t, revoked.t
 	return a, nil
 }
 
-func (s *SQLite) advertiserWhere(ctx context.Context, db interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, where string, arg any) (Advertiser, error) {
-	a, err := scanAdvertiserSQLite(db.QueryRowContext(ctx, `SELECT `+advertiserColumns+` FROM advertisers WHERE `+where, arg))
-	if errors.Is(err, sql.ErrNoRows) {
+func advertiserWhere(ctx context.Context, db q, where string, arg any) (Advertiser, error) {
+	a, err := scanAdvertiser(db.queryRow(ctx, `SELECT `+advertiserColumns+` FROM advertisers WHERE `+where, arg))
+	if isNoRows(err) {
 		return Advertiser{}, ErrUnknownAdvertiser
 	}
 	if err != nil {
@@ -334,7 +323,7 @@ func (s *SQLite) advertiserWhere(ctx context.Context, db interface {
 }
 
 // AddAdvertiser implements [Registry].
-func (s *SQLite) AddAdvertiser(ctx context.Context, a Advertiser) (Advertiser, error) {
+func (c *core) AddAdvertiser(ctx context.Context, a Advertiser) (Advertiser, error) {
 	if err := validateAdvertiser(&a); err != nil {
 		return Advertiser{}, err
 	}
@@ -343,10 +332,10 @@ func (s *SQLite) AddAdvertiser(ctx context.Context, a Advertiser) (Advertiser, e
 	if a.KeyID != "" {
 		hash = a.KeyHash[:]
 	}
-	args := append([]any{a.Name, nullString(a.KeyID), hash, nullString(a.CertName), a.CreatedAt.UnixMicro()}, policyArgs(a.Policy)...)
-	err := s.w.QueryRowContext(ctx, sqlInsertAdvertiser, args...).Scan(&a.ID)
+	args := append([]any{a.Name, nullString(a.KeyID), hash, nullString(a.CertName), c.ts(a.CreatedAt)}, policyArgs(a.Policy)...)
+	err := c.writer.queryRow(ctx, sqlInsertAdvertiser, args...).Scan(&a.ID)
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		if c.isUnique(err) {
 			return Advertiser{}, ErrAdvertiserExists
 		}
 		return Advertiser{}, fmt.Errorf("store: add advertiser: %w", err)
@@ -355,176 +344,41 @@ func (s *SQLite) AddAdvertiser(ctx context.Context, a Advertiser) (Advertiser, e
 }
 
 // AdvertiserByName implements [Registry].
-func (s *SQLite) AdvertiserByName(ctx context.Context, name string) (Advertiser, error) {
-	return s.advertiserWhere(ctx, s.r, "name = $1", name)
+func (c *core) AdvertiserByName(ctx context.Context, name string) (Advertiser, error) {
+	return advertiserWhere(ctx, c.reader, "name = $1", name)
 }
 
 // AdvertiserByKeyID implements [Registry].
-func (s *SQLite) AdvertiserByKeyID(ctx context.Context, keyID string) (Advertiser, error) {
-	return s.advertiserWhere(ctx, s.r, "key_id = $1", keyID)
+func (c *core) AdvertiserByKeyID(ctx context.Context, keyID string) (Advertiser, error) {
+	return advertiserWhere(ctx, c.reader, "key_id = $1", keyID)
 }
 
 // AdvertiserByCertName implements [Registry].
-func (s *SQLite) AdvertiserByCertName(ctx context.Context, certName string) (Advertiser, error) {
-	return s.advertiserWhere(ctx, s.r, "cert_name = $1", certName)
+func (c *core) AdvertiserByCertName(ctx context.Context, certName string) (Advertiser, error) {
+	return advertiserWhere(ctx, c.reader, "cert_name = $1", certName)
 }
 
 // Advertisers implements [Registry].
-func (s *SQLite) Advertisers(ctx context.Context) ([]Advertiser, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+advertiserColumns+` FROM advertisers ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("store: advertisers: %w", err)
-	}
-	defer rows.Close()
-	var out []Advertiser
-	for rows.Next() {
-		a, err := scanAdvertiserSQLite(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: advertisers: %w", err)
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: advertisers: %w", err)
-	}
-	return out, nil
+func (c *core) Advertisers(ctx context.Context) ([]Advertiser, error) {
+	return queryAll(ctx, c.reader, "advertisers", scanAdvertiser, `SELECT `+advertiserColumns+` FROM advertisers ORDER BY name`)
 }
 
 // RevokeAdvertiser implements [Registry].
-func (s *SQLite) RevokeAdvertiser(ctx context.Context, name string, at time.Time) (Advertiser, error) {
-	if _, err := s.w.ExecContext(ctx, `UPDATE advertisers SET revoked_at = COALESCE(revoked_at, $1) WHERE name = $2`,
-		microTime(at).UnixMicro(), name); err != nil {
+func (c *core) RevokeAdvertiser(ctx context.Context, name string, at time.Time) (Advertiser, error) {
+	if _, err := c.writer.exec(ctx, `UPDATE advertisers SET revoked_at = COALESCE(revoked_at, $1) WHERE name = $2`,
+		c.ts(microTime(at)), name); err != nil {
 		return Advertiser{}, fmt.Errorf("store: revoke advertiser: %w", err)
 	}
-	return s.advertiserWhere(ctx, s.w, "name = $1", name)
+	return advertiserWhere(ctx, c.writer, "name = $1", name)
 }
 
 // SetAdvertiserPolicy implements [Registry].
-func (s *SQLite) SetAdvertiserPolicy(ctx context.Context, name string, p Policy) (Advertiser, error) {
+func (c *core) SetAdvertiserPolicy(ctx context.Context, name string, p Policy) (Advertiser, error) {
 	if err := validatePolicy(p); err != nil {
 		return Advertiser{}, err
 	}
-	if _, err := s.w.ExecContext(ctx, sqlSetPolicy, append(policyArgs(p), name)...); err != nil {
+	if _, err := c.writer.exec(ctx, sqlSetPolicy, append(policyArgs(p), name)...); err != nil {
 		return Advertiser{}, fmt.Errorf("store: set advertiser policy: %w", err)
 	}
-	return s.advertiserWhere(ctx, s.w, "name = $1", name)
-}
-
-// --- PostgreSQL ---
-
-func scanAdvertiserPostgres(row pgx.Row) (Advertiser, error) {
-	var (
-		a               Advertiser
-		keyID, certName *string
-		hash            []byte
-		revoked         *time.Time
-		modes           int64
-	)
-	err := row.Scan(&a.ID, &a.Name, &keyID, &hash, &certName, &a.CreatedAt, &revoked, &a.Policy.MinListSize, &a.Policy.MaxListSize, &a.Policy.Budget,
-		&modes, &a.Policy.PrivacyBudget, &a.Policy.PrivacyCost)
-	if err != nil {
-		return Advertiser{}, err
-	}
-	a.Policy.Modes = ModeSet(modes)
-	if keyID != nil {
-		a.KeyID = *keyID
-	}
-	if certName != nil {
-		a.CertName = *certName
-	}
-	copy(a.KeyHash[:], hash)
-	a.CreatedAt = a.CreatedAt.UTC()
-	if revoked != nil {
-		a.RevokedAt = revoked.UTC()
-	}
-	return a, nil
-}
-
-func (p *Postgres) advertiserWhere(ctx context.Context, where string, arg any) (Advertiser, error) {
-	a, err := scanAdvertiserPostgres(p.pool.QueryRow(ctx, `SELECT `+advertiserColumns+` FROM advertisers WHERE `+where, arg))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Advertiser{}, ErrUnknownAdvertiser
-	}
-	if err != nil {
-		return Advertiser{}, fmt.Errorf("store: advertiser: %w", err)
-	}
-	return a, nil
-}
-
-// AddAdvertiser implements [Registry].
-func (p *Postgres) AddAdvertiser(ctx context.Context, a Advertiser) (Advertiser, error) {
-	if err := validateAdvertiser(&a); err != nil {
-		return Advertiser{}, err
-	}
-	a.CreatedAt, a.RevokedAt = microTime(time.Now()), time.Time{}
-	var hash []byte
-	if a.KeyID != "" {
-		hash = a.KeyHash[:]
-	}
-	args := append([]any{a.Name, nullString(a.KeyID), hash, nullString(a.CertName), a.CreatedAt}, policyArgs(a.Policy)...)
-	err := p.pool.QueryRow(ctx, sqlInsertAdvertiser, args...).Scan(&a.ID)
-	if err != nil {
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "23505" {
-			return Advertiser{}, ErrAdvertiserExists
-		}
-		return Advertiser{}, fmt.Errorf("store: add advertiser: %w", err)
-	}
-	return a, nil
-}
-
-// AdvertiserByName implements [Registry].
-func (p *Postgres) AdvertiserByName(ctx context.Context, name string) (Advertiser, error) {
-	return p.advertiserWhere(ctx, "name = $1", name)
-}
-
-// AdvertiserByKeyID implements [Registry].
-func (p *Postgres) AdvertiserByKeyID(ctx context.Context, keyID string) (Advertiser, error) {
-	return p.advertiserWhere(ctx, "key_id = $1", keyID)
-}
-
-// AdvertiserByCertName implements [Registry].
-func (p *Postgres) AdvertiserByCertName(ctx context.Context, certName string) (Advertiser, error) {
-	return p.advertiserWhere(ctx, "cert_name = $1", certName)
-}
-
-// Advertisers implements [Registry].
-func (p *Postgres) Advertisers(ctx context.Context) ([]Advertiser, error) {
-	rows, err := p.pool.Query(ctx, `SELECT `+advertiserColumns+` FROM advertisers ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("store: advertisers: %w", err)
-	}
-	defer rows.Close()
-	var out []Advertiser
-	for rows.Next() {
-		a, err := scanAdvertiserPostgres(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: advertisers: %w", err)
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: advertisers: %w", err)
-	}
-	return out, nil
-}
-
-// RevokeAdvertiser implements [Registry].
-func (p *Postgres) RevokeAdvertiser(ctx context.Context, name string, at time.Time) (Advertiser, error) {
-	if _, err := p.pool.Exec(ctx, `UPDATE advertisers SET revoked_at = COALESCE(revoked_at, $1) WHERE name = $2`,
-		microTime(at), name); err != nil {
-		return Advertiser{}, fmt.Errorf("store: revoke advertiser: %w", err)
-	}
-	return p.advertiserWhere(ctx, "name = $1", name)
-}
-
-// SetAdvertiserPolicy implements [Registry].
-func (p *Postgres) SetAdvertiserPolicy(ctx context.Context, name string, pol Policy) (Advertiser, error) {
-	if err := validatePolicy(pol); err != nil {
-		return Advertiser{}, err
-	}
-	if _, err := p.pool.Exec(ctx, sqlSetPolicy, append(policyArgs(pol), name)...); err != nil {
-		return Advertiser{}, fmt.Errorf("store: set advertiser policy: %w", err)
-	}
-	return p.advertiserWhere(ctx, "name = $1", name)
+	return advertiserWhere(ctx, c.writer, "name = $1", name)
 }

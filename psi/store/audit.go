@@ -88,97 +88,44 @@ func sessionsQuery(limit int) string {
 }
 
 // RecordSession implements [Registry].
-func (s *SQLite) RecordSession(ctx context.Context, r SessionRecord) error {
+func (c *core) RecordSession(ctx context.Context, r SessionRecord) error {
 	if err := validateSession(&r); err != nil {
 		return err
 	}
-	v, d := r.snapshotArgs()
-	_, err := s.w.ExecContext(ctx, sqlInsertSession,
-		r.ID, r.Advertiser, int64(r.Kind), r.Mode, r.ListSize, r.ServerSize, v, d, r.BudgetSpent, r.EpsilonSpent, r.Result, r.Detail,
-		r.StartedAt.UnixMicro(), r.EndedAt.UnixMicro(), r.EndedAt.Sub(r.StartedAt).Microseconds())
-	if err != nil {
+	if _, err := c.writer.exec(ctx, sqlInsertSession, c.sessionArgs(&r)...); err != nil {
 		return fmt.Errorf("store: record session: %w", err)
 	}
 	return nil
 }
 
-// Sessions implements [Registry].
-func (s *SQLite) Sessions(ctx context.Context, advertiser int64, limit int) ([]SessionRecord, error) {
-	rows, err := s.r.QueryContext(ctx, sessionsQuery(limit), advertiser)
-	if err != nil {
-		return nil, fmt.Errorf("store: sessions: %w", err)
-	}
-	defer rows.Close()
-	var out []SessionRecord
-	for rows.Next() {
-		var (
-			r              SessionRecord
-			kind           int64
-			version        sql.NullInt64
-			digest         []byte
-			started, ended int64
-		)
-		if err := rows.Scan(&r.ID, &r.Advertiser, &r.AdvertiserName, &kind, &r.Mode, &r.ListSize, &r.ServerSize, &version, &digest,
-			&r.BudgetSpent, &r.EpsilonSpent, &r.Result, &r.Detail, &started, &ended); err != nil {
-			return nil, fmt.Errorf("store: sessions: %w", err)
-		}
-		r.Kind, r.SnapshotVersion = psi.Kind(kind), version.Int64
-		copy(r.SnapshotDigest[:], digest)
-		r.StartedAt, r.EndedAt = time.UnixMicro(started).UTC(), time.UnixMicro(ended).UTC()
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: sessions: %w", err)
-	}
-	return out, nil
-}
-
-// RecordSession implements [Registry].
-func (p *Postgres) RecordSession(ctx context.Context, r SessionRecord) error {
-	if err := validateSession(&r); err != nil {
-		return err
-	}
+// sessionArgs are the arguments of sqlInsertSession for the validated r.
+func (c *core) sessionArgs(r *SessionRecord) []any {
 	v, d := r.snapshotArgs()
-	_, err := p.pool.Exec(ctx, sqlInsertSession,
-		r.ID, r.Advertiser, int16(r.Kind), r.Mode, r.ListSize, r.ServerSize, v, d, r.BudgetSpent, r.EpsilonSpent, r.Result, r.Detail,
-		r.StartedAt, r.EndedAt, r.EndedAt.Sub(r.StartedAt).Microseconds())
-	if err != nil {
-		return fmt.Errorf("store: record session: %w", err)
-	}
-	return nil
+	return []any{r.ID, r.Advertiser, int64(r.Kind), r.Mode, r.ListSize, r.ServerSize, v, d, r.BudgetSpent, r.EpsilonSpent, r.Result, r.Detail,
+		c.ts(r.StartedAt), c.ts(r.EndedAt), r.EndedAt.Sub(r.StartedAt).Microseconds()}
 }
 
 // Sessions implements [Registry].
-func (p *Postgres) Sessions(ctx context.Context, advertiser int64, limit int) ([]SessionRecord, error) {
-	rows, err := p.pool.Query(ctx, sessionsQuery(limit), advertiser)
-	if err != nil {
-		return nil, fmt.Errorf("store: sessions: %w", err)
+func (c *core) Sessions(ctx context.Context, advertiser int64, limit int) ([]SessionRecord, error) {
+	return queryAll(ctx, c.reader, "sessions", scanSession, sessionsQuery(limit), advertiser)
+}
+
+func scanSession(row scanner) (SessionRecord, error) {
+	var (
+		r              SessionRecord
+		kind           int64
+		version        sql.NullInt64
+		digest         []byte
+		started, ended stamp
+	)
+	if err := row.Scan(&r.ID, &r.Advertiser, &r.AdvertiserName, &kind, &r.Mode, &r.ListSize, &r.ServerSize, &version, &digest,
+		&r.BudgetSpent, &r.EpsilonSpent, &r.Result, &r.Detail, &started, &ended); err != nil {
+		return SessionRecord{}, err
 	}
-	defer rows.Close()
-	var out []SessionRecord
-	for rows.Next() {
-		var (
-			r       SessionRecord
-			kind    int16
-			version *int64
-			digest  []byte
-		)
-		if err := rows.Scan(&r.ID, &r.Advertiser, &r.AdvertiserName, &kind, &r.Mode, &r.ListSize, &r.ServerSize, &version, &digest,
-			&r.BudgetSpent, &r.EpsilonSpent, &r.Result, &r.Detail, &r.StartedAt, &r.EndedAt); err != nil {
-			return nil, fmt.Errorf("store: sessions: %w", err)
-		}
-		r.Kind = psi.Kind(kind)
-		if version != nil {
-			r.SnapshotVersion = *version
-		}
-		copy(r.SnapshotDigest[:], digest)
-		r.StartedAt, r.EndedAt = r.StartedAt.UTC(), r.EndedAt.UTC()
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: sessions: %w", err)
-	}
-	return out, nil
+	r.Kind, r.SnapshotVersion = psi.Kind(kind), version.Int64
+	copy(r.SnapshotDigest[:], digest)
+	r.StartedAt, r.EndedAt = started.t, ended.t
+	return r, nil
 }
 
 // sqlResultCount counts the audit rows of advertiser $1 with result $2
@@ -186,20 +133,11 @@ func (p *Postgres) Sessions(ctx context.Context, advertiser int64, limit int) ([
 const sqlResultCount = `SELECT count(*), COALESCE(MAX(ended_at), $3) FROM sessions WHERE advertiser_id = $1 AND result = $2 AND ended_at > $3`
 
 // SessionsEnded implements [Registry].
-func (s *SQLite) SessionsEnded(ctx context.Context, advertiser int64, result string, since time.Time) (int64, time.Time, error) {
-	var n, last int64
-	if err := s.r.QueryRowContext(ctx, sqlResultCount, advertiser, result, microTime(since).UnixMicro()).Scan(&n, &last); err != nil {
-		return 0, time.Time{}, fmt.Errorf("store: sessions ended: %w", err)
-	}
-	return n, time.UnixMicro(last).UTC(), nil
-}
-
-// SessionsEnded implements [Registry].
-func (p *Postgres) SessionsEnded(ctx context.Context, advertiser int64, result string, since time.Time) (int64, time.Time, error) {
+func (c *core) SessionsEnded(ctx context.Context, advertiser int64, result string, since time.Time) (int64, time.Time, error) {
 	var n int64
-	var last time.Time
-	if err := p.pool.QueryRow(ctx, sqlResultCount, advertiser, result, microTime(since)).Scan(&n, &last); err != nil {
+	var last stamp
+	if err := c.reader.queryRow(ctx, sqlResultCount, advertiser, result, c.ts(microTime(since))).Scan(&n, &last); err != nil {
 		return 0, time.Time{}, fmt.Errorf("store: sessions ended: %w", err)
 	}
-	return n, last.UTC(), nil
+	return n, last.t, nil
 }

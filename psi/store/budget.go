@@ -2,12 +2,10 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/overlap-psi/overlap/psi/dp"
 )
 
@@ -187,63 +185,46 @@ func refundOutcome(advertiser, refundedBy int64) error {
 	return nil
 }
 
-// --- SQLite ---
-
-// ReserveBudget implements [Registry]. The write connection serializes
-// transactions (BEGIN IMMEDIATE), so two reservations never both see the
-// spend before the other.
-func (s *SQLite) ReserveBudget(ctx context.Context, r BudgetRequest) (BudgetStatus, error) {
+// ReserveBudget implements [Registry]. On SQLite the write connection
+// serializes transactions (BEGIN IMMEDIATE); on PostgreSQL the
+// advertiser's row is locked (FOR UPDATE) for the transaction, so
+// reservations of one advertiser run one after the other: two reservations
+// never both see the spend before the other.
+func (c *core) ReserveBudget(ctx context.Context, r BudgetRequest) (BudgetStatus, error) {
 	if err := validateBudget(&r); err != nil {
 		return BudgetStatus{}, err
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
+	var st BudgetStatus
+	err := c.inTx(ctx, "reserve budget", func(tx q) error {
+		var err error
+		st, err = c.reserve(ctx, tx, r)
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrBudgetExhausted) {
+		return BudgetStatus{}, err
 	}
-	defer tx.Rollback()
-	st, err := reserveSQLite(ctx, tx, r)
-	if err != nil {
-		return st, err
-	}
-	if err := tx.Commit(); err != nil {
-		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
-	}
-	return st, nil
+	return st, err
 }
 
-// reserveSQLite checks and records the validated reservation r in tx.
-func reserveSQLite(ctx context.Context, tx *sql.Tx, r BudgetRequest) (BudgetStatus, error) {
-	var exists int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM advertisers WHERE id = $1`, r.Advertiser).Scan(&exists); err != nil {
-		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
-	}
-	if exists == 0 {
-		return BudgetStatus{}, ErrUnknownAdvertiser
-	}
-	rows, err := tx.QueryContext(ctx, sqlWindowSpends, r.Advertiser, r.At.Add(-r.Window).UnixMicro())
-	if err != nil {
-		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
-	}
-	var spends []spend
-	for rows.Next() {
-		var at int64
-		var sp spend
-		if err := rows.Scan(&at, &sp.identifiers, &sp.epsilon); err != nil {
-			rows.Close()
-			return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
+// reserve checks and records the validated reservation r in tx. The
+// status it returns with a *BudgetError is the one the check saw.
+func (c *core) reserve(ctx context.Context, tx q, r BudgetRequest) (BudgetStatus, error) {
+	var id int64
+	if err := tx.queryRow(ctx, `SELECT id FROM advertisers WHERE id = $1`+c.forUpdate, r.Advertiser).Scan(&id); err != nil {
+		if isNoRows(err) {
+			return BudgetStatus{}, ErrUnknownAdvertiser
 		}
-		sp.at = time.UnixMicro(at).UTC()
-		spends = append(spends, sp)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
+	}
+	spends, err := queryAll(ctx, tx, "reserve budget", scanSpend, sqlWindowSpends, r.Advertiser, c.ts(r.At.Add(-r.Window)))
+	if err != nil {
+		return BudgetStatus{}, err
 	}
 	st, err := decide(r, spends)
 	if err != nil {
 		return st, err
 	}
-	if _, err := tx.ExecContext(ctx, sqlInsertSpend, r.Advertiser, r.Session, r.At.UnixMicro(), r.Identifiers, r.Epsilon); err != nil {
+	if _, err := tx.exec(ctx, sqlInsertSpend, r.Advertiser, r.Session, c.ts(r.At), r.Identifiers, r.Epsilon); err != nil {
 		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
 	}
 	st.Used += r.Identifiers
@@ -251,148 +232,38 @@ func reserveSQLite(ctx context.Context, tx *sql.Tx, r BudgetRequest) (BudgetStat
 	return st, nil
 }
 
+// scanSpend scans a row of sqlWindowSpends.
+func scanSpend(row scanner) (spend, error) {
+	var at stamp
+	var sp spend
+	err := row.Scan(&at, &sp.identifiers, &sp.epsilon)
+	sp.at = at.t
+	return sp, err
+}
+
 // RefundBudget implements [Registry].
-func (s *SQLite) RefundBudget(ctx context.Context, advertiser int64, session string, at time.Time) error {
+func (c *core) RefundBudget(ctx context.Context, advertiser int64, session string, at time.Time) error {
 	at, err := validateRefund(session, at)
 	if err != nil {
 		return err
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: refund budget: %w", err)
-	}
-	defer tx.Rollback()
-	var n int64
-	if err := tx.QueryRowContext(ctx, sqlSpendExists, session, advertiser).Scan(&n); err != nil {
-		return fmt.Errorf("store: refund budget: %w", err)
-	}
-	if n == 0 {
-		return ErrNoBudgetSpend
-	}
-	res, err := tx.ExecContext(ctx, sqlRefund, session, advertiser, at.UnixMicro())
-	if err != nil {
-		return fmt.Errorf("store: refund budget: %w", err)
-	}
-	if added, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store: refund budget: %w", err)
-	} else if added == 0 {
-		var by int64
-		if err := tx.QueryRowContext(ctx, sqlRefundedBy, session).Scan(&by); err != nil {
-			return fmt.Errorf("store: refund budget: %w", err)
-		}
-		return refundOutcome(advertiser, by)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: refund budget: %w", err)
-	}
-	return nil
-}
-
-func (s *SQLite) windowTotals(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (ids, eps int64, err error) {
-	err = s.r.QueryRowContext(ctx, sqlWindowTotals, advertiser, microTime(at).Add(-window).UnixMicro()).Scan(&ids, &eps)
-	return ids, eps, err
-}
-
-// BudgetUsed implements [Registry].
-func (s *SQLite) BudgetUsed(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (int64, error) {
-	used, _, err := s.windowTotals(ctx, advertiser, window, at)
-	if err != nil {
-		return 0, fmt.Errorf("store: budget used: %w", err)
-	}
-	return used, nil
-}
-
-// EpsilonUsed implements [Registry].
-func (s *SQLite) EpsilonUsed(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (int64, error) {
-	_, used, err := s.windowTotals(ctx, advertiser, window, at)
-	if err != nil {
-		return 0, fmt.Errorf("store: epsilon used: %w", err)
-	}
-	return used, nil
-}
-
-// --- PostgreSQL ---
-
-// ReserveBudget implements [Registry]. The advertiser's row is locked (FOR
-// UPDATE) for the transaction, so reservations of one advertiser run one
-// after the other.
-func (p *Postgres) ReserveBudget(ctx context.Context, r BudgetRequest) (BudgetStatus, error) {
-	if err := validateBudget(&r); err != nil {
-		return BudgetStatus{}, err
-	}
-	var st BudgetStatus
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		var err error
-		st, err = reservePostgres(ctx, tx, r)
-		return err
-	})
-	return st, err
-}
-
-// reservePostgres checks and records the validated reservation r in tx.
-func reservePostgres(ctx context.Context, tx pgx.Tx, r BudgetRequest) (BudgetStatus, error) {
-	var st BudgetStatus
-	err := func() error {
-		var id int64
-		if err := tx.QueryRow(ctx, `SELECT id FROM advertisers WHERE id = $1 FOR UPDATE`, r.Advertiser).Scan(&id); err != nil {
-			if errors.Is(err, pgx.ErrNoRows) {
-				return ErrUnknownAdvertiser
-			}
-			return fmt.Errorf("store: reserve budget: %w", err)
-		}
-		rows, err := tx.Query(ctx, sqlWindowSpends, r.Advertiser, r.At.Add(-r.Window))
-		if err != nil {
-			return fmt.Errorf("store: reserve budget: %w", err)
-		}
-		var spends []spend
-		for rows.Next() {
-			var sp spend
-			if err := rows.Scan(&sp.at, &sp.identifiers, &sp.epsilon); err != nil {
-				rows.Close()
-				return fmt.Errorf("store: reserve budget: %w", err)
-			}
-			sp.at = sp.at.UTC()
-			spends = append(spends, sp)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("store: reserve budget: %w", err)
-		}
-		st, err = decide(r, spends)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, sqlInsertSpend, r.Advertiser, r.Session, r.At, r.Identifiers, r.Epsilon); err != nil {
-			return fmt.Errorf("store: reserve budget: %w", err)
-		}
-		st.Used += r.Identifiers
-		st.EpsilonUsed += r.Epsilon
-		return nil
-	}()
-	return st, err
-}
-
-// RefundBudget implements [Registry].
-func (p *Postgres) RefundBudget(ctx context.Context, advertiser int64, session string, at time.Time) error {
-	at, err := validateRefund(session, at)
-	if err != nil {
-		return err
-	}
-	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+	return c.inTx(ctx, "refund budget", func(tx q) error {
 		var n int64
-		if err := tx.QueryRow(ctx, sqlSpendExists, session, advertiser).Scan(&n); err != nil {
+		if err := tx.queryRow(ctx, sqlSpendExists, session, advertiser).Scan(&n); err != nil {
 			return fmt.Errorf("store: refund budget: %w", err)
 		}
 		if n == 0 {
 			return ErrNoBudgetSpend
 		}
-		tag, err := tx.Exec(ctx, sqlRefund, session, advertiser, at)
+		res, err := tx.exec(ctx, sqlRefund, session, advertiser, c.ts(at))
 		if err != nil {
 			return fmt.Errorf("store: refund budget: %w", err)
 		}
-		if tag.RowsAffected() == 0 {
+		if added, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("store: refund budget: %w", err)
+		} else if added == 0 {
 			var by int64
-			if err := tx.QueryRow(ctx, sqlRefundedBy, session).Scan(&by); err != nil {
+			if err := tx.queryRow(ctx, sqlRefundedBy, session).Scan(&by); err != nil {
 				return fmt.Errorf("store: refund budget: %w", err)
 			}
 			return refundOutcome(advertiser, by)
@@ -401,14 +272,14 @@ func (p *Postgres) RefundBudget(ctx context.Context, advertiser int64, session s
 	})
 }
 
-func (p *Postgres) windowTotals(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (ids, eps int64, err error) {
-	err = p.pool.QueryRow(ctx, sqlWindowTotals, advertiser, microTime(at).Add(-window)).Scan(&ids, &eps)
+func (c *core) windowTotals(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (ids, eps int64, err error) {
+	err = c.reader.queryRow(ctx, sqlWindowTotals, advertiser, c.ts(microTime(at).Add(-window))).Scan(&ids, &eps)
 	return ids, eps, err
 }
 
 // BudgetUsed implements [Registry].
-func (p *Postgres) BudgetUsed(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (int64, error) {
-	used, _, err := p.windowTotals(ctx, advertiser, window, at)
+func (c *core) BudgetUsed(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (int64, error) {
+	used, _, err := c.windowTotals(ctx, advertiser, window, at)
 	if err != nil {
 		return 0, fmt.Errorf("store: budget used: %w", err)
 	}
@@ -416,8 +287,8 @@ func (p *Postgres) BudgetUsed(ctx context.Context, advertiser int64, window time
 }
 
 // EpsilonUsed implements [Registry].
-func (p *Postgres) EpsilonUsed(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (int64, error) {
-	_, used, err := p.windowTotals(ctx, advertiser, window, at)
+func (c *core) EpsilonUsed(ctx context.Context, advertiser int64, window time.Duration, at time.Time) (int64, error) {
+	_, used, err := c.windowTotals(ctx, advertiser, window, at)
 	if err != nil {
 		return 0, fmt.Errorf("store: epsilon used: %w", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 
@@ -200,43 +199,40 @@ func snapshotArgsOf(version int64, digest [32]byte) (any, any) {
 	return version, digest[:]
 }
 
-// --- SQLite ---
-
 // BeginSession implements [Journal].
-func (s *SQLite) BeginSession(ctx context.Context, r BudgetRequest, e JournalEntry) (BudgetStatus, error) {
+func (c *core) BeginSession(ctx context.Context, r BudgetRequest, e JournalEntry) (BudgetStatus, error) {
 	if err := validateBudget(&r); err != nil {
 		return BudgetStatus{}, err
 	}
 	if err := validateEntry(r, &e); err != nil {
 		return BudgetStatus{}, err
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return BudgetStatus{}, fmt.Errorf("store: begin session: %w", err)
+	var st BudgetStatus
+	err := c.inTx(ctx, "begin session", func(tx q) error {
+		var err error
+		if st, err = c.reserve(ctx, tx, r); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, sqlInsertJournal, e.ID, e.Advertiser, int64(e.Kind), e.Mode, e.ListSize, e.Identifiers, e.Epsilon,
+			e.Phase, e.Owner, c.ts(e.StartedAt), c.ts(e.RenewedAt), c.ts(e.LeaseUntil)); err != nil {
+			return fmt.Errorf("store: begin session: %w", err)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrBudgetExhausted) {
+		return BudgetStatus{}, err
 	}
-	defer tx.Rollback()
-	st, err := reserveSQLite(ctx, tx, r)
-	if err != nil {
-		return st, err
-	}
-	if _, err := tx.ExecContext(ctx, sqlInsertJournal, e.ID, e.Advertiser, int64(e.Kind), e.Mode, e.ListSize, e.Identifiers, e.Epsilon,
-		e.Phase, e.Owner, e.StartedAt.UnixMicro(), e.RenewedAt.UnixMicro(), e.LeaseUntil.UnixMicro()); err != nil {
-		return BudgetStatus{}, fmt.Errorf("store: begin session: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return BudgetStatus{}, fmt.Errorf("store: begin session: %w", err)
-	}
-	return st, nil
+	return st, err
 }
 
 // AdvanceSession implements [Journal].
-func (s *SQLite) AdvanceSession(ctx context.Context, e JournalEntry) error {
+func (c *core) AdvanceSession(ctx context.Context, e JournalEntry) error {
 	if err := validPhase(e.Phase); err != nil {
 		return err
 	}
 	v, d := snapshotArgsOf(e.SnapshotVersion, e.SnapshotDigest)
-	res, err := s.w.ExecContext(ctx, sqlAdvanceJournal, e.ID, e.Owner, e.Phase, e.ServerSize, v, d,
-		microTime(e.RenewedAt).UnixMicro(), microTime(e.LeaseUntil).UnixMicro())
+	res, err := c.writer.exec(ctx, sqlAdvanceJournal, e.ID, e.Owner, e.Phase, e.ServerSize, v, d,
+		c.ts(microTime(e.RenewedAt)), c.ts(microTime(e.LeaseUntil)))
 	if err != nil {
 		return fmt.Errorf("store: advance session: %w", err)
 	}
@@ -249,8 +245,8 @@ func (s *SQLite) AdvanceSession(ctx context.Context, e JournalEntry) error {
 }
 
 // RenewLeases implements [Journal].
-func (s *SQLite) RenewLeases(ctx context.Context, owner string, at, until time.Time) (int64, error) {
-	res, err := s.w.ExecContext(ctx, sqlRenewJournal, owner, microTime(at).UnixMicro(), microTime(until).UnixMicro())
+func (c *core) RenewLeases(ctx context.Context, owner string, at, until time.Time) (int64, error) {
+	res, err := c.writer.exec(ctx, sqlRenewJournal, owner, c.ts(microTime(at)), c.ts(microTime(until)))
 	if err != nil {
 		return 0, fmt.Errorf("store: renew leases: %w", err)
 	}
@@ -262,28 +258,17 @@ func (s *SQLite) RenewLeases(ctx context.Context, owner string, at, until time.T
 }
 
 // EndSession implements [Journal].
-func (s *SQLite) EndSession(ctx context.Context, rec SessionRecord, refund bool) error {
+func (c *core) EndSession(ctx context.Context, rec SessionRecord, refund bool) error {
 	if err := validateSession(&rec); err != nil {
 		return err
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: end session: %w", err)
-	}
-	defer tx.Rollback()
-	if err := closeSQLite(ctx, tx, rec, refund); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: end session: %w", err)
-	}
-	return nil
+	return c.inTx(ctx, "end session", func(tx q) error { return c.closeSession(ctx, tx, rec, refund) })
 }
 
-// closeSQLite removes the journal row of rec, refunds it if asked, and
+// closeSession removes the journal row of rec, refunds it if asked, and
 // appends rec to the audit log, in tx.
-func closeSQLite(ctx context.Context, tx *sql.Tx, rec SessionRecord, refund bool) error {
-	res, err := tx.ExecContext(ctx, sqlDeleteJournal, rec.ID)
+func (c *core) closeSession(ctx context.Context, tx q, rec SessionRecord, refund bool) error {
+	res, err := tx.exec(ctx, sqlDeleteJournal, rec.ID)
 	if err != nil {
 		return fmt.Errorf("store: end session: %w", err)
 	}
@@ -293,26 +278,23 @@ func closeSQLite(ctx context.Context, tx *sql.Tx, rec SessionRecord, refund bool
 		return ErrSessionLost
 	}
 	if refund {
-		if _, err := tx.ExecContext(ctx, sqlRefundIfSpent, rec.ID, rec.Advertiser, rec.EndedAt.UnixMicro()); err != nil {
+		if _, err := tx.exec(ctx, sqlRefundIfSpent, rec.ID, rec.Advertiser, c.ts(rec.EndedAt)); err != nil {
 			return fmt.Errorf("store: end session: refund: %w", err)
 		}
 	}
-	v, d := rec.snapshotArgs()
-	if _, err := tx.ExecContext(ctx, sqlInsertSession,
-		rec.ID, rec.Advertiser, int64(rec.Kind), rec.Mode, rec.ListSize, rec.ServerSize, v, d, rec.BudgetSpent, rec.EpsilonSpent, rec.Result, rec.Detail,
-		rec.StartedAt.UnixMicro(), rec.EndedAt.UnixMicro(), rec.EndedAt.Sub(rec.StartedAt).Microseconds()); err != nil {
+	if _, err := tx.exec(ctx, sqlInsertSession, c.sessionArgs(&rec)...); err != nil {
 		return fmt.Errorf("store: end session: %w", err)
 	}
 	return nil
 }
 
-func scanJournalSQLite(row interface{ Scan(...any) error }) (JournalEntry, error) {
+func scanJournal(row scanner) (JournalEntry, error) {
 	var (
 		e                        JournalEntry
 		kind                     int64
 		version                  sql.NullInt64
 		digest                   []byte
-		started, renewed, leased int64
+		started, renewed, leased stamp
 	)
 	if err := row.Scan(&e.ID, &e.Advertiser, &kind, &e.Mode, &e.ListSize, &e.Identifiers, &e.Epsilon, &e.Phase, &e.ServerSize,
 		&version, &digest, &e.Owner, &started, &renewed, &leased); err != nil {
@@ -320,43 +302,36 @@ func scanJournalSQLite(row interface{ Scan(...any) error }) (JournalEntry, error
 	}
 	e.Kind, e.SnapshotVersion = psi.Kind(kind), version.Int64
 	copy(e.SnapshotDigest[:], digest)
-	e.StartedAt, e.RenewedAt, e.LeaseUntil = time.UnixMicro(started).UTC(), time.UnixMicro(renewed).UTC(), time.UnixMicro(leased).UTC()
+	e.StartedAt, e.RenewedAt, e.LeaseUntil = started.t, renewed.t, leased.t
 	return e, nil
 }
 
 // OpenSessions implements [Journal].
-func (s *SQLite) OpenSessions(ctx context.Context) ([]JournalEntry, error) {
-	rows, err := s.r.QueryContext(ctx, sqlOpenSessions)
-	if err != nil {
-		return nil, fmt.Errorf("store: open sessions: %w", err)
-	}
-	defer rows.Close()
-	var out []JournalEntry
-	for rows.Next() {
-		e, err := scanJournalSQLite(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: open sessions: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: open sessions: %w", err)
-	}
-	return out, nil
+func (c *core) OpenSessions(ctx context.Context) ([]JournalEntry, error) {
+	return queryAll(ctx, c.reader, "open sessions", scanJournal, sqlOpenSessions)
 }
 
-// Reconcile implements [Journal]. The write connection serializes
-// transactions, and each one re-reads its row, so a session is closed
-// once.
-func (s *SQLite) Reconcile(ctx context.Context, at time.Time) ([]SessionRecord, error) {
+// Reconcile implements [Journal]. Each session is closed in its own
+// transaction that re-reads its row and re-checks the lease: on SQLite the
+// write connection serializes the transactions, on PostgreSQL the read
+// locks the row (FOR UPDATE), so servers reconciling one database at once
+// close each session once.
+func (c *core) Reconcile(ctx context.Context, at time.Time) ([]SessionRecord, error) {
 	at = microTime(at)
-	ids, err := expiredSQLite(ctx, s.w, at)
+	// Read on the writer, as the transactions below.
+	ids, err := queryAll(ctx, c.writer, "reconcile", scanID, sqlExpired, c.ts(at))
 	if err != nil {
-		return nil, fmt.Errorf("store: reconcile: %w", err)
+		return nil, err
 	}
 	var out []SessionRecord
 	for _, id := range ids {
-		rec, ok, err := s.reconcileOne(ctx, id, at)
+		var rec SessionRecord
+		var ok bool
+		err := c.inTx(ctx, "reconcile", func(tx q) error {
+			var err error
+			rec, ok, err = c.reconcileOne(ctx, tx, id, at)
+			return err
+		})
 		if err != nil {
 			return out, err
 		}
@@ -367,31 +342,17 @@ func (s *SQLite) Reconcile(ctx context.Context, at time.Time) ([]SessionRecord, 
 	return out, nil
 }
 
-func expiredSQLite(ctx context.Context, db *sql.DB, at time.Time) ([]string, error) {
-	rows, err := db.QueryContext(ctx, sqlExpired, at.UnixMicro())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+func scanID(row scanner) (id string, err error) {
+	err = row.Scan(&id)
+	return id, err
 }
 
-func (s *SQLite) reconcileOne(ctx context.Context, id string, at time.Time) (SessionRecord, bool, error) {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return SessionRecord{}, false, fmt.Errorf("store: reconcile: %w", err)
-	}
-	defer tx.Rollback()
-	e, err := scanJournalSQLite(tx.QueryRowContext(ctx, `SELECT `+journalColumns+` FROM session_journal WHERE id = $1 AND lease_until < $2`, id, at.UnixMicro()))
-	if errors.Is(err, sql.ErrNoRows) {
+// reconcileOne closes session id in tx if its lease still ended before
+// at; ok is false when it was closed or renewed meanwhile.
+func (c *core) reconcileOne(ctx context.Context, tx q, id string, at time.Time) (rec SessionRecord, ok bool, err error) {
+	e, err := scanJournal(tx.queryRow(ctx, `SELECT `+journalColumns+` FROM session_journal WHERE id = $1 AND lease_until < $2`+c.forUpdate,
+		id, c.ts(at)))
+	if isNoRows(err) {
 		return SessionRecord{}, false, nil // closed or renewed meanwhile
 	}
 	if err != nil {
@@ -403,197 +364,15 @@ func (s *SQLite) reconcileOne(ctx context.Context, id string, at time.Time) (Ses
 	}
 	if rec.SnapshotVersion != 0 {
 		var n int64
-		if err := tx.QueryRowContext(ctx, sqlSnapshotKnown, rec.SnapshotVersion).Scan(&n); err != nil {
+		if err := tx.queryRow(ctx, sqlSnapshotKnown, rec.SnapshotVersion).Scan(&n); err != nil {
 			return SessionRecord{}, false, fmt.Errorf("store: reconcile: %w", err)
 		}
 		if n == 0 {
 			rec.SnapshotVersion, rec.SnapshotDigest = 0, [32]byte{}
 		}
 	}
-	if err := closeSQLite(ctx, tx, rec, refund); err != nil {
+	if err := c.closeSession(ctx, tx, rec, refund); err != nil {
 		return SessionRecord{}, false, err
 	}
-	if err := tx.Commit(); err != nil {
-		return SessionRecord{}, false, fmt.Errorf("store: reconcile: %w", err)
-	}
 	return rec, true, nil
-}
-
-// --- PostgreSQL ---
-
-// BeginSession implements [Journal].
-func (p *Postgres) BeginSession(ctx context.Context, r BudgetRequest, e JournalEntry) (BudgetStatus, error) {
-	if err := validateBudget(&r); err != nil {
-		return BudgetStatus{}, err
-	}
-	if err := validateEntry(r, &e); err != nil {
-		return BudgetStatus{}, err
-	}
-	var st BudgetStatus
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		var err error
-		if st, err = reservePostgres(ctx, tx, r); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, sqlInsertJournal, e.ID, e.Advertiser, int16(e.Kind), e.Mode, e.ListSize, e.Identifiers, e.Epsilon,
-			e.Phase, e.Owner, e.StartedAt, e.RenewedAt, e.LeaseUntil); err != nil {
-			return fmt.Errorf("store: begin session: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return BudgetStatus{}, err
-	}
-	return st, nil
-}
-
-// AdvanceSession implements [Journal].
-func (p *Postgres) AdvanceSession(ctx context.Context, e JournalEntry) error {
-	if err := validPhase(e.Phase); err != nil {
-		return err
-	}
-	v, d := snapshotArgsOf(e.SnapshotVersion, e.SnapshotDigest)
-	tag, err := p.pool.Exec(ctx, sqlAdvanceJournal, e.ID, e.Owner, e.Phase, e.ServerSize, v, d, microTime(e.RenewedAt), microTime(e.LeaseUntil))
-	if err != nil {
-		return fmt.Errorf("store: advance session: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrSessionLost
-	}
-	return nil
-}
-
-// RenewLeases implements [Journal].
-func (p *Postgres) RenewLeases(ctx context.Context, owner string, at, until time.Time) (int64, error) {
-	tag, err := p.pool.Exec(ctx, sqlRenewJournal, owner, microTime(at), microTime(until))
-	if err != nil {
-		return 0, fmt.Errorf("store: renew leases: %w", err)
-	}
-	return tag.RowsAffected(), nil
-}
-
-// EndSession implements [Journal].
-func (p *Postgres) EndSession(ctx context.Context, rec SessionRecord, refund bool) error {
-	if err := validateSession(&rec); err != nil {
-		return err
-	}
-	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error { return closePostgres(ctx, tx, rec, refund) })
-}
-
-func closePostgres(ctx context.Context, tx pgx.Tx, rec SessionRecord, refund bool) error {
-	tag, err := tx.Exec(ctx, sqlDeleteJournal, rec.ID)
-	if err != nil {
-		return fmt.Errorf("store: end session: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrSessionLost
-	}
-	if refund {
-		if _, err := tx.Exec(ctx, sqlRefundIfSpent, rec.ID, rec.Advertiser, rec.EndedAt); err != nil {
-			return fmt.Errorf("store: end session: refund: %w", err)
-		}
-	}
-	v, d := rec.snapshotArgs()
-	if _, err := tx.Exec(ctx, sqlInsertSession,
-		rec.ID, rec.Advertiser, int16(rec.Kind), rec.Mode, rec.ListSize, rec.ServerSize, v, d, rec.BudgetSpent, rec.EpsilonSpent, rec.Result, rec.Detail,
-		rec.StartedAt, rec.EndedAt, rec.EndedAt.Sub(rec.StartedAt).Microseconds()); err != nil {
-		return fmt.Errorf("store: end session: %w", err)
-	}
-	return nil
-}
-
-func scanJournalPostgres(row interface{ Scan(...any) error }) (JournalEntry, error) {
-	var (
-		e       JournalEntry
-		kind    int16
-		version *int64
-		digest  []byte
-	)
-	if err := row.Scan(&e.ID, &e.Advertiser, &kind, &e.Mode, &e.ListSize, &e.Identifiers, &e.Epsilon, &e.Phase, &e.ServerSize,
-		&version, &digest, &e.Owner, &e.StartedAt, &e.RenewedAt, &e.LeaseUntil); err != nil {
-		return JournalEntry{}, err
-	}
-	e.Kind = psi.Kind(kind)
-	if version != nil {
-		e.SnapshotVersion = *version
-	}
-	copy(e.SnapshotDigest[:], digest)
-	e.StartedAt, e.RenewedAt, e.LeaseUntil = e.StartedAt.UTC(), e.RenewedAt.UTC(), e.LeaseUntil.UTC()
-	return e, nil
-}
-
-// OpenSessions implements [Journal].
-func (p *Postgres) OpenSessions(ctx context.Context) ([]JournalEntry, error) {
-	rows, err := p.pool.Query(ctx, sqlOpenSessions)
-	if err != nil {
-		return nil, fmt.Errorf("store: open sessions: %w", err)
-	}
-	defer rows.Close()
-	var out []JournalEntry
-	for rows.Next() {
-		e, err := scanJournalPostgres(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: open sessions: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: open sessions: %w", err)
-	}
-	return out, nil
-}
-
-// Reconcile implements [Journal]. Each session is closed in its own
-// transaction that locks its row (FOR UPDATE) and re-checks the lease, so
-// servers reconciling one database at once close it once.
-func (p *Postgres) Reconcile(ctx context.Context, at time.Time) ([]SessionRecord, error) {
-	at = microTime(at)
-	rows, err := p.pool.Query(ctx, sqlExpired, at)
-	if err != nil {
-		return nil, fmt.Errorf("store: reconcile: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("store: reconcile: %w", err)
-	}
-	var out []SessionRecord
-	for _, id := range ids {
-		var rec SessionRecord
-		var ok bool
-		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-			e, err := scanJournalPostgres(tx.QueryRow(ctx, `SELECT `+journalColumns+` FROM session_journal WHERE id = $1 AND lease_until < $2 FOR UPDATE`, id, at))
-			if errors.Is(err, pgx.ErrNoRows) {
-				return nil // closed or renewed meanwhile
-			}
-			if err != nil {
-				return fmt.Errorf("store: reconcile: %w", err)
-			}
-			var refund bool
-			rec, refund = crashedRecord(e)
-			if err := validateSession(&rec); err != nil {
-				return err
-			}
-			if rec.SnapshotVersion != 0 {
-				var n int64
-				if err := tx.QueryRow(ctx, sqlSnapshotKnown, rec.SnapshotVersion).Scan(&n); err != nil {
-					return fmt.Errorf("store: reconcile: %w", err)
-				}
-				if n == 0 {
-					rec.SnapshotVersion, rec.SnapshotDigest = 0, [32]byte{}
-				}
-			}
-			if err := closePostgres(ctx, tx, rec, refund); err != nil {
-				return err
-			}
-			ok = true
-			return nil
-		})
-		if err != nil {
-			return out, err
-		}
-		if ok {
-			out = append(out, rec)
-		}
-	}
-	return out, nil
 }

@@ -2,20 +2,18 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/overlap-psi/overlap/psi"
 )
 
 // Postgres is the PostgreSQL store, over a pgx connection pool. Tables live
 // in the connection's search_path (a DSN may set search_path=SCHEMA).
 type Postgres struct {
+	core
 	pool *pgxpool.Pool
 }
 
@@ -52,7 +50,7 @@ func openPostgresAt(ctx context.Context, dsn string, upTo int64) (*Postgres, err
 	if err != nil {
 		return nil, fmt.Errorf("store: postgres: %w", err)
 	}
-	p := &Postgres{pool: pool}
+	p := &Postgres{core: postgresCore(pool), pool: pool}
 	if err := p.migrate(ctx, upTo); err != nil {
 		pool.Close()
 		return nil, err
@@ -327,150 +325,4 @@ func (p *Postgres) appendChunk(ctx context.Context, rows []seqRow[ConsentEvent],
 		return chunkResult{}, err
 	}
 	return cr, nil
-}
-
-// Snapshot implements [Store]: it streams from a REPEATABLE READ, READ ONLY
-// transaction, then records the snapshot.
-func (p *Postgres) Snapshot(ctx context.Context, kind psi.Kind, fn func(digest [32]byte) error) (SnapshotInfo, error) {
-	return p.snapshot(ctx, kind, 0, fn)
-}
-
-// SnapshotPerSubject implements [Store], as Snapshot does.
-func (p *Postgres) SnapshotPerSubject(ctx context.Context, kind psi.Kind, maxPerSubject int, fn func(digest [32]byte) error) (SnapshotInfo, error) {
-	if err := checkMaxPerSubject(maxPerSubject); err != nil {
-		return SnapshotInfo{}, err
-	}
-	return p.snapshot(ctx, kind, maxPerSubject, fn)
-}
-
-// snapshot streams and records a snapshot; maxPerSubject 0 is uncapped.
-func (p *Postgres) snapshot(ctx context.Context, kind psi.Kind, maxPerSubject int, fn func(digest [32]byte) error) (SnapshotInfo, error) {
-	if err := checkKind(kind); err != nil {
-		return SnapshotInfo{}, err
-	}
-	info := SnapshotInfo{Kind: kind, TakenAt: microTime(time.Now()), MaxPerSubject: maxPerSubject}
-	if err := p.readSnapshot(ctx, &info, fn); err != nil {
-		return SnapshotInfo{}, err
-	}
-	err := p.pool.QueryRow(ctx, sqlInsertSnapshot,
-		int16(kind), info.TakenAt, info.LedgerPosition, info.Size, info.Digest[:], int32(maxPerSubject), info.Generation).Scan(&info.Version)
-	if err != nil {
-		return SnapshotInfo{}, fmt.Errorf("store: snapshot: record: %w", err)
-	}
-	return info, nil
-}
-
-func (p *Postgres) readSnapshot(ctx context.Context, info *SnapshotInfo, fn func([32]byte) error) error {
-	tx, err := p.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return fmt.Errorf("store: snapshot: %w", err)
-	}
-	defer rollback(ctx, tx)
-	if err := tx.QueryRow(ctx, sqlLedgerPosition).Scan(&info.LedgerPosition); err != nil {
-		return fmt.Errorf("store: snapshot: %w", err)
-	}
-	if err := tx.QueryRow(ctx, sqlGeneration).Scan(&info.Generation); err != nil {
-		return fmt.Errorf("store: snapshot: %w", err)
-	}
-	query, args := sqlMatchable, []any{int16(info.Kind)}
-	if info.MaxPerSubject > 0 {
-		query, args = sqlMatchablePerSubject, append(args, int64(info.MaxPerSubject))
-	}
-	rows, err := tx.Query(ctx, query, args...)
-	if err != nil {
-		return fmt.Errorf("store: snapshot: %w", err)
-	}
-	defer rows.Close()
-	if fd := rows.FieldDescriptions(); len(fd) != 1 || fd[0].Format != pgx.BinaryFormatCode {
-		return errors.New("store: snapshot: unexpected result format")
-	}
-	h := newSnapshotHasher(info.Kind)
-	for rows.Next() {
-		raw := rows.RawValues()[0] // binary bytea: the bytes themselves
-		d, err := h.add(raw)
-		if err != nil {
-			return err
-		}
-		if err := fn(d); err != nil {
-			return fmt.Errorf("store: snapshot: %w", err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: snapshot: %w", err)
-	}
-	info.Size, info.Digest = h.n, h.sum()
-	return nil
-}
-
-// Generation implements [Store].
-func (p *Postgres) Generation(ctx context.Context) (int64, error) {
-	var n int64
-	if err := p.pool.QueryRow(ctx, sqlGeneration).Scan(&n); err != nil {
-		return 0, fmt.Errorf("store: generation: %w", err)
-	}
-	return n, nil
-}
-
-// Snapshots implements [Store].
-func (p *Postgres) Snapshots(ctx context.Context, kind psi.Kind, limit int) ([]SnapshotInfo, error) {
-	if kind != 0 {
-		if err := checkKind(kind); err != nil {
-			return nil, err
-		}
-	}
-	rows, err := p.pool.Query(ctx, snapshotsQuery(limit), int16(kind))
-	if err != nil {
-		return nil, fmt.Errorf("store: snapshots: %w", err)
-	}
-	defer rows.Close()
-	var out []SnapshotInfo
-	for rows.Next() {
-		var (
-			si     SnapshotInfo
-			k      int16
-			at     time.Time
-			dig    []byte
-			capped int32
-		)
-		if err := rows.Scan(&si.Version, &k, &at, &si.LedgerPosition, &si.Size, &dig, &capped, &si.Generation); err != nil {
-			return nil, fmt.Errorf("store: snapshots: %w", err)
-		}
-		if len(dig) != 32 {
-			return nil, errors.New("store: snapshots: stored digest is not 32 bytes")
-		}
-		si.Kind, si.TakenAt, si.MaxPerSubject = psi.Kind(k), at.UTC(), int(capped)
-		copy(si.Digest[:], dig)
-		out = append(out, si)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: snapshots: %w", err)
-	}
-	return out, nil
-}
-
-// Stats implements [Store].
-func (p *Postgres) Stats(ctx context.Context) ([]KindStats, error) {
-	rows, err := p.pool.Query(ctx, sqlStats)
-	if err != nil {
-		return nil, fmt.Errorf("store: stats: %w", err)
-	}
-	defer rows.Close()
-	b := newStatsBuilder()
-	for rows.Next() {
-		var (
-			k      int16
-			status string
-			n      int64
-		)
-		if err := rows.Scan(&k, &status, &n); err != nil {
-			return nil, fmt.Errorf("store: stats: %w", err)
-		}
-		if err := b.add(psi.Kind(k), status, n); err != nil {
-			return nil, err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: stats: %w", err)
-	}
-	return b.list(), nil
 }

@@ -12,13 +12,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/overlap-psi/overlap/psi"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 // SQLite is the embedded store: one database file in WAL mode, one
 // connection for writes and a few for reads, foreign keys on.
 type SQLite struct {
+	core
 	w        *sql.DB // exactly one connection: every write
 	r        *sql.DB // readers; w itself for ":memory:"
 	warnings []string
@@ -85,6 +85,7 @@ func openSQLiteAt(ctx context.Context, path string, upTo int64) (*SQLite, error)
 		r.SetMaxOpenConns(4)
 		s.r = r
 	}
+	s.core = sqliteCore(s.w, s.r)
 	return s, nil
 }
 
@@ -421,148 +422,4 @@ func (s *SQLite) appendChunk(ctx context.Context, events []seqRow[ConsentEvent],
 		return chunkResult{}, err
 	}
 	return cr, nil
-}
-
-// Snapshot implements [Store].
-func (s *SQLite) Snapshot(ctx context.Context, kind psi.Kind, fn func(digest [32]byte) error) (SnapshotInfo, error) {
-	return s.snapshot(ctx, kind, 0, fn)
-}
-
-// SnapshotPerSubject implements [Store].
-func (s *SQLite) SnapshotPerSubject(ctx context.Context, kind psi.Kind, maxPerSubject int, fn func(digest [32]byte) error) (SnapshotInfo, error) {
-	if err := checkMaxPerSubject(maxPerSubject); err != nil {
-		return SnapshotInfo{}, err
-	}
-	return s.snapshot(ctx, kind, maxPerSubject, fn)
-}
-
-// snapshot streams and records a snapshot; maxPerSubject 0 is uncapped.
-func (s *SQLite) snapshot(ctx context.Context, kind psi.Kind, maxPerSubject int, fn func(digest [32]byte) error) (SnapshotInfo, error) {
-	if err := checkKind(kind); err != nil {
-		return SnapshotInfo{}, err
-	}
-	info := SnapshotInfo{Kind: kind, TakenAt: microTime(time.Now()), MaxPerSubject: maxPerSubject}
-	if err := s.readSnapshot(ctx, &info, fn); err != nil {
-		return SnapshotInfo{}, err
-	}
-	err := s.w.QueryRowContext(ctx, sqlInsertSnapshot,
-		int64(kind), info.TakenAt.UnixMicro(), info.LedgerPosition, info.Size, info.Digest[:], int64(maxPerSubject), info.Generation).Scan(&info.Version)
-	if err != nil {
-		return SnapshotInfo{}, fmt.Errorf("store: snapshot: record: %w", err)
-	}
-	return info, nil
-}
-
-// readSnapshot streams the matchable set from one read transaction (in WAL
-// mode, one consistent view of the database) and fills info.
-func (s *SQLite) readSnapshot(ctx context.Context, info *SnapshotInfo, fn func([32]byte) error) error {
-	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("store: snapshot: %w", err)
-	}
-	defer tx.Rollback()
-	if err := tx.QueryRowContext(ctx, sqlLedgerPosition).Scan(&info.LedgerPosition); err != nil {
-		return fmt.Errorf("store: snapshot: %w", err)
-	}
-	if err := tx.QueryRowContext(ctx, sqlGeneration).Scan(&info.Generation); err != nil {
-		return fmt.Errorf("store: snapshot: %w", err)
-	}
-	query, args := sqlMatchable, []any{int64(info.Kind)}
-	if info.MaxPerSubject > 0 {
-		query, args = sqlMatchablePerSubject, append(args, int64(info.MaxPerSubject))
-	}
-	rows, err := tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return fmt.Errorf("store: snapshot: %w", err)
-	}
-	defer rows.Close()
-	h := newSnapshotHasher(info.Kind)
-	for rows.Next() {
-		var raw sql.RawBytes
-		if err := rows.Scan(&raw); err != nil {
-			return fmt.Errorf("store: snapshot: %w", err)
-		}
-		d, err := h.add(raw)
-		if err != nil {
-			return err
-		}
-		if err := fn(d); err != nil {
-			return fmt.Errorf("store: snapshot: %w", err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: snapshot: %w", err)
-	}
-	info.Size, info.Digest = h.n, h.sum()
-	return nil
-}
-
-// Generation implements [Store].
-func (s *SQLite) Generation(ctx context.Context) (int64, error) {
-	var n int64
-	if err := s.r.QueryRowContext(ctx, sqlGeneration).Scan(&n); err != nil {
-		return 0, fmt.Errorf("store: generation: %w", err)
-	}
-	return n, nil
-}
-
-// Snapshots implements [Store].
-func (s *SQLite) Snapshots(ctx context.Context, kind psi.Kind, limit int) ([]SnapshotInfo, error) {
-	if kind != 0 {
-		if err := checkKind(kind); err != nil {
-			return nil, err
-		}
-	}
-	rows, err := s.r.QueryContext(ctx, snapshotsQuery(limit), int64(kind))
-	if err != nil {
-		return nil, fmt.Errorf("store: snapshots: %w", err)
-	}
-	defer rows.Close()
-	var out []SnapshotInfo
-	for rows.Next() {
-		var (
-			si    SnapshotInfo
-			k, at int64
-			dig   []byte
-		)
-		if err := rows.Scan(&si.Version, &k, &at, &si.LedgerPosition, &si.Size, &dig, &si.MaxPerSubject, &si.Generation); err != nil {
-			return nil, fmt.Errorf("store: snapshots: %w", err)
-		}
-		if len(dig) != 32 {
-			return nil, errors.New("store: snapshots: stored digest is not 32 bytes")
-		}
-		si.Kind, si.TakenAt = psi.Kind(k), time.UnixMicro(at).UTC()
-		copy(si.Digest[:], dig)
-		out = append(out, si)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: snapshots: %w", err)
-	}
-	return out, nil
-}
-
-// Stats implements [Store].
-func (s *SQLite) Stats(ctx context.Context) ([]KindStats, error) {
-	rows, err := s.r.QueryContext(ctx, sqlStats)
-	if err != nil {
-		return nil, fmt.Errorf("store: stats: %w", err)
-	}
-	defer rows.Close()
-	b := newStatsBuilder()
-	for rows.Next() {
-		var (
-			k, n   int64
-			status string
-		)
-		if err := rows.Scan(&k, &status, &n); err != nil {
-			return nil, fmt.Errorf("store: stats: %w", err)
-		}
-		if err := b.add(psi.Kind(k), status, n); err != nil {
-			return nil, err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: stats: %w", err)
-	}
-	return b.list(), nil
 }
