@@ -289,8 +289,12 @@ func TestSIGKILL(t *testing.T) {
 	if open, _ := st.OpenSessions(t.Context()); len(open) != 0 {
 		t.Errorf("journal after the restart: %+v", open)
 	}
-	if !strings.Contains(srv2.stderr.String(), "crashed session reconciled") {
-		t.Errorf("the restarted server logged no reconciliation:\n%s", srv2.stderr)
+	// The log line follows the reconciling transaction: wait for it.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(srv2.stderr.String(), "crashed session reconciled"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("the restarted server logged no reconciliation:\n%s", srv2.stderr)
+			break
+		}
 	}
 
 	// And it serves.
