@@ -41,22 +41,21 @@ func serveLocal(sc *PipeConn, observe func(Sender, []byte), serve func(Conn, *wi
 // sees each one. The server's error wins, since a failed server breaks the
 // pipe under the client.
 func runLocal(c *Client, s *Server, observe func(Sender, []byte)) (Result, error) {
-	defer c.Close()
-	defer s.Close()
-	cc, sc := Pipe()
-	errc := serveLocal(sc, observe, func(conn Conn, h *wire.ClientHello) error { return s.Serve(conn, h, nil) })
-	res, err := c.Run(observed{cc, FromClient, observe}, nil)
-	if err != nil {
-		cc.Close()
-	}
-	if serr := <-errc; serr != nil {
-		return Result{}, serr
-	}
-	return res, err
+	return runPipe(c, s, observe)
 }
 
 // runLocalPrivate is runLocal for a private-mode session.
 func runLocalPrivate(c *PrivateClient, s *PrivateServer, observe func(Sender, []byte)) (PrivateResult, error) {
+	return runPipe(c, s, observe)
+}
+
+func runPipe[R any](c interface {
+	Run(Conn, *Hooks) (R, error)
+	Close()
+}, s interface {
+	Serve(Conn, *wire.ClientHello, *Hooks) error
+	Close()
+}, observe func(Sender, []byte)) (R, error) {
 	defer c.Close()
 	defer s.Close()
 	cc, sc := Pipe()
@@ -66,7 +65,8 @@ func runLocalPrivate(c *PrivateClient, s *PrivateServer, observe func(Sender, []
 		cc.Close()
 	}
 	if serr := <-errc; serr != nil {
-		return PrivateResult{}, serr
+		var zero R
+		return zero, serr
 	}
 	return res, err
 }

@@ -608,13 +608,18 @@ func exactSet(seed uint64, n int) (*psi.PreparedSet, error) {
 	if err != nil {
 		return nil, err
 	}
+	return set, fill(set, seed, n)
+}
+
+// fill adds the synthetic server set of n digests to set and finishes it.
+func fill(set interface {
+	Add([32]byte)
+	Finish() error
+}, seed uint64, n int) error {
 	for i := range n {
 		set.Add(digestOf(seed, 's', i))
 	}
-	if err := set.Finish(); err != nil {
-		return nil, err
-	}
-	return set, nil
+	return set.Finish()
 }
 
 // count hands the client the server set's chunks and returns its result.

@@ -204,13 +204,7 @@ func privateSet(seed uint64, n int) (*psi.PrivateSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i := range n {
-		set.Add(digestOf(seed, 's', i))
-	}
-	if err := set.Finish(); err != nil {
-		return nil, err
-	}
-	return set, nil
+	return set, fill(set, seed, n)
 }
 
 // privateRelease ships the server's release to the client, which checks it.
