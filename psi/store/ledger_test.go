@@ -227,19 +227,7 @@ func TestUpgradeClampsFutureEvents(t *testing.T) {
 	}
 	engines := []engine{{
 		name: "SQLite",
-		open: func() func(*testing.T, int64) Store {
-			var path string
-			return func(t *testing.T, upTo int64) Store {
-				if path == "" {
-					path = filepath.Join(t.TempDir(), "ledger.db")
-				}
-				s, err := openSQLiteAt(t.Context(), path, upTo)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return s
-			}
-		}(),
+		open: reopenSQLite(),
 		insert: fmt.Sprintf(`INSERT INTO consent_events (subject_id, identifier_id, purpose, granted, at, source, text_version, recorded_at)
 			SELECT id, NULL, 'ad_matching', 1, %d, 'old', 'v1', %d FROM subjects WHERE subject = 'u1'`,
 			time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro(), t0.Add(time.Hour).UnixMicro()),
@@ -247,19 +235,7 @@ func TestUpgradeClampsFutureEvents(t *testing.T) {
 	if os.Getenv(postgresEnv) != "" {
 		engines = append(engines, engine{
 			name: "PostgreSQL",
-			open: func() func(*testing.T, int64) Store {
-				var dsn string
-				return func(t *testing.T, upTo int64) Store {
-					if dsn == "" {
-						dsn = postgresTestDSN(t)
-					}
-					s, err := openPostgresAt(t.Context(), dsn, upTo)
-					if err != nil {
-						t.Fatal(err)
-					}
-					return s
-				}
-			}(),
+			open: reopenPostgres(),
 			insert: `INSERT INTO consent_events (subject_id, identifier_id, purpose, granted, at, source, text_version, recorded_at)
 			SELECT id, NULL, 'ad_matching', true, '2099-01-01T00:00:00Z', 'old', 'v1', '` + t0.Add(time.Hour).Format(time.RFC3339) + `' FROM subjects WHERE subject = 'u1'`,
 		})

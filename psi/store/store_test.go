@@ -248,41 +248,15 @@ func TestUpgradeFromSchema2(t *testing.T) {
 		at, digest string
 	}
 	engines := []engine{{
-		name: "SQLite",
-		open: func() func(*testing.T, int64) Store {
-			var path string
-			return func(t *testing.T, upTo int64) Store {
-				if path == "" {
-					path = filepath.Join(t.TempDir(), "ledger.db")
-				}
-				s, err := openSQLiteAt(t.Context(), path, upTo)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				return s
-			}
-		}(),
+		name:   "SQLite",
+		open:   reopenSQLite(),
 		at:     fmt.Sprint(t0.UnixMicro()),
 		digest: "zeroblob(32)",
 	}}
 	if os.Getenv(postgresEnv) != "" {
 		engines = append(engines, engine{
-			name: "Postgres",
-			open: func() func(*testing.T, int64) Store {
-				var dsn string
-				return func(t *testing.T, upTo int64) Store {
-					if dsn == "" {
-						dsn = postgresTestDSN(t)
-					}
-					s, err := openPostgresAt(t.Context(), dsn, upTo)
-					if err != nil {
-						t.Fatal(err)
-					}
-					t.Cleanup(func() { s.Close() })
-					return s
-				}
-			}(),
+			name:   "Postgres",
+			open:   reopenPostgres(),
 			at:     "'" + t0.Format(time.RFC3339) + "'",
 			digest: "decode(repeat('00', 32), 'hex')",
 		})
@@ -408,5 +382,38 @@ func TestPurpose(t *testing.T) {
 		if got := strings.Contains(sqlSecurityPurposes, "'"+string(p)+"'"); got != p.Security() {
 			t.Errorf("sqlSecurityPurposes and Security disagree on %s", p)
 		}
+	}
+}
+
+// reopenSQLite and reopenPostgres return an opener of one database that
+// each call opens again migrated up to upTo, for the upgrade tests. Each
+// store is closed when its test ends.
+func reopenSQLite() func(*testing.T, int64) Store {
+	var path string
+	return func(t *testing.T, upTo int64) Store {
+		if path == "" {
+			path = filepath.Join(t.TempDir(), "ledger.db")
+		}
+		s, err := openSQLiteAt(t.Context(), path, upTo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+}
+
+func reopenPostgres() func(*testing.T, int64) Store {
+	var dsn string
+	return func(t *testing.T, upTo int64) Store {
+		if dsn == "" {
+			dsn = postgresTestDSN(t)
+		}
+		s, err := openPostgresAt(t.Context(), dsn, upTo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
 	}
 }
