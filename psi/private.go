@@ -84,11 +84,16 @@ func (r PrivateResult) String() string {
 type PrivateSetConfig struct {
 	Kind    Kind
 	Ringers int // least number of ringers R (SPEC.md §10.3); 0 means DefaultRingers
+	// Epoch makes the set for an epoch setup (SPEC.md §10.12.1): the
+	// least number of ringers is then EpochRingers(|Y|), and Ringers is
+	// ignored.
+	Epoch   bool
 	Workers int // scalar-multiplication workers; 0 means GOMAXPROCS
 
-	rand       io.Reader     // nil means crypto/rand; set only by tests
-	size       func(int) int // N for |Y| + R elements; nil means Bucket; set only by tests
-	blockShift uint          // log2 of the elements per storage block; 0 means the default; set only by tests
+	rand         io.Reader     // nil means crypto/rand; set only by tests
+	size         func(int) int // N for |Y| + R elements; nil means Bucket; set only by tests
+	blockShift   uint          // log2 of the elements per storage block; 0 means the default; set only by tests
+	epochRingers func(int) int // R for an epoch set of |Y| elements; nil means EpochRingers; set only by tests
 }
 
 // A PrivateSet is the server's set encoded for exactly one private-mode
@@ -100,10 +105,11 @@ type PrivateSet struct {
 	kind    Kind
 	key     *edwards25519.Scalar // b
 	ringers []edwards25519.Scalar
-	salt    [32]byte    // secret salt of the server's internal tags
-	elems   *elemBlocks // Enc(H(y)^b), then all N elements, shuffled
-	real    int         // distinct identifiers
-	min     int         // R
+	salt    [32]byte      // secret salt of the server's internal tags
+	elems   *elemBlocks   // Enc(H(y)^b), then all N elements, shuffled
+	real    int           // distinct identifiers
+	min     int           // R
+	epoch   func(int) int // R as a function of |Y| for an epoch set; nil otherwise
 	size    func(int) int
 	mu      sync.Mutex
 	used    bool
@@ -153,7 +159,13 @@ func NewPrivateSet(cfg PrivateSetConfig) (*PrivateSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("psi: generating the server key: %w", err)
 	}
-	p := &PrivateSet{kind: cfg.Kind, key: key, min: cfg.Ringers, size: cfg.size, rand: r,
+	if cfg.Epoch && cfg.epochRingers == nil {
+		cfg.epochRingers = EpochRingers
+	}
+	if !cfg.Epoch {
+		cfg.epochRingers = nil
+	}
+	p := &PrivateSet{kind: cfg.Kind, key: key, min: cfg.Ringers, epoch: cfg.epochRingers, size: cfg.size, rand: r,
 		elems: newElemBlocks(cfg.blockShift),
 		build: &setBuilder{hasher: h, workers: workerCount(cfg.Workers)}}
 	if _, err := io.ReadFull(r, p.salt[:]); err != nil {
@@ -212,6 +224,9 @@ func (p *PrivateSet) Finish() error {
 	p.build = nil
 	p.elems.sortCompact()
 	p.real = p.elems.Len()
+	if p.epoch != nil {
+		p.min = p.epoch(p.real)
+	}
 	n := p.size(p.real + p.min)
 	if n > wire.MaxSetSize {
 		return fmt.Errorf("psi: a private-mode set of %d elements exceeds the protocol's %d", n, wire.MaxSetSize)
@@ -257,6 +272,39 @@ func (p *PrivateSet) Finish() error {
 		*p.elems.at(p.real + j) = ringers[j]
 	}
 	return shuffle(p.rand, p.elems.Len(), p.elems.Swap)
+}
+
+// nextChunk returns the set's elements from sent on, at most size of them,
+// as the server-element chunk numbered seq, and drops what was sent: memory
+// falls as the set goes out.
+func (p *PrivateSet) nextChunk(sent, size int, seq uint32) *wire.ElementChunk {
+	k := min(size, p.elems.Len()-sent)
+	buf := make([]byte, 0, k*r255.ElementSize)
+	for i := sent; i < sent+k; i++ {
+		buf = append(buf, p.elems.at(i)[:]...)
+	}
+	p.elems.release(sent + k)
+	return &wire.ElementChunk{Type: wire.TypeServerElements, Seq: seq, Elements: buf}
+}
+
+// ringerImages computes the encoding of A^(r_j) for every ringer key and
+// passes it to fn (from several goroutines, one j each), then erases the
+// ringer keys (SPEC.md §10.5 step 1, §10.12.1 step 5).
+func (p *PrivateSet) ringerImages(a *r255.Element, workers int, fn func(j int, enc []byte)) {
+	ringers := p.ringers
+	parallel(len(ringers), workers, func(lo, hi int) error {
+		e := r255.NewElement()
+		var enc [r255.ElementSize]byte
+		for j := lo; j < hi; j++ {
+			e.ScalarMult(&ringers[j], a)
+			fn(j, e.AppendBytes(enc[:0]))
+		}
+		return nil
+	})
+	for j := range ringers {
+		r255.Erase(&ringers[j])
+	}
+	p.ringers = nil
 }
 
 // Destroy erases the set's keys and drops its elements. A destroyed set

@@ -59,6 +59,7 @@ type PrivateClient struct {
 	points   []r255.Element
 	workers  int
 	timings  PrivateClientTimings
+	epoch    *EpochKey // an epoch session's epoch (SPEC.md §10.12.2); nil in mode 2
 }
 
 // PrivateClientTimings is the wall time a private-mode client spent in
@@ -120,9 +121,17 @@ func (c *PrivateClient) Progress() (done, total int) {
 
 // Hello returns the message that opens the session.
 func (c *PrivateClient) Hello() *wire.ClientHello {
-	return &wire.ClientHello{Mode: wire.ModePrivate, Kind: c.cfg.Kind,
+	return &wire.ClientHello{Mode: c.mode(), Kind: c.cfg.Kind,
 		CanonVersion: c.cfg.CanonVersion, CanonFlags: c.cfg.CanonFlags,
 		ClientSize: uint32(len(c.items))}
+}
+
+// mode is the session's mode: private, or an epoch session.
+func (c *PrivateClient) mode() wire.Mode {
+	if c.epoch != nil {
+		return wire.ModeEpochSession
+	}
+	return wire.ModePrivate
 }
 
 func (c *PrivateClient) fail(err error) error {
@@ -152,8 +161,10 @@ func (c *PrivateClient) ReceiveParams(p *wire.PrivateParams) error {
 		return fmt.Errorf("%w: parameters received twice", ErrState)
 	}
 	switch {
-	case p.Mode != wire.ModePrivate:
-		return c.fail(fmt.Errorf("%w: server chose mode %v, client asked for private", ErrParams, p.Mode))
+	case p.Mode != c.mode():
+		return c.fail(fmt.Errorf("%w: server chose mode %v, client asked for %v", ErrParams, p.Mode, c.mode()))
+	case c.epoch != nil && p.ServerSize != c.epoch.ServerSize:
+		return c.fail(fmt.Errorf("%w: server announced N = %d, the epoch's is %d", ErrParams, p.ServerSize, c.epoch.ServerSize))
 	case p.Kind != c.cfg.Kind:
 		return c.fail(fmt.Errorf("%w: server answered for kind %v, client asked for %v", ErrParams, p.Kind, c.cfg.Kind))
 	case p.CanonVersion != c.cfg.CanonVersion || p.CanonFlags != c.cfg.CanonFlags:
@@ -173,6 +184,11 @@ func (c *PrivateClient) ReceiveParams(p *wire.PrivateParams) error {
 		return c.fail(fmt.Errorf("%w: %v", ErrParams, err))
 	}
 	c.params, c.mech, c.chunk = *p, m, int(p.ChunkSize)
+	if c.epoch != nil {
+		// An epoch session sends the list only (SPEC.md §10.12.2).
+		c.state = privClientSendBlinded
+		return nil
+	}
 	c.out = make([]byte, 0, int(p.ServerSize)*r255.ElementSize)
 	c.state = privClientAwaitElements
 	return nil
@@ -264,6 +280,9 @@ func (c *PrivateClient) NextBlinded() (ch *wire.ElementChunk, ok bool, err error
 	if c.sent == len(c.items) {
 		r255.Erase(c.key)
 		c.seq, c.state = 0, privClientSendReturned
+		if c.epoch != nil {
+			c.state = privClientAwaitRelease
+		}
 		return nil, false, nil
 	}
 	k := min(c.chunk, len(c.items)-c.sent)
@@ -305,7 +324,9 @@ func (c *PrivateClient) NextReturned() (ch *wire.ElementChunk, ok bool, err erro
 // the session's parameters, its count must be in range, and its interval
 // must be the one the client computes itself.
 func (c *PrivateClient) ReceiveRelease(r *wire.PrivateRelease) (PrivateResult, error) {
-	if c.state == privClientSendReturned && c.returned == int(c.params.ServerSize) {
+	if c.state == privClientSendReturned && c.returned == int(c.params.ServerSize) ||
+		c.state == privClientSendBlinded && c.epoch != nil && c.sent == len(c.items) {
+		r255.Erase(c.key)
 		c.out, c.state = nil, privClientAwaitRelease
 	}
 	if c.state != privClientAwaitRelease {

@@ -151,15 +151,8 @@ func (s *PrivateServer) NextServerElements() (c *wire.ElementChunk, ok bool, err
 		s.sendDone()
 		return nil, false, nil
 	}
-	k := min(s.cfg.ChunkSize, elems.Len()-s.sent)
-	buf := make([]byte, 0, k*r255.ElementSize)
-	for i := s.sent; i < s.sent+k; i++ {
-		buf = append(buf, elems.at(i)[:]...)
-	}
-	c = &wire.ElementChunk{Type: wire.TypeServerElements, Seq: s.seq, Elements: buf}
-	s.sent += k
-	// What was sent is not needed again: memory falls as the set goes out.
-	elems.release(s.sent)
+	c = s.set.nextChunk(s.sent, s.cfg.ChunkSize, s.seq)
+	s.sent += c.Count()
 	s.seq++
 	s.disclosed = true
 	return c, true, nil
@@ -184,22 +177,8 @@ func (s *PrivateServer) ReceiveClientKey(k *wire.ClientKey) error {
 	if err := decodePeer(a, k.Key[:]); err != nil {
 		return s.fail(fmt.Errorf("%w: client key: %v", ErrPeer, err))
 	}
-	ringers := s.set.ringers
-	s.images = make([]gcs.Uint128, len(ringers))
-	parallel(len(ringers), s.workers, func(lo, hi int) error {
-		e := r255.NewElement()
-		var enc [r255.ElementSize]byte
-		for j := lo; j < hi; j++ {
-			e.ScalarMult(&ringers[j], a)
-			e.AppendBytes(enc[:0])
-			s.images[j] = tagOf(&s.set.salt, enc[:])
-		}
-		return nil
-	})
-	for j := range ringers {
-		r255.Erase(&ringers[j])
-	}
-	s.set.ringers = nil
+	s.images = make([]gcs.Uint128, len(s.set.ringers))
+	s.set.ringerImages(a, s.workers, func(j int, enc []byte) { s.images[j] = tagOf(&s.set.salt, enc) })
 	slices.SortFunc(s.images, gcs.Uint128.Cmp)
 	s.blinded = make([]gcs.Uint128, 0, s.n)
 	s.state = privServerAwaitBlinded

@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/overlap-psi/overlap/psi/wire"
 )
@@ -484,3 +485,220 @@ func (p *PipeConn) CloseSend() error {
 
 // Close breaks the pipe for both ends.
 func (p *PipeConn) Close() { p.close() }
+
+// Run plays the client's side of a setup over conn (SPEC.md §10.12.1): the
+// hello, the epoch's parameters, the server's elements raised to a_E, the
+// client key and the sorted tags, then the server's EpochReady, after which
+// the server must close its side. Hooks.Progress sees "params", "raising"
+// (of N) and "tags" (of N).
+func (c *EpochSetupClient) Run(conn Conn, h *Hooks) (*EpochKey, error) {
+	if err := send(conn, c.Hello()); err != nil {
+		return nil, err
+	}
+	b, err := recv(conn, "the EpochParams")
+	if err != nil {
+		return nil, err
+	}
+	var p wire.EpochParams
+	if err := p.UnmarshalBinary(b); err != nil {
+		return nil, c.fail(fmt.Errorf("%w: EpochParams: %v", ErrPeer, err))
+	}
+	if err := c.ReceiveParams(&p); err != nil {
+		return nil, err
+	}
+	h.progress("params", 1, 1)
+	total := int(p.ServerSize)
+	if err := recvChunks(conn, nil, wire.TypeServerElements, "server elements", total, c.ReceiveServerElements,
+		func(done int) { h.progress("raising", done, total) }); err != nil {
+		return nil, err
+	}
+	key, err := c.ClientKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := send(conn, key); err != nil {
+		return nil, err
+	}
+	for {
+		ch, ok, err := c.NextTags()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		if err := send(conn, ch); err != nil {
+			return nil, err
+		}
+		done, _ := c.Progress()
+		h.progress("tags", done, total)
+	}
+	if err := conn.CloseSend(); err != nil {
+		return nil, err
+	}
+	if b, err = recv(conn, "the EpochReady"); err != nil {
+		return nil, err
+	}
+	var r wire.EpochReady
+	if err := r.UnmarshalBinary(b); err != nil {
+		return nil, c.fail(fmt.Errorf("%w: EpochReady: %v", ErrPeer, err))
+	}
+	ek, err := c.ReceiveReady(&r)
+	if err != nil {
+		return nil, err
+	}
+	if err := recvEnd(conn, "the EpochReady"); err != nil {
+		ek.Erase()
+		return nil, err
+	}
+	return ek, nil
+}
+
+// Serve plays the server's side of a setup over conn after its hello
+// (RecvHello) passed the caller's admission: the parameters, the server's
+// elements, then the client key and the tags and nothing more. Once the
+// ringer check passed it hands the epoch to keep, which stores it, and only
+// then confirms with EpochReady. A failed ringer check returns an error
+// wrapping ErrDeviation.
+func (s *EpochSetupServer) Serve(conn Conn, hello *wire.ClientHello, keep func(*Epoch) error, h *Hooks) error {
+	p, err := s.ReceiveHello(hello)
+	if err != nil {
+		return err
+	}
+	if err := send(conn, p); err != nil {
+		return err
+	}
+	if err := sendChunks(conn, s.NextServerElements, func(int) {}); err != nil {
+		return err
+	}
+	b, err := recv(conn, "the ClientKey")
+	if err != nil {
+		return err
+	}
+	var key wire.ClientKey
+	if err := key.UnmarshalBinary(b); err != nil {
+		return s.fail(fmt.Errorf("%w: ClientKey: %v", ErrPeer, err))
+	}
+	if err := h.work(func() error { return s.ReceiveClientKey(&key) }); err != nil {
+		return err
+	}
+	for got := 0; got < int(p.ServerSize); {
+		b, err := recv(conn, fmt.Sprintf("the tags (%d of %d)", got, p.ServerSize))
+		if err != nil {
+			return err
+		}
+		var ch wire.TagChunk
+		if err := ch.UnmarshalBinary(b); err != nil {
+			return s.fail(fmt.Errorf("%w: TagChunk: %v", ErrPeer, err))
+		}
+		if err := s.ReceiveTags(&ch); err != nil {
+			return err
+		}
+		got += int(ch.Count)
+		h.elements(int(ch.Count))
+	}
+	if err := recvEnd(conn, "the last tag chunk"); err != nil {
+		return err
+	}
+	ep, ready, err := s.Epoch()
+	if err != nil {
+		return err
+	}
+	if err := keep(ep); err != nil {
+		return err
+	}
+	return send(conn, ready)
+}
+
+// RecvEpochTicket receives the EpochTicket that follows an epoch session's
+// hello (SPEC.md §10.12.2). The server looks its epoch up before it creates
+// the EpochServer.
+func RecvEpochTicket(conn Conn) (*wire.EpochTicket, error) {
+	b, err := recv(conn, "the EpochTicket")
+	if err != nil {
+		return nil, err
+	}
+	var t wire.EpochTicket
+	if err := t.UnmarshalBinary(b); err != nil {
+		return nil, fmt.Errorf("%w: EpochTicket: %v", ErrPeer, err)
+	}
+	return &t, nil
+}
+
+// Run plays the client's side of an epoch session over conn (SPEC.md
+// §10.12.2): the hello and the ticket, the parameters, the blinded list,
+// then the release, after which the server must close its side.
+func (e *EpochClient) Run(conn Conn, h *Hooks) (PrivateResult, error) {
+	c := e.c
+	if err := send(conn, e.Hello()); err != nil {
+		return PrivateResult{}, err
+	}
+	if err := send(conn, e.Ticket()); err != nil {
+		return PrivateResult{}, err
+	}
+	b, err := recv(conn, "the PrivateParams")
+	if err != nil {
+		return PrivateResult{}, err
+	}
+	var p wire.PrivateParams
+	if err := p.UnmarshalBinary(b); err != nil {
+		return PrivateResult{}, c.fail(fmt.Errorf("%w: PrivateParams: %v", ErrPeer, err))
+	}
+	if err := e.ReceiveParams(&p); err != nil {
+		return PrivateResult{}, err
+	}
+	h.progress("params", 1, 1)
+	n := e.Size()
+	if err := sendChunksAhead(conn, e.NextBlinded, func(done int) { h.progress("sending", done, n) }); err != nil {
+		return PrivateResult{}, err
+	}
+	if err := conn.CloseSend(); err != nil {
+		return PrivateResult{}, err
+	}
+	if b, err = recv(conn, "the PrivateRelease"); err != nil {
+		return PrivateResult{}, err
+	}
+	var rel wire.PrivateRelease
+	if err := rel.UnmarshalBinary(b); err != nil {
+		return PrivateResult{}, c.fail(fmt.Errorf("%w: PrivateRelease: %v", ErrPeer, err))
+	}
+	res, err := e.ReceiveRelease(&rel)
+	if err != nil {
+		return PrivateResult{}, err
+	}
+	if err := recvEnd(conn, "the release"); err != nil {
+		return PrivateResult{}, err
+	}
+	return res, nil
+}
+
+// Serve plays the server's side of an epoch session over conn after its
+// hello and ticket passed the caller's admission, with the privacy budget
+// reserved (SPEC.md §10.8): the parameters, the blinded list and nothing
+// more, then the release. Before sending the release it calls disclose,
+// which records that the spend is final (nil: nothing to record).
+func (s *EpochServer) Serve(conn Conn, hello *wire.ClientHello, ticket *wire.EpochTicket, now time.Time, disclose func() error, h *Hooks) error {
+	p, err := s.ReceiveHello(hello, ticket, now)
+	if err != nil {
+		return err
+	}
+	if err := send(conn, p); err != nil {
+		return err
+	}
+	if err := recvChunks(conn, h, wire.TypeBlinded, "blinded elements", s.n, s.ReceiveBlinded, func(int) {}); err != nil {
+		return err
+	}
+	if err := recvEnd(conn, "the last blinded chunk"); err != nil {
+		return err
+	}
+	if disclose != nil {
+		if err := disclose(); err != nil {
+			return err
+		}
+	}
+	rel, err := s.Release()
+	if err != nil {
+		return err
+	}
+	return send(conn, rel)
+}

@@ -63,6 +63,9 @@ func (t Type) String() string {
 	if name, ok := privateTypeName(t); ok {
 		return name
 	}
+	if name, ok := epochTypeName(t); ok {
+		return name
+	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
 
@@ -81,6 +84,10 @@ func (m Mode) String() string {
 		return "exact"
 	case ModePrivate:
 		return "private"
+	case ModeEpochSetup:
+		return "epoch-setup"
+	case ModeEpochSession:
+		return "epoch-session"
 	}
 	return fmt.Sprintf("mode(%d)", uint8(m))
 }
@@ -307,14 +314,7 @@ const SetChunkHeaderSize = 2 + 4 + 4 + 4
 
 // AppendBinary appends the encoding of c to b.
 func (c *SetChunk) AppendBinary(b []byte) ([]byte, error) {
-	if c.Count == 0 || c.Count > MaxSetChunkValues || len(c.Data) == 0 || len(c.Data) > MaxSetChunkBytes {
-		return nil, fmt.Errorf("%w: set chunk of %d values in %d bytes", ErrLimit, c.Count, len(c.Data))
-	}
-	b = append(b, Version, byte(TypeServerSet))
-	b = binary.BigEndian.AppendUint32(b, c.Seq)
-	b = binary.BigEndian.AppendUint32(b, c.Count)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(c.Data)))
-	return append(b, c.Data...), nil
+	return appendCodedChunk(b, TypeServerSet, c)
 }
 
 // MarshalBinary returns the encoding of c.
@@ -324,23 +324,40 @@ func (c *SetChunk) MarshalBinary() ([]byte, error) {
 
 // UnmarshalBinary decodes b into c. c.Data aliases b.
 func (c *SetChunk) UnmarshalBinary(b []byte) error {
-	if err := checkHeader(b, TypeServerSet, -1); err != nil {
+	return parseCodedChunk(b, TypeServerSet, c)
+}
+
+// appendCodedChunk encodes a chunk of Golomb-coded values: a ServerSetChunk
+// (SPEC.md §5.5) or a TagChunk (SPEC.md §10.12.8), which share a layout.
+func appendCodedChunk(b []byte, typ Type, c *SetChunk) ([]byte, error) {
+	if c.Count == 0 || c.Count > MaxSetChunkValues || len(c.Data) == 0 || len(c.Data) > MaxSetChunkBytes {
+		return nil, fmt.Errorf("%w: %v of %d values in %d bytes", ErrLimit, typ, c.Count, len(c.Data))
+	}
+	b = append(b, Version, byte(typ))
+	b = binary.BigEndian.AppendUint32(b, c.Seq)
+	b = binary.BigEndian.AppendUint32(b, c.Count)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(c.Data)))
+	return append(b, c.Data...), nil
+}
+
+func parseCodedChunk(b []byte, typ Type, c *SetChunk) error {
+	if err := checkHeader(b, typ, -1); err != nil {
 		return err
 	}
 	if len(b) < SetChunkHeaderSize {
-		return fmt.Errorf("%w: %d bytes is too short for a set chunk header", ErrLength, len(b))
+		return fmt.Errorf("%w: %d bytes is too short for a %v header", ErrLength, len(b), typ)
 	}
 	seq := binary.BigEndian.Uint32(b[2:])
 	count := binary.BigEndian.Uint32(b[6:])
 	size := binary.BigEndian.Uint32(b[10:])
 	if count == 0 || count > MaxSetChunkValues {
-		return fmt.Errorf("%w: set chunk count %d is outside [1, %d]", ErrLimit, count, MaxSetChunkValues)
+		return fmt.Errorf("%w: %v count %d is outside [1, %d]", ErrLimit, typ, count, MaxSetChunkValues)
 	}
 	if size == 0 || size > MaxSetChunkBytes {
-		return fmt.Errorf("%w: set chunk data of %d bytes is outside [1, %d]", ErrLimit, size, MaxSetChunkBytes)
+		return fmt.Errorf("%w: %v data of %d bytes is outside [1, %d]", ErrLimit, typ, size, MaxSetChunkBytes)
 	}
 	if uint64(len(b)-SetChunkHeaderSize) != uint64(size) {
-		return fmt.Errorf("%w: set chunk announces %d bytes but carries %d", ErrLength, size, len(b)-SetChunkHeaderSize)
+		return fmt.Errorf("%w: %v announces %d bytes but carries %d", ErrLength, typ, size, len(b)-SetChunkHeaderSize)
 	}
 	c.Seq, c.Count, c.Data = seq, count, b[SetChunkHeaderSize:]
 	return nil

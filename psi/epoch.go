@@ -1,0 +1,254 @@
+package psi
+
+// Epochs (SPEC.md §10.12): private mode whose sessions cost what the
+// advertiser's list costs. A setup (mode 3) sends the server's set once per
+// epoch; the client raises it under an epoch key a_E and returns it as
+// sorted, Golomb-coded 64-bit tags, which the server keeps (an Epoch). An
+// epoch session (mode 4) sends only H(x)^(a_E); the server raises each to
+// its epoch key b_E, looks the tag up among the kept ones, and releases a
+// noised count as in mode 2.
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/bits"
+	"slices"
+	"time"
+
+	"filippo.io/edwards25519"
+
+	"github.com/overlap-psi/overlap/psi/gcs"
+	"github.com/overlap-psi/overlap/psi/internal/r255"
+	"github.com/overlap-psi/overlap/psi/wire"
+)
+
+// Epoch constants (SPEC.md §10.12).
+const (
+	// EpochTagRange is M, the range per value of a setup's tag set.
+	EpochTagRange = 1 << 32
+	// EpochDelta is the bound on δ_E that EpochRingers keeps a setup
+	// under (SPEC.md §10.12.4).
+	EpochDelta = 1e-6
+	// DefaultEpochMaxServerSize is the largest N a setup client accepts by
+	// default: it holds 8 bytes per element.
+	DefaultEpochMaxServerSize = 1 << 28
+)
+
+// ErrEpoch reports an epoch session whose ticket names no usable epoch: an
+// unknown, expired or other advertiser's epoch, another kind, or another
+// client key (SPEC.md §10.12.2 step 2). The session is refused before any
+// work.
+var ErrEpoch = errors.New("psi: no such epoch")
+
+var epochTagPrefix = []byte("OVERLAP-V1-epoch-tag")
+
+// epochT is T of SPEC.md §10.12.1: the first 8 bytes of
+// SHA-256("OVERLAP-V1-epoch-tag" || epoch || Enc(E)).
+func epochT(epoch *[16]byte, enc []byte) uint64 {
+	h := sha256.New()
+	h.Write(epochTagPrefix)
+	h.Write(epoch[:])
+	h.Write(enc)
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+// epochTag maps T to the tag t = floor(T·F / 2^64), F = N·M < 2^62.
+func epochTag(t, f uint64) uint64 {
+	hi, _ := bits.Mul64(t, f)
+	return hi
+}
+
+// epochGCS returns the tag set's Golomb parameters for N elements.
+func epochGCS(n uint32) (gcs.Params, error) {
+	return gcs.ChooseParams(uint64(n), 1, 1.0/EpochTagRange)
+}
+
+// epochDelta returns δ_E of SPEC.md §10.12.4 for y real elements and r
+// ringers: the largest probability, over the number k of positions a client
+// deviates on, that the deviation touches a given person's element and
+// passes the ringer check.
+func epochDelta(y, r int) float64 {
+	if y <= 0 {
+		return 0
+	}
+	n := float64(y + r)
+	fy := float64(y)
+	best, logp := 0.0, 0.0 // logp = log Π_{i<k} (y−i)/(n−i)
+	for k := 1; k <= y; k++ {
+		logp += math.Log((fy - float64(k-1)) / (n - float64(k-1)))
+		f := float64(k) / fy * math.Exp(logp)
+		best = max(best, f)
+		// f(k+1)/f(k) = (k+1)/k · (y−k)/(n−k) decreases in k: past its
+		// crossing of 1, f only falls.
+		if float64(k+1)/float64(k)*(fy-float64(k))/(n-float64(k)) < 1 {
+			break
+		}
+	}
+	return best
+}
+
+// EpochRingers returns R_E(|Y_E|) of SPEC.md §10.12.4: the least R for
+// which a setup of y real elements padded to N = Bucket(y + R) keeps δ_E
+// at most EpochDelta (with a 1% margin for rounding).
+func EpochRingers(y int) int {
+	ok := func(r int) bool {
+		n := int(Bucket(uint64(y + r)))
+		return epochDelta(y, n-y) <= EpochDelta*0.99
+	}
+	lo, hi := 1, 1<<21
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if ok(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+// EpochMeta describes an epoch: what the server stores beside its key and
+// tags, and what `overlap advertisers` shows.
+type EpochMeta struct {
+	ID           [16]byte
+	Kind         Kind
+	CanonVersion uint16
+	CanonFlags   uint16
+	ServerSize   uint32    // N, ringers included
+	Size         int       // |Y_E|, the kept tags
+	ExpiresAt    time.Time // whole seconds
+	ClientKey    [32]byte  // A_E = Enc(B^(a_E))
+}
+
+// Epoch is the server's state of one epoch (SPEC.md §10.12.5): the kept
+// tags K_E, sorted, and the epoch key b_E. It serves any number of
+// sessions, concurrently; it is read-only once made.
+type Epoch struct {
+	meta EpochMeta
+	key  *edwards25519.Scalar // b_E
+	tags []uint64             // K_E, sorted
+}
+
+// String never prints the key.
+func (e *Epoch) String() string {
+	return fmt.Sprintf("psi.Epoch{kind=%v N=%d kept=%d}", e.meta.Kind, e.meta.ServerSize, len(e.tags))
+}
+
+// Format never prints the key.
+func (e *Epoch) Format(f fmt.State, _ rune) { io.WriteString(f, e.String()) }
+
+// Meta returns the epoch's description.
+func (e *Epoch) Meta() EpochMeta { return e.meta }
+
+// ExportKey returns the epoch key b_E for the caller to store with the
+// epoch. It is a secret: store it where the identifiers are, never log it.
+func (e *Epoch) ExportKey() [32]byte {
+	var k [32]byte
+	copy(k[:], e.key.Bytes())
+	return k
+}
+
+// Erase erases the epoch key and drops the tags.
+func (e *Epoch) Erase() {
+	r255.Erase(e.key)
+	e.tags = nil
+}
+
+// EncodeTags writes the kept tags as a Golomb-coded set (SPEC.md §6) with
+// the epoch's parameters, in chunks of chunkValues values, for storage. A
+// store reads them back with LoadEpoch.
+func (e *Epoch) EncodeTags(chunkValues int, emit func(count int, data []byte) error) error {
+	if len(e.tags) == 0 {
+		return nil
+	}
+	p, err := epochGCS(uint32(len(e.tags)))
+	if err != nil {
+		return err
+	}
+	// The stored set has |Y_E| values in the range of the setup's N.
+	p.M = storedRange(e.meta.ServerSize, len(e.tags))
+	enc, err := gcs.NewEncoder(gcs.Params{N: p.N, M: p.M, K: p.K}, chunkValues, emit)
+	if err != nil {
+		return err
+	}
+	for _, t := range e.tags {
+		if err := enc.Add(gcs.Uint128{Lo: t}); err != nil {
+			return err
+		}
+	}
+	return enc.Close()
+}
+
+// storedRange is M for the stored set of kept tags: kept values lie below
+// N·EpochTagRange, so M = ⌈N·EpochTagRange / kept⌉ covers them.
+func storedRange(n uint32, kept int) uint64 {
+	f := uint64(n) * EpochTagRange
+	return (f + uint64(kept) - 1) / uint64(kept)
+}
+
+// LoadEpoch rebuilds an epoch from what a store kept: its description, its
+// key and its tag chunks as EncodeTags wrote them, which chunks passes to
+// the function it is given, in order.
+func LoadEpoch(meta EpochMeta, key [32]byte, chunks func(add func(count int, data []byte) error) error) (*Epoch, error) {
+	b, err := edwards25519.NewScalar().SetCanonicalBytes(key[:])
+	if err != nil || b.Equal(edwards25519.NewScalar()) == 1 {
+		return nil, fmt.Errorf("psi: the stored epoch key is not a valid scalar")
+	}
+	e := &Epoch{meta: meta, key: b, tags: make([]uint64, 0, meta.Size)}
+	if meta.Size == 0 {
+		return e, nil
+	}
+	p, err := epochGCS(uint32(meta.Size))
+	if err != nil {
+		return nil, err
+	}
+	p.M = storedRange(meta.ServerSize, meta.Size)
+	dec, err := gcs.NewDecoder(gcs.Params{N: p.N, M: p.M, K: p.K})
+	if err != nil {
+		return nil, err
+	}
+	err = chunks(func(count int, data []byte) error {
+		return dec.Chunk(count, data, func(v gcs.Uint128) { e.tags = append(e.tags, v.Lo) })
+	})
+	if err == nil {
+		err = dec.Finish()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("psi: the stored epoch tags: %w", err)
+	}
+	return e, nil
+}
+
+// CheckTicket makes the epoch checks of SPEC.md §10.12.2 step 2 that the
+// epoch itself can make: the hello's kind and canonicalization, the ticket's
+// epoch id and client key, and the expiry. The caller has checked that the
+// epoch is the authenticated advertiser's. The error wraps ErrEpoch.
+func (e *Epoch) CheckTicket(h *wire.ClientHello, t *wire.EpochTicket, now time.Time) error {
+	m := &e.meta
+	switch {
+	case t.Epoch != m.ID:
+		return fmt.Errorf("%w: the ticket names another epoch", ErrEpoch)
+	case !now.Before(m.ExpiresAt):
+		return fmt.Errorf("%w: the epoch expired at %s; make a new setup", ErrEpoch, m.ExpiresAt.UTC().Format(time.RFC3339))
+	case h.Kind != m.Kind:
+		return fmt.Errorf("%w: the epoch is for kind %v, the session for %v", ErrEpoch, m.Kind, h.Kind)
+	case h.CanonVersion != m.CanonVersion || h.CanonFlags != m.CanonFlags:
+		return fmt.Errorf("%w: the epoch uses canonicalization v%d flags %#x, the session v%d flags %#x",
+			ErrEpoch, m.CanonVersion, m.CanonFlags, h.CanonVersion, h.CanonFlags)
+	case t.Key != m.ClientKey:
+		return fmt.Errorf("%w: the ticket's client key is not the epoch's", ErrEpoch)
+	}
+	return nil
+}
+
+// contains reports whether t is among the kept tags.
+func (e *Epoch) contains(t uint64) bool {
+	_, ok := slices.BinarySearch(e.tags, t)
+	return ok
+}
