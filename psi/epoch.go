@@ -9,13 +9,14 @@ package psi
 // noised count as in mode 2.
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"math/bits"
 	"slices"
 	"time"
 
@@ -28,8 +29,10 @@ import (
 
 // Epoch constants (SPEC.md §10.12).
 const (
-	// EpochTagRange is M, the range per value of a setup's tag set.
-	EpochTagRange = 1 << 32
+	// EpochTagRange is M, the range per value of a setup's tag set: large
+	// enough that a client cannot find, by trying exponents offline, an
+	// element whose tag equals a kept one (SPEC.md §10.12.7).
+	EpochTagRange = 1 << 56
 	// EpochDelta is the bound on δ_E that EpochRingers keeps a setup
 	// under (SPEC.md §10.12.4).
 	EpochDelta = 1e-6
@@ -46,27 +49,56 @@ var ErrEpoch = errors.New("psi: no such epoch")
 
 var epochTagPrefix = []byte("OVERLAP-V1-epoch-tag")
 
-// epochT is T of SPEC.md §10.12.1: the first 8 bytes of
-// SHA-256("OVERLAP-V1-epoch-tag" || epoch || Enc(E)).
-func epochT(epoch *[16]byte, enc []byte) uint64 {
+// epochT is T of SPEC.md §10.12.1: the first 16 bytes of
+// SHA-256("OVERLAP-V1-epoch-tag" || epoch || Enc(P)), a big-endian u128.
+func epochT(epoch *[16]byte, enc []byte) gcs.Uint128 {
 	h := sha256.New()
 	h.Write(epochTagPrefix)
 	h.Write(epoch[:])
 	h.Write(enc)
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
-	return binary.BigEndian.Uint64(sum[:8])
+	return gcs.Uint128{Hi: binary.BigEndian.Uint64(sum[0:8]), Lo: binary.BigEndian.Uint64(sum[8:16])}
 }
 
-// epochTag maps T to the tag t = floor(T·F / 2^64), F = N·M < 2^62.
-func epochTag(t, f uint64) uint64 {
-	hi, _ := bits.Mul64(t, f)
-	return hi
+var epochFPPrefix = []byte("OVERLAP-V1-epoch-fp")
+
+// fingerprinter maps a kept tag to the 64 bits the server holds in memory:
+// the first 8 bytes of AES-128 under a key derived from b_E, so that a
+// client, which does not know b_E, cannot aim at a fingerprint collision
+// (SPEC.md §10.12.5).
+type fingerprinter struct{ block cipher.Block }
+
+func newFingerprinter(b *edwards25519.Scalar) fingerprinter {
+	h := sha256.New()
+	h.Write(epochFPPrefix)
+	h.Write(b.Bytes())
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	block, err := aes.NewCipher(k[:16])
+	if err != nil {
+		panic("psi: internal error: AES-128 key: " + err.Error())
+	}
+	clear(k[:])
+	return fingerprinter{block}
 }
 
-// epochGCS returns the tag set's Golomb parameters for N elements.
+func (f fingerprinter) of(t gcs.Uint128) uint64 {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], t.Hi)
+	binary.BigEndian.PutUint64(b[8:], t.Lo)
+	f.block.Encrypt(b[:], b[:])
+	return binary.BigEndian.Uint64(b[:8])
+}
+
+// epochGCS returns the tag set's Golomb parameters for N elements: M =
+// EpochTagRange and the K of SPEC.md §6.3 for it.
 func epochGCS(n uint32) (gcs.Params, error) {
-	return gcs.ChooseParams(uint64(n), 1, 1.0/EpochTagRange)
+	p, err := gcs.ChooseParams(uint64(n), 1, 1.0/EpochTagRange)
+	if err == nil && p.M != EpochTagRange {
+		err = fmt.Errorf("psi: internal error: tag range %d, want %d", p.M, uint64(EpochTagRange))
+	}
+	return p, err
 }
 
 // epochDelta returns δ_E of SPEC.md §10.12.4 for y real elements and r
@@ -96,10 +128,15 @@ func epochDelta(y, r int) float64 {
 // EpochRingers returns R_E(|Y_E|) of SPEC.md §10.12.4: the least R for
 // which a setup of y real elements padded to N = Bucket(y + R) keeps δ_E
 // at most EpochDelta (with a 1% margin for rounding).
-func EpochRingers(y int) int {
+func EpochRingers(y int) int { return EpochRingersFor(y, EpochDelta) }
+
+// EpochRingersFor is EpochRingers for a bound delta other than EpochDelta,
+// for a platform that accepts a larger δ_E (and for tests, which cannot
+// afford 10^6 ringers per setup).
+func EpochRingersFor(y int, delta float64) int {
 	ok := func(r int) bool {
 		n := int(Bucket(uint64(y + r)))
-		return epochDelta(y, n-y) <= EpochDelta*0.99
+		return epochDelta(y, n-y) <= delta*0.99
 	}
 	lo, hi := 1, 1<<21
 	for lo < hi {
@@ -132,7 +169,8 @@ type EpochMeta struct {
 type Epoch struct {
 	meta EpochMeta
 	key  *edwards25519.Scalar // b_E
-	tags []uint64             // K_E, sorted
+	fp   fingerprinter
+	tags []uint64 // fingerprints of K_E, sorted
 }
 
 // String never prints the key.
@@ -154,42 +192,32 @@ func (e *Epoch) ExportKey() [32]byte {
 	return k
 }
 
-// Erase erases the epoch key and drops the tags.
+// Erase erases the epoch key and drops the tags. No session may be using
+// the epoch.
 func (e *Epoch) Erase() {
 	r255.Erase(e.key)
 	e.tags = nil
 }
 
-// EncodeTags writes the kept tags as a Golomb-coded set (SPEC.md §6) with
-// the epoch's parameters, in chunks of chunkValues values, for storage. A
-// store reads them back with LoadEpoch.
+// EncodeTags writes the epoch's kept tags for storage, as their sorted
+// 64-bit fingerprints (SPEC.md §10.12.5), 8 big-endian bytes each, in chunks
+// of at most chunkValues. A store reads them back with LoadEpoch.
 func (e *Epoch) EncodeTags(chunkValues int, emit func(count int, data []byte) error) error {
-	if len(e.tags) == 0 {
-		return nil
+	if chunkValues < 1 {
+		return fmt.Errorf("psi: chunks of %d tags", chunkValues)
 	}
-	p, err := epochGCS(uint32(len(e.tags)))
-	if err != nil {
-		return err
-	}
-	// The stored set has |Y_E| values in the range of the setup's N.
-	p.M = storedRange(e.meta.ServerSize, len(e.tags))
-	enc, err := gcs.NewEncoder(gcs.Params{N: p.N, M: p.M, K: p.K}, chunkValues, emit)
-	if err != nil {
-		return err
-	}
-	for _, t := range e.tags {
-		if err := enc.Add(gcs.Uint128{Lo: t}); err != nil {
+	buf := make([]byte, 0, 8*min(chunkValues, len(e.tags)))
+	for i := 0; i < len(e.tags); i += chunkValues {
+		part := e.tags[i:min(i+chunkValues, len(e.tags))]
+		buf = buf[:0]
+		for _, t := range part {
+			buf = binary.BigEndian.AppendUint64(buf, t)
+		}
+		if err := emit(len(part), buf); err != nil {
 			return err
 		}
 	}
-	return enc.Close()
-}
-
-// storedRange is M for the stored set of kept tags: kept values lie below
-// N·EpochTagRange, so M = ⌈N·EpochTagRange / kept⌉ covers them.
-func storedRange(n uint32, kept int) uint64 {
-	f := uint64(n) * EpochTagRange
-	return (f + uint64(kept) - 1) / uint64(kept)
+	return nil
 }
 
 // LoadEpoch rebuilds an epoch from what a store kept: its description, its
@@ -200,29 +228,37 @@ func LoadEpoch(meta EpochMeta, key [32]byte, chunks func(add func(count int, dat
 	if err != nil || b.Equal(edwards25519.NewScalar()) == 1 {
 		return nil, fmt.Errorf("psi: the stored epoch key is not a valid scalar")
 	}
-	e := &Epoch{meta: meta, key: b, tags: make([]uint64, 0, meta.Size)}
-	if meta.Size == 0 {
-		return e, nil
-	}
-	p, err := epochGCS(uint32(meta.Size))
-	if err != nil {
-		return nil, err
-	}
-	p.M = storedRange(meta.ServerSize, meta.Size)
-	dec, err := gcs.NewDecoder(gcs.Params{N: p.N, M: p.M, K: p.K})
-	if err != nil {
-		return nil, err
-	}
+	e := &Epoch{meta: meta, key: b, fp: newFingerprinter(b), tags: make([]uint64, 0, meta.Size)}
 	err = chunks(func(count int, data []byte) error {
-		return dec.Chunk(count, data, func(v gcs.Uint128) { e.tags = append(e.tags, v.Lo) })
+		if count < 1 || len(data) != 8*count || len(e.tags)+count > meta.Size {
+			return fmt.Errorf("a chunk of %d tags in %d bytes, after %d of %d", count, len(data), len(e.tags), meta.Size)
+		}
+		for i := 0; i < len(data); i += 8 {
+			t := binary.BigEndian.Uint64(data[i:])
+			if n := len(e.tags); n > 0 && t < e.tags[n-1] {
+				return fmt.Errorf("the tags are not sorted")
+			}
+			e.tags = append(e.tags, t)
+		}
+		return nil
 	})
-	if err == nil {
-		err = dec.Finish()
+	if err == nil && len(e.tags) != meta.Size {
+		err = fmt.Errorf("%d tags, want %d", len(e.tags), meta.Size)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("psi: the stored epoch tags: %w", err)
 	}
 	return e, nil
+}
+
+// newEpoch makes an epoch of a setup from its sorted kept tags.
+func newEpoch(meta EpochMeta, key *edwards25519.Scalar, kept []gcs.Uint128) *Epoch {
+	e := &Epoch{meta: meta, key: key, fp: newFingerprinter(key), tags: make([]uint64, len(kept))}
+	for i, t := range kept {
+		e.tags[i] = e.fp.of(t)
+	}
+	slices.Sort(e.tags)
+	return e
 }
 
 // CheckTicket makes the epoch checks of SPEC.md §10.12.2 step 2 that the
@@ -247,8 +283,9 @@ func (e *Epoch) CheckTicket(h *wire.ClientHello, t *wire.EpochTicket, now time.T
 	return nil
 }
 
-// contains reports whether t is among the kept tags.
-func (e *Epoch) contains(t uint64) bool {
-	_, ok := slices.BinarySearch(e.tags, t)
+// contains reports whether t is among the kept tags (by fingerprint: a
+// false match has probability |K_E|/2^64 per lookup).
+func (e *Epoch) contains(t gcs.Uint128) bool {
+	_, ok := slices.BinarySearch(e.tags, e.fp.of(t))
 	return ok
 }

@@ -11,6 +11,7 @@ import (
 	"filippo.io/edwards25519"
 
 	"github.com/overlap-psi/overlap/psi/dp"
+	"github.com/overlap-psi/overlap/psi/gcs"
 	"github.com/overlap-psi/overlap/psi/internal/r255"
 	"github.com/overlap-psi/overlap/psi/wire"
 )
@@ -171,17 +172,19 @@ const (
 
 // EpochServer is the platform's side of one epoch session (SPEC.md
 // §10.12.2). Many may share one Epoch, concurrently; each serves one
-// request and holds the exact count and the noise only inside the call that
-// computes the release. It is not safe for concurrent use.
+// request. It draws the noise at admission and holds it until the release
+// (or the end of the session), and holds the exact count only inside the
+// call that computes the release. It is not safe for concurrent use.
 type EpochServer struct {
 	cfg      PrivateServerConfig
 	ep       *Epoch
 	state    epochServerState
 	params   wire.PrivateParams
-	f        uint64
+	f        gcs.Uint128
 	n        int
 	seq      uint32
-	ts       []uint64 // T of z^(b_E) for each blinded element
+	ts       []gcs.Uint128 // T of z^(b_E) for each blinded element
+	z        int64         // the noise, drawn at admission
 	release  *wire.PrivateRelease
 	released bool
 	workers  int
@@ -208,11 +211,11 @@ func NewEpochServer(cfg PrivateServerConfig, ep *Epoch) (*EpochServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &EpochServer{cfg: cfg, ep: ep, f: uint64(ep.meta.ServerSize) * gp.M, workers: workerCount(cfg.Workers)}, nil
+	return &EpochServer{cfg: cfg, ep: ep, f: gp.F(), workers: workerCount(cfg.Workers)}, nil
 }
 
 func (s *EpochServer) fail(err error) error {
-	s.state, s.ts = epochServerFailed, nil
+	s.state, s.ts, s.z = epochServerFailed, nil, 0
 	return err
 }
 
@@ -225,7 +228,7 @@ func (s *EpochServer) Close() {
 	if s.state != epochServerDone {
 		s.state = epochServerFailed
 	}
-	s.ts, s.release = nil, nil
+	s.ts, s.release, s.z = nil, nil, 0
 }
 
 // ReceiveHello checks the hello and the ticket (SPEC.md §10.12.2 step 2)
@@ -251,8 +254,11 @@ func (s *EpochServer) ReceiveHello(h *wire.ClientHello, t *wire.EpochTicket, now
 	if _, err := io.ReadFull(entropy(s.cfg.rand), p.SessionID[:]); err != nil {
 		return nil, s.fail(fmt.Errorf("psi: generating a session id: %w", err))
 	}
+	if err := s.drawNoise(); err != nil {
+		return nil, s.fail(err)
+	}
 	s.params, s.n = p, int(h.ClientSize)
-	s.ts = make([]uint64, 0, s.n)
+	s.ts = make([]gcs.Uint128, 0, s.n)
 	s.state = epochServerAwaitBlinded
 	return &p, nil
 }
@@ -306,35 +312,41 @@ func (s *EpochServer) ReceiveBlinded(c *wire.ElementChunk) error {
 	return nil
 }
 
-// count checks the request for duplicates, counts and noises. The count
-// and the noise live only in this function.
+// count checks the request for duplicates and counts; the count lives
+// only in this function.
 func (s *EpochServer) count() (*wire.PrivateRelease, error) {
-	slices.Sort(s.ts)
+	slices.SortFunc(s.ts, gcs.Uint128.Cmp)
 	c := 0
 	for i, t := range s.ts {
-		// Distinct elements give distinct z^(b_E); equal T are a repeated
-		// element but with probability n²/2^65.
+		// Distinct elements give distinct z^(b_E), and equal T but with
+		// probability n²/2^129.
 		if i > 0 && t == s.ts[i-1] {
 			return nil, fmt.Errorf("%w: the client's blinded identifiers contain a duplicate", ErrPeer)
 		}
-		if s.ep.contains(epochTag(t, s.f)) {
+		if s.ep.contains(gcs.Reduce(t, s.f)) {
 			c++
 		}
 	}
+	return releaseOf(&s.params, c, s.z), nil
+}
+
+// drawNoise draws the release's noise at admission, before the list
+// arrives, so that the sampler's running time (which varies with |Z|)
+// does not separate the last blinded chunk from the release.
+func (s *EpochServer) drawNoise() error {
 	m := s.cfg.Mechanism
-	var z int64
 	var err error
 	if s.cfg.noise != nil {
-		z, err = s.cfg.noise(m)
+		s.z, err = s.cfg.noise(m)
 	} else {
 		smp := dp.NewSampler(entropy(s.cfg.rand))
-		z, err = m.Sample(smp)
+		s.z, err = m.Sample(smp)
 		smp.Erase()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("psi: sampling the noise: %w", err)
+		return fmt.Errorf("psi: sampling the noise: %w", err)
 	}
-	return releaseOf(&s.params, c, z), nil
+	return nil
 }
 
 // Release returns the session's release; the session is then done.
@@ -343,7 +355,7 @@ func (s *EpochServer) Release() (*wire.PrivateRelease, error) {
 		return nil, fmt.Errorf("%w: no release to send now", ErrState)
 	}
 	rel := s.release
-	s.release, s.released = nil, true
+	s.release, s.released, s.z = nil, true, 0
 	s.state = epochServerDone
 	return rel, nil
 }

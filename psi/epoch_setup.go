@@ -47,14 +47,14 @@ type EpochSetupServer struct {
 	set       *PrivateSet
 	state     setupServerState
 	params    wire.EpochParams
-	f         uint64 // N·M
+	f         gcs.Uint128 // N·M
 	sent      int
 	seq       uint32
 	disclosed bool
 	clientKey [32]byte
-	images    []uint64 // tags of the ringer images, sorted
+	images    []gcs.Uint128 // tags of the ringer images, sorted
 	dec       *gcs.Decoder
-	tags      []uint64 // the client's tags, as received (sorted)
+	tags      []gcs.Uint128 // the client's tags, as received (sorted)
 	epoch     *Epoch
 	workers   int
 }
@@ -131,7 +131,7 @@ func (s *EpochSetupServer) ReceiveHello(h *wire.ClientHello) (*wire.EpochParams,
 	if s.dec, err = gcs.NewDecoder(gp); err != nil {
 		return nil, s.fail(err)
 	}
-	s.params, s.f = p, uint64(n)*gp.M
+	s.params, s.f = p, gp.F()
 	s.state = setupSendElements
 	return &p, nil
 }
@@ -169,12 +169,12 @@ func (s *EpochSetupServer) ReceiveClientKey(k *wire.ClientKey) error {
 		return s.fail(fmt.Errorf("%w: client key: %v", ErrPeer, err))
 	}
 	s.clientKey = k.Key
-	s.images = make([]uint64, len(s.set.ringers))
+	s.images = make([]gcs.Uint128, len(s.set.ringers))
 	s.set.ringerImages(a, s.workers, func(j int, enc []byte) {
-		s.images[j] = epochTag(epochT(&s.params.Epoch, enc), s.f)
+		s.images[j] = gcs.Reduce(epochT(&s.params.Epoch, enc), s.f)
 	})
-	slices.Sort(s.images)
-	s.tags = make([]uint64, 0, s.params.ServerSize)
+	slices.SortFunc(s.images, gcs.Uint128.Cmp)
+	s.tags = make([]gcs.Uint128, 0, s.params.ServerSize)
 	s.state = setupAwaitTags
 	return nil
 }
@@ -191,12 +191,13 @@ func (s *EpochSetupServer) ReceiveTags(c *wire.TagChunk) error {
 	switch {
 	case c.Seq != s.seq:
 		return s.fail(fmt.Errorf("%w: tag chunk %d arrived, want %d", ErrPeer, c.Seq, s.seq))
-	case int(c.Count) > s.cfg.ChunkSize:
-		return s.fail(fmt.Errorf("%w: tag chunk of %d values exceeds the agreed %d", ErrPeer, c.Count, s.cfg.ChunkSize))
+	case int(c.Count) > s.cfg.ChunkSize || len(c.Data) > 16*s.cfg.ChunkSize:
+		return s.fail(fmt.Errorf("%w: tag chunk of %d values in %d bytes exceeds the agreed %d values in %d bytes",
+			ErrPeer, c.Count, len(c.Data), s.cfg.ChunkSize, 16*s.cfg.ChunkSize))
 	case len(s.tags)+int(c.Count) > total:
 		return s.fail(fmt.Errorf("%w: client sent more than the %d tags expected", ErrPeer, total))
 	}
-	err := s.dec.Chunk(int(c.Count), c.Data, func(v gcs.Uint128) { s.tags = append(s.tags, v.Lo) })
+	err := s.dec.Chunk(int(c.Count), c.Data, func(v gcs.Uint128) { s.tags = append(s.tags, v) })
 	if err != nil {
 		return s.fail(fmt.Errorf("%w: tag chunk %d: %v", ErrPeer, c.Seq, err))
 	}
@@ -215,22 +216,31 @@ func (s *EpochSetupServer) ReceiveTags(c *wire.TagChunk) error {
 	// The epoch takes its own copy of b_E; the set's is erased with it.
 	key := edwards25519.NewScalar().Set(s.set.key)
 	s.set.Destroy()
-	s.epoch = &Epoch{key: key, tags: slices.Clip(kept), meta: EpochMeta{
+	s.epoch = newEpoch(EpochMeta{
 		ID: s.params.Epoch, Kind: s.set.kind, CanonVersion: s.cfg.CanonVersion, CanonFlags: s.cfg.CanonFlags,
 		ServerSize: s.params.ServerSize, Size: len(kept), ExpiresAt: time.Unix(int64(s.params.ExpiresAt), 0).UTC(),
-		ClientKey: s.clientKey}}
+		ClientKey: s.clientKey}, key, slices.Clip(kept))
 	s.images, s.tags = nil, nil
 	s.state = setupSendReady
 	return nil
 }
 
+// epochK is the K of a setup's tag set of n values.
+func epochK(n uint32) uint8 {
+	p, err := epochGCS(max(n, 1))
+	if err != nil {
+		return 0
+	}
+	return p.K
+}
+
 // removeRingers removes one occurrence of each ringer tag from tags (both
 // sorted) and reports whether every one was there. It reuses tags' memory.
-func removeRingers(tags, images []uint64) ([]uint64, bool) {
+func removeRingers(tags, images []gcs.Uint128) ([]gcs.Uint128, bool) {
 	kept := tags[:0]
 	j := 0
 	for _, t := range tags {
-		for j < len(images) && images[j] < t {
+		if j < len(images) && images[j].Less(t) {
 			return nil, false // images[j] is missing
 		}
 		if j < len(images) && images[j] == t {
@@ -286,8 +296,8 @@ type EpochSetupClient struct {
 	state   setupClientState
 	key     *edwards25519.Scalar // a_E
 	params  wire.EpochParams
-	f       uint64
-	ts      []uint64 // T of each raised element, then sorted
+	f       gcs.Uint128
+	ts      []gcs.Uint128 // T of each raised element, then sorted
 	seq     uint32
 	next    int // tags encoded so far
 	enc     *gcs.Encoder
@@ -367,13 +377,14 @@ func (c *EpochSetupClient) ReceiveParams(p *wire.EpochParams) error {
 		return c.fail(fmt.Errorf("%w: server set of %d elements is outside the client's limit of %d", ErrParams, p.ServerSize, c.cfg.MaxServerSize))
 	case p.ChunkSize == 0 || p.ChunkSize > wire.MaxChunkElements:
 		return c.fail(fmt.Errorf("%w: chunk size %d", ErrParams, p.ChunkSize))
-	case p.GCSM != EpochTagRange || gp.Validate() != nil:
-		return c.fail(fmt.Errorf("%w: tag parameters M=%d K=%d", ErrParams, p.GCSM, p.GCSK))
+	case p.GCSM != EpochTagRange || gp.Validate() != nil || p.GCSK != epochK(p.ServerSize):
+		// A K far from the optimum would make this side's code huge.
+		return c.fail(fmt.Errorf("%w: tag parameters M=%d K=%d, want M=%d K=%d", ErrParams, p.GCSM, p.GCSK, uint64(EpochTagRange), epochK(p.ServerSize)))
 	case p.ExpiresAt <= uint64(now.Unix()):
 		return c.fail(fmt.Errorf("%w: the epoch would expire at %s, before now", ErrParams, time.Unix(int64(p.ExpiresAt), 0).UTC().Format(time.RFC3339)))
 	}
-	c.params, c.f = *p, uint64(p.ServerSize)*p.GCSM
-	c.ts = make([]uint64, 0, p.ServerSize)
+	c.params, c.f = *p, gp.F()
+	c.ts = make([]gcs.Uint128, 0, p.ServerSize)
 	c.state = setupClientAwaitElements
 	return nil
 }
@@ -417,7 +428,7 @@ func (c *EpochSetupClient) ReceiveServerElements(ch *wire.ElementChunk) error {
 	if len(c.ts) < total {
 		return nil
 	}
-	slices.Sort(c.ts)
+	slices.SortFunc(c.ts, gcs.Uint128.Cmp)
 	for i := 1; i < len(c.ts); i++ {
 		if c.ts[i] == c.ts[i-1] {
 			return c.fail(fmt.Errorf("%w: two of the server's elements are equal (or their tags collide; retry the setup)", ErrPeer))
@@ -455,7 +466,7 @@ func (c *EpochSetupClient) NextTags() (ch *wire.TagChunk, ok bool, err error) {
 		}
 	}
 	for len(c.pending) == 0 && c.next < len(c.ts) {
-		if err := c.enc.Add(gcs.Uint128{Lo: epochTag(c.ts[c.next], c.f)}); err != nil {
+		if err := c.enc.Add(gcs.Reduce(c.ts[c.next], c.f)); err != nil {
 			return nil, false, c.fail(err)
 		}
 		c.next++

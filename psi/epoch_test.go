@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlap-psi/overlap/psi/gcs"
 	"github.com/overlap-psi/overlap/psi/wire"
 )
 
@@ -37,7 +38,7 @@ func prepareEpochSet(t testing.TB, kind Kind, server [][32]byte, r int) *Private
 // setupEpoch runs a whole setup through a Pipe. deviate, if not nil, may
 // alter the client's T values after it raised the server's elements, as a
 // modified client would.
-func setupEpoch(t testing.TB, set *PrivateSet, deviate func(ts []uint64)) (*EpochKey, *Epoch, error) {
+func setupEpoch(t testing.TB, set *PrivateSet, deviate func(ts []gcs.Uint128)) (*EpochKey, *Epoch, error) {
 	t.Helper()
 	s, err := NewEpochSetupServer(EpochSetupConfig{ChunkSize: 64, ExpiresAt: epochNow.Add(24 * time.Hour)}, set)
 	if err != nil {
@@ -71,12 +72,12 @@ func setupEpoch(t testing.TB, set *PrivateSet, deviate func(ts []uint64)) (*Epoc
 
 // runDeviatingSetup is EpochSetupClient.Run with deviate applied to the T
 // values before they are sorted and sent.
-func runDeviatingSetup(c *EpochSetupClient, conn Conn, deviate func(ts []uint64)) (*EpochKey, error) {
+func runDeviatingSetup(c *EpochSetupClient, conn Conn, deviate func(ts []gcs.Uint128)) (*EpochKey, error) {
 	hooked := &Hooks{Progress: func(phase string, done, total int) {
 		if phase == "raising" && done == total {
 			deviate(c.ts)
 			// Sort again, as the client does before sending.
-			slicesSort(c.ts)
+			slices.SortFunc(c.ts, gcs.Uint128.Cmp)
 		}
 	}}
 	return c.Run(conn, hooked)
@@ -101,7 +102,7 @@ func epochSession(t testing.TB, ek *EpochKey, ep *Epoch, list [][32]byte, sc Pri
 		if err == nil {
 			var ticket *wire.EpochTicket
 			if ticket, err = RecvEpochTicket(pc); err == nil {
-				err = s.Serve(pc, hello, ticket, now, nil, nil)
+				err = s.Serve(pc, hello, ticket, func() time.Time { return now }, nil)
 			}
 		}
 		if err != nil {
@@ -214,16 +215,16 @@ func TestEpochConcurrentSessions(t *testing.T) {
 func TestEpochSetupDeviationIsCaught(t *testing.T) {
 	rng := mrand.New(mrand.NewPCG(75, 76))
 	_, server := sets(rng, 1, 400, 0)
-	for name, deviate := range map[string]func([]uint64){
+	for name, deviate := range map[string]func([]gcs.Uint128){
 		// Every other element under another exponent: a ringer among them
 		// is all but certain (200 ringers of 600).
-		"half under another key": func(ts []uint64) {
+		"half under another key": func(ts []gcs.Uint128) {
 			for i := 0; i < len(ts); i += 2 {
-				ts[i] = rng.Uint64()
+				ts[i] = gcs.Uint128{Hi: rng.Uint64(), Lo: rng.Uint64()}
 			}
 		},
 		// One element dropped and another sent twice: the count stays N.
-		"all but one ringer": func(ts []uint64) {
+		"all but one ringer": func(ts []gcs.Uint128) {
 			for i := range ts {
 				ts[i] = ts[0]
 			}
@@ -273,7 +274,7 @@ func TestEpochSessionRefusals(t *testing.T) {
 	go func() {
 		h, _ := RecvHello(pc)
 		tk, _ := RecvEpochTicket(pc)
-		if s.Serve(pc, h, tk, epochNow, nil, nil) == nil {
+		if s.Serve(pc, h, tk, func() time.Time { return epochNow }, nil) == nil {
 			pc.CloseSend()
 		}
 	}()
@@ -396,4 +397,61 @@ func FuzzEpochKey(f *testing.F) {
 	})
 }
 
-func slicesSort(s []uint64) { slices.Sort(s) }
+// A setup client refuses parameters it must not accept (SPEC.md §10.12.8):
+// echoes, its limit on N, a tag range or Rice parameter other than the
+// protocol's (a small K would make its code huge), and an epoch that has
+// already ended.
+func TestEpochSetupClientChecksParams(t *testing.T) {
+	good := func() *wire.EpochParams {
+		gp, _ := epochGCS(4096)
+		return &wire.EpochParams{Mode: wire.ModeEpochSetup, Kind: KindEmail, ServerSize: 4096, ChunkSize: 64,
+			GCSM: gp.M, GCSK: gp.K, ExpiresAt: uint64(epochNow.Add(time.Hour).Unix())}
+	}
+	for name, mut := range map[string]func(*wire.EpochParams){
+		"mode 2":           func(p *wire.EpochParams) { p.Mode = wire.ModePrivate },
+		"kind":             func(p *wire.EpochParams) { p.Kind = KindPhone },
+		"canonicalization": func(p *wire.EpochParams) { p.CanonVersion = 9 },
+		"N over the limit": func(p *wire.EpochParams) { p.ServerSize = 1 << 29 },
+		"M = 2^32":         func(p *wire.EpochParams) { p.GCSM = 1 << 32 },
+		"K = 0":            func(p *wire.EpochParams) { p.GCSK = 0 },
+		"expired":          func(p *wire.EpochParams) { p.ExpiresAt = uint64(epochNow.Unix()) },
+	} {
+		c, _ := NewEpochSetupClient(EpochSetupClientConfig{Kind: KindEmail, Now: func() time.Time { return epochNow }})
+		p := good()
+		mut(p)
+		if err := c.ReceiveParams(p); !errors.Is(err, ErrParams) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	c, _ := NewEpochSetupClient(EpochSetupClientConfig{Kind: KindEmail, Now: func() time.Time { return epochNow }})
+	if err := c.ReceiveParams(good()); err != nil {
+		t.Errorf("good parameters: %v", err)
+	}
+}
+
+// A stored epoch whose tags are cut, unsorted or of the wrong count does
+// not load.
+func TestLoadEpochRejectsBadTags(t *testing.T) {
+	meta := EpochMeta{Kind: KindEmail, ServerSize: 1024, Size: 3, ExpiresAt: epochNow}
+	key := [32]byte{7}
+	for name, chunks := range map[string][][]byte{
+		"unsorted":  {{0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 3}},
+		"short":     {{0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2}},
+		"cut chunk": {{0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0}},
+	} {
+		_, err := LoadEpoch(meta, key, func(add func(int, []byte) error) error {
+			for _, c := range chunks {
+				if err := add(max(len(c)/8, 1), c); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			t.Errorf("%s: loaded", name)
+		}
+	}
+	if _, err := LoadEpoch(meta, [32]byte{}, func(func(int, []byte) error) error { return nil }); err == nil {
+		t.Error("a zero key loaded")
+	}
+}

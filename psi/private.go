@@ -85,10 +85,13 @@ type PrivateSetConfig struct {
 	Kind    Kind
 	Ringers int // least number of ringers R (SPEC.md §10.3); 0 means DefaultRingers
 	// Epoch makes the set for an epoch setup (SPEC.md §10.12.1): the
-	// least number of ringers is then EpochRingers(|Y|), and Ringers is
-	// ignored.
-	Epoch   bool
-	Workers int // scalar-multiplication workers; 0 means GOMAXPROCS
+	// least number of ringers is then EpochRingersFor(|Y|, EpochDelta),
+	// and Ringers is ignored.
+	Epoch bool
+	// EpochDelta is the bound on δ_E of an epoch set; 0 means the
+	// protocol's EpochDelta (10^-6).
+	EpochDelta float64
+	Workers    int // scalar-multiplication workers; 0 means GOMAXPROCS
 
 	rand         io.Reader     // nil means crypto/rand; set only by tests
 	size         func(int) int // N for |Y| + R elements; nil means Bucket; set only by tests
@@ -160,7 +163,14 @@ func NewPrivateSet(cfg PrivateSetConfig) (*PrivateSet, error) {
 		return nil, fmt.Errorf("psi: generating the server key: %w", err)
 	}
 	if cfg.Epoch && cfg.epochRingers == nil {
-		cfg.epochRingers = EpochRingers
+		delta := cfg.EpochDelta
+		if delta == 0 {
+			delta = EpochDelta
+		}
+		if !(delta > 0 && delta < 1) {
+			return nil, fmt.Errorf("psi: an epoch set's δ bound %g is outside (0, 1)", delta)
+		}
+		cfg.epochRingers = func(y int) int { return EpochRingersFor(y, delta) }
 	}
 	if !cfg.Epoch {
 		cfg.epochRingers = nil

@@ -675,10 +675,10 @@ func (e *EpochClient) Run(conn Conn, h *Hooks) (PrivateResult, error) {
 // Serve plays the server's side of an epoch session over conn after its
 // hello and ticket passed the caller's admission, with the privacy budget
 // reserved (SPEC.md §10.8): the parameters, the blinded list and nothing
-// more, then the release. Before sending the release it calls disclose,
-// which records that the spend is final (nil: nothing to record).
-func (s *EpochServer) Serve(conn Conn, hello *wire.ClientHello, ticket *wire.EpochTicket, now time.Time, disclose func() error, h *Hooks) error {
-	p, err := s.ReceiveHello(hello, ticket, now)
+// more, then the release, which is never sent once the epoch has ended
+// (SPEC.md §10.12.6); now is the server's clock.
+func (s *EpochServer) Serve(conn Conn, hello *wire.ClientHello, ticket *wire.EpochTicket, now func() time.Time, h *Hooks) error {
+	p, err := s.ReceiveHello(hello, ticket, now())
 	if err != nil {
 		return err
 	}
@@ -691,10 +691,8 @@ func (s *EpochServer) Serve(conn Conn, hello *wire.ClientHello, ticket *wire.Epo
 	if err := recvEnd(conn, "the last blinded chunk"); err != nil {
 		return err
 	}
-	if disclose != nil {
-		if err := disclose(); err != nil {
-			return err
-		}
+	if end := s.ep.meta.ExpiresAt; !now().Before(end) {
+		return s.fail(fmt.Errorf("%w: the epoch ended at %s, during the session; nothing is released", ErrEpoch, end.Format(time.RFC3339)))
 	}
 	rel, err := s.Release()
 	if err != nil {

@@ -32,6 +32,13 @@ const (
 	// admission lately (SPEC.md §10.8.2); Overlap-Resets-At says when the
 	// next one is accepted.
 	LimitAbandoned = "abandoned_sessions"
+	// LimitEpoch: an epoch session named no usable epoch (unknown,
+	// expired, another kind or another key, SPEC.md §10.12.2); make a new
+	// setup.
+	LimitEpoch = "epoch"
+	// LimitEpochSetups: the advertiser made its allowed setups in the last
+	// 24 hours (SPEC.md §10.12.5).
+	LimitEpochSetups = "epoch_setups"
 )
 
 // Refusal describes a session the server refused by policy.
