@@ -455,3 +455,56 @@ func TestLoadEpochRejectsBadTags(t *testing.T) {
 		t.Error("a zero key loaded")
 	}
 }
+
+// What epochs tell the platform beyond mode 2 (SPEC.md §10.12.7): within an
+// epoch an identifier has the same blinded element in every session, so
+// the platform links lists; across epochs (and in mode 2) nothing links.
+func TestEpochSessionsAreLinkableWithinAnEpoch(t *testing.T) {
+	rng := mrand.New(mrand.NewPCG(81, 82))
+	a, _ := sets(rng, 300, 1, 0)
+	b := append(append([][32]byte{}, a[:120]...), digest("only-in-b-1"), digest("only-in-b-2"))
+	blinded := func(ek *EpochKey, list [][32]byte) map[[32]byte]bool {
+		c, err := NewEpochClient(PrivateClientConfig{Kind: KindEmail}, ek, list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.ReceiveParams(&wire.PrivateParams{Mode: wire.ModeEpochSession, Kind: KindEmail, ClientSize: uint32(c.Size()),
+			ServerSize: ek.ServerSize, ChunkSize: 64, Mechanism: 1, EpsNum: 1, EpsDen: 2, Sensitivity: 1, Threshold: 1}); err != nil {
+			t.Fatal(err)
+		}
+		out := map[[32]byte]bool{}
+		for {
+			ch, ok, err := c.NextBlinded()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				return out
+			}
+			for i := range ch.Count() {
+				out[[32]byte(ch.Element(i))] = true
+			}
+		}
+	}
+	key := func() *EpochKey {
+		c, _ := NewEpochSetupClient(EpochSetupClientConfig{Kind: KindEmail})
+		return &EpochKey{Kind: KindEmail, ServerSize: 1024, ExpiresAt: epochNow, key: c.key}
+	}
+	shared := func(x, y map[[32]byte]bool) int {
+		n := 0
+		for e := range x {
+			if y[e] {
+				n++
+			}
+		}
+		return n
+	}
+	e1, e2 := key(), key()
+	if n := shared(blinded(e1, a), blinded(e1, b)); n != 120 {
+		t.Errorf("two sessions of one epoch share %d blinded elements, want the 120 shared identifiers", n)
+	}
+	if n := shared(blinded(e1, a), blinded(e2, b)); n != 0 {
+		t.Errorf("sessions of two epochs share %d blinded elements, want 0", n)
+	}
+}

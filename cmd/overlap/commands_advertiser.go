@@ -8,5 +8,5 @@ import "github.com/urfave/cli/v2"
 // advertisers (go build -tags advertiser ./cmd/overlap) links no store,
 // server, metrics or plotting code (platform.go has the full list).
 func commands() []*cli.Command {
-	return []*cli.Command{matchCommand(), versionCommand()}
+	return []*cli.Command{matchCommand(), setupCommand(), versionCommand()}
 }

@@ -45,6 +45,11 @@ func matchCommand() *cli.Command {
 			"    with its 95% interval, or \"under T\" below its threshold; it learns the list\n" +
 			"    size and the exact overlap. This side's work grows with the platform's set\n" +
 			"    (SPEC.md §10), and each session spends ε of the advertiser's privacy budget.\n" +
+			"  --mode epoch: private mode at platform scale (SPEC.md §10.12). Once per epoch\n" +
+			"    (24 h by default) a setup downloads the platform's set and returns it as tags\n" +
+			"    (made by itself when needed, or by overlap setup); then each session sends\n" +
+			"    only the list. The platform can link the list's identifiers across the\n" +
+			"    epoch's sessions (not to people), and a withdrawal counts until the epoch ends.\n" +
 			"  --mode exact: this side counts and learns the exact overlap; the platform\n" +
 			"    learns the list size only (SPEC.md §4).\n\n" +
 			"Both print the platform's set size rounded up to a public bucket and the consent\n" +
@@ -54,7 +59,8 @@ func matchCommand() *cli.Command {
 			&cli.StringFlag{Name: "server", Usage: "the platform's overlap serve, HOST:PORT", EnvVars: []string{"OVERLAP_SERVER"}, Value: "localhost:8443"},
 			&cli.StringFlag{Name: "api-key", Usage: "API key from the platform (ovl_…); prefer OVERLAP_API_KEY or --api-key-file over the command line", EnvVars: []string{"OVERLAP_API_KEY"}},
 			&cli.StringFlag{Name: "api-key-file", Usage: "file holding the API key", EnvVars: []string{"OVERLAP_API_KEY_FILE"}},
-			&cli.StringFlag{Name: "mode", Usage: "private (the platform counts and releases a noised count) or exact (this side counts)", EnvVars: []string{"OVERLAP_MODE"}, Value: "private"},
+			&cli.StringFlag{Name: "mode", Usage: "private (the platform counts and releases a noised count), epoch (the same, with a setup once per epoch; sessions cost what the list costs) or exact (this side counts)", EnvVars: []string{"OVERLAP_MODE"}, Value: "private"},
+			epochDirFlag,
 			&cli.StringFlag{Name: "kind", Usage: "identifier kind: email, phone or id", Value: "email"},
 			&cli.StringFlag{Name: "column", Usage: "CSV header name or 1-based column number, or JSONL key (default: the kind's name)"},
 			regionFlag, formatFlag, maxRejectsFlag, strictFlag, rejectsFlag, rejectsWithValuesFlag,
@@ -102,6 +108,10 @@ type matchOutput struct {
 	MatchRate       float64        `json:"match_rate"`
 	ServerSetBucket int            `json:"server_set_bucket"`
 	Snapshot        snapshotOutput `json:"snapshot"`
+	// Epoch and EpochExpiresAt: an epoch session's epoch, and when it
+	// ends (withdrawals since its snapshot count until then).
+	Epoch          string    `json:"epoch,omitempty"`
+	EpochExpiresAt time.Time `json:"epoch_expires_at,omitzero"`
 	listOutput
 	FalsePositiveBound float64 `json:"false_positive_bound"`
 	sessionOutput
@@ -165,6 +175,12 @@ func match(c *cli.Context) error {
 	defer cancel()
 	req := client.MatchRequest{Kind: kind, Digests: list.Digests}
 	lo := listOutput{ListSize: list.Accepted, Rows: list.Rows, Duplicates: list.Duplicates, Rejected: list.Rejected}
+	if mode == wire.ModeEpochSession {
+		if err := matchEpoch(ctx, c, mc, req, lo); err != nil {
+			return err
+		}
+		return rejects.err()
+	}
 	if mode == wire.ModePrivate {
 		if err := matchPrivate(ctx, c, mc, req, lo); err != nil {
 			return err
@@ -375,8 +391,10 @@ func parseMode(s string) (wire.Mode, error) {
 		return wire.ModePrivate, nil
 	case "exact":
 		return wire.ModeExact, nil
+	case "epoch":
+		return wire.ModeEpochSession, nil
 	}
-	return 0, withHint(fmt.Errorf("unknown mode %q", s), "use --mode private (the platform counts, a noised count) or --mode exact (this side counts)")
+	return 0, withHint(fmt.Errorf("unknown mode %q", s), "use --mode private (the platform counts, a noised count), --mode epoch (the same with a setup per epoch) or --mode exact (this side counts)")
 }
 
 // matchError adds a hint to what went wrong talking to the server. mode is
@@ -454,6 +472,9 @@ func connectMessage(err error) string {
 // modeHint says which mode to pass after the platform refused mode, from
 // the modes its GetPolicy lists for this advertiser when it answers.
 func modeHint(ctx context.Context, mc *client.Client, mode wire.Mode) string {
+	if mode == wire.ModeEpochSetup || mode == wire.ModeEpochSession {
+		return "the platform does not serve you epochs: pass --mode private, or ask it to (overlap advertisers set --modes private,epoch)"
+	}
 	other := wire.ModeExact
 	if mode == wire.ModeExact {
 		other = wire.ModePrivate

@@ -22,6 +22,7 @@ func commands() []*cli.Command {
 		advertisersCommand(),
 		serveCommand(),
 		matchCommand(),
+		setupCommand(),
 		benchCommand(),
 		versionCommand(),
 	}

@@ -84,6 +84,8 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "privacy-cost", Usage: "default ε of one private session: the ε of its noise, and what it spends of the privacy budget", EnvVars: []string{"OVERLAP_PRIVACY_COST"}, Value: dp.Epsilon(def.PrivacyCost).String()},
 			&cli.IntFlag{Name: "ringers", Usage: "least number of ringers in a private session's set, which catch a client that deviates (SPEC.md §10.3)", EnvVars: []string{"OVERLAP_RINGERS"}, Value: def.Ringers},
 			&cli.Int64Flag{Name: "threshold", Usage: "private mode releases noised counts below this as \"under THRESHOLD\"", EnvVars: []string{"OVERLAP_THRESHOLD"}, Value: int64(def.Threshold)},
+			&cli.DurationFlag{Name: "epoch-lifetime", Usage: "how long an epoch serves --mode epoch sessions after its setup; withdrawals since the setup count until it ends (SPEC.md §10.12.6; at most 168h)", EnvVars: []string{"OVERLAP_EPOCH_LIFETIME"}, Value: def.EpochLifetime},
+			&cli.IntFlag{Name: "setups-per-day", Usage: "setups each advertiser may make in any 24 hours; each costs the server one multiplication per identifier (SPEC.md §10.12.5)", EnvVars: []string{"OVERLAP_SETUPS_PER_DAY"}, Value: def.SetupsPerDay},
 			&cli.Int64Flag{Name: "sensitivity", Usage: "Δ of the private-mode noise: identifiers of a kind one person may contribute (SPEC.md §10.9)", EnvVars: []string{"OVERLAP_SENSITIVITY"}, Value: int64(def.Sensitivity)},
 			&cli.IntFlag{Name: "pool", Usage: "exact mode: prepared sets kept ready per kind, each under its own key, used by one session and only while the consent snapshot it came from is current; a warm session skips encoding the set (0: none; each holds 16 bytes per element)", EnvVars: []string{"OVERLAP_POOL"}},
 			&cli.IntFlag{Name: "max-sessions", Usage: "sessions in flight, all advertisers together (one per advertiser)", EnvVars: []string{"OVERLAP_MAX_SESSIONS"}, Value: 8},
@@ -164,6 +166,13 @@ func servePolicy(c *cli.Context) (service.Policy, error) {
 		return p, withHint(fmt.Errorf("--sensitivity %d is out of range", d), "pass 1 to %d identifiers per person", dp.MaxSensitivity)
 	}
 	p.Threshold, p.Sensitivity = uint32(t), uint32(d)
+	p.EpochLifetime, p.SetupsPerDay = c.Duration("epoch-lifetime"), c.Int("setups-per-day")
+	if p.EpochLifetime < time.Minute || p.EpochLifetime > service.MaxEpochLifetime {
+		return p, withHint(fmt.Errorf("--epoch-lifetime %v is out of range", p.EpochLifetime), "pass 1m to 168h, such as 24h")
+	}
+	if p.SetupsPerDay < 1 {
+		return p, withHint(fmt.Errorf("--setups-per-day %d: at least 1", p.SetupsPerDay), "the default is 2")
+	}
 	return p, nil
 }
 

@@ -91,7 +91,8 @@ func (s *Server) storeFailure(ss *session, what string, err error) error {
 func (s *Server) admit(ss *session, r store.BudgetRequest) error {
 	now := s.cfg.now()
 	e := store.JournalEntry{ID: ss.rec.ID, Advertiser: ss.adv.ID, Kind: ss.rec.Kind, Mode: ss.rec.Mode, ListSize: ss.rec.ListSize,
-		Owner: s.owner, StartedAt: ss.rec.StartedAt, LeaseUntil: now.Add(s.cfg.Lease)}
+		Owner: s.owner, StartedAt: ss.rec.StartedAt, LeaseUntil: now.Add(s.cfg.Lease),
+		EpochID: ss.rec.EpochID, EpochExpiresAt: ss.rec.EpochExpiresAt}
 	err := s.retryBusy(ss.ctx, time.Now().Add(s.cfg.IdleTimeout), func(ctx context.Context) error {
 		_, err := s.cfg.Store.BeginSession(ctx, r, e)
 		return err
@@ -165,6 +166,7 @@ func (s *Server) record(ctx context.Context, ss *session, refund bool) {
 func (s *Server) leaseLoop(ctx context.Context, wg *sync.WaitGroup) {
 	defer wg.Done()
 	s.reconcile(ctx)
+	s.expireEpochs(ctx)
 	renew := time.NewTicker(s.cfg.Lease / 3)
 	defer renew.Stop()
 	rec := time.NewTicker(s.cfg.ReconcileInterval)
@@ -178,6 +180,7 @@ func (s *Server) leaseLoop(ctx context.Context, wg *sync.WaitGroup) {
 			s.retryPending(ctx)
 		case <-rec.C:
 			s.reconcile(ctx)
+			s.expireEpochs(ctx)
 		}
 	}
 }

@@ -35,12 +35,25 @@ type Policy struct {
 	Ringers       int    // least number of ringers R (SPEC.md §10.3)
 	Threshold     uint32 // release threshold T (SPEC.md §10.6)
 	Sensitivity   uint32 // Δ: digests one subject may contribute to a private-mode set (SPEC.md §10.9)
+
+	// Epochs (SPEC.md §10.12).
+	EpochLifetime time.Duration // how long an epoch serves sessions; withdrawals count until it ends
+	SetupsPerDay  int           // setups per advertiser in any 24 hours
+	// EpochDelta bounds δ_E of a setup (SPEC.md §10.12.4), which sets its
+	// ringers; 0 means psi.EpochDelta, 10^-6. A larger bound (fewer
+	// ringers) is for tests.
+	EpochDelta float64
 }
+
+// MaxEpochLifetime is the longest epoch a server may set (SPEC.md
+// §10.12.6).
+const MaxEpochLifetime = 7 * 24 * time.Hour
 
 // DefaultPolicy is the policy of a server that sets none.
 func DefaultPolicy() Policy {
 	return Policy{MinListSize: 100, MaxListSize: 10_000_000, Budget: 50_000_000, BudgetWindow: 30 * 24 * time.Hour,
-		PrivacyBudget: 2 * int64(dp.OneEpsilon), PrivacyCost: int64(dp.OneEpsilon) / 2, Ringers: psi.DefaultRingers, Threshold: psi.DefaultThreshold, Sensitivity: 1}
+		PrivacyBudget: 2 * int64(dp.OneEpsilon), PrivacyCost: int64(dp.OneEpsilon) / 2, Ringers: psi.DefaultRingers, Threshold: psi.DefaultThreshold, Sensitivity: 1,
+		EpochLifetime: 24 * time.Hour, SetupsPerDay: 2}
 }
 
 // withDefaults fills the private-mode fields a policy leaves zero, so that
@@ -61,6 +74,12 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.Sensitivity == 0 {
 		p.Sensitivity = d.Sensitivity
+	}
+	if p.EpochLifetime == 0 {
+		p.EpochLifetime = d.EpochLifetime
+	}
+	if p.SetupsPerDay == 0 {
+		p.SetupsPerDay = d.SetupsPerDay
 	}
 	return p
 }
@@ -96,6 +115,10 @@ func (p Policy) validate() error {
 		return errors.New("service: the release threshold must be at least 1")
 	case p.Sensitivity < 1 || p.Sensitivity > 1<<16:
 		return fmt.Errorf("service: sensitivity %d is outside [1, 65536]", p.Sensitivity)
+	case p.EpochLifetime < time.Minute || p.EpochLifetime > MaxEpochLifetime:
+		return fmt.Errorf("service: an epoch lifetime of %v is outside [1m, %v]", p.EpochLifetime, MaxEpochLifetime)
+	case p.SetupsPerDay < 1:
+		return errors.New("service: at least one setup per day must be allowed")
 	}
 	if _, err := p.Mechanism(); err != nil {
 		return err
@@ -129,6 +152,9 @@ func (p Policy) For(o store.Policy) Policy {
 // server's canonicalization without optional rules, and the advertiser's
 // list sizes.
 func (p Policy) helloLimits(h *wire.ClientHello) psi.HelloLimits {
+	if h.Mode == wire.ModeEpochSetup { // a setup carries no list: n = 1 (SPEC.md §10.12.1)
+		return psi.HelloLimits{Mode: h.Mode, Kind: h.Kind, CanonVersion: ident.Version, MinClientSize: 1, MaxClientSize: 1}
+	}
 	return psi.HelloLimits{Mode: h.Mode, Kind: h.Kind, CanonVersion: ident.Version,
 		MinClientSize: uint32(min(p.MinListSize, math.MaxUint32)), MaxClientSize: uint32(min(p.MaxListSize, math.MaxUint32))}
 }

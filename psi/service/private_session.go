@@ -30,7 +30,7 @@ func (s *Server) servePrivate(ctx context.Context, ss *session, conn *streamConn
 		Epsilon: pol.PrivacyCost, EpsilonLimit: pol.PrivacyBudget}, pol); err != nil {
 		return err
 	}
-	set, snap, err := s.preparePrivate(ctx, ss.rec.Kind, pol)
+	set, snap, err := s.preparePrivateSet(ctx, ss.rec.Kind, pol, false)
 	if err != nil {
 		return s.prepareFailure(ctx, ss, err)
 	}
@@ -46,10 +46,11 @@ func (s *Server) servePrivate(ctx context.Context, ss *session, conn *streamConn
 	return srv.Serve(conn, hello, s.hooks(ctx))
 }
 
-// preparePrivate encodes the matchable set of kind for one private-mode
-// session: at most pol.Sensitivity digests per subject (SPEC.md §10.9), a
-// fresh key, at least pol.Ringers ringers.
-func (s *Server) preparePrivate(ctx context.Context, kind psi.Kind, pol Policy) (*psi.PrivateSet, store.SnapshotInfo, error) {
+// preparePrivateSet encodes the matchable set of kind for one private-mode
+// session or setup: at most pol.Sensitivity digests per subject (SPEC.md
+// §10.9), a fresh key, and at least pol.Ringers ringers, or for a setup
+// (epoch) those of SPEC.md §10.12.4.
+func (s *Server) preparePrivateSet(ctx context.Context, kind psi.Kind, pol Policy, epoch bool) (*psi.PrivateSet, store.SnapshotInfo, error) {
 	var src privateSource = s.cfg.Store
 	if ps, ok := any(s.cfg.Sets).(privateSource); ok && s.cfg.Sets != nil {
 		src = ps
@@ -58,7 +59,7 @@ func (s *Server) preparePrivate(ctx context.Context, kind psi.Kind, pol Policy) 
 	var snap store.SnapshotInfo
 	err := s.withCPU(ctx, func() error {
 		var err error
-		set, err = psi.NewPrivateSet(psi.PrivateSetConfig{Kind: kind, Ringers: pol.Ringers, Workers: int(s.workers)})
+		set, err = psi.NewPrivateSet(psi.PrivateSetConfig{Kind: kind, Ringers: pol.Ringers, Epoch: epoch, EpochDelta: pol.EpochDelta, Workers: int(s.workers)})
 		if err != nil {
 			return err
 		}

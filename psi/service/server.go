@@ -106,6 +106,8 @@ type Server struct {
 
 	pool *pool // the warm pool (pool.go); nil when Config.PoolSize is 0
 
+	epochs epochCache // epochs loaded for sessions (epoch.go)
+
 	owner      string // this instance in the session journal (journal.go)
 	jmu        sync.Mutex
 	pending    []pendingEnd // closing writes to retry

@@ -124,8 +124,13 @@ func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchReque
 		return err
 	}
 	run := s.serveExact
-	if hello.Mode == wire.ModePrivate {
+	switch hello.Mode {
+	case wire.ModePrivate:
 		run = s.servePrivate
+	case wire.ModeEpochSetup:
+		run = s.serveSetup
+	case wire.ModeEpochSession:
+		run = s.serveEpoch
 	}
 	return s.sessionError(ss, run(ctx, ss, conn, hello, pol))
 }
@@ -189,8 +194,8 @@ func (s *Server) checkHello(ss *session, hello *wire.ClientHello, pol Policy) er
 	switch {
 	case !kind.Valid():
 		return ss.refuse(refusal(connect.CodeInvalidArgument, client.LimitKind, time.Time{}, "unknown identifier kind %d", hello.Kind))
-	case hello.Mode != wire.ModeExact && hello.Mode != wire.ModePrivate:
-		return ss.refuse(refusal(connect.CodeUnimplemented, client.LimitMode, time.Time{}, "unknown mode %d; this server serves exact and private mode", uint8(hello.Mode)))
+	case hello.Mode < wire.ModeExact || hello.Mode > wire.ModeEpochSession:
+		return ss.refuse(refusal(connect.CodeUnimplemented, client.LimitMode, time.Time{}, "unknown mode %d; this server serves exact, private and epoch mode", uint8(hello.Mode)))
 	case !ss.adv.Policy.Modes.Has(uint8(hello.Mode)):
 		return ss.refuse(refusal(connect.CodeFailedPrecondition, client.LimitMode, time.Time{},
 			"%v mode is not served to advertiser %q, which is served %v mode", hello.Mode, ss.adv.Name, ss.adv.Policy.Modes))

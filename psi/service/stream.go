@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -127,6 +128,14 @@ func (c *streamConn) params(frame []byte) error {
 			return err
 		}
 		c.ss.rec.ServerSize = int64(p.ServerSize)
+	case wire.TypeEpochParams:
+		var p wire.EpochParams
+		if err := p.UnmarshalBinary(frame); err != nil {
+			return err
+		}
+		c.ss.rec.ServerSize = int64(p.ServerSize)
+		c.ss.rec.EpochID = hex.EncodeToString(p.Epoch[:])
+		c.ss.rec.EpochExpiresAt = time.Unix(int64(p.ExpiresAt), 0).UTC()
 	}
 	return nil
 }
@@ -135,7 +144,9 @@ func (c *streamConn) params(frame []byte) error {
 // derived from the server's set: once one is sent, the spend is final
 // (SPEC.md §10.8.2).
 func derivedFromSet(t wire.Type) bool {
-	return t == wire.TypeEvaluated || t == wire.TypeServerSet || t == wire.TypeServerElements
+	// An epoch session's release is the first such message it sends
+	// (SPEC.md §10.12.2); in mode 2 the elements came before it.
+	return t == wire.TypeEvaluated || t == wire.TypeServerSet || t == wire.TypeServerElements || t == wire.TypePrivateRelease
 }
 
 // sessionError names the result of a session that failed with err and
@@ -151,6 +162,9 @@ func (s *Server) sessionError(ss *session, err error) error {
 		return se.err
 	case ss.ctx.Err() != nil: // the stream ended under the session
 		return err
+	case errors.Is(err, psi.ErrDeviation) && ss.rec.Mode == wire.ModeEpochSetup.String():
+		return ss.fail(ResultDeviation, connect.NewError(connect.CodeInvalidArgument,
+			errors.New("the tags failed the ringer check (SPEC.md §10.12.1): the client did not raise every element to one exponent; nothing is kept, and the setup counts toward the advertiser's setup limit")))
 	case errors.Is(err, psi.ErrDeviation):
 		return ss.fail(ResultDeviation, connect.NewError(connect.CodeInvalidArgument,
 			errors.New("the returned elements failed the ringer check (SPEC.md §10.5): the client did not raise every element to one exponent; nothing is released and the session's budget is spent")))
