@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/overlap-psi/overlap/psi"
@@ -52,16 +51,6 @@ type EpochRecord struct {
 // EpochIDString is an epoch id as SessionRecord.EpochID holds it: 32
 // lower-case hex digits.
 func EpochIDString(id [16]byte) string { return hex.EncodeToString(id[:]) }
-
-// ParseEpochID parses 32 hex digits (either case) as an epoch id.
-func ParseEpochID(s string) ([16]byte, error) {
-	var id [16]byte
-	if len(s) != 32 || !validEpochHex(strings.ToLower(s)) {
-		return id, errors.New("store: an epoch id is 32 hex digits")
-	}
-	hex.Decode(id[:], []byte(s))
-	return id, nil
-}
 
 // validateEpoch checks rec against the epoch ep it describes and fills its
 // creation time.
@@ -117,8 +106,6 @@ const (
 	sqlSetupsSince = `SELECT count(*), MIN(x.started_at) FROM (
 		SELECT started_at FROM sessions WHERE advertiser_id = $1 AND mode = $2 AND started_at >= $3 AND substr(result, 1, 8) <> 'refused_'
 		UNION ALL SELECT started_at FROM session_journal WHERE advertiser_id = $1 AND mode = $2 AND started_at >= $3) AS x`
-	sqlEpochsWhere  = `($1 = 0 OR advertiser_id = $1)`
-	sqlEpochExpired = ` AND expires_at <= $2`
 )
 
 // SaveEpoch implements [Store].
@@ -263,38 +250,51 @@ func (c *core) Epochs(ctx context.Context, advertiser int64) ([]EpochRecord, err
 		sqlListEpochs, advertiser)
 }
 
-// DeleteEpochs implements [Store]. It overwrites the keys of the epochs it
-// deletes with zeros, then deletes their tags and rows, in one transaction.
+// DeleteEpochs implements [Store]. In one transaction it reads and locks
+// the epochs to delete, then for each overwrites its key with zeros and
+// deletes its tags and its row. Concurrent deletions (reconciliation on
+// several servers) delete each epoch once; each counts its own.
 func (c *core) DeleteEpochs(ctx context.Context, advertiser int64, before time.Time) (int, error) {
-	where := sqlEpochsWhere
+	query := `SELECT id FROM epochs WHERE ($1 = 0 OR advertiser_id = $1)`
 	args := []any{advertiser}
 	if !before.IsZero() {
-		where += sqlEpochExpired
+		query += ` AND expires_at <= $2`
 		args = append(args, c.ts(microTime(before)))
 	}
-	var n int64
+	var n int
 	err := c.inTx(ctx, "delete epochs", func(tx q) error {
-		if _, err := tx.exec(ctx, `UPDATE epochs SET epoch_key = $`+fmt.Sprint(len(args)+1)+` WHERE `+where,
-			append(args, make([]byte, 32))...); err != nil {
-			return fmt.Errorf("store: delete epochs: %w", err)
-		}
-		if _, err := tx.exec(ctx, `DELETE FROM epoch_tags WHERE epoch_id IN (SELECT id FROM epochs WHERE `+where+`)`, args...); err != nil {
-			return fmt.Errorf("store: delete epochs: %w", err)
-		}
-		res, err := tx.exec(ctx, `DELETE FROM epochs WHERE `+where, args...)
+		n = 0
+		ids, err := queryAll(ctx, tx, "delete epochs", func(row scanner) (id []byte, err error) {
+			err = row.Scan(&id)
+			return id, err
+		}, query+` ORDER BY id`+c.forUpdate, args...)
 		if err != nil {
-			return fmt.Errorf("store: delete epochs: %w", err)
+			return err
 		}
-		n, err = res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("store: delete epochs: %w", err)
+		zero := make([]byte, 32)
+		for _, id := range ids {
+			if _, err := tx.exec(ctx, `UPDATE epochs SET epoch_key = $2 WHERE id = $1`, id, zero); err != nil {
+				return fmt.Errorf("store: delete epochs: %w", err)
+			}
+			if _, err := tx.exec(ctx, `DELETE FROM epoch_tags WHERE epoch_id = $1`, id); err != nil {
+				return fmt.Errorf("store: delete epochs: %w", err)
+			}
+			res, err := tx.exec(ctx, `DELETE FROM epochs WHERE id = $1`, id)
+			if err != nil {
+				return fmt.Errorf("store: delete epochs: %w", err)
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("store: delete epochs: %w", err)
+			}
+			n += int(k)
 		}
 		return nil
 	})
 	if err != nil {
 		return 0, err
 	}
-	return int(n), nil
+	return n, nil
 }
 
 // SetupsSince implements [Store]: audit rows and open journal rows of mode

@@ -220,6 +220,74 @@ func runEpochSuite(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("LoadRefusesDamage", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		a := mustAdvertiser(t, s, "acme")
+		zero := "zeroblob(32)"
+		if _, ok := s.(*Postgres); ok {
+			zero = "decode(repeat('00', 32), 'hex')"
+		}
+		for _, damage := range []string{
+			"DELETE FROM epoch_tags WHERE seq = 1",
+			"DELETE FROM epoch_tags WHERE seq = 2",
+			"UPDATE epoch_tags SET seq = seq + 1 WHERE seq = 2",
+			"UPDATE epochs SET tag_bytes = tag_bytes + 1",
+			"UPDATE epochs SET epoch_key = " + zero,
+			"UPDATE epoch_tags SET count = count - 1 WHERE seq = 0",
+			"UPDATE epoch_tags SET count = count + 1 WHERE seq = 0",
+			"UPDATE epochs SET size = size - 1",
+			"UPDATE epochs SET server_size = size",
+			"UPDATE epoch_tags SET data = substr(data, 1, 100) WHERE seq = 1",
+		} {
+			ep := testEpoch(t, 8, 150_000, 1<<20, et0.Add(time.Hour))
+			saveEpoch(t, s, a.ID, ep, et0)
+			if err := rawExec(t, s, damage); err != nil {
+				t.Fatalf("%s: %v", damage, err)
+			}
+			got, _, err := s.LoadEpoch(ctx, a.ID, ep.Meta().ID)
+			key := ep.ExportKey()
+			switch {
+			case err == nil || got != nil:
+				t.Errorf("%s: LoadEpoch = %v, %v; want an error", damage, got, err)
+			case errors.Is(err, ErrNoEpoch) || !strings.HasPrefix(err.Error(), "store: "):
+				t.Errorf("%s: LoadEpoch error %q", damage, err)
+			case strings.Contains(err.Error(), fmt.Sprintf("%x", key[:8])):
+				t.Errorf("%s: LoadEpoch error shows the key", damage)
+			}
+			if n, err := s.DeleteEpochs(ctx, a.ID, time.Time{}); err != nil || n != 1 {
+				t.Fatalf("DeleteEpochs of a damaged epoch = %d, %v", n, err)
+			}
+		}
+	})
+
+	t.Run("ConcurrentDeletes", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		a := mustAdvertiser(t, s, "acme")
+		const epochs, deleters = 6, 4
+		for i := range epochs {
+			saveEpoch(t, s, a.ID, testEpoch(t, uint64(30+i), 1000, 1<<20, et0), et0)
+		}
+		counts := make(chan int, deleters)
+		for range deleters {
+			go func() {
+				n, err := s.DeleteEpochs(ctx, 0, et0.Add(time.Hour))
+				if err != nil {
+					t.Errorf("DeleteEpochs: %v", err)
+				}
+				counts <- n
+			}()
+		}
+		total := 0
+		for range deleters {
+			total += <-counts
+		}
+		if total != epochs || rawInt(t, s, "SELECT count(*) FROM epochs") != 0 {
+			t.Errorf("concurrent deletions counted %d of %d epochs", total, epochs)
+		}
+	})
+
 	t.Run("SaveRefuses", func(t *testing.T) {
 		s := open(t)
 		ctx := t.Context()
@@ -363,15 +431,6 @@ func runEpochSuite(t *testing.T, open func(t *testing.T) Store) {
 			r.ID, r.Advertiser, r.Mode, r.Result, r.StartedAt, r.EndedAt = "bad", a.ID, "epoch-session", "ok", et0, et0
 			if err := s.RecordSession(ctx, r); err == nil {
 				t.Errorf("%s: RecordSession succeeded", name)
-			}
-		}
-		// ParseEpochID reads back what EpochIDString writes.
-		if id, err := ParseEpochID(strings.ToUpper(epID)); err != nil || EpochIDString(id) != epID {
-			t.Errorf("ParseEpochID = %x, %v", id, err)
-		}
-		for _, bad := range []string{"", epID[:31], epID + "0", "x" + epID[1:], " " + epID[1:]} {
-			if _, err := ParseEpochID(bad); err == nil {
-				t.Errorf("ParseEpochID(%q) succeeded", bad)
 			}
 		}
 
@@ -597,6 +656,55 @@ func TestModeSetEpoch(t *testing.T) {
 	}
 	if !ModesEpoch.Has(3) || !ModesEpoch.Has(4) || ModesEpoch.Has(2) {
 		t.Error("ModesEpoch.Has: want modes 3 and 4 only")
+	}
+}
+
+// TestParseModeSetModel checks ParseModeSet against a model on every list
+// of up to four names drawn from the known ones and near misses: it
+// accepts exactly "both" and the lists of distinct known names, and returns
+// their union.
+func TestParseModeSetModel(t *testing.T) {
+	t.Parallel()
+	known := map[string]ModeSet{"exact": ModesExact, "private": ModesPrivate, "epoch": ModesEpoch}
+	names := []string{"exact", "private", "epoch", "both", "", "Epoch", "epoch ", "none", "mode3"}
+	var lists [][]string
+	var grow func(prefix []string)
+	grow = func(prefix []string) {
+		if len(prefix) > 0 {
+			lists = append(lists, slices.Clone(prefix))
+		}
+		if len(prefix) == 4 {
+			return
+		}
+		for _, n := range names {
+			grow(append(prefix, n))
+		}
+	}
+	grow(nil)
+	for _, list := range lists {
+		in := strings.Join(list, ",")
+		var want ModeSet
+		ok := true
+		for _, n := range list {
+			m, k := known[n]
+			if !k || want&m != 0 {
+				ok = false
+				break
+			}
+			want |= m
+		}
+		if in == "both" {
+			want, ok = ModesExact|ModesPrivate, true
+		}
+		got, err := ParseModeSet(in)
+		switch {
+		case ok && (err != nil || got != want):
+			t.Errorf("ParseModeSet(%q) = %v, %v; want %v", in, got, err, want)
+		case !ok && err == nil:
+			t.Errorf("ParseModeSet(%q) = %v; want an error", in, got)
+		case !ok && !strings.HasPrefix(err.Error(), "store: "):
+			t.Errorf("ParseModeSet(%q): error %q without the package prefix", in, err)
+		}
 	}
 }
 
