@@ -876,3 +876,45 @@ func TestPostgresSetupLocksTheAdvertiser(t *testing.T) {
 		t.Fatalf("the setup after the lock was released: %v", err)
 	}
 }
+
+// BenchmarkEpoch measures SaveEpoch and LoadEpoch of an epoch of
+// OVERLAP_BENCH_EPOCH kept tags (default 10^6) of a setup with N/|Y_E| =
+// 1.05, the shape at |Y_E| = 10^7, on each engine:
+//
+//	OVERLAP_BENCH_EPOCH=10000000 go test -run '^$' -bench BenchmarkEpoch -benchtime 3x ./psi/store
+func BenchmarkEpoch(b *testing.B) {
+	size := 1_000_000
+	if v := os.Getenv("OVERLAP_BENCH_EPOCH"); v != "" {
+		if _, err := fmt.Sscan(v, &size); err != nil || size < 1 {
+			b.Fatalf("OVERLAP_BENCH_EPOCH=%q: want a positive count", v)
+		}
+	}
+	n := uint32(min(float64(size)*1.05, 1<<32-1))
+	for _, eng := range benchEngines {
+		b.Run(eng.name, func(b *testing.B) {
+			s := eng.open(b)
+			a := mustAdvertiser(b, s, "acme")
+			ep := testEpoch(b, 1, size, n, et0)
+			b.Run("Save", func(b *testing.B) {
+				for b.Loop() {
+					if _, err := s.DeleteEpochs(b.Context(), 0, time.Time{}); err != nil {
+						b.Fatal(err)
+					}
+					saveEpoch(b, s, a.ID, ep, et0)
+				}
+				b.ReportMetric(float64(size)*float64(b.N)/b.Elapsed().Seconds(), "tags/s")
+			})
+			b.Run("Load", func(b *testing.B) {
+				var rec EpochRecord
+				for b.Loop() {
+					var err error
+					if _, rec, err = s.LoadEpoch(b.Context(), a.ID, ep.Meta().ID); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(size)*float64(b.N)/b.Elapsed().Seconds(), "tags/s")
+				b.ReportMetric(float64(rec.TagBytes)/float64(size), "bytes/tag")
+			})
+		})
+	}
+}
