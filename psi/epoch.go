@@ -224,6 +224,10 @@ func (e *Epoch) EncodeTags(chunkValues int, emit func(count int, data []byte) er
 // key and its tag chunks as EncodeTags wrote them, which chunks passes to
 // the function it is given, in order.
 func LoadEpoch(meta EpochMeta, key [32]byte, chunks func(add func(count int, data []byte) error) error) (*Epoch, error) {
+	// A setup keeps fewer tags than it sent elements: at least one ringer.
+	if meta.Size < 0 || uint64(meta.Size) >= uint64(meta.ServerSize) || meta.ServerSize > wire.MaxSetSize {
+		return nil, fmt.Errorf("psi: a stored epoch of %d tags from %d elements", meta.Size, meta.ServerSize)
+	}
 	b, err := edwards25519.NewScalar().SetCanonicalBytes(key[:])
 	if err != nil || b.Equal(edwards25519.NewScalar()) == 1 {
 		return nil, fmt.Errorf("psi: the stored epoch key is not a valid scalar")

@@ -28,8 +28,8 @@ var (
 	advBudgetFlag        = &cli.Int64Flag{Name: "budget", Usage: "identifiers this advertiser may match per budget window (0: the server's --budget)"}
 	advPrivacyBudgetFlag = &cli.StringFlag{Name: "privacy-budget", Usage: "ε this advertiser may spend on private sessions per budget window, a decimal such as 2 (0: the server's --privacy-budget)"}
 	advPrivacyCostFlag   = &cli.StringFlag{Name: "privacy-cost", Usage: "ε of one private session of this advertiser, the noise's ε, such as 0.5 (0: the server's --privacy-cost)"}
-	advAddModesFlag      = &cli.StringFlag{Name: "modes", Usage: "modes served to this advertiser: private (the platform counts and releases a noised count), exact (the advertiser counts), or exact,private", Value: "private"}
-	advSetModesFlag      = &cli.StringFlag{Name: "modes", Usage: "modes served to this advertiser: private, exact, or exact,private"}
+	advAddModesFlag      = &cli.StringFlag{Name: "modes", Usage: "modes served to this advertiser, a list of: private (the platform counts and releases a noised count), epoch (the same, with a setup once per epoch: sessions cost what the list costs; SPEC.md §10.12), exact (the advertiser counts)", Value: "private"}
+	advSetModesFlag      = &cli.StringFlag{Name: "modes", Usage: "modes served to this advertiser, a list of private, epoch and exact"}
 )
 
 func advertisersCommand() *cli.Command {
@@ -59,6 +59,7 @@ func advertisersCommand() *cli.Command {
 					advAddModesFlag, advMinListFlag, advMaxListFlag, advBudgetFlag, advPrivacyBudgetFlag, advPrivacyCostFlag},
 				Action: advertisersAdd,
 			},
+			advertisersEpochsCommand(),
 			{
 				Name:   "list",
 				Usage:  "list advertisers with their modes, limits, spend in the budget window and status",
@@ -114,7 +115,7 @@ func applyPolicyFlags(c *cli.Context, p store.Policy, all bool) (store.Policy, e
 	if given("modes") {
 		m, err := store.ParseModeSet(c.String("modes"))
 		if err != nil {
-			return p, withHint(err, "use --modes private, exact, or exact,private")
+			return p, withHint(err, "use --modes private, private,epoch, exact or exact,private")
 		}
 		p.Modes = m
 	}

@@ -108,10 +108,6 @@ type matchOutput struct {
 	MatchRate       float64        `json:"match_rate"`
 	ServerSetBucket int            `json:"server_set_bucket"`
 	Snapshot        snapshotOutput `json:"snapshot"`
-	// Epoch and EpochExpiresAt: an epoch session's epoch, and when it
-	// ends (withdrawals since its snapshot count until then).
-	Epoch          string    `json:"epoch,omitempty"`
-	EpochExpiresAt time.Time `json:"epoch_expires_at,omitzero"`
 	listOutput
 	FalsePositiveBound float64 `json:"false_positive_bound"`
 	sessionOutput
@@ -133,6 +129,10 @@ type privateOutput struct {
 	// rounded up to a public bucket.
 	ServerSetBucket int            `json:"server_set_bucket"`
 	Snapshot        snapshotOutput `json:"snapshot"`
+	// Epoch and EpochExpiresAt: an epoch session's epoch, and when it
+	// ends (withdrawals since its snapshot count until then).
+	Epoch          string    `json:"epoch,omitempty"`
+	EpochExpiresAt time.Time `json:"epoch_expires_at,omitzero"`
 	listOutput
 	sessionOutput
 }

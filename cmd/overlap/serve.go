@@ -85,6 +85,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "ringers", Usage: "least number of ringers in a private session's set, which catch a client that deviates (SPEC.md §10.3)", EnvVars: []string{"OVERLAP_RINGERS"}, Value: def.Ringers},
 			&cli.Int64Flag{Name: "threshold", Usage: "private mode releases noised counts below this as \"under THRESHOLD\"", EnvVars: []string{"OVERLAP_THRESHOLD"}, Value: int64(def.Threshold)},
 			&cli.DurationFlag{Name: "epoch-lifetime", Usage: "how long an epoch serves --mode epoch sessions after its setup; withdrawals since the setup count until it ends (SPEC.md §10.12.6; at most 168h)", EnvVars: []string{"OVERLAP_EPOCH_LIFETIME"}, Value: def.EpochLifetime},
+			&cli.Float64Flag{Name: "epoch-delta", Usage: "bound on δ_E, the chance that a setup's deviation touches a given person and passes its ringers (SPEC.md §10.12.4); it sets the ringers. The default, 1e-6, pads a small set to 10^6 elements; a larger bound is for tests and trials", EnvVars: []string{"OVERLAP_EPOCH_DELTA"}, Value: psi.EpochDelta},
 			&cli.IntFlag{Name: "setups-per-day", Usage: "setups each advertiser may make in any 24 hours; each costs the server one multiplication per identifier (SPEC.md §10.12.5)", EnvVars: []string{"OVERLAP_SETUPS_PER_DAY"}, Value: def.SetupsPerDay},
 			&cli.Int64Flag{Name: "sensitivity", Usage: "Δ of the private-mode noise: identifiers of a kind one person may contribute (SPEC.md §10.9)", EnvVars: []string{"OVERLAP_SENSITIVITY"}, Value: int64(def.Sensitivity)},
 			&cli.IntFlag{Name: "pool", Usage: "exact mode: prepared sets kept ready per kind, each under its own key, used by one session and only while the consent snapshot it came from is current; a warm session skips encoding the set (0: none; each holds 16 bytes per element)", EnvVars: []string{"OVERLAP_POOL"}},
@@ -166,7 +167,10 @@ func servePolicy(c *cli.Context) (service.Policy, error) {
 		return p, withHint(fmt.Errorf("--sensitivity %d is out of range", d), "pass 1 to %d identifiers per person", dp.MaxSensitivity)
 	}
 	p.Threshold, p.Sensitivity = uint32(t), uint32(d)
-	p.EpochLifetime, p.SetupsPerDay = c.Duration("epoch-lifetime"), c.Int("setups-per-day")
+	p.EpochLifetime, p.SetupsPerDay, p.EpochDelta = c.Duration("epoch-lifetime"), c.Int("setups-per-day"), c.Float64("epoch-delta")
+	if !(p.EpochDelta > 0 && p.EpochDelta < 1) {
+		return p, withHint(fmt.Errorf("--epoch-delta %g is out of range", p.EpochDelta), "pass a probability in (0, 1), such as the default 1e-6")
+	}
 	if p.EpochLifetime < time.Minute || p.EpochLifetime > service.MaxEpochLifetime {
 		return p, withHint(fmt.Errorf("--epoch-lifetime %v is out of range", p.EpochLifetime), "pass 1m to 168h, such as 24h")
 	}

@@ -17,24 +17,24 @@ import (
 
 var epochModes = store.Policy{Modes: store.ModesPrivate | store.ModesEpoch}
 
-// testClock is a settable clock for the server.
+// testClock is the real clock, moved forward by add.
 type testClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu  sync.Mutex
+	off time.Duration
 }
 
-func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.off) }
 func (c *testClock) add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	c.off += d
 }
 
 // startEpochServer starts a server whose setups use few ringers (δ_E of
 // 10^-2 instead of 10^-6: the protocol's count, 10^6 elements for a small
 // set, is for the benchmarks) on a settable clock.
 func startEpochServer(t *testing.T, st store.Store, setupsPerDay int) (*testServer, *testClock) {
-	clock := &testClock{t: time.Now()}
+	clock := &testClock{}
 	ts := startServer(t, st, func(c *Config) {
 		p := DefaultPolicy()
 		p.EpochDelta, p.SetupsPerDay = 1e-2, setupsPerDay

@@ -119,6 +119,8 @@ func (p Policy) validate() error {
 		return fmt.Errorf("service: an epoch lifetime of %v is outside [1m, %v]", p.EpochLifetime, MaxEpochLifetime)
 	case p.SetupsPerDay < 1:
 		return errors.New("service: at least one setup per day must be allowed")
+	case p.EpochDelta < 0 || p.EpochDelta >= 1:
+		return fmt.Errorf("service: an epoch δ bound of %g is outside (0, 1)", p.EpochDelta)
 	}
 	if _, err := p.Mechanism(); err != nil {
 		return err

@@ -174,7 +174,8 @@ func TestHelloRefusals(t *testing.T) {
 	}{
 		// acme is served exact mode only.
 		{"PrivateMode", func(b []byte) { b[2] = 2 }, connect.CodeFailedPrecondition, client.LimitMode},
-		{"UnknownMode", func(b []byte) { b[2] = 3 }, connect.CodeUnimplemented, client.LimitMode},
+		{"EpochModeNotServed", func(b []byte) { b[2] = 3 }, connect.CodeFailedPrecondition, client.LimitMode},
+		{"UnknownMode", func(b []byte) { b[2] = 5 }, connect.CodeUnimplemented, client.LimitMode},
 		{"UnknownKind", func(b []byte) { b[3] = 9 }, connect.CodeInvalidArgument, client.LimitKind},
 		{"CanonVersion", func(b []byte) { b[5] = 2 }, connect.CodeFailedPrecondition, client.LimitCanonicalization},
 		{"CanonFlags", func(b []byte) { b[7] = 1 }, connect.CodeFailedPrecondition, client.LimitCanonicalization},

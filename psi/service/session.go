@@ -191,6 +191,9 @@ func (s *Server) takeSlots(ss *session) (release func(), err error) {
 func (s *Server) checkHello(ss *session, hello *wire.ClientHello, pol Policy) error {
 	kind := hello.Kind
 	ss.rec.ListSize = int64(hello.ClientSize)
+	if hello.Mode >= wire.ModeExact && hello.Mode <= wire.ModeEpochSession {
+		ss.rec.Mode = hello.Mode.String() // also on the audit row of a refusal
+	}
 	switch {
 	case !kind.Valid():
 		return ss.refuse(refusal(connect.CodeInvalidArgument, client.LimitKind, time.Time{}, "unknown identifier kind %d", hello.Kind))

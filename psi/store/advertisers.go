@@ -20,9 +20,12 @@ import (
 //	budget_refunds  append-only: session, advertiser, at; the session's spend no longer counts
 //	sessions        append-only audit: id, advertiser, kind, mode, list_size, server_size,
 //	                snapshot_version, snapshot_digest, budget_spent, epsilon_spent, result,
-//	                detail, started_at, ended_at, duration_us
+//	                detail, started_at, ended_at, duration_us, epoch_id, epoch_expires_at
 //	session_journal the open sessions (migration 6, [Journal]): mutable, one row from the
 //	                budget reservation to the audit row; phase and lease
+//
+// Migration 7 adds mode epoch to modes and the epoch columns of sessions
+// and session_journal; the epochs themselves are in epochs.go.
 //
 // Privacy budgets (SPEC.md §10.8) are integers in micro-ε (ε·10^6; a spend
 // is rounded up, [dp.EpsilonOf]). Both budgets are checked over the same
@@ -97,7 +100,8 @@ type Policy struct {
 	MinListSize int64 // smallest list, in distinct identifiers
 	MaxListSize int64 // largest list
 	Budget      int64 // identifiers per budget window
-	// Modes are the protocol modes served to the advertiser. In
+	// Modes are the protocol modes served to the advertiser (ModesEpoch:
+	// epoch setups and sessions, SPEC.md §10.12). In
 	// AddAdvertiser, 0 means ModesPrivate (a new advertiser gets private
 	// mode only); in SetAdvertiserPolicy, 0 is an error. Advertisers of a
 	// database older than migration 3 have ModesExact.
@@ -107,33 +111,48 @@ type Policy struct {
 }
 
 // ModeSet is a set of protocol modes (SPEC.md §2): bit 1<<m for mode m
-// (wire.ModeExact = 1, wire.ModePrivate = 2).
+// (wire.ModeExact = 1, wire.ModePrivate = 2, wire.ModeEpochSetup = 3,
+// wire.ModeEpochSession = 4).
 type ModeSet uint8
 
-// The mode sets of one mode.
+// The mode sets an advertiser is registered for.
 const (
 	ModesExact   ModeSet = 1 << 1
 	ModesPrivate ModeSet = 1 << 2
+	// ModesEpoch is mode epoch (SPEC.md §10.12): its setups (mode 3) and
+	// its sessions (mode 4), always both.
+	ModesEpoch ModeSet = 1<<3 | 1<<4
 )
 
 // modesKnown is every mode this version knows.
-const modesKnown = ModesExact | ModesPrivate
+const modesKnown = ModesExact | ModesPrivate | ModesEpoch
 
 // Has reports whether mode (a wire.Mode code) is in m.
 func (m ModeSet) Has(mode uint8) bool { return mode < 8 && m&(ModeSet(1)<<mode) != 0 }
 
-// Valid reports whether m names at least one mode and only known ones.
-func (m ModeSet) Valid() bool { return m != 0 && m&^modesKnown == 0 }
+// Valid reports whether m names at least one mode and only known ones,
+// the two modes of epoch both or neither.
+func (m ModeSet) Valid() bool {
+	return m != 0 && m&^modesKnown == 0 && (m&ModesEpoch == 0 || m&ModesEpoch == ModesEpoch)
+}
 
-// String is "exact", "private" or "exact,private"; "none" for the empty
-// set, and "modeN" for an unknown mode N.
+// String joins "exact", "private" and "epoch" with commas, in that order
+// ("exact,private", "private,epoch"); "none" for the empty set, and
+// "modeN" for an unknown mode N or a mode of epoch without the other.
 func (m ModeSet) String() string {
 	if m == 0 {
 		return "none"
 	}
 	var names []string
+	epoch := m&ModesEpoch == ModesEpoch
 	for mode := range uint8(8) {
 		if !m.Has(mode) {
+			continue
+		}
+		if epoch && ModeSet(1)<<mode&ModesEpoch != 0 {
+			if mode == 3 { // one name for both bits
+				names = append(names, "epoch")
+			}
 			continue
 		}
 		switch ModeSet(1) << mode {
@@ -148,8 +167,9 @@ func (m ModeSet) String() string {
 	return strings.Join(names, ",")
 }
 
-// ParseModeSet parses "exact", "private", "exact,private" (or
-// "private,exact") and "both", the forms a flag or a config file gives.
+// ParseModeSet parses a comma-separated list of distinct modes among
+// "exact", "private" and "epoch", in any order ("private,epoch"), and
+// "both" (exact and private), the forms a flag or a config file gives.
 func ParseModeSet(s string) (ModeSet, error) {
 	if s == "both" {
 		return ModesExact | ModesPrivate, nil
@@ -162,8 +182,10 @@ func ParseModeSet(s string) (ModeSet, error) {
 			one = ModesExact
 		case "private":
 			one = ModesPrivate
+		case "epoch":
+			one = ModesEpoch
 		default:
-			return 0, fmt.Errorf("store: unknown mode set %q: want exact, private, exact,private or both", truncate(s))
+			return 0, fmt.Errorf("store: unknown mode set %q: want a comma-separated list of exact, private and epoch, or both", truncate(s))
 		}
 		if m&one != 0 {
 			return 0, fmt.Errorf("store: mode set %q names %s twice", truncate(s), one)

@@ -21,7 +21,7 @@ type SessionRecord struct {
 	Advertiser      int64
 	AdvertiserName  string // filled by Sessions; ignored by RecordSession
 	Kind            psi.Kind
-	Mode            string // "exact" or "private"
+	Mode            string // wire.Mode.String(): "exact", "private", "epoch-setup" or "epoch-session"
 	ListSize        int64  // n, as the client announced it; 0 if refused before
 	ServerSize      int64  // N, the padded set size sent; 0 if none was
 	SnapshotVersion int64  // 0: no snapshot taken
@@ -32,6 +32,11 @@ type SessionRecord struct {
 	Detail          string // a short reason, without identifiers or elements
 	StartedAt       time.Time
 	EndedAt         time.Time
+	// EpochID is the epoch of an epoch setup or session (SPEC.md
+	// §10.12.5), 32 lower-case hex digits; "" for none.
+	EpochID string
+	// EpochExpiresAt is that epoch's expires_at (µs, UTC); zero for none.
+	EpochExpiresAt time.Time
 }
 
 // MaxDetailLen bounds SessionRecord.Detail, in bytes.
@@ -60,7 +65,53 @@ func validateSession(r *SessionRecord) error {
 	if r.EndedAt.Before(r.StartedAt) {
 		return errors.New("store: session ends before it starts")
 	}
+	return validateEpochRef(r.EpochID, &r.EpochExpiresAt)
+}
+
+// validateEpochRef checks the epoch of an audit or journal row: id ""
+// (and no expiry) or 32 lower-case hex digits, and normalizes the expiry.
+func validateEpochRef(id string, expires *time.Time) error {
+	if id == "" {
+		if !expires.IsZero() {
+			return errors.New("store: session with an epoch expiry but no epoch id")
+		}
+		return nil
+	}
+	if !validEpochHex(id) {
+		return errors.New("store: session epoch id is not 32 lower-case hex digits")
+	}
+	if !expires.IsZero() {
+		if expires.Before(minAt) || !expires.Before(maxAt) {
+			return errors.New("store: session epoch expiry outside 1970..9999")
+		}
+		*expires = microTime(*expires)
+	}
 	return nil
+}
+
+func validEpochHex(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for i := range len(id) {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// epochRefArgs are the statement arguments of an epoch id and expiry:
+// NULL for none.
+func (c *core) epochRefArgs(id string, expires time.Time) (any, any) {
+	var i, e any
+	if id != "" {
+		i = id
+	}
+	if !expires.IsZero() {
+		e = c.ts(expires)
+	}
+	return i, e
 }
 
 func (r *SessionRecord) snapshotArgs() (version, digest any) {
@@ -71,12 +122,12 @@ func (r *SessionRecord) snapshotArgs() (version, digest any) {
 }
 
 const sessionColumns = `s.id, s.advertiser_id, a.name, s.kind, s.mode, s.list_size, s.server_size, s.snapshot_version, s.snapshot_digest,
-	s.budget_spent, s.epsilon_spent, s.result, s.detail, s.started_at, s.ended_at`
+	s.budget_spent, s.epsilon_spent, s.result, s.detail, s.started_at, s.ended_at, s.epoch_id, s.epoch_expires_at`
 
 // sqlInsertSession is shared by both engines.
 const sqlInsertSession = `INSERT INTO sessions (id, advertiser_id, kind, mode, list_size, server_size, snapshot_version, snapshot_digest,
-	budget_spent, epsilon_spent, result, detail, started_at, ended_at, duration_us)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+	budget_spent, epsilon_spent, result, detail, started_at, ended_at, duration_us, epoch_id, epoch_expires_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
 
 func sessionsQuery(limit int) string {
 	q := `SELECT ` + sessionColumns + ` FROM sessions s JOIN advertisers a ON a.id = s.advertiser_id
@@ -101,8 +152,9 @@ func (c *core) RecordSession(ctx context.Context, r SessionRecord) error {
 // sessionArgs are the arguments of sqlInsertSession for the validated r.
 func (c *core) sessionArgs(r *SessionRecord) []any {
 	v, d := r.snapshotArgs()
+	ei, ee := c.epochRefArgs(r.EpochID, r.EpochExpiresAt)
 	return []any{r.ID, r.Advertiser, int64(r.Kind), r.Mode, r.ListSize, r.ServerSize, v, d, r.BudgetSpent, r.EpsilonSpent, r.Result, r.Detail,
-		c.ts(r.StartedAt), c.ts(r.EndedAt), r.EndedAt.Sub(r.StartedAt).Microseconds()}
+		c.ts(r.StartedAt), c.ts(r.EndedAt), r.EndedAt.Sub(r.StartedAt).Microseconds(), ei, ee}
 }
 
 // Sessions implements [Registry].
@@ -117,11 +169,14 @@ func scanSession(row scanner) (SessionRecord, error) {
 		version        sql.NullInt64
 		digest         []byte
 		started, ended stamp
+		epochID        sql.NullString
+		epochExpires   stamp
 	)
 	if err := row.Scan(&r.ID, &r.Advertiser, &r.AdvertiserName, &kind, &r.Mode, &r.ListSize, &r.ServerSize, &version, &digest,
-		&r.BudgetSpent, &r.EpsilonSpent, &r.Result, &r.Detail, &started, &ended); err != nil {
+		&r.BudgetSpent, &r.EpsilonSpent, &r.Result, &r.Detail, &started, &ended, &epochID, &epochExpires); err != nil {
 		return SessionRecord{}, err
 	}
+	r.EpochID, r.EpochExpiresAt = epochID.String, epochExpires.t
 	r.Kind, r.SnapshotVersion = psi.Kind(kind), version.Int64
 	copy(r.SnapshotDigest[:], digest)
 	r.StartedAt, r.EndedAt = started.t, ended.t

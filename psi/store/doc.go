@@ -23,13 +23,18 @@
 //	budget_refunds          append-only: sessions whose spend was refunded
 //	sessions                append-only: the session audit log
 //	session_journal         open sessions: reservation, phase and lease, until the audit row replaces them
+//	epochs, epoch_tags      the epochs of SPEC.md §10.12: description, key b_E (a secret) and kept tags,
+//	                        until DeleteEpochs (see epochs.go)
 //
 // Migration 1 is the ledger, 2 the registry (advertisers, budget_spend,
 // sessions), 3 private mode (modes and privacy budgets of advertisers, ε
 // spends and refunds, max_per_subject), 4 the ledger generation, 5 the
 // effective time of consent events (the column and its index; it changes
 // no stored row, and moves the generation on since the order of old
-// events may change), 6 the session journal (see [Journal]; SPEC.md §8.6).
+// events may change), 6 the session journal (see [Journal]; SPEC.md §8.6),
+// 7 epochs (mode epoch of advertisers, the epochs and their tags, the epoch
+// of audit and journal rows; on SQLite it rebuilds advertisers, keeping
+// every row and id, since SQLite cannot change a CHECK constraint).
 //
 // Triggers refuse UPDATE and DELETE on consent_events, budget_spend,
 // budget_refunds and sessions (and TRUNCATE on PostgreSQL), so the ledger

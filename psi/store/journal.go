@@ -20,7 +20,8 @@ import (
 //
 //	session_journal  id, advertiser, kind, mode, list_size, identifiers and
 //	                 epsilon_micros reserved, phase, server_size, snapshot,
-//	                 owner, started_at, renewed_at, lease_until
+//	                 owner, started_at, renewed_at, lease_until, and (migration
+//	                 7) epoch_id, epoch_expires_at
 //
 // The server that runs the session owns the row and renews its lease while
 // the session lives. A row whose lease has ended belongs to a server that
@@ -55,7 +56,7 @@ type JournalEntry struct {
 	ID         string
 	Advertiser int64
 	Kind       psi.Kind
-	Mode       string // "exact" or "private"
+	Mode       string // as SessionRecord.Mode
 	ListSize   int64
 	// Identifiers and Epsilon (micro-ε) are what the session reserved.
 	Identifiers, Epsilon int64
@@ -67,6 +68,11 @@ type JournalEntry struct {
 	StartedAt            time.Time
 	RenewedAt            time.Time // its last sign of life
 	LeaseUntil           time.Time
+	// EpochID and EpochExpiresAt name the epoch of an epoch session, as
+	// in SessionRecord, for the audit row Reconcile writes; set by
+	// BeginSession only.
+	EpochID        string
+	EpochExpiresAt time.Time
 }
 
 // Journal is the session journal. Both engines implement it; see the
@@ -138,7 +144,7 @@ func validateEntry(r BudgetRequest, e *JournalEntry) error {
 	}
 	e.Identifiers, e.Epsilon, e.Phase = r.Identifiers, r.Epsilon, PhaseAdmitted
 	e.StartedAt, e.RenewedAt, e.LeaseUntil = microTime(e.StartedAt), microTime(r.At), microTime(e.LeaseUntil)
-	return nil
+	return validateEpochRef(e.EpochID, &e.EpochExpiresAt)
 }
 
 func validPhase(p string) error {
@@ -156,7 +162,7 @@ func crashedRecord(e JournalEntry) (rec SessionRecord, refund bool) {
 		ID: e.ID, Advertiser: e.Advertiser, Kind: e.Kind, Mode: e.Mode, ListSize: e.ListSize, ServerSize: e.ServerSize,
 		SnapshotVersion: e.SnapshotVersion, SnapshotDigest: e.SnapshotDigest,
 		BudgetSpent: e.Identifiers, EpsilonSpent: e.Epsilon, Result: ResultCrashed,
-		StartedAt: e.StartedAt, EndedAt: e.RenewedAt,
+		StartedAt: e.StartedAt, EndedAt: e.RenewedAt, EpochID: e.EpochID, EpochExpiresAt: e.EpochExpiresAt,
 	}
 	if refund {
 		rec.BudgetSpent, rec.EpsilonSpent = 0, 0
@@ -172,13 +178,13 @@ func crashedRecord(e JournalEntry) (rec SessionRecord, refund bool) {
 
 const (
 	sqlInsertJournal = `INSERT INTO session_journal (id, advertiser_id, kind, mode, list_size, identifiers, epsilon_micros, phase,
-		owner, started_at, renewed_at, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+		owner, started_at, renewed_at, lease_until, epoch_id, epoch_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 	sqlAdvanceJournal = `UPDATE session_journal SET phase = $3, server_size = $4, snapshot_version = $5, snapshot_digest = $6,
 		renewed_at = $7, lease_until = $8 WHERE id = $1 AND owner = $2`
 	sqlRenewJournal  = `UPDATE session_journal SET renewed_at = $2, lease_until = $3 WHERE owner = $1`
 	sqlDeleteJournal = `DELETE FROM session_journal WHERE id = $1`
 	journalColumns   = `id, advertiser_id, kind, mode, list_size, identifiers, epsilon_micros, phase, server_size,
-		snapshot_version, snapshot_digest, owner, started_at, renewed_at, lease_until`
+		snapshot_version, snapshot_digest, owner, started_at, renewed_at, lease_until, epoch_id, epoch_expires_at`
 	sqlOpenSessions = `SELECT ` + journalColumns + ` FROM session_journal ORDER BY started_at, id`
 	// sqlSnapshotKnown: the journal's snapshot version is a recorded
 	// snapshot (a service reading its sets from another source records
@@ -213,8 +219,9 @@ func (c *core) BeginSession(ctx context.Context, r BudgetRequest, e JournalEntry
 		if st, err = c.reserve(ctx, tx, r); err != nil {
 			return err
 		}
+		ei, ee := c.epochRefArgs(e.EpochID, e.EpochExpiresAt)
 		if _, err := tx.exec(ctx, sqlInsertJournal, e.ID, e.Advertiser, int64(e.Kind), e.Mode, e.ListSize, e.Identifiers, e.Epsilon,
-			e.Phase, e.Owner, c.ts(e.StartedAt), c.ts(e.RenewedAt), c.ts(e.LeaseUntil)); err != nil {
+			e.Phase, e.Owner, c.ts(e.StartedAt), c.ts(e.RenewedAt), c.ts(e.LeaseUntil), ei, ee); err != nil {
 			return fmt.Errorf("store: begin session: %w", err)
 		}
 		return nil
@@ -295,11 +302,14 @@ func scanJournal(row scanner) (JournalEntry, error) {
 		version                  sql.NullInt64
 		digest                   []byte
 		started, renewed, leased stamp
+		epochID                  sql.NullString
+		epochExpires             stamp
 	)
 	if err := row.Scan(&e.ID, &e.Advertiser, &kind, &e.Mode, &e.ListSize, &e.Identifiers, &e.Epsilon, &e.Phase, &e.ServerSize,
-		&version, &digest, &e.Owner, &started, &renewed, &leased); err != nil {
+		&version, &digest, &e.Owner, &started, &renewed, &leased, &epochID, &epochExpires); err != nil {
 		return JournalEntry{}, err
 	}
+	e.EpochID, e.EpochExpiresAt = epochID.String, epochExpires.t
 	e.Kind, e.SnapshotVersion = psi.Kind(kind), version.Int64
 	copy(e.SnapshotDigest[:], digest)
 	e.StartedAt, e.RenewedAt, e.LeaseUntil = started.t, renewed.t, leased.t

@@ -386,6 +386,116 @@ CREATE TABLE session_journal (
 CREATE INDEX session_journal_lease ON session_journal (lease_until);
 `,
 	},
+	{
+		version: 7,
+		name:    "epochs",
+		// Epochs (SPEC.md §10.12, epochs.go): an advertiser may be served
+		// mode epoch (bits 1<<3 | 1<<4 of modes, both or neither); the
+		// epochs with their key and their Golomb-coded tags, in chunks;
+		// and the epoch an epoch session used, in its audit row and its
+		// journal row. SQLite cannot change a CHECK constraint, so it
+		// rebuilds advertisers: the copy goes back with the same ids, the
+		// foreign keys of the other tables, checked at commit
+		// (defer_foreign_keys), find their rows again, and the
+		// AUTOINCREMENT counter is kept.
+		sqlite: `
+PRAGMA defer_foreign_keys = ON;
+CREATE TABLE advertisers_v6 AS SELECT * FROM advertisers;
+CREATE TABLE advertisers_v6_seq AS SELECT seq FROM sqlite_sequence WHERE name = 'advertisers';
+DROP TABLE advertisers;
+CREATE TABLE advertisers (
+	id             INTEGER PRIMARY KEY AUTOINCREMENT,
+	name           TEXT NOT NULL UNIQUE,
+	key_id         TEXT UNIQUE,  -- public part of the API key; NULL: no key
+	api_key_hash   BLOB CHECK (api_key_hash IS NULL OR (typeof(api_key_hash) = 'blob' AND length(api_key_hash) = 32)),
+	cert_name      TEXT UNIQUE,  -- client certificate CN or SAN; NULL: none
+	created_at     INTEGER NOT NULL, -- Unix microseconds
+	revoked_at     INTEGER,          -- Unix microseconds; NULL: active
+	min_list_size  INTEGER NOT NULL DEFAULT 0 CHECK (min_list_size >= 0), -- 0: server default
+	max_list_size  INTEGER NOT NULL DEFAULT 0 CHECK (max_list_size >= 0),
+	budget         INTEGER NOT NULL DEFAULT 0 CHECK (budget >= 0),
+	-- modes: bit 1<<m for mode m: 2 exact, 4 private, 24 epoch (modes 3 and 4).
+	modes          INTEGER NOT NULL DEFAULT 2 CHECK (modes > 0 AND (modes & ~30) = 0 AND (modes & 24) IN (0, 24)),
+	privacy_budget INTEGER NOT NULL DEFAULT 0 CHECK (privacy_budget >= 0), -- micro-ε; 0: server default
+	privacy_cost   INTEGER NOT NULL DEFAULT 0 CHECK (privacy_cost >= 0),   -- micro-ε; 0: server default
+	CHECK ((key_id IS NULL) = (api_key_hash IS NULL))
+);
+INSERT INTO advertisers (id, name, key_id, api_key_hash, cert_name, created_at, revoked_at, min_list_size, max_list_size, budget,
+	modes, privacy_budget, privacy_cost)
+	SELECT id, name, key_id, api_key_hash, cert_name, created_at, revoked_at, min_list_size, max_list_size, budget,
+	modes, privacy_budget, privacy_cost FROM advertisers_v6 ORDER BY id;
+DELETE FROM sqlite_sequence WHERE name = 'advertisers';
+INSERT INTO sqlite_sequence (name, seq)
+	SELECT 'advertisers', MAX(COALESCE((SELECT MAX(seq) FROM advertisers_v6_seq), 0), COALESCE((SELECT MAX(id) FROM advertisers), 0));
+DROP TABLE advertisers_v6;
+DROP TABLE advertisers_v6_seq;
+
+CREATE TABLE epochs (
+	id               BLOB PRIMARY KEY CHECK (typeof(id) = 'blob' AND length(id) = 16),
+	advertiser_id    INTEGER NOT NULL REFERENCES advertisers (id),
+	kind             INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 3),
+	canon_version    INTEGER NOT NULL CHECK (canon_version BETWEEN 0 AND 65535),
+	canon_flags      INTEGER NOT NULL CHECK (canon_flags BETWEEN 0 AND 65535),
+	server_size      INTEGER NOT NULL CHECK (server_size BETWEEN 1 AND 4294967295), -- N
+	size             INTEGER NOT NULL CHECK (size BETWEEN 0 AND server_size),        -- |Y_E|, the kept tags
+	client_key       BLOB NOT NULL CHECK (typeof(client_key) = 'blob' AND length(client_key) = 32), -- A_E
+	epoch_key        BLOB NOT NULL CHECK (typeof(epoch_key) = 'blob' AND length(epoch_key) = 32),   -- b_E: secret
+	snapshot_version INTEGER, -- no reference, as in session_journal; NULL: none
+	snapshot_digest  BLOB,
+	created_at       INTEGER NOT NULL, -- Unix microseconds
+	expires_at       INTEGER NOT NULL, -- Unix microseconds
+	tag_bytes        INTEGER NOT NULL CHECK (tag_bytes >= 0)
+);
+CREATE INDEX epochs_advertiser ON epochs (advertiser_id, created_at);
+CREATE INDEX epochs_expires ON epochs (expires_at);
+CREATE TABLE epoch_tags (
+	epoch_id BLOB NOT NULL REFERENCES epochs (id),
+	seq      INTEGER NOT NULL CHECK (seq >= 0),
+	count    INTEGER NOT NULL CHECK (count > 0),
+	data     BLOB NOT NULL,
+	PRIMARY KEY (epoch_id, seq)
+) WITHOUT ROWID;
+ALTER TABLE sessions ADD COLUMN epoch_id TEXT CHECK (epoch_id IS NULL OR length(epoch_id) = 32); -- hex; NULL: no epoch
+ALTER TABLE sessions ADD COLUMN epoch_expires_at INTEGER; -- Unix microseconds; NULL: none
+ALTER TABLE session_journal ADD COLUMN epoch_id TEXT CHECK (epoch_id IS NULL OR length(epoch_id) = 32);
+ALTER TABLE session_journal ADD COLUMN epoch_expires_at INTEGER;
+`,
+		postgres: `
+ALTER TABLE advertisers DROP CONSTRAINT advertisers_modes_check,
+	ADD CONSTRAINT advertisers_modes_check CHECK (modes > 0 AND (modes & ~30) = 0 AND (modes & 24) IN (0, 24));
+CREATE TABLE epochs (
+	id               bytea PRIMARY KEY CHECK (octet_length(id) = 16),
+	advertiser_id    bigint NOT NULL REFERENCES advertisers (id),
+	kind             smallint NOT NULL CHECK (kind BETWEEN 1 AND 3),
+	canon_version    integer NOT NULL CHECK (canon_version BETWEEN 0 AND 65535),
+	canon_flags      integer NOT NULL CHECK (canon_flags BETWEEN 0 AND 65535),
+	server_size      bigint NOT NULL CHECK (server_size BETWEEN 1 AND 4294967295),
+	size             bigint NOT NULL CHECK (size BETWEEN 0 AND server_size),
+	client_key       bytea NOT NULL CHECK (octet_length(client_key) = 32),
+	epoch_key        bytea NOT NULL CHECK (octet_length(epoch_key) = 32),
+	snapshot_version bigint,
+	snapshot_digest  bytea,
+	created_at       timestamptz NOT NULL,
+	expires_at       timestamptz NOT NULL,
+	tag_bytes        bigint NOT NULL CHECK (tag_bytes >= 0)
+);
+CREATE INDEX epochs_advertiser ON epochs (advertiser_id, created_at);
+CREATE INDEX epochs_expires ON epochs (expires_at);
+CREATE TABLE epoch_tags (
+	epoch_id bytea NOT NULL REFERENCES epochs (id),
+	seq      integer NOT NULL CHECK (seq >= 0),
+	count    integer NOT NULL CHECK (count > 0),
+	data     bytea NOT NULL,
+	PRIMARY KEY (epoch_id, seq)
+);
+ALTER TABLE sessions
+	ADD COLUMN epoch_id text CHECK (epoch_id IS NULL OR length(epoch_id) = 32),
+	ADD COLUMN epoch_expires_at timestamptz;
+ALTER TABLE session_journal
+	ADD COLUMN epoch_id text CHECK (epoch_id IS NULL OR length(epoch_id) = 32),
+	ADD COLUMN epoch_expires_at timestamptz;
+`,
+	},
 }
 
 // latestMigration is the schema version this binary writes.

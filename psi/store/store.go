@@ -211,6 +211,46 @@ type Store interface {
 	// (advertisers.go).
 	Registry
 
+	// Epochs (SPEC.md §10.12.5, epochs.go).
+
+	// SaveEpoch stores an epoch made by a setup: its record, its key
+	// (ep.ExportKey(), a secret: never logged, wiped when the epoch is
+	// deleted) and its tags (ep.EncodeTags in chunks of [EpochTagChunk]
+	// values), in one transaction. rec.Meta must be ep.Meta(); a zero
+	// rec.CreatedAt is now; rec.TagBytes is ignored (the store fills it).
+	SaveEpoch(ctx context.Context, rec EpochRecord, ep *psi.Epoch) error
+	// LoadEpoch returns the stored epoch id of advertiser, rebuilt with
+	// psi.LoadEpoch, and its record; [ErrNoEpoch] if there is none for
+	// that advertiser (another advertiser's id is ErrNoEpoch too). An
+	// expired epoch that is still stored is returned; the caller checks
+	// expiry.
+	LoadEpoch(ctx context.Context, advertiser int64, id [16]byte) (*psi.Epoch, EpochRecord, error)
+	// Epochs lists the stored epochs of advertiser (0: all), newest
+	// first, without keys.
+	Epochs(ctx context.Context, advertiser int64) ([]EpochRecord, error)
+	// DeleteEpochs deletes (key and tags) every epoch of advertiser (0:
+	// all) whose ExpiresAt <= before; with before zero, every epoch of
+	// advertiser. It returns how many. DeleteEpochs(ctx, 0, now) is the
+	// reconciliation of SPEC.md §10.12.5.
+	DeleteEpochs(ctx context.Context, advertiser int64, before time.Time) (int, error)
+	// SetupsSince counts the advertiser's setups started at or after
+	// since that count toward its setup limit (SPEC.md §10.12.5): audit
+	// rows of mode "epoch-setup" whose result is not refused_*, and open
+	// journal rows of that mode.
+	SetupsSince(ctx context.Context, advertiser int64, since time.Time) (int, error)
+	// BeginSetup journals the epoch setup e (mode "epoch-setup") in phase
+	// admitted, reserving no budget (a setup spends none, SPEC.md
+	// §10.12.5), if the advertiser's setups started at or after since, as
+	// SetupsSince counts them, are fewer than limit; otherwise it journals
+	// nothing and returns [ErrSetupLimit]. The count and the journal row
+	// are one transaction that serializes the advertiser's setups, so
+	// concurrent setups never pass the limit. e's reserved amounts are
+	// zero and e.RenewedAt is e.StartedAt. The setup ends with EndSession
+	// (a setup holds no spend: refund changes nothing) or, after a
+	// crash, Reconcile, as any journaled session; its audit row counts
+	// toward the limit unless its result is refused_*.
+	BeginSetup(ctx context.Context, e JournalEntry, since time.Time, limit int) (SetupStatus, error)
+
 	sealed()
 }
 
