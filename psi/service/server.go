@@ -413,6 +413,9 @@ func (r *rpc) GetPolicy(ctx context.Context, req *connect.Request[pb.GetPolicyRe
 			resp.Modes = append(resp.Modes, m.String())
 		}
 	}
+	if a.Policy.Modes&store.ModesEpoch == store.ModesEpoch {
+		resp.Modes = append(resp.Modes, "epoch") // setups and epoch sessions: match --mode epoch
+	}
 	for _, k := range psi.Kinds {
 		resp.Kinds = append(resp.Kinds, k.String())
 	}
