@@ -2,7 +2,8 @@
 # Builds the overlap image from deploy/Dockerfile with podman and runs it:
 # two containers of the image, as replicas over the CI's PostgreSQL, each
 # serving a private-mode match of the sample data to the host's overlap
-# match, then stopped with SIGTERM (graceful drain).
+# match, then two more through HAProxy with deploy/compose/haproxy.cfg,
+# then stopped with SIGTERM (graceful drain).
 #
 # Usage (from .ci/run, after postgres.sh exported OVERLAP_TEST_POSTGRES):
 #
@@ -14,7 +15,8 @@
 # stage is FROM scratch and needs no image. Podman runs with runc and no
 # default ulimits: crun cannot set up cgroups in this machine's hybrid
 # cgroup mode, and the container may not raise RLIMIT_NOFILE or NPROC.
-# Debian only; installs podman, runc and busybox-static when missing.
+# Debian only; installs podman, runc, busybox-static and haproxy when
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +29,7 @@ need=()
 command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || need+=(runc)
 [ -x /bin/busybox ] || need+=(busybox-static)
+command -v haproxy >/dev/null || need+=(haproxy)
 if [ ${#need[@]} -gt 0 ]; then
 	[ "$(id -u)" -eq 0 ] || die "missing ${need[*]} and not root (apt-get install -y ${need[*]})"
 	log "installing ${need[*]}"
@@ -99,6 +102,7 @@ chown -R 65532:65532 "$work/tls"
 chmod 0400 "$work/tls/key.pem"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+servers=()
 for i in 1 2; do
 	port="$(free_port)" admin="$(free_port)"
 	name="overlap-ci-$i-$$"
@@ -120,7 +124,38 @@ for i in 1 2; do
 	[ "$status" -eq 3 ] || die "match against replica $i exited $status"
 	grep -q '^overlap: .*of 2100 identifiers' <<<"$out" || die "match against replica $i printed: $out"
 	log "replica $i (container $name, 127.0.0.1:$port): $(head -n 1 <<<"$out")"
+	servers+=("$port:$admin")
 done
+
+# The compose file's load balancer, deploy/compose/haproxy.cfg, run on the
+# host in front of the two containers: its addresses and files rewritten
+# to theirs, everything else as committed. Two matches through it.
+lbport="$(free_port)"
+mkdir -p "$work/lb"
+cat "$work/tls/cert.pem" "$work/tls/key.pem" >"$work/lb/lb.pem"
+chmod 0600 "$work/lb/lb.pem"
+sed -e "s|bind :8443 |bind 127.0.0.1:$lbport |" \
+	-e "s|/usr/local/etc/haproxy/tls/lb.pem|$work/lb/lb.pem|" \
+	-e "s|/usr/local/etc/haproxy/tls/replicas-ca.crt|$work/tls/cert.pem|" \
+	-e "s|^\( *server overlap-a\) .*|\1 127.0.0.1:${servers[0]%%:*} port ${servers[0]##*:} verifyhost localhost|" \
+	-e "s|^\( *server overlap-b\) .*|\1 127.0.0.1:${servers[1]%%:*} port ${servers[1]##*:} verifyhost localhost|" \
+	deploy/compose/haproxy.cfg >"$work/lb/haproxy.cfg"
+grep -q "127.0.0.1:${servers[1]%%:*}" "$work/lb/haproxy.cfg" || die "haproxy.cfg: the servers were not rewritten"
+haproxy -c -q -f "$work/lb/haproxy.cfg" || die "haproxy rejects deploy/compose/haproxy.cfg"
+haproxy -db -f "$work/lb/haproxy.cfg" >"$work/lb/log" 2>&1 &
+lbpid=$!
+trap 'kill "$lbpid" 2>/dev/null || true; psql "$OVERLAP_TEST_POSTGRES" -q -c "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1 || true; cleanup' EXIT
+for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$lbport") 2>/dev/null && break; sleep 0.1; done
+sleep 2 # the first health checks (inter 2s, rise 2 from the start: up at once)
+for i in 1 2; do
+	status=0
+	out="$(ov match --server "127.0.0.1:$lbport" --api-key-file "$work/acme.key" --ca "$work/tls/cert.pem" \
+		--kind email testdata/sample/advertiser_customers.csv 2>"$work/lb/match.err")" || status=$?
+	[ "$status" -eq 3 ] || { cat "$work/lb/log" "$work/lb/match.err" >&2; die "match through haproxy exited $status"; }
+	grep -q '^overlap: .*of 2100 identifiers' <<<"$out" || die "match through haproxy printed: $out"
+	log "through haproxy (127.0.0.1:$lbport): $(head -n 1 <<<"$out")"
+done
+kill "$lbpid" 2>/dev/null || true
 
 # SIGTERM: each replica drains and stops cleanly; two private sessions
 # are in the audit log, once each.
@@ -130,5 +165,5 @@ for name in "${containers[@]}"; do
 	[ "$(podman inspect --format '{{.State.ExitCode}}' "$name")" = 0 ] || die "$name exited non-zero"
 done
 sessions="$(psql "$OVERLAP_TEST_POSTGRES" -tA -c "SELECT count(*) FROM $schema.sessions WHERE result = 'ok' AND mode = 'private'")"
-[ "$sessions" = 2 ] || die "$sessions private sessions ok in the audit log, want 2"
-log "ok: image built, two replicas served and drained"
+[ "$sessions" = 4 ] || die "$sessions private sessions ok in the audit log, want 4"
+log "ok: image built; two replicas served, directly and through haproxy, and drained"
