@@ -2,8 +2,9 @@
 # Builds the overlap image from deploy/Dockerfile with podman and runs it:
 # two containers of the image, as replicas over the CI's PostgreSQL, each
 # serving a private-mode match of the sample data to the host's overlap
-# match, then two more through HAProxy with deploy/compose/haproxy.cfg,
-# then stopped with SIGTERM (graceful drain).
+# match, then four more through HAProxy with deploy/compose/haproxy.cfg,
+# two of them after one replica stopped, then stopped with SIGTERM
+# (graceful drain).
 #
 # Usage (from .ci/run, after postgres.sh exported OVERLAP_TEST_POSTGRES):
 #
@@ -92,7 +93,7 @@ go build -o "$work/overlap" ./cmd/overlap
 ov() { "$work/overlap" "$@"; }
 ov ids import --db "$dsn" --region US testdata/sample/platform_identifiers.csv >/dev/null
 ov consent import --db "$dsn" testdata/sample/platform_consent.csv >/dev/null
-ov advertisers add --db "$dsn" --key-file "$work/acme.key" acme >/dev/null
+ov advertisers add --db "$dsn" --key-file "$work/acme.key" --privacy-budget 4 acme >/dev/null
 
 # A certificate for 127.0.0.1, readable by the container's user.
 mkdir -p "$work/tls"
@@ -129,7 +130,8 @@ done
 
 # The compose file's load balancer, deploy/compose/haproxy.cfg, run on the
 # host in front of the two containers: its addresses and files rewritten
-# to theirs, everything else as committed. Two matches through it.
+# to theirs, everything else as committed. Matches through it, also
+# right after one replica stopped.
 lbport="$(free_port)"
 mkdir -p "$work/lb"
 cat "$work/tls/cert.pem" "$work/tls/key.pem" >"$work/lb/lb.pem"
@@ -147,15 +149,23 @@ lbpid=$!
 trap 'kill "$lbpid" 2>/dev/null || true; psql "$OVERLAP_TEST_POSTGRES" -q -c "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1 || true; cleanup' EXIT
 for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$lbport") 2>/dev/null && break; sleep 0.1; done
 sleep 2 # the first health checks (inter 2s, rise 2 from the start: up at once)
-for i in 1 2; do
-	status=0
+lbmatch() {
+	local status=0 out
 	out="$(ov match --server "127.0.0.1:$lbport" --api-key-file "$work/acme.key" --ca "$work/tls/cert.pem" \
 		--kind email testdata/sample/advertiser_customers.csv 2>"$work/lb/match.err")" || status=$?
-	[ "$status" -eq 3 ] || { cat "$work/lb/log" "$work/lb/match.err" >&2; die "match through haproxy exited $status"; }
+	[ "$status" -eq 3 ] || { cat "$work/lb/log" "$work/lb/match.err" >&2; die "match through haproxy exited $status ($1)"; }
 	grep -q '^overlap: .*of 2100 identifiers' <<<"$out" || die "match through haproxy printed: $out"
-	log "through haproxy (127.0.0.1:$lbport): $(head -n 1 <<<"$out")"
-done
+	log "through haproxy (127.0.0.1:$lbport), $1: $(head -n 1 <<<"$out")"
+}
+lbmatch "both replicas up"
+lbmatch "both replicas up"
+# A rolling restart's first step: replica 1 stops (SIGTERM, drained)
+# before HAProxy's health check notices; sessions go to replica 2.
+podman stop --time 30 "${containers[0]}" >/dev/null
+lbmatch "replica 1 just stopped"
+lbmatch "replica 1 just stopped"
 kill "$lbpid" 2>/dev/null || true
+grep -v "^\[" "$work/lb/log" | sed "s/^/haproxy: /" | tail -n 12 >&2
 
 # SIGTERM: each replica drains and stops cleanly; two private sessions
 # are in the audit log, once each.
@@ -165,5 +175,5 @@ for name in "${containers[@]}"; do
 	[ "$(podman inspect --format '{{.State.ExitCode}}' "$name")" = 0 ] || die "$name exited non-zero"
 done
 sessions="$(psql "$OVERLAP_TEST_POSTGRES" -tA -c "SELECT count(*) FROM $schema.sessions WHERE result = 'ok' AND mode = 'private'")"
-[ "$sessions" = 4 ] || die "$sessions private sessions ok in the audit log, want 4"
+[ "$sessions" = 6 ] || die "$sessions private sessions ok in the audit log, want 6"
 log "ok: image built; two replicas served, directly and through haproxy, and drained"
