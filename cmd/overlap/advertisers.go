@@ -87,6 +87,14 @@ func advertisersCommand() *cli.Command {
 				Action:    advertisersRevoke,
 			},
 			{
+				Name:      "rotate-key",
+				Usage:     "give an advertiser a new API key; the old one stops working at once, budgets and audit rows stay",
+				ArgsUsage: "NAME",
+				Flags: []cli.Flag{dbFlag,
+					&cli.StringFlag{Name: "key-file", Usage: "write the new API key to this new file (created 0600; it must not exist) instead of stdout"}},
+				Action: advertisersRotateKey,
+			},
+			{
 				Name:      "set",
 				Usage:     "set an advertiser's modes and limits; only the flags given change (0 restores the server's default)",
 				ArgsUsage: "NAME",

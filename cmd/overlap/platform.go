@@ -31,7 +31,7 @@ func commands() []*cli.Command {
 // dbFlag selects the consent store, shared by every platform-side command.
 var dbFlag = &cli.StringFlag{
 	Name:    "db",
-	Usage:   "consent store: a SQLite file path, or a postgres:// DSN",
+	Usage:   "consent store: a SQLite file path (one process), or a postgres:// DSN (shared by replicas of overlap serve)",
 	EnvVars: []string{"OVERLAP_DB"},
 	Value:   "overlap.db",
 }

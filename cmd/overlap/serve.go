@@ -61,6 +61,13 @@ func serveCommand() *cli.Command {
 			"closes the session once its lease has ended, with result \"crashed\": refunded if\n" +
 			"nothing derived from the set had been sent, its spend kept otherwise. A session\n" +
 			"that meets a busy store (a long import) retries within --idle-timeout.\n\n" +
+			"Replicas: any number of overlap serve processes may share one PostgreSQL store\n" +
+			"(--db postgres://...) behind a load balancer. An advertiser's limits (one session\n" +
+			"in flight, the identifier and privacy budgets, the abandoned-session throttle)\n" +
+			"are checked in the store, in the transaction that reserves the session, so they\n" +
+			"hold across replicas; a replica killed mid-session holds its sessions' slots and\n" +
+			"reservations for at most --lease. --max-sessions, --workers and --pool are per\n" +
+			"process. A SQLite store (the default) is for one process on one machine.\n\n" +
 			"Abandoned sessions (SPEC.md §10.8.2): a client that is admitted and then leaves\n" +
 			"without sending any element is refunded, audited as \"abandoned\", and, past\n" +
 			"--abandon-free per hour, its advertiser is refused for --abandon-delay, doubling\n" +
@@ -89,7 +96,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "setups-per-day", Usage: "setups each advertiser may make in any 24 hours; each costs the server one multiplication per identifier (SPEC.md §10.12.5)", EnvVars: []string{"OVERLAP_SETUPS_PER_DAY"}, Value: def.SetupsPerDay},
 			&cli.Int64Flag{Name: "sensitivity", Usage: "Δ of the private-mode noise: identifiers of a kind one person may contribute (SPEC.md §10.9)", EnvVars: []string{"OVERLAP_SENSITIVITY"}, Value: int64(def.Sensitivity)},
 			&cli.IntFlag{Name: "pool", Usage: "exact mode: prepared sets kept ready per kind, each under its own key, used by one session and only while the consent snapshot it came from is current; a warm session skips encoding the set (0: none; each holds 16 bytes per element)", EnvVars: []string{"OVERLAP_POOL"}},
-			&cli.IntFlag{Name: "max-sessions", Usage: "sessions in flight, all advertisers together (one per advertiser)", EnvVars: []string{"OVERLAP_MAX_SESSIONS"}, Value: 8},
+			&cli.IntFlag{Name: "max-sessions", Usage: "sessions in flight in this process, all advertisers together (one per advertiser, across replicas)", EnvVars: []string{"OVERLAP_MAX_SESSIONS"}, Value: 8},
 			&cli.IntFlag{Name: "workers", Usage: "scalar-multiplication workers, all sessions together (0: the number of CPUs)", EnvVars: []string{"OVERLAP_WORKERS"}},
 			&cli.IntFlag{Name: "session-workers", Usage: "most workers one session uses (0: --workers)", EnvVars: []string{"OVERLAP_SESSION_WORKERS"}},
 			&cli.DurationFlag{Name: "idle-timeout", Usage: "longest wait for a client message, and for the client to take one", EnvVars: []string{"OVERLAP_IDLE_TIMEOUT"}, Value: time.Minute},

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/overlap-psi/overlap/psi/client"
 	"github.com/overlap-psi/overlap/psi/dp"
 
 	"connectrpc.com/connect"
@@ -94,7 +93,8 @@ func (s *Server) admit(ss *session, r store.BudgetRequest) error {
 		Owner: s.owner, StartedAt: ss.rec.StartedAt, LeaseUntil: now.Add(s.cfg.Lease),
 		EpochID: ss.rec.EpochID, EpochExpiresAt: ss.rec.EpochExpiresAt}
 	err := s.retryBusy(ss.ctx, time.Now().Add(s.cfg.IdleTimeout), func(ctx context.Context) error {
-		_, err := s.cfg.Store.BeginSession(ctx, r, e)
+		st, err := s.cfg.Store.BeginSession(ctx, r, e)
+		s.reconciled(st.Reconciled)
 		return err
 	})
 	if err != nil {
@@ -228,6 +228,12 @@ func (s *Server) reconcile(ctx context.Context) {
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("reconciling crashed sessions failed; will retry", "err", err)
 	}
+	s.reconciled(recs)
+}
+
+// reconciled logs and counts the crashed sessions this server closed: in
+// its reconciliation, or in a reservation for the same advertiser.
+func (s *Server) reconciled(recs []store.SessionRecord) {
 	for _, r := range recs {
 		refunded := r.BudgetSpent == 0 && r.EpsilonSpent == 0
 		s.met.reconciled.WithLabelValues(fmt.Sprint(refunded)).Inc()
@@ -237,32 +243,20 @@ func (s *Server) reconcile(ctx context.Context) {
 	}
 }
 
-// throttle refuses a session of an advertiser that abandoned too many
-// sessions lately (SPEC.md §10.8.2): past AbandonFree abandoned sessions
-// in the last hour, each further one doubles the wait after the latest,
-// from AbandonDelay up to an hour.
-func (s *Server) throttle(ss *session) error {
-	if s.cfg.AbandonDelay < 0 {
-		return nil
+// admission is what the store checks when it admits a session at now,
+// under the advertiser's row lock, so that it holds across every server on
+// the store (store.Admission): one session in flight per advertiser, with
+// a lease that has not ended, and the abandoned-session throttle (SPEC.md
+// §10.8.2): past AbandonFree abandoned sessions in the last hour, each
+// further one doubles the wait after the latest, from AbandonDelay up to
+// an hour.
+func (s *Server) admission(now time.Time) *store.Admission {
+	a := &store.Admission{MaxOpen: 1}
+	if s.cfg.AbandonDelay >= 0 {
+		a.Abandoned, a.AbandonedSince = ResultAbandoned, now.Add(-abandonWindow)
+		a.AbandonWait = func(n int64) time.Duration { return abandonWait(n, s.cfg.AbandonFree, s.cfg.AbandonDelay) }
 	}
-	now := s.cfg.now()
-	var n int64
-	var last time.Time
-	err := s.retryBusy(ss.ctx, time.Now().Add(s.cfg.IdleTimeout), func(ctx context.Context) error {
-		var err error
-		n, last, err = s.cfg.Store.SessionsEnded(ctx, ss.adv.ID, ResultAbandoned, now.Add(-abandonWindow))
-		return err
-	})
-	if err != nil {
-		return s.storeFailure(ss, "checking abandoned sessions", err)
-	}
-	if wait := abandonWait(n, s.cfg.AbandonFree, s.cfg.AbandonDelay); wait > 0 && now.Before(last.Add(wait)) {
-		s.met.throttled.Inc()
-		return ss.refuse(refusal(connect.CodeResourceExhausted, client.LimitAbandoned, last.Add(wait),
-			"advertiser %q abandoned %d sessions after admission in the last hour; the next one is accepted after %s",
-			ss.adv.Name, n, last.Add(wait).UTC().Format(time.RFC3339)))
-	}
-	return nil
+	return a
 }
 
 // abandonWindow is how far back abandoned sessions count.

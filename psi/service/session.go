@@ -120,9 +120,6 @@ func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchReque
 	if err := s.checkHello(ss, hello, pol); err != nil {
 		return err
 	}
-	if err := s.throttle(ss); err != nil {
-		return err
-	}
 	run := s.serveExact
 	switch hello.Mode {
 	case wire.ModePrivate:
@@ -235,16 +232,29 @@ func (s *Server) serveExact(ctx context.Context, ss *session, conn *streamConn, 
 	return srv.Serve(conn, hello, s.hooks(ctx))
 }
 
-// reserve reserves the session's budgets with its journal row (r's
-// amounts; the rest comes from the session and pol), and turns a refusal
-// into the refusal of the budget that refused it.
+// reserve admits the session in the store and reserves its budgets with
+// its journal row (r's amounts; the rest comes from the session and pol),
+// and turns a refusal into the refusal of the limit that refused it. The
+// store checks, in the reservation's transaction, the limits that hold
+// across every server sharing it (journal.go): the advertiser's sessions
+// in flight and its abandoned sessions, then the budgets.
 func (s *Server) reserve(ss *session, r store.BudgetRequest, pol Policy) error {
 	r.Advertiser, r.Session, r.Window, r.At = ss.adv.ID, ss.rec.ID, pol.BudgetWindow, s.cfg.now()
+	r.Admission = s.admission(r.At)
 	err := s.admit(ss, r)
 	var be *store.BudgetError
+	var ae *store.AdmissionError
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &ae) && ae.Limit == store.AdmissionAbandoned:
+		s.met.throttled.Inc()
+		return ss.refuse(refusal(connect.CodeResourceExhausted, client.LimitAbandoned, ae.ResetsAt,
+			"advertiser %q abandoned %d sessions after admission in the last hour; the next one is accepted after %s",
+			ss.adv.Name, ae.Count, ae.ResetsAt.UTC().Format(time.RFC3339)))
+	case errors.As(err, &ae):
+		return ss.refuse(refusal(connect.CodeResourceExhausted, client.LimitAdvertiserSessions, time.Time{},
+			"advertiser %q already has a session in flight on this service; one at a time", ss.adv.Name))
 	case errors.As(err, &be):
 		s.met.budgetRefusals.Inc()
 		limit := client.LimitBudget

@@ -59,6 +59,11 @@ type Registry interface {
 	// SetAdvertiserPolicy replaces the advertiser's policy overrides, its
 	// modes included: p.Modes must name at least one mode.
 	SetAdvertiserPolicy(ctx context.Context, name string, p Policy) (Advertiser, error)
+	// RotateAdvertiserKey gives the advertiser a new API key (its id and
+	// hash): the old key stops working at once; the advertiser keeps its
+	// id, so its budgets, policy and audit rows. A key id in use is
+	// [ErrAdvertiserExists]. Revocation stays as it was.
+	RotateAdvertiserKey(ctx context.Context, name, keyID string, keyHash [32]byte) (Advertiser, error)
 
 	// ReserveBudget atomically checks both of the advertiser's budgets over
 	// the window r.Window ending at r.At, refunded sessions excluded: the

@@ -25,6 +25,9 @@ type BudgetRequest struct {
 	// EpsilonLimit is the privacy budget per window, in micro-ε; required
 	// (> 0) when Epsilon > 0.
 	EpsilonLimit int64
+	// Admission, when not nil, is checked first, in the same transaction
+	// (admission.go): the advertiser's open sessions and abandoned ones.
+	Admission *Admission
 }
 
 // BudgetStatus is an advertiser's budgets after a reservation.
@@ -34,6 +37,11 @@ type BudgetStatus struct {
 	// EpsilonUsed is the micro-ε spent in the window ending at At, this
 	// reservation included; EpsilonLimit echoes the request's.
 	EpsilonUsed, EpsilonLimit int64
+	// Reconciled are the audit rows of the advertiser's sessions whose
+	// lease had ended, which the reservation closed as crashed (only with
+	// an Admission); they are committed also when the reservation is
+	// refused.
+	Reconciled []SessionRecord
 }
 
 // The budgets a [BudgetError] can name.
@@ -195,19 +203,26 @@ func (c *core) ReserveBudget(ctx context.Context, r BudgetRequest) (BudgetStatus
 		return BudgetStatus{}, err
 	}
 	var st BudgetStatus
+	var refusal error
 	err := c.inTx(ctx, "reserve budget", func(tx q) error {
 		var err error
 		st, err = c.reserve(ctx, tx, r)
+		if refused(err) {
+			refusal = err
+			return nil // commit the expired sessions it closed
+		}
 		return err
 	})
-	if err != nil && !errors.Is(err, ErrBudgetExhausted) {
+	if err != nil {
 		return BudgetStatus{}, err
 	}
-	return st, err
+	return st, refusal
 }
 
-// reserve checks and records the validated reservation r in tx. The
-// status it returns with a *BudgetError is the one the check saw.
+// reserve checks and records the validated reservation r in tx: its
+// admission, if any, then the budgets. The status it returns with a
+// *BudgetError is the one the check saw; with a refusal it holds the
+// sessions the admission closed, which the caller commits.
 func (c *core) reserve(ctx context.Context, tx q, r BudgetRequest) (BudgetStatus, error) {
 	var id int64
 	if err := tx.queryRow(ctx, `SELECT id FROM advertisers WHERE id = $1`+c.forUpdate, r.Advertiser).Scan(&id); err != nil {
@@ -216,11 +231,19 @@ func (c *core) reserve(ctx context.Context, tx q, r BudgetRequest) (BudgetStatus
 		}
 		return BudgetStatus{}, fmt.Errorf("store: reserve budget: %w", err)
 	}
+	var closed []SessionRecord
+	if r.Admission != nil {
+		var err error
+		if closed, err = c.admit(ctx, tx, r, r.Admission); err != nil {
+			return BudgetStatus{Reconciled: closed}, err
+		}
+	}
 	spends, err := queryAll(ctx, tx, "reserve budget", scanSpend, sqlWindowSpends, r.Advertiser, c.ts(r.At.Add(-r.Window)))
 	if err != nil {
 		return BudgetStatus{}, err
 	}
 	st, err := decide(r, spends)
+	st.Reconciled = closed
 	if err != nil {
 		return st, err
 	}

@@ -214,9 +214,13 @@ func (c *core) BeginSession(ctx context.Context, r BudgetRequest, e JournalEntry
 		return BudgetStatus{}, err
 	}
 	var st BudgetStatus
+	var refusal error
 	err := c.inTx(ctx, "begin session", func(tx q) error {
 		var err error
-		if st, err = c.reserve(ctx, tx, r); err != nil {
+		if st, err = c.reserve(ctx, tx, r); refused(err) {
+			refusal = err
+			return nil // commit the expired sessions it closed
+		} else if err != nil {
 			return err
 		}
 		ei, ee := c.epochRefArgs(e.EpochID, e.EpochExpiresAt)
@@ -226,10 +230,10 @@ func (c *core) BeginSession(ctx context.Context, r BudgetRequest, e JournalEntry
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, ErrBudgetExhausted) {
+	if err != nil {
 		return BudgetStatus{}, err
 	}
-	return st, err
+	return st, refusal
 }
 
 // AdvanceSession implements [Journal].

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -134,7 +135,7 @@ func testPrivacyBudget(t *testing.T, s Store) {
 		at := t0.Add(time.Duration(i) * time.Hour)
 		st, err := s.ReserveBudget(ctx, req(fmt.Sprint("p", i), 100, halfEps, at))
 		want := BudgetStatus{Used: int64(i+1) * 100, Limit: 1000, EpsilonUsed: int64(i+1) * halfEps, EpsilonLimit: 2 * eps}
-		if err != nil || st != want {
+		if err != nil || !reflect.DeepEqual(st, want) {
 			t.Fatalf("reservation %d = %+v, %v; want %+v", i, st, err, want)
 		}
 	}
