@@ -99,19 +99,24 @@ func (s *Server) serveSetup(ctx context.Context, ss *session, conn *streamConn, 
 	return srv.Serve(conn, hello, keep, s.hooks(ctx))
 }
 
-// beginSetup journals a setup, unless the advertiser made its limit of
-// setups in the last 24 hours: one store transaction counts them under the
-// advertiser's lock and writes the journal row (no budget is reserved).
+// beginSetup journals a setup, unless the store's admission refuses it
+// (the advertiser's session in flight on any server, its abandoned
+// sessions) or the advertiser made its limit of setups in the last 24
+// hours: one store transaction checks them under the advertiser's lock and
+// writes the journal row (no budget is reserved).
 func (s *Server) beginSetup(ss *session, pol Policy, now time.Time) error {
 	e := store.JournalEntry{ID: ss.rec.ID, Advertiser: ss.adv.ID, Kind: ss.rec.Kind, Mode: ss.rec.Mode,
 		Owner: s.owner, StartedAt: ss.rec.StartedAt, LeaseUntil: now.Add(s.cfg.Lease)}
 	var st store.SetupStatus
 	err := s.retryBusy(ss.ctx, time.Now().Add(s.cfg.IdleTimeout), func(ctx context.Context) error {
 		var err error
-		st, err = s.cfg.Store.BeginSetup(ctx, e, now.Add(-24*time.Hour), pol.SetupsPerDay)
+		st, err = s.cfg.Store.BeginSetup(ctx, e, now.Add(-24*time.Hour), pol.SetupsPerDay, s.admission(now))
 		return err
 	})
+	var ae *store.AdmissionError
 	switch {
+	case errors.As(err, &ae):
+		return s.notAdmitted(ss, ae)
 	case errors.Is(err, store.ErrSetupLimit):
 		return ss.refuse(refusal(connect.CodeResourceExhausted, client.LimitEpochSetups, st.Oldest.Add(24*time.Hour),
 			"advertiser %q made %d setups in the last 24 hours, its limit; its current epoch serves sessions until it ends", ss.adv.Name, st.Used))

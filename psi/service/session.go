@@ -247,14 +247,8 @@ func (s *Server) reserve(ss *session, r store.BudgetRequest, pol Policy) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &ae) && ae.Limit == store.AdmissionAbandoned:
-		s.met.throttled.Inc()
-		return ss.refuse(refusal(connect.CodeResourceExhausted, client.LimitAbandoned, ae.ResetsAt,
-			"advertiser %q abandoned %d sessions after admission in the last hour; the next one is accepted after %s",
-			ss.adv.Name, ae.Count, ae.ResetsAt.UTC().Format(time.RFC3339)))
 	case errors.As(err, &ae):
-		return ss.refuse(refusal(connect.CodeResourceExhausted, client.LimitAdvertiserSessions, time.Time{},
-			"advertiser %q already has a session in flight on this service; one at a time", ss.adv.Name))
+		return s.notAdmitted(ss, ae)
 	case errors.As(err, &be):
 		s.met.budgetRefusals.Inc()
 		limit := client.LimitBudget
@@ -264,6 +258,19 @@ func (s *Server) reserve(ss *session, r store.BudgetRequest, pol Policy) error {
 		return ss.refuse(refusal(connect.CodeResourceExhausted, limit, be.ResetsAt, "%s", be.Error()))
 	}
 	return s.storeFailure(ss, "budget reservation", err)
+}
+
+// notAdmitted refuses a session the store's admission refused: the
+// advertiser's abandoned sessions, or its session in flight.
+func (s *Server) notAdmitted(ss *session, ae *store.AdmissionError) error {
+	if ae.Limit == store.AdmissionAbandoned {
+		s.met.throttled.Inc()
+		return ss.refuse(refusal(connect.CodeResourceExhausted, client.LimitAbandoned, ae.ResetsAt,
+			"advertiser %q abandoned %d sessions after admission in the last hour; the next one is accepted after %s",
+			ss.adv.Name, ae.Count, ae.ResetsAt.UTC().Format(time.RFC3339)))
+	}
+	return ss.refuse(refusal(connect.CodeResourceExhausted, client.LimitAdvertiserSessions, time.Time{},
+		"advertiser %q already has a session in flight on this service; one at a time", ss.adv.Name))
 }
 
 // prepareFailure fails a session whose set could not be prepared.

@@ -326,7 +326,7 @@ type SetupStatus struct {
 }
 
 // BeginSetup implements [Store].
-func (c *core) BeginSetup(ctx context.Context, e JournalEntry, since time.Time, limit int) (SetupStatus, error) {
+func (c *core) BeginSetup(ctx context.Context, e JournalEntry, since time.Time, limit int, a *Admission) (SetupStatus, error) {
 	switch {
 	case e.ID == "" || e.Owner == "":
 		return SetupStatus{}, errors.New("store: begin setup: journal entry without an id or an owner")
@@ -352,6 +352,14 @@ func (c *core) BeginSetup(ctx context.Context, e JournalEntry, since time.Time, 
 				return ErrUnknownAdvertiser
 			}
 			return fmt.Errorf("store: begin setup: %w", err)
+		}
+		// The admission of any session (admission.go): expired sessions of
+		// the advertiser closed, its open sessions and abandoned ones
+		// counted, across every server on the store.
+		if a != nil {
+			if _, err := c.admit(ctx, tx, BudgetRequest{Advertiser: e.Advertiser, At: e.StartedAt}, a); err != nil {
+				return err
+			}
 		}
 		var err error
 		if st.Used, st.Oldest, err = c.setups(ctx, tx, e.Advertiser, since); err != nil {

@@ -496,7 +496,7 @@ func runEpochSuite(t *testing.T, open func(t *testing.T) Store) {
 		// ends.
 		live := JournalEntry{ID: "live", Advertiser: a.ID, Kind: psi.KindEmail, Mode: setup, ListSize: 1, Owner: "me",
 			StartedAt: since.Add(time.Hour), LeaseUntil: since.Add(2 * time.Hour)}
-		st, err := s.BeginSetup(ctx, live, since, 5)
+		st, err := s.BeginSetup(ctx, live, since, 5, nil)
 		if err != nil || st.Used != 4 || !st.Oldest.Equal(since) {
 			t.Fatalf("BeginSetup = %+v, %v; want 4 used since %v", st, err, since)
 		}
@@ -507,7 +507,7 @@ func runEpochSuite(t *testing.T, open func(t *testing.T) Store) {
 			t.Errorf("the setup's journal row: %+v, %v", open, err)
 		}
 		// The limit: 5 counted, a sixth is refused and journals nothing.
-		st, err = s.BeginSetup(ctx, JournalEntry{ID: "sixth", Advertiser: a.ID, Kind: psi.KindEmail, Mode: setup, Owner: "me", StartedAt: since.Add(time.Hour)}, since, 5)
+		st, err = s.BeginSetup(ctx, JournalEntry{ID: "sixth", Advertiser: a.ID, Kind: psi.KindEmail, Mode: setup, Owner: "me", StartedAt: since.Add(time.Hour)}, since, 5, nil)
 		if !errors.Is(err, ErrSetupLimit) || st.Used != 5 {
 			t.Errorf("BeginSetup over the limit = %+v, %v; want ErrSetupLimit", st, err)
 		}
@@ -528,7 +528,7 @@ func runEpochSuite(t *testing.T, open func(t *testing.T) Store) {
 		// A setup that crashes is audited as crashed, and counts.
 		later := since.Add(3 * time.Hour)
 		if _, err := s.BeginSetup(ctx, JournalEntry{ID: "crash", Advertiser: a.ID, Kind: psi.KindEmail, Mode: setup, Owner: "gone",
-			StartedAt: later, LeaseUntil: later.Add(time.Minute)}, later, 1); err != nil {
+			StartedAt: later, LeaseUntil: later.Add(time.Minute)}, later, 1, nil); err != nil {
 			t.Fatal(err)
 		}
 		if recs, err := s.Reconcile(ctx, later.Add(time.Hour)); err != nil || len(recs) != 1 || recs[0].Result != ResultCrashed || recs[0].Mode != setup {
@@ -545,7 +545,7 @@ func runEpochSuite(t *testing.T, open func(t *testing.T) Store) {
 			"no kind":            {ID: "x", Advertiser: a.ID, Mode: setup, Owner: "me"},
 			"unknown advertiser": {ID: "x", Advertiser: a.ID + 100, Kind: psi.KindEmail, Mode: setup, Owner: "me"},
 		} {
-			if _, err := s.BeginSetup(ctx, e, later, 100); err == nil {
+			if _, err := s.BeginSetup(ctx, e, later, 100, nil); err == nil {
 				t.Errorf("%s: BeginSetup succeeded", name)
 			}
 		}
@@ -560,7 +560,7 @@ func runEpochSuite(t *testing.T, open func(t *testing.T) Store) {
 		for i := range tries {
 			go func() {
 				_, err := s.BeginSetup(ctx, JournalEntry{ID: fmt.Sprint("c", i), Advertiser: a.ID, Kind: psi.KindEmail,
-					Mode: wire.ModeEpochSetup.String(), Owner: "me", StartedAt: et0, LeaseUntil: et0.Add(time.Hour)}, et0, limit)
+					Mode: wire.ModeEpochSetup.String(), Owner: "me", StartedAt: et0, LeaseUntil: et0.Add(time.Hour)}, et0, limit, nil)
 				errs <- err
 			}()
 		}
@@ -575,6 +575,31 @@ func runEpochSuite(t *testing.T, open func(t *testing.T) Store) {
 		}
 		if n, err := s.SetupsSince(ctx, a.ID, et0); ok != limit || n != limit || err != nil {
 			t.Errorf("%d setups began, %d counted (%v); want %d", ok, n, err, limit)
+		}
+	})
+
+	// A setup is admitted like any session (admission.go): not while the
+	// advertiser has another session open on any server, and once that
+	// session's lease ended (its server died), it is closed first.
+	t.Run("SetupAdmission", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		a := mustAdvertiser(t, s, "acme")
+		setup := func(id string, at time.Time) error {
+			_, err := s.BeginSetup(ctx, JournalEntry{ID: id, Advertiser: a.ID, Kind: psi.KindEmail,
+				Mode: wire.ModeEpochSetup.String(), Owner: "me", StartedAt: at, LeaseUntil: at.Add(time.Minute)}, at.Add(-24*time.Hour), 10,
+				&Admission{MaxOpen: 1})
+			return err
+		}
+		if err := setup("first", et0); err != nil {
+			t.Fatal(err)
+		}
+		var ae *AdmissionError
+		if err := setup("second", et0.Add(time.Second)); !errors.As(err, &ae) || ae.Limit != AdmissionOpenSessions {
+			t.Errorf("a setup while another is open: %v", err)
+		}
+		if err := setup("third", et0.Add(2*time.Minute)); err != nil {
+			t.Errorf("a setup after the first one's lease ended: %v", err)
 		}
 	})
 
@@ -854,7 +879,7 @@ func TestPostgresSetupLocksTheAdvertiser(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		_, err := s.BeginSetup(ctx, JournalEntry{ID: "s1", Advertiser: a.ID, Kind: psi.KindEmail, Mode: wire.ModeEpochSetup.String(),
-			Owner: "me", StartedAt: et0, LeaseUntil: et0.Add(time.Hour)}, et0, 4)
+			Owner: "me", StartedAt: et0, LeaseUntil: et0.Add(time.Hour)}, et0, 4, nil)
 		done <- err
 	}()
 	select {

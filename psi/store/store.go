@@ -249,7 +249,7 @@ type Store interface {
 	// (a setup holds no spend: refund changes nothing) or, after a
 	// crash, Reconcile, as any journaled session; its audit row counts
 	// toward the limit unless its result is refused_*.
-	BeginSetup(ctx context.Context, e JournalEntry, since time.Time, limit int) (SetupStatus, error)
+	BeginSetup(ctx context.Context, e JournalEntry, since time.Time, limit int, a *Admission) (SetupStatus, error)
 
 	sealed()
 }
