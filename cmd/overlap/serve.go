@@ -93,6 +93,7 @@ func serveCommand() *cli.Command {
 			&cli.Int64Flag{Name: "threshold", Usage: "private mode releases noised counts below this as \"under THRESHOLD\"", EnvVars: []string{"OVERLAP_THRESHOLD"}, Value: int64(def.Threshold)},
 			&cli.DurationFlag{Name: "epoch-lifetime", Usage: "how long an epoch serves --mode epoch sessions after its setup; withdrawals since the setup count until it ends (SPEC.md §10.12.6; at most 168h)", EnvVars: []string{"OVERLAP_EPOCH_LIFETIME"}, Value: def.EpochLifetime},
 			&cli.Float64Flag{Name: "epoch-delta", Usage: "bound on δ_E, the chance that a setup's deviation touches a given person and passes its ringers (SPEC.md §10.12.4); it sets the ringers. The default, 1e-6, pads a small set to 10^6 elements; a larger bound is for tests and trials", EnvVars: []string{"OVERLAP_EPOCH_DELTA"}, Value: psi.EpochDelta},
+			&cli.Int64Flag{Name: "epoch-cache-mb", Usage: "memory for the epochs loaded for sessions, 8 bytes per kept tag (100 MB per 10^7); past it the least recently used are dropped and read again from the store when needed (about 0.6 s per 10^7 tags); -1: no limit", EnvVars: []string{"OVERLAP_EPOCH_CACHE_MB"}, Value: 2048},
 			&cli.IntFlag{Name: "setups-per-day", Usage: "setups each advertiser may make in any 24 hours; each costs the server one multiplication per identifier (SPEC.md §10.12.5)", EnvVars: []string{"OVERLAP_SETUPS_PER_DAY"}, Value: def.SetupsPerDay},
 			&cli.Int64Flag{Name: "sensitivity", Usage: "Δ of the private-mode noise: identifiers of a kind one person may contribute (SPEC.md §10.9)", EnvVars: []string{"OVERLAP_SENSITIVITY"}, Value: int64(def.Sensitivity)},
 			&cli.IntFlag{Name: "pool", Usage: "exact mode: prepared sets kept ready per kind, each under its own key, used by one session and only while the consent snapshot it came from is current; a warm session skips encoding the set (0: none; each holds 16 bytes per element)", EnvVars: []string{"OVERLAP_POOL"}},
@@ -145,6 +146,15 @@ func loadConfigFile(c *cli.Context) error {
 		}
 	}
 	return nil
+}
+
+// epochCacheBytes turns --epoch-cache-mb into service.Config.EpochCacheBytes
+// (negative: no limit).
+func epochCacheBytes(mb int64) int64 {
+	if mb < 0 {
+		return -1
+	}
+	return max(mb, 1) << 20
 }
 
 // servePolicy reads the default session policy from the flags.
@@ -262,6 +272,7 @@ func serve(c *cli.Context) error {
 		ReconcileInterval: c.Duration("reconcile-interval"),
 		AbandonFree:       c.Int("abandon-free"),
 		AbandonDelay:      c.Duration("abandon-delay"),
+		EpochCacheBytes:   epochCacheBytes(c.Int64("epoch-cache-mb")),
 	})
 	if err != nil {
 		return err

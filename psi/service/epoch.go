@@ -18,44 +18,83 @@ import (
 )
 
 // epochCache keeps the epochs this server has loaded: each serves every
-// session of its epoch, concurrently (8 bytes per kept tag). An epoch
-// leaves it when it expires.
+// session of its epoch, concurrently, and holds 8 bytes per kept tag. When
+// they hold more than max bytes, the least recently used are dropped (a
+// later session loads its epoch from the store again: about 0.6 s per
+// 10^7 tags). An epoch also leaves it when it ends.
 type epochCache struct {
 	mu     sync.Mutex
-	epochs map[[16]byte]*psi.Epoch
+	max    int64 // bytes of tags; 0 means no limit
+	bytes  int64
+	tick   int64
+	epochs map[[16]byte]*cachedEpoch
 }
+
+type cachedEpoch struct {
+	ep   *psi.Epoch
+	used int64 // tick of the last use
+}
+
+func epochBytes(ep *psi.Epoch) int64 { return 8 * int64(ep.Meta().Size) }
 
 func (c *epochCache) get(id [16]byte) *psi.Epoch {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.epochs[id]
+	e := c.epochs[id]
+	if e == nil {
+		return nil
+	}
+	c.tick++
+	e.used = c.tick
+	return e.ep
 }
 
 func (c *epochCache) put(ep *psi.Epoch) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.epochs == nil {
-		c.epochs = map[[16]byte]*psi.Epoch{}
+		c.epochs = map[[16]byte]*cachedEpoch{}
 	}
-	c.epochs[ep.Meta().ID] = ep
+	id := ep.Meta().ID
+	if old := c.epochs[id]; old != nil {
+		c.bytes -= epochBytes(old.ep)
+	}
+	c.tick++
+	c.epochs[id] = &cachedEpoch{ep: ep, used: c.tick}
+	c.bytes += epochBytes(ep)
+	for c.max > 0 && c.bytes > c.max && len(c.epochs) > 1 {
+		var lru [16]byte
+		oldest := int64(-1)
+		for k, e := range c.epochs {
+			if k != id && (oldest < 0 || e.used < oldest) {
+				lru, oldest = k, e.used
+			}
+		}
+		c.bytes -= epochBytes(c.epochs[lru].ep)
+		delete(c.epochs, lru)
+	}
 }
 
-// drop forgets an epoch that is no longer stored (as expire, without
-// erasing its key under a session that may use it).
+// drop forgets an epoch that is no longer stored. Its key is not erased
+// here: a session that started before may still be using it (it will not
+// release after the epoch's end, SPEC.md §10.12.6); the garbage collector
+// takes it.
 func (c *epochCache) drop(id [16]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.epochs, id)
+	if e := c.epochs[id]; e != nil {
+		c.bytes -= epochBytes(e.ep)
+		delete(c.epochs, id)
+	}
 }
 
-// expire drops the epochs that ended at now. Their keys are not erased
-// here: a session that started before the end may still be using one (it
-// will not release, SPEC.md §10.12.6); the garbage collector takes them.
+// expire drops the epochs that ended at now, as drop does.
 func (c *epochCache) expire(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for id, ep := range c.epochs {
-		if !now.Before(ep.Meta().ExpiresAt) {
+	for id, e := range c.epochs {
+		if !now.Before(e.ep.Meta().ExpiresAt) {
+			c.bytes -= epochBytes(e.ep)
 			delete(c.epochs, id)
 		}
 	}

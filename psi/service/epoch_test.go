@@ -251,3 +251,34 @@ func TestEpochConcurrentSessionsOfOneAdvertiser(t *testing.T) {
 		t.Errorf("ε used %d (%v), want exactly the one completed session's 500000", used, err)
 	}
 }
+
+// The epoch cache keeps at most its bytes of tags, dropping the least
+// recently used epoch, never the one just added.
+func TestEpochCacheBound(t *testing.T) {
+	mk := func(b byte, size int) *psi.Epoch {
+		ep, err := psi.LoadEpoch(psi.EpochMeta{ID: [16]byte{b}, Kind: psi.KindEmail, ServerSize: uint32(size + 1), Size: size,
+			ExpiresAt: time.Now().Add(time.Hour)}, [32]byte{7}, func(add func(int, []byte) error) error {
+			return add(size, make([]byte, 8*size))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ep
+	}
+	c := epochCache{max: 8 * 250}
+	c.put(mk(1, 100))
+	c.put(mk(2, 100))
+	c.get([16]byte{1}) // 1 is now the more recently used
+	c.put(mk(3, 100))
+	if c.get([16]byte{2}) != nil || c.get([16]byte{1}) == nil || c.get([16]byte{3}) == nil || c.bytes != 8*200 {
+		t.Errorf("after a third epoch: 1 %v, 2 %v, 3 %v, %d bytes", c.get([16]byte{1}) != nil, c.get([16]byte{2}) != nil, c.get([16]byte{3}) != nil, c.bytes)
+	}
+	c.put(mk(4, 1000)) // larger than the bound alone: kept, the others go
+	if c.get([16]byte{4}) == nil || len(c.epochs) != 1 {
+		t.Errorf("a large epoch: %d epochs kept", len(c.epochs))
+	}
+	c.expire(time.Now().Add(2 * time.Hour))
+	if len(c.epochs) != 0 || c.bytes != 0 {
+		t.Errorf("after expiry: %d epochs, %d bytes", len(c.epochs), c.bytes)
+	}
+}

@@ -63,6 +63,11 @@ type Config struct {
 	// 16 bytes per element of its bucket. 0 (the default) disables the
 	// pool.
 	PoolSize int
+	// EpochCacheBytes bounds the memory of the epochs loaded for sessions
+	// (8 bytes per kept tag; SPEC.md §10.12.5): past it the least recently
+	// used are dropped and loaded again from the store when needed. 0
+	// means 2 GiB; negative, no limit.
+	EpochCacheBytes int64
 	// PoolKinds lists the kinds kept warm; nil means every kind.
 	PoolKinds []psi.Kind
 	// Lease is how long a session's journal row stays leased to this
@@ -196,6 +201,12 @@ func New(cfg Config) (*Server, error) {
 		workers:  int64(cfg.SessionWorkers),
 		inFlight: map[int64]bool{},
 		owner:    newOwner(),
+	}
+	switch {
+	case cfg.EpochCacheBytes == 0:
+		s.epochs.max = 2 << 30
+	case cfg.EpochCacheBytes > 0:
+		s.epochs.max = cfg.EpochCacheBytes
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.pool = newPool(poolEnv{encode: s.encodeSet, sets: cfg.Sets, cpu: s.cpu, share: s.workers, met: s.met, log: s.log,
