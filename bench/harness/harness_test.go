@@ -130,7 +130,8 @@ func TestMainLoopback(t *testing.T) {
 }
 
 func TestMainFlags(t *testing.T) {
-	for _, args := range [][]string{{"--modes", "nope"}, {"--grid", "10"}, {"--private-grid", "x/y"}, {"--overlap", "2"}, {"extra"}} {
+	for _, args := range [][]string{{"--modes", "nope"}, {"--grid", "10"}, {"--private-grid", "x/y"}, {"--overlap", "2"}, {"extra"},
+		{"--epoch-grid", "1e4"}, {"--epoch-delta", "1"}, {"--epoch-delta", "-0.1"}} {
 		var out strings.Builder
 		if code := Main(append([]string{"bench"}, args...), &out, &out); code != 2 {
 			t.Errorf("%v: exit %d, want 2:\n%s", args, code, out.String())
