@@ -3,7 +3,7 @@
 // phase, checks every count against the true overlap, and writes JSON, CSV,
 // a Markdown table and plots. `go run ./bench` and `overlap bench` run it.
 //
-// Four modes run (bench/RESULTS.md explains every column):
+// Five modes run (bench/RESULTS.md explains every column):
 //
 //   - in-process: exact mode, both roles in this process, every message
 //     through its wire encoding;
@@ -17,7 +17,10 @@
 //   - private-loopback: private mode through the real service over TLS on
 //     127.0.0.1, each side in a child process of its own, as in loopback
 //     mode (the server encodes its set in the session: there is no
-//     private-mode pool).
+//     private-mode pool);
+//   - epoch-loopback: epochs (SPEC.md §10.12) through the real service,
+//     one process per side: one setup per set size, then an epoch session
+//     of each list size against it (epoch_loopback.go).
 //
 // Every run also measures the single-core cost of hash-to-group and scalar
 // multiplication, and reports the lower bound they imply: the minimal number
