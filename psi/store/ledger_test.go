@@ -2,12 +2,14 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"iter"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -487,5 +489,33 @@ func TestSQLiteImportConcurrentWithSessions(t *testing.T) {
 		sessions.Load(), failures.Load() == 0, time.Duration(longest.Load()).Round(time.Millisecond))
 	if sessions.Load() == 0 {
 		t.Error("no session ran during the import")
+	}
+}
+
+// TestDefaultChunkRows checks that a PostgreSQL import commits every
+// DefaultPostgresChunkRows rows when ChunkRows is 0, and SQLite's every
+// DefaultChunkRows.
+func TestDefaultChunkRows(t *testing.T) {
+	for _, eng := range benchEngines {
+		t.Run(eng.name, func(t *testing.T) {
+			s := eng.open(t)
+			chunk := int64(DefaultChunkRows)
+			if _, ok := s.(*Postgres); ok {
+				chunk = DefaultPostgresChunkRows
+			}
+			rows := func(yield func(Identifier) bool) {
+				for i := range chunk + 1 {
+					v := "crm-" + strconv.FormatInt(i, 10)
+					if !yield(Identifier{Subject: "u1", Kind: psi.KindID, Value: v, Digest: sha256.Sum256([]byte(v)), CollectedFor: Imported}) {
+						return
+					}
+				}
+			}
+			var commits []int64
+			res, err := s.ImportIdentifiers(t.Context(), rows, ImportOptions{Progress: func(r ImportResult) { commits = append(commits, r.Read) }})
+			if err != nil || res.Inserted != chunk+1 || !slices.Equal(commits, []int64{chunk, chunk + 1}) {
+				t.Errorf("import of %d rows = %+v, %v, committed at %v; want commits at %d and %d", chunk+1, res, err, commits, chunk, chunk+1)
+			}
+		})
 	}
 }

@@ -32,15 +32,12 @@ const (
 		text_version text NOT NULL, refused boolean NOT NULL DEFAULT false) ON COMMIT DELETE ROWS`
 )
 
-// pgImportSettings are set in each chunk's transaction. A chunk's commit
-// does not wait for its WAL to reach the disk: a crash of the server may
-// lose the last chunks an import committed, which running the import again
-// restores, as after any stopped import; it can never leave part of a
-// chunk. The plan of each step is a nested loop over the staging table,
-// one index probe per row into the ledger's tables, whatever the planner
-// estimates for a table it has no statistics of.
+// pgImportSettings are set in each chunk's transaction: the plan of each
+// step is a nested loop over the staging table, one index probe per row
+// into the ledger's tables, whatever the planner estimates for a table it
+// has no statistics of (a hash or merge join would read a whole ledger
+// table for a chunk).
 var pgImportSettings = []string{
-	`SET LOCAL synchronous_commit = off`,
 	`SET LOCAL enable_hashjoin = off`,
 	`SET LOCAL enable_mergejoin = off`,
 }
