@@ -28,8 +28,8 @@ const progressEvery = 10 * time.Second
 
 // importHelp is the paragraph on chunks and re-runs of the import commands'
 // help.
-const importHelp = "The store commits every 5,000 rows on SQLite, so sessions served meanwhile never\n" +
-	"wait long for it, and every 100,000 rows on PostgreSQL. Without a terminal, a\n" +
+const importHelp = "The store commits every 5,000 rows, so sessions served meanwhile never wait long\n" +
+	"for it (an identifier import on PostgreSQL: every 100,000 rows). Without a terminal, a\n" +
 	"line of progress (rows, rate, share of the file read, time left) goes to stderr\n" +
 	"every 10 seconds. An import that stops half way (an error, --strict, a kill) keeps\n" +
 	"the chunks it committed; running the same file again is safe and ends in the\n" +

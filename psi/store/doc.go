@@ -97,9 +97,9 @@
 // rows, one transaction each: by default 5,000 on SQLite
 // ([DefaultChunkRows]), so a long import holds the SQLite writer for one
 // chunk at a time (about half a second at most on a loaded 2-core machine)
-// and sessions' budget and audit writes go in between, and 100,000 on
-// PostgreSQL ([DefaultPostgresChunkRows]), whose row locks let sessions
-// write meanwhile. The next chunk is read and validated while the one
+// and sessions' budget and audit writes go in between; a PostgreSQL
+// identifier import commits every 100,000 ([DefaultPostgresChunkRows]),
+// since PostgreSQL's row locks let sessions write meanwhile. The next chunk is read and validated while the one
 // before is written; chunks are written one at a time, in row order. A refused row goes to [ImportOptions].OnReject, after its
 // chunk committed, and the import goes on; with OnReject nil the first one
 // stops the import and its chunk is rolled back. A database error or the
@@ -182,11 +182,10 @@
 // SQLite runs in WAL mode with foreign keys on and a busy timeout; one
 // connection writes (BEGIN IMMEDIATE), up to four read, so a snapshot does
 // not block appends. ":memory:" uses a single connection. PostgreSQL uses a
-// pgx pool. An import runs on one connection of it, which keeps a
-// temporary staging table (emptied at each commit): each chunk is COPYed
-// into it and written with set-based SQL, INSERT … SELECT … ON CONFLICT DO
-// NOTHING for identifiers, and for consent events one UPDATE marking the
-// refused rows and one INSERT … SELECT under an EXCLUSIVE lock on
+// pgx pool. An identifier import runs on one connection of it, which
+// keeps a temporary staging table (emptied at each commit): each chunk is
+// COPYed into it and written with INSERT … SELECT … ON CONFLICT DO NOTHING;
+// each append chunk goes in through unnest under an EXCLUSIVE lock on
 // consent_events, taken before it looks for identical events, so event ids
 // follow commit order and the lookup cannot race. Snapshots read in a
 // REPEATABLE READ, READ ONLY transaction. On both, the callback of

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"iter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -112,4 +113,138 @@ func rollback(ctx context.Context, tx pgx.Tx) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	tx.Rollback(ctx)
+}
+
+// inTx runs fn in one transaction and commits it, rolling back when fn or
+// the commit fails.
+func (p *Postgres) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) error {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	if err := fn(tx); err != nil {
+		rollback(ctx, tx)
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		rollback(ctx, tx)
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	return nil
+}
+
+// consentBatch holds a chunk of validated events as columns for unnest.
+type consentBatch struct {
+	seq                                          []int64
+	subject, value, purpose, source, textVersion []string
+	kind                                         []int16
+	granted                                      []bool
+	at                                           []time.Time
+}
+
+func (b *consentBatch) add(seq int64, e *ConsentEvent) {
+	b.seq = append(b.seq, seq)
+	b.subject = append(b.subject, e.Subject)
+	b.kind = append(b.kind, int16(e.Kind))
+	b.value = append(b.value, e.Value)
+	b.purpose = append(b.purpose, e.Purpose)
+	b.granted = append(b.granted, e.Granted)
+	b.at = append(b.at, e.At)
+	b.source = append(b.source, e.Source)
+	b.textVersion = append(b.textVersion, e.TextVersion)
+}
+
+func (b *consentBatch) reset() { *b = consentBatch{} }
+
+// consentRows is the batch as a relation; kind 0 marks a subject-wide event.
+const consentRows = `unnest($1::bigint[], $2::text[], $3::smallint[], $4::text[], $5::text[],
+	$6::boolean[], $7::timestamptz[], $8::text[], $9::text[])
+	AS r (seq, subject, kind, value, purpose, granted, at, source, text_version)`
+
+// AppendConsent implements [Store]. Each chunk goes in through unnest, in
+// one transaction that holds an EXCLUSIVE lock on consent_events from
+// before its first read, so ids are assigned in commit order, a snapshot's
+// LedgerPosition covers exactly the events it saw, and the check for an
+// identical event already in the ledger cannot race another append.
+func (p *Postgres) AppendConsent(ctx context.Context, events iter.Seq[ConsentEvent], opts ImportOptions) (ImportResult, error) {
+	var total int64
+	res, err := runImport(ctx, "append consent", events, opts, validateEvent,
+		func(ctx context.Context, rows []seqRow[ConsentEvent], strict bool) (chunkResult, error) {
+			cr, err := p.appendChunk(ctx, rows, strict)
+			total += cr.inserted
+			return cr, err
+		})
+	if total >= analyzeAfter {
+		p.analyze(ctx, "subjects, consent_events")
+	}
+	return res, err
+}
+
+func (p *Postgres) appendChunk(ctx context.Context, rows []seqRow[ConsentEvent], strict bool) (cr chunkResult, err error) {
+	var b consentBatch
+	for i := range rows {
+		b.add(rows[i].seq, &rows[i].row)
+	}
+	args := []any{b.seq, b.subject, b.kind, b.value, b.purpose, b.granted, b.at, b.source, b.textVersion}
+	err = p.inTx(ctx, "append consent", func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE consent_events IN EXCLUSIVE MODE`); err != nil {
+			return fmt.Errorf("store: append consent: %w", err)
+		}
+		// Refused rows: a subject-wide event for a subject without
+		// identifiers, a scoped one for an identifier the subject does
+		// not have.
+		refused, err := tx.Query(ctx, `SELECT r.seq, r.kind = 0 FROM `+consentRows+`
+			WHERE NOT EXISTS (SELECT 1 FROM subjects s JOIN identifiers i ON i.subject_id = s.id
+				WHERE s.subject = r.subject AND (r.kind = 0 OR (i.kind = r.kind AND i.value = r.value)))
+			ORDER BY r.seq`, args...)
+		if err != nil {
+			return fmt.Errorf("store: append consent: %w", err)
+		}
+		skip := []int64{} // not nil: pgx sends nil as NULL
+		for refused.Next() {
+			var seq int64
+			var wide bool
+			if err := refused.Scan(&seq, &wide); err != nil {
+				refused.Close()
+				return fmt.Errorf("store: append consent: %w", err)
+			}
+			re := &RowError{Row: seq, Err: ErrUnknownIdentifier}
+			if wide {
+				re.Err = ErrUnknownSubject
+			}
+			cr.rejects = append(cr.rejects, re)
+			skip = append(skip, seq)
+		}
+		refused.Close()
+		if err := refused.Err(); err != nil {
+			return fmt.Errorf("store: append consent: %w", err)
+		}
+		if strict && len(cr.rejects) > 0 {
+			return cr.rejects[0]
+		}
+		// The first of identical rows of the chunk, when no identical
+		// event is in the ledger yet, in row order.
+		tag, err := tx.Exec(ctx, `INSERT INTO consent_events
+				(subject_id, identifier_id, purpose, granted, at, source, text_version, recorded_at)
+			SELECT s.id, i.id, r.purpose, r.granted, r.at, r.source, r.text_version, $10
+			FROM (SELECT DISTINCT ON (r.subject, r.kind, r.value, r.purpose, r.granted, r.at, r.source, r.text_version) r.*
+				FROM `+consentRows+` WHERE NOT (r.seq = ANY ($11::bigint[]))
+				ORDER BY r.subject, r.kind, r.value, r.purpose, r.granted, r.at, r.source, r.text_version, r.seq) AS r
+			JOIN subjects s ON s.subject = r.subject
+			LEFT JOIN identifiers i ON r.kind <> 0 AND i.subject_id = s.id AND i.kind = r.kind AND i.value = r.value
+			WHERE NOT EXISTS (SELECT 1 FROM consent_events e WHERE e.subject_id = s.id AND e.purpose = r.purpose
+				AND e.identifier_id IS NOT DISTINCT FROM i.id AND e.granted = r.granted AND e.at = r.at
+				AND e.source = r.source AND e.text_version = r.text_version)
+			ORDER BY r.seq`, append(args, time.Now(), skip)...)
+		if err != nil {
+			return fmt.Errorf("store: append consent: %w", err)
+		}
+		cr.inserted = tag.RowsAffected()
+		cr.unchanged = int64(len(rows)-len(skip)) - cr.inserted
+		return nil
+	})
+	if err != nil {
+		return chunkResult{}, err
+	}
+	return cr, nil
 }
