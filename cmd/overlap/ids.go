@@ -40,6 +40,7 @@ func idsCommand() *cli.Command {
 				Flags:  []cli.Flag{dbFlag},
 				Action: idsStats,
 			},
+			idsGenerateCommand(),
 		},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"os"
 	"strings"
 	"time"
 
@@ -27,8 +28,10 @@ const progressEvery = 10 * time.Second
 
 // importHelp is the paragraph on chunks and re-runs of the import commands'
 // help.
-const importHelp = "The store commits every 5,000 rows, so sessions served meanwhile never wait\n" +
-	"long for it. An import that stops half way (an error, --strict, a kill) keeps\n" +
+const importHelp = "The store commits every 5,000 rows, so sessions served meanwhile never wait long\n" +
+	"for it (an identifier import on PostgreSQL: every 100,000 rows). Without a terminal, a\n" +
+	"line of progress (rows, rate, share of the file read, time left) goes to stderr\n" +
+	"every 10 seconds. An import that stops half way (an error, --strict, a kill) keeps\n" +
 	"the chunks it committed; running the same file again is safe and ends in the\n" +
 	"same ledger as one uninterrupted run, since rows already present are counted\n" +
 	"as such and not added twice."
@@ -96,6 +99,12 @@ func ledgerImport[R, T any](c *cli.Context, example, desc string, reader rowRead
 		return err
 	}
 	defer finish()
+	counted := &countingReader{r: in}
+	in = counted
+	var size int64
+	if fi, err := os.Stat(path); err == nil && path != "-" && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
 
 	start := time.Now()
 	ctx, cancel := context.WithCancel(c.Context)
@@ -132,7 +141,7 @@ func ledgerImport[R, T any](c *cli.Context, example, desc string, reader rowRead
 			lines.settled(res.Read)
 			if !isTerminal(c.App.ErrWriter) && time.Since(last) >= progressEvery {
 				last = time.Now()
-				fmt.Fprintf(c.App.ErrWriter, "overlap: %s: %d rows so far (%.0fs)\n", path, int64(read.Rejected)+res.Read, time.Since(start).Seconds())
+				fmt.Fprintf(c.App.ErrWriter, "overlap: %s: %s\n", path, progressLine(int64(read.Rejected)+res.Read, counted.n, size, time.Since(start)))
 			}
 		},
 	}
@@ -217,4 +226,29 @@ func keepHint(err error, f func(error) error) error {
 		return &hintError{err: f(h.err), hint: h.hint}
 	}
 	return f(err)
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// progressLine describes an import that has committed rows after elapsed,
+// having read done of the size bytes of its file (size 0: unknown, as for
+// standard input), with the time left estimated from the bytes still to
+// read at the rate so far.
+func progressLine(rows, done, size int64, elapsed time.Duration) string {
+	s := fmt.Sprintf("%d rows so far, %.0f rows/s (%.0fs)", rows, float64(rows)/elapsed.Seconds(), elapsed.Seconds())
+	if size > 0 && done > 0 && done <= size {
+		left := time.Duration(float64(elapsed) * float64(size-done) / float64(done))
+		s += fmt.Sprintf(", %.0f%% of the file read, about %s left", 100*float64(done)/float64(size), left.Round(time.Second))
+	}
+	return s
 }

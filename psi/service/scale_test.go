@@ -2,9 +2,13 @@ package service
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,4 +126,80 @@ func TestScaleWarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	session("warm, ledger changed, set the same")
+}
+
+// TestScaleStore measures a warm exact-mode session of 10^5 emails against
+// an existing store that OVERLAP_SCALE_STORE names, built by "overlap ids
+// generate --subjects N" and the two import commands: the time to fill the
+// warm pool (one prepared set of the email kind: snapshot and encoding),
+// the session, and the peak memory of the process (server and client: the
+// client's share is its list of 10^5). The list is the generator's first
+// 10^5 addresses, so the expected overlap follows the generator's rule
+// (cmd/overlap/generate.go): subject i's email is matchable unless i is a
+// multiple of 11 (no consent), 7 (withdrawn) or 13 (email withdrawn).
+//
+//	OVERLAP_SCALE_STORE=postgres://... go test ./psi/service -run TestScaleStore -v -timeout 3h
+func TestScaleStore(t *testing.T) {
+	dsn := os.Getenv("OVERLAP_SCALE_STORE")
+	if dsn == "" {
+		t.Skip("set OVERLAP_SCALE_STORE=DSN of a generated store to measure a warm session against it")
+	}
+	const nClient = 100_000
+	domains := []string{"example.com", "mail.example.net", "example.org", "post.example.co.uk"}
+	list := make([][32]byte, nClient)
+	want := 0
+	for i := range nClient {
+		list[i] = sha256.Sum256([]byte(fmt.Sprintf("user%d@%s", i, domains[i%len(domains)])))
+		if i%11 != 0 && i%7 != 0 && i%13 != 0 {
+			want++
+		}
+	}
+	st, err := store.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > peak.Load() {
+					peak.Store(ms.HeapInuse)
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	ts := startServer(t, st, func(c *Config) {
+		c.PoolSize = 1
+		c.PoolKinds = []psi.Kind{psi.KindEmail}
+		c.IdleTimeout = 30 * time.Minute
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Hour)
+	defer cancel()
+	if err := ts.WaitPool(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fill := time.Since(start)
+	t.Logf("pool filled in %.1fs (snapshot and encoding of the email set); peak Go heap in use so far %d MiB", fill.Seconds(), peak.Load()>>20)
+	cl := ts.client(t, ts.addAdvertiser(t, "acme", store.Policy{}))
+	res, err := cl.Match(ctx, client.MatchRequest{Kind: psi.KindEmail, Digests: list})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Overlap != want {
+		t.Errorf("overlap %d, want %d", res.Overlap, want)
+	}
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	t.Logf("warm session: client %d, server %d (bucket), overlap %d: %.2fs wall, %.2fs to ServerParams; pool stats %+v",
+		nClient, res.ServerSize, res.Overlap, res.Elapsed.Seconds(), res.Phases.Params.Seconds(), ts.PoolStats())
+	t.Logf("peak Go heap in use %d MiB; peak RSS of the process %d MiB", peak.Load()>>20, ru.Maxrss>>10)
 }

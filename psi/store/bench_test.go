@@ -184,3 +184,57 @@ func TestThroughput(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeStore measures, once, an existing store that OVERLAP_LARGE_STORE
+// names (a DSN, e.g. one built with "overlap ids generate" and the import
+// commands): the snapshot of each kind (digests/s, peak Go heap), Stats, and
+// the size of the database. It writes nothing but the snapshots' rows.
+//
+//	OVERLAP_LARGE_STORE=postgres://... go test -run TestLargeStore -v -timeout 2h ./psi/store/
+func TestLargeStore(t *testing.T) {
+	dsn := os.Getenv("OVERLAP_LARGE_STORE")
+	if dsn == "" {
+		t.Skip("set OVERLAP_LARGE_STORE=DSN to measure an existing store")
+	}
+	s, err := Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := time.Now()
+	stats, err := s.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stats: %v", time.Since(start).Round(time.Millisecond))
+	for _, ks := range stats {
+		t.Logf("  %+v", ks)
+	}
+	for _, k := range []psi.Kind{psi.KindEmail, psi.KindPhone} {
+		runtime.GC()
+		var ms runtime.MemStats
+		var peak uint64
+		var i int64
+		start = time.Now()
+		info, err := s.Snapshot(t.Context(), k, func([32]byte) error {
+			if i++; i%(1<<17) == 0 {
+				runtime.ReadMemStats(&ms)
+				peak = max(peak, ms.HeapInuse)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := time.Since(start)
+		t.Logf("snapshot %v: %d digests in %v = %.0f digests/s (peak Go heap in use %d MiB)",
+			k, info.Size, d.Round(time.Millisecond), float64(info.Size)/d.Seconds(), peak>>20)
+	}
+	if p, ok := s.(*Postgres); ok {
+		var size int64
+		if err := p.pool.QueryRow(t.Context(), `SELECT pg_database_size(current_database())`).Scan(&size); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("database size: %.2f GiB", float64(size)/(1<<30))
+	}
+}

@@ -99,10 +99,13 @@
 // # Imports
 //
 // Both imports read an iterator and commit every [ImportOptions].ChunkRows
-// rows ([DefaultChunkRows], 5,000), one transaction each, so a long import
-// holds the SQLite writer for one chunk at a time (about half a second at
-// most on a loaded 2-core machine) and sessions' budget and audit writes go
-// in between. A refused row goes to [ImportOptions].OnReject, after its
+// rows, one transaction each: by default 5,000 on SQLite
+// ([DefaultChunkRows]), so a long import holds the SQLite writer for one
+// chunk at a time (about half a second at most on a loaded 2-core machine)
+// and sessions' budget and audit writes go in between; a PostgreSQL
+// identifier import commits every 100,000 ([DefaultPostgresChunkRows]),
+// since PostgreSQL's row locks let sessions write meanwhile. The next chunk is read and validated while the one
+// before is written; chunks are written one at a time, in row order. A refused row goes to [ImportOptions].OnReject, after its
 // chunk committed, and the import goes on; with OnReject nil the first one
 // stops the import and its chunk is rolled back. A database error or the
 // end of ctx rolls back the current chunk; committed chunks stay.
@@ -184,11 +187,12 @@
 // SQLite runs in WAL mode with foreign keys on and a busy timeout; one
 // connection writes (BEGIN IMMEDIATE), up to four read, so a snapshot does
 // not block appends. ":memory:" uses a single connection. PostgreSQL uses a
-// pgx pool: each import chunk is COPYed into a temporary table and
-// inserted with INSERT … SELECT … ON CONFLICT DO NOTHING; each append chunk
-// goes in through unnest under an EXCLUSIVE lock on consent_events, taken
-// before it looks for identical events, so event ids follow commit order
-// and the lookup cannot race; snapshots read in a
+// pgx pool. An identifier import runs on one connection of it, which
+// keeps a temporary staging table (emptied at each commit): each chunk is
+// COPYed into it and written with INSERT … SELECT … ON CONFLICT DO NOTHING;
+// each append chunk goes in through unnest under an EXCLUSIVE lock on
+// consent_events, taken before it looks for identical events, so event ids
+// follow commit order and the lookup cannot race. Snapshots read in a
 // REPEATABLE READ, READ ONLY transaction. On both, the callback of
 // [Store.Snapshot] and [Store.SnapshotPerSubject] runs inside the read
 // transaction and must not call back into the store.

@@ -31,6 +31,12 @@ type chunkWriter[T any] func(ctx context.Context, rows []seqRow[T], strict bool)
 // chunks of opts.ChunkRows, one transaction each, reporting refused rows in
 // row order after their chunk committed. The result counts committed
 // chunks only.
+//
+// Reading overlaps writing: while write commits one chunk (in a goroutine
+// of its own), the next is read and validated. Writes never overlap: a
+// chunk is handed to write only after the one before it committed, so
+// chunks commit in row order, and callbacks run in this goroutine, in row
+// order, as if the import ran in one.
 func runImport[T any](ctx context.Context, op string, rows iter.Seq[T], opts ImportOptions,
 	validate func(*T, time.Time) error, write chunkWriter[T]) (res ImportResult, err error) {
 	if err := ctx.Err(); err != nil {
@@ -39,27 +45,28 @@ func runImport[T any](ctx context.Context, op string, rows iter.Seq[T], opts Imp
 	strict := opts.OnReject == nil
 	chunk := opts.chunkRows()
 	var (
-		batch   []seqRow[T]
-		refused []*RowError // validation rejects of the current chunk
-		read    int64       // rows read, including the current chunk
+		batch    = make([]seqRow[T], 0, min(chunk, 1<<16))
+		refused  []*RowError // validation rejects of the current chunk
+		read     int64       // rows read, including the current chunk
+		sent     int64       // rows read before the current chunk
+		inflight *pendingChunk
 	)
-	flush := func() error {
-		n := read - res.Read
-		if n == 0 {
+	// collect waits for the chunk being written and accounts for it.
+	collect := func() error {
+		p := inflight
+		if p == nil {
 			return nil
 		}
-		cr := chunkResult{}
-		if len(batch) > 0 {
-			var err error
-			if cr, err = write(ctx, batch, strict); err != nil {
-				return ctxError(ctx, op, err)
-			}
+		inflight = nil
+		<-p.done
+		if p.err != nil {
+			return ctxError(ctx, op, p.err)
 		}
-		all := append(refused, cr.rejects...)
+		all := append(p.refused, p.cr.rejects...)
 		slices.SortFunc(all, func(a, b *RowError) int { return int(a.Row - b.Row) })
-		res.Read += n
-		res.Inserted += cr.inserted
-		res.Unchanged += cr.unchanged
+		res.Read += p.rows
+		res.Inserted += p.cr.inserted
+		res.Unchanged += p.cr.unchanged
 		res.Rejected += int64(len(all))
 		for _, re := range all {
 			opts.OnReject(re)
@@ -67,36 +74,79 @@ func runImport[T any](ctx context.Context, op string, rows iter.Seq[T], opts Imp
 		if opts.Progress != nil {
 			opts.Progress(res)
 		}
-		batch, refused = batch[:0], nil
 		return nil
+	}
+	// flush waits for the chunk before and starts writing the current one.
+	flush := func() error {
+		if err := collect(); err != nil {
+			return err
+		}
+		if read == sent {
+			return nil
+		}
+		if err := ctx.Err(); err != nil { // an OnReject that cancelled it
+			return fmt.Errorf("store: %s: %w", op, err)
+		}
+		p := &pendingChunk{rows: read - sent, refused: refused, done: make(chan struct{})}
+		inflight = p
+		if len(batch) == 0 {
+			close(p.done)
+		} else {
+			go func(rows []seqRow[T]) {
+				defer close(p.done)
+				p.cr, p.err = write(ctx, rows, strict)
+			}(batch)
+			batch = make([]seqRow[T], 0, min(chunk, 1<<16))
+		}
+		sent, refused = read, nil
+		return nil
+	}
+	// stop ends the import with err once the chunk being written is
+	// accounted for; that chunk's own error comes first.
+	stop := func(err error) (ImportResult, error) {
+		if cerr := collect(); cerr != nil {
+			return res, cerr
+		}
+		return res, err
 	}
 	for row := range rows {
 		read++
 		if err := ctx.Err(); err != nil {
-			return res, fmt.Errorf("store: %s: %w", op, err)
+			return stop(fmt.Errorf("store: %s: %w", op, err))
 		}
 		if err := validate(&row, time.Now()); err != nil {
 			re := rowError(read, err)
 			if strict {
-				return res, re
+				return stop(re)
 			}
 			refused = append(refused, re)
 		} else {
 			batch = append(batch, seqRow[T]{read, row})
 		}
-		if read-res.Read >= int64(chunk) {
+		if read-sent >= int64(chunk) {
 			if err := flush(); err != nil {
-				return res, err
+				return stop(err)
 			}
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return res, fmt.Errorf("store: %s: %w", op, err)
+		return stop(fmt.Errorf("store: %s: %w", op, err))
 	}
 	if err := flush(); err != nil {
-		return res, err
+		return stop(err)
 	}
-	return res, nil
+	return stop(nil)
+}
+
+// pendingChunk is a chunk handed to the writer: its rows read (refused
+// ones included), their validation rejects, and, once done is closed, what
+// the write did.
+type pendingChunk struct {
+	rows    int64
+	refused []*RowError
+	done    chan struct{}
+	cr      chunkResult
+	err     error
 }
 
 func validateIdentifierAt(id *Identifier, _ time.Time) error { return validateIdentifier(id) }

@@ -2,12 +2,14 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"iter"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -131,6 +133,75 @@ func runLedgerSuite(t *testing.T, open func(t *testing.T) Store) {
 			t.Errorf("AppendConsent again = %+v, %v; want %+v", res, err, want)
 		}
 		wantSnapshot(t, s, psi.KindEmail)
+	})
+
+	t.Run("LargeChunkDuplicatesRefusalsAndRerun", func(t *testing.T) {
+		// One chunk of the engine's default size holding duplicates and
+		// many refused rows: the refusals come in row order, the counts
+		// add up, and a rolled-back chunk leaves nothing behind for the
+		// next import on the same store (PostgreSQL's staging tables).
+		s := open(t)
+		var ids []Identifier
+		for i := range 1000 {
+			id := ident(fmt.Sprintf("u%d", i), psi.KindEmail, fmt.Sprintf("user%d@example.com", i), Signup)
+			ids = append(ids, id, id) // each row twice
+		}
+		bad := ids[10]
+		bad.Digest[0] ^= 1
+		ids = append(ids, bad)
+		var idRejects []int64
+		res, err := s.ImportIdentifiers(t.Context(), slices.Values(ids), ImportOptions{OnReject: func(re *RowError) { idRejects = append(idRejects, re.Row) }})
+		if want := (ImportResult{Read: 2001, Inserted: 1000, Unchanged: 1000, Rejected: 1}); err != nil || res != want || !slices.Equal(idRejects, []int64{2001}) {
+			t.Fatalf("ImportIdentifiers = %+v, %v, rejected rows %v; want %+v, [2001]", res, err, idRejects, want)
+		}
+		var events []ConsentEvent
+		var wantRejects []string
+		for i := range 3000 {
+			switch i % 3 {
+			case 0:
+				events = append(events, wide(fmt.Sprintf("u%d", i%1000), true, t0.Add(time.Duration(i)*time.Second)))
+			case 1:
+				events = append(events, wide(fmt.Sprintf("x%d", i), true, t0))
+				wantRejects = append(wantRejects, fmt.Sprintf("%d unknown_subject", i+1))
+			case 2:
+				events = append(events, scoped(fmt.Sprintf("u%d", i%1000), psi.KindEmail, "nobody@example.com", false, t0))
+				wantRejects = append(wantRejects, fmt.Sprintf("%d unknown_identifier", i+1))
+			}
+		}
+		events = append(events, events[0]) // identical to row 1
+		appendAll := func() (ImportResult, []string, error) {
+			var got []string
+			res, err := s.AppendConsent(t.Context(), slices.Values(events), ImportOptions{OnReject: func(re *RowError) {
+				got = append(got, fmt.Sprintf("%d %s", re.Row, re.Reason()))
+			}})
+			return res, got, err
+		}
+		res, got, err := appendAll()
+		if want := (ImportResult{Read: 3001, Inserted: 1000, Unchanged: 1, Rejected: 2000}); err != nil || res != want || !slices.Equal(got, wantRejects) {
+			t.Fatalf("AppendConsent = %+v, %v, %d rejects (first %v); want %+v", res, err, len(got), got[:min(3, len(got))], want)
+		}
+		res, got, err = appendAll()
+		if want := (ImportResult{Read: 3001, Unchanged: 1001, Rejected: 2000}); err != nil || res != want || !slices.Equal(got, wantRejects) {
+			t.Fatalf("AppendConsent again = %+v, %v; want %+v", res, err, want)
+		}
+		// A strict append refused in the database, after its rows were
+		// staged, rolls back; the next append records its own row only.
+		_, err = s.AppendConsent(t.Context(), slices.Values([]ConsentEvent{wide("u1", false, t0.Add(time.Hour)), wide("x", true, t0)}), ImportOptions{})
+		var re *RowError
+		if !errors.As(err, &re) || re.Row != 2 {
+			t.Fatalf("strict append = %v; want a RowError for row 2", err)
+		}
+		res, err = s.AppendConsent(t.Context(), slices.Values([]ConsentEvent{wide("u2", false, t0.Add(time.Hour))}), ImportOptions{})
+		if want := (ImportResult{Read: 1, Inserted: 1}); err != nil || res != want {
+			t.Fatalf("append after a rolled-back one = %+v, %v; want %+v", res, err, want)
+		}
+		if n := rawInt(t, s, "SELECT count(*) FROM consent_events"); n != 1001 {
+			t.Errorf("consent_events has %d rows, want 1001", n)
+		}
+		res, err = s.ImportIdentifiers(t.Context(), slices.Values([]Identifier{ident("u1", psi.KindEmail, "user1@example.com", Profile)}), ImportOptions{})
+		if want := (ImportResult{Read: 1, Inserted: 1}); err != nil || res != want {
+			t.Fatalf("a new purpose of a known identifier = %+v, %v; want %+v", res, err, want)
+		}
 	})
 
 	t.Run("InterruptedChunkedImportRerun", func(t *testing.T) {
@@ -418,5 +489,33 @@ func TestSQLiteImportConcurrentWithSessions(t *testing.T) {
 		sessions.Load(), failures.Load() == 0, time.Duration(longest.Load()).Round(time.Millisecond))
 	if sessions.Load() == 0 {
 		t.Error("no session ran during the import")
+	}
+}
+
+// TestDefaultChunkRows checks that a PostgreSQL import commits every
+// DefaultPostgresChunkRows rows when ChunkRows is 0, and SQLite's every
+// DefaultChunkRows.
+func TestDefaultChunkRows(t *testing.T) {
+	for _, eng := range benchEngines {
+		t.Run(eng.name, func(t *testing.T) {
+			s := eng.open(t)
+			chunk := int64(DefaultChunkRows)
+			if _, ok := s.(*Postgres); ok {
+				chunk = DefaultPostgresChunkRows
+			}
+			rows := func(yield func(Identifier) bool) {
+				for i := range chunk + 1 {
+					v := "crm-" + strconv.FormatInt(i, 10)
+					if !yield(Identifier{Subject: "u1", Kind: psi.KindID, Value: v, Digest: sha256.Sum256([]byte(v)), CollectedFor: Imported}) {
+						return
+					}
+				}
+			}
+			var commits []int64
+			res, err := s.ImportIdentifiers(t.Context(), rows, ImportOptions{Progress: func(r ImportResult) { commits = append(commits, r.Read) }})
+			if err != nil || res.Inserted != chunk+1 || !slices.Equal(commits, []int64{chunk, chunk + 1}) {
+				t.Errorf("import of %d rows = %+v, %v, committed at %v; want commits at %d and %d", chunk+1, res, err, commits, chunk, chunk+1)
+			}
+		})
 	}
 }

@@ -115,26 +115,6 @@ func rollback(ctx context.Context, tx pgx.Tx) {
 	tx.Rollback(ctx)
 }
 
-// ImportIdentifiers implements [Store]: each chunk's rows are copied
-// (COPY) into a temporary table, then inserted with INSERT … SELECT … ON
-// CONFLICT DO NOTHING, in one transaction per chunk. Duplicate rows need no
-// DISTINCT: within one statement, DO NOTHING skips the second of two equal
-// keys. New identifiers are inserted in the order of the rows, so their ids
-// follow import order as on SQLite (SnapshotPerSubject breaks ties by id).
-func (p *Postgres) ImportIdentifiers(ctx context.Context, rows iter.Seq[Identifier], opts ImportOptions) (ImportResult, error) {
-	var total int64
-	res, err := runImport(ctx, "import", rows, opts, validateIdentifierAt,
-		func(ctx context.Context, rows []seqRow[Identifier], _ bool) (chunkResult, error) {
-			cr, err := p.importChunk(ctx, rows)
-			total += cr.inserted
-			return cr, err
-		})
-	if total >= analyzeAfter {
-		p.analyze(ctx, "subjects, identifiers, identifier_collections")
-	}
-	return res, err
-}
-
 // inTx runs fn in one transaction and commits it, rolling back when fn or
 // the commit fails.
 func (p *Postgres) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) error {
@@ -151,64 +131,6 @@ func (p *Postgres) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error
 		return fmt.Errorf("store: %s: %w", op, err)
 	}
 	return nil
-}
-
-func (p *Postgres) importChunk(ctx context.Context, rows []seqRow[Identifier]) (cr chunkResult, err error) {
-	err = p.inTx(ctx, "import", func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `CREATE TEMPORARY TABLE import_rows (
-		seq bigint NOT NULL, subject text NOT NULL, kind smallint NOT NULL, value text NOT NULL,
-		digest bytea NOT NULL, collected_for text NOT NULL) ON COMMIT DROP`); err != nil {
-			return fmt.Errorf("store: import: %w", err)
-		}
-		i := 0
-		src := pgx.CopyFromFunc(func() ([]any, error) {
-			if i == len(rows) {
-				return nil, nil
-			}
-			r := &rows[i]
-			i++
-			id := &r.row
-			return []any{r.seq, id.Subject, int16(id.Kind), id.Value, id.Digest[:], string(id.CollectedFor)}, nil
-		})
-		copied, err := tx.CopyFrom(ctx, pgx.Identifier{"import_rows"},
-			[]string{"seq", "subject", "kind", "value", "digest", "collected_for"}, src)
-		if err != nil {
-			return fmt.Errorf("store: import: copy: %w", err)
-		}
-		if copied != int64(len(rows)) {
-			return fmt.Errorf("store: import: copied %d of %d rows", copied, len(rows))
-		}
-		steps := []string{
-			`ANALYZE import_rows`,
-			`INSERT INTO subjects (subject) SELECT DISTINCT subject FROM import_rows
-			ON CONFLICT (subject) DO NOTHING`,
-			`INSERT INTO identifiers (subject_id, kind, value, digest)
-			SELECT s.id, r.kind, r.value, r.digest
-			FROM import_rows r JOIN subjects s ON s.subject = r.subject
-			ORDER BY r.seq
-			ON CONFLICT (subject_id, kind, value) DO NOTHING`,
-			`INSERT INTO identifier_collections (identifier_id, collected_for)
-			SELECT i.id, r.collected_for
-			FROM import_rows r JOIN subjects s ON s.subject = r.subject
-			JOIN identifiers i ON i.subject_id = s.id AND i.kind = r.kind AND i.value = r.value
-			ON CONFLICT (identifier_id, collected_for) DO NOTHING`,
-		}
-		for i, q := range steps {
-			tag, err := tx.Exec(ctx, q)
-			if err != nil {
-				return fmt.Errorf("store: import: %w", err)
-			}
-			if i == len(steps)-1 {
-				cr.inserted = tag.RowsAffected()
-			}
-		}
-		cr.unchanged = int64(len(rows)) - cr.inserted
-		return nil
-	})
-	if err != nil {
-		return chunkResult{}, err
-	}
-	return cr, nil
 }
 
 // consentBatch holds a chunk of validated events as columns for unnest.

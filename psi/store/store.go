@@ -104,7 +104,8 @@ type ImportResult struct {
 }
 
 // DefaultChunkRows is how many rows an import commits at a time when
-// [ImportOptions].ChunkRows is 0. On SQLite a chunk of 5,000 rows holds the
+// [ImportOptions].ChunkRows is 0, except a PostgreSQL identifier import
+// ([DefaultPostgresChunkRows]). On SQLite a chunk of 5,000 rows holds the
 // only writer for tens of milliseconds, so a session's budget reservation
 // or audit row waits that long at most, never its busy timeout.
 const DefaultChunkRows = 5000
@@ -119,7 +120,8 @@ type ImportOptions struct {
 	// holding it is rolled back.
 	OnReject func(*RowError)
 	// ChunkRows is how many rows (read, including refused ones) each
-	// transaction holds; 0 is [DefaultChunkRows].
+	// transaction holds; 0 is [DefaultChunkRows], except for
+	// ImportIdentifiers on PostgreSQL: [DefaultPostgresChunkRows].
 	ChunkRows int
 	// Progress, when set, receives the running totals after each committed
 	// chunk.
