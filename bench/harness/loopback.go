@@ -50,10 +50,6 @@ type serverChildConfig struct {
 	Server   int    `json:"server"`    // size of the seeded set
 	PoolSize int    `json:"pool_size"` // service.Config.PoolSize
 	Dir      string `json:"dir"`       // for the registry database and the certificate
-	// Epoch-loopback mode: the advertiser is also served epochs, whose
-	// setups keep δ_E under EpochDelta (0: the protocol's 10^-6).
-	Epoch      bool    `json:"epoch,omitempty"`
-	EpochDelta float64 `json:"epoch_delta,omitempty"`
 }
 
 // serverReady is the server child's first report: it serves, and its pool
@@ -70,9 +66,6 @@ type serverDone struct {
 	Hits   int64 `json:"pool_hits"`
 	Misses int64 `json:"pool_misses"`
 	CPUNS  int64 `json:"cpu_ns"`
-	// Epoch-loopback mode: what the server keeps of its epochs
-	// (epochServerState).
-	Epochs *epochServerState `json:"epochs,omitempty"`
 }
 
 // clientChildConfig configures the client child.
@@ -85,8 +78,6 @@ type clientChildConfig struct {
 	Addr    string  `json:"addr"`
 	CAFile  string  `json:"ca_file"`
 	APIKey  string  `json:"api_key"`
-	// Epoch-loopback mode: one setup, then a session of each size.
-	EpochSessions []int `json:"epoch_sessions,omitempty"`
 }
 
 // clientReport is what the client child measured of its session. Times
@@ -123,9 +114,7 @@ func RunChild() (bool, int) {
 	case "client":
 		var cfg clientChildConfig
 		if err = json.Unmarshal([]byte(os.Getenv(childConfigEnv)), &cfg); err == nil {
-			if len(cfg.EpochSessions) > 0 {
-				err = epochClientChild(cfg)
-			} else if cfg.Private {
+			if cfg.Private {
 				err = privateClientChild(cfg)
 			} else {
 				err = clientChild(cfg)
@@ -263,13 +252,8 @@ func serverChild(cfg serverChildConfig) error {
 	if err != nil {
 		return err
 	}
-	modes := store.ModesExact | store.ModesPrivate
-	if cfg.Epoch {
-		modes |= store.ModesEpoch
-	}
-	adv, err := st.AddAdvertiser(ctx, store.Advertiser{Name: "bench", KeyID: key.ID, KeyHash: key.Hash(),
-		Policy: store.Policy{Modes: modes, PrivacyBudget: benchPrivacyBudget}})
-	if err != nil {
+	if _, err := st.AddAdvertiser(ctx, store.Advertiser{Name: "bench", KeyID: key.ID, KeyHash: key.Hash(),
+		Policy: store.Policy{Modes: store.ModesExact | store.ModesPrivate, PrivacyBudget: benchPrivacyBudget}}); err != nil {
 		return err
 	}
 	dc, err := service.WriteDevCert(cfg.Dir)
@@ -287,7 +271,7 @@ func serverChild(cfg serverChildConfig) error {
 		// PrivacyCost, Ringers, Threshold and Sensitivity stay at their
 		// defaults (ε 1/2 per private session).
 		Policy: service.Policy{MinListSize: 1, MaxListSize: wire.MaxClientSize, Budget: 1 << 50, BudgetWindow: time.Hour,
-			PrivacyBudget: benchPrivacyBudget, EpochDelta: cfg.EpochDelta},
+			PrivacyBudget: benchPrivacyBudget},
 		// Waiting for ServerParams (PrivateParams) while a large set is
 		// encoded, or for a private client raising it, is not idle.
 		IdleTimeout: 30 * time.Minute,
@@ -309,17 +293,10 @@ func serverChild(cfg serverChildConfig) error {
 		return fmt.Errorf("filling the pool: %w", err)
 	}
 	runtime.GC()
-	heap0 := liveHeap()
 	if err := report(serverReady{Addr: ln.Addr().String(), CAFile: dc.CertFile, APIKey: key.Reveal(), CPUNS: int64(cpuTime())}); err != nil {
 		return err
 	}
 	io.Copy(io.Discard, os.Stdin)
-	var epochs *epochServerState
-	if cfg.Epoch {
-		if epochs, err = epochState(ctx, st, adv.ID, heap0); err != nil {
-			return err
-		}
-	}
 	stats := srv.PoolStats()
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -329,7 +306,7 @@ func serverChild(cfg serverChildConfig) error {
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	return report(serverDone{Hits: stats.Hits, Misses: stats.Misses, CPUNS: int64(cpuTime()), Epochs: epochs})
+	return report(serverDone{Hits: stats.Hits, Misses: stats.Misses, CPUNS: int64(cpuTime())})
 }
 
 // newClientChild generates the grid point's client list and connects a
