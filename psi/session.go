@@ -363,21 +363,7 @@ func (c *PrivateClient) Run(conn Conn, h *Hooks) (PrivateResult, error) {
 	if err := conn.CloseSend(); err != nil {
 		return PrivateResult{}, err
 	}
-	if b, err = recv(conn, "the PrivateRelease"); err != nil {
-		return PrivateResult{}, err
-	}
-	var rel wire.PrivateRelease
-	if err := rel.UnmarshalBinary(b); err != nil {
-		return PrivateResult{}, c.fail(fmt.Errorf("%w: PrivateRelease: %v", ErrPeer, err))
-	}
-	res, err := c.ReceiveRelease(&rel)
-	if err != nil {
-		return PrivateResult{}, err
-	}
-	if err := recvEnd(conn, "the release"); err != nil {
-		return PrivateResult{}, err
-	}
-	return res, nil
+	return c.recvRelease(conn)
 }
 
 // Serve plays the server's side of a private-mode session over conn after
@@ -422,6 +408,27 @@ func (s *PrivateServer) Serve(conn Conn, hello *wire.ClientHello, h *Hooks) erro
 		return err
 	}
 	return send(conn, rel)
+}
+
+// recvRelease receives and checks the PrivateRelease that ends a private or
+// epoch session, and then the end of the server's side.
+func (c *PrivateClient) recvRelease(conn Conn) (PrivateResult, error) {
+	b, err := recv(conn, "the PrivateRelease")
+	if err != nil {
+		return PrivateResult{}, err
+	}
+	var rel wire.PrivateRelease
+	if err := rel.UnmarshalBinary(b); err != nil {
+		return PrivateResult{}, c.fail(fmt.Errorf("%w: PrivateRelease: %v", ErrPeer, err))
+	}
+	res, err := c.ReceiveRelease(&rel)
+	if err != nil {
+		return PrivateResult{}, err
+	}
+	if err := recvEnd(conn, "the release"); err != nil {
+		return PrivateResult{}, err
+	}
+	return res, nil
 }
 
 // Pipe returns the two ends of an in-memory Conn, for running both roles
@@ -655,21 +662,7 @@ func (e *EpochClient) Run(conn Conn, h *Hooks) (PrivateResult, error) {
 	if err := conn.CloseSend(); err != nil {
 		return PrivateResult{}, err
 	}
-	if b, err = recv(conn, "the PrivateRelease"); err != nil {
-		return PrivateResult{}, err
-	}
-	var rel wire.PrivateRelease
-	if err := rel.UnmarshalBinary(b); err != nil {
-		return PrivateResult{}, c.fail(fmt.Errorf("%w: PrivateRelease: %v", ErrPeer, err))
-	}
-	res, err := e.ReceiveRelease(&rel)
-	if err != nil {
-		return PrivateResult{}, err
-	}
-	if err := recvEnd(conn, "the release"); err != nil {
-		return PrivateResult{}, err
-	}
-	return res, nil
+	return c.recvRelease(conn)
 }
 
 // Serve plays the server's side of an epoch session over conn after its

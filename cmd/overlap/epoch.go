@@ -193,13 +193,8 @@ func matchEpoch(ctx context.Context, c *cli.Context, mc *client.Client, req clie
 func printEpochRelease(c *cli.Context, res client.PrivateMatchResult, key *psi.EpochKey, lo listOutput) error {
 	r := res.Result
 	m := r.Mechanism
-	out := privateOutput{Mode: wire.ModeEpochSession.String(), Below: r.Below, Count: r.Count, Low: r.Low, High: r.High,
-		Threshold: r.Threshold, Mechanism: m.Name(), Epsilon: m.Epsilon().RatString(), Sensitivity: m.Sensitivity(),
-		ServerSetBucket: r.ServerSize, Snapshot: snapshotOf(res.Snapshot), listOutput: lo,
-		Epoch: hex.EncodeToString(key.ID[:]), EpochExpiresAt: key.ExpiresAt,
-		sessionOutput: sessionOutput{Session: res.SessionID, ElapsedSeconds: res.Elapsed.Seconds(),
-			BytesSent: res.Traffic.WireBytesSent, BytesReceived: res.Traffic.WireBytesReceived}}
-	out.ListSize = r.ClientSize
+	out := privateOutputOf(wire.ModeEpochSession, res, lo)
+	out.Epoch, out.EpochExpiresAt = hex.EncodeToString(key.ID[:]), key.ExpiresAt
 	w := c.App.Writer
 	if c.Bool("json") {
 		return printJSON(w, out)

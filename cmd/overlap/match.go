@@ -328,12 +328,7 @@ func matchPrivate(ctx context.Context, c *cli.Context, mc *client.Client, req cl
 
 	r := res.Result
 	m := r.Mechanism
-	out := privateOutput{Mode: wire.ModePrivate.String(), Below: r.Below, Count: r.Count, Low: r.Low, High: r.High,
-		Threshold: r.Threshold, Mechanism: m.Name(), Epsilon: m.Epsilon().RatString(), Sensitivity: m.Sensitivity(),
-		ServerSetBucket: r.ServerSize, Snapshot: snapshotOf(res.Snapshot), listOutput: lo,
-		sessionOutput: sessionOutput{Session: res.SessionID, ElapsedSeconds: res.Elapsed.Seconds(),
-			BytesSent: res.Traffic.WireBytesSent, BytesReceived: res.Traffic.WireBytesReceived}}
-	out.ListSize = r.ClientSize
+	out := privateOutputOf(wire.ModePrivate, res, lo)
 	w := c.App.Writer
 	if c.Bool("json") {
 		return printJSON(w, out)
@@ -347,6 +342,19 @@ func matchPrivate(ctx context.Context, c *cli.Context, mc *client.Client, req cl
 	fmt.Fprintf(w, "session:           %s, %.2fs, %d bytes sent, %d received\n",
 		out.Session, out.ElapsedSeconds, out.BytesSent, out.BytesReceived)
 	return nil
+}
+
+// privateOutputOf is the --json output of a private or epoch session.
+func privateOutputOf(mode wire.Mode, res client.PrivateMatchResult, lo listOutput) privateOutput {
+	r := res.Result
+	m := r.Mechanism
+	out := privateOutput{Mode: mode.String(), Below: r.Below, Count: r.Count, Low: r.Low, High: r.High,
+		Threshold: r.Threshold, Mechanism: m.Name(), Epsilon: m.Epsilon().RatString(), Sensitivity: m.Sensitivity(),
+		ServerSetBucket: r.ServerSize, Snapshot: snapshotOf(res.Snapshot), listOutput: lo,
+		sessionOutput: sessionOutput{Session: res.SessionID, ElapsedSeconds: res.Elapsed.Seconds(),
+			BytesSent: res.Traffic.WireBytesSent, BytesReceived: res.Traffic.WireBytesReceived}}
+	out.ListSize = r.ClientSize
+	return out
 }
 
 // releaseText describes a private-mode release for a person.
