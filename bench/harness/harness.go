@@ -3,7 +3,7 @@
 // phase, checks every count against the true overlap, and writes JSON, CSV,
 // a Markdown table and plots. `go run ./bench` and `overlap bench` run it.
 //
-// Four modes run (bench/RESULTS.md explains every column):
+// Five modes run (bench/RESULTS.md explains every column):
 //
 //   - in-process: exact mode, both roles in this process, every message
 //     through its wire encoding;
@@ -17,7 +17,10 @@
 //   - private-loopback: private mode through the real service over TLS on
 //     127.0.0.1, each side in a child process of its own, as in loopback
 //     mode (the server encodes its set in the session: there is no
-//     private-mode pool).
+//     private-mode pool);
+//   - epoch-loopback: epochs (SPEC.md §10.12) through the real service,
+//     one process per side: one setup per set size, then an epoch session
+//     of each list size against it (epoch_loopback.go).
 //
 // Every run also measures the single-core cost of hash-to-group and scalar
 // multiplication, and reports the lower bound they imply: the minimal number
@@ -63,7 +66,18 @@ var (
 	// DefaultPrivate is the private-mode grid: the client's work grows with
 	// the server's set (SPEC.md §10.11), so its points are fewer.
 	DefaultPrivate = []Pair{{10_000, 1_000_000}, {100_000, 10_000_000}}
+	// DefaultEpoch is the epoch grid: one setup per set size, then a
+	// session of each list size against its epoch (SPEC.md §10.12).
+	DefaultEpoch = []Pair{{10_000, 1_000_000}, {100_000, 1_000_000}, {1_000_000, 1_000_000},
+		{10_000, 10_000_000}, {100_000, 10_000_000}, {1_000_000, 10_000_000}}
+	// QuickEpoch is the epoch grid of --quick, run with QuickEpochDelta.
+	QuickEpoch = []Pair{{1_000, 10_000}}
 )
+
+// QuickEpochDelta is the bound on δ_E of --quick's epoch setups, a
+// test-only setting: the protocol's 10^-6 needs N ≥ 2^20 for any set
+// (SPEC.md §10.12.4), too slow for a smoke test.
+const QuickEpochDelta = 1e-2
 
 // The modes a run can measure.
 const (
@@ -73,10 +87,13 @@ const (
 	// ModePrivateLoopback is private mode through the real service over
 	// TLS, one process per side.
 	ModePrivateLoopback = "private-loopback"
+	// ModeEpochLoopback is epochs (a setup, then epoch sessions) through
+	// the real service over TLS, one process per side.
+	ModeEpochLoopback = "epoch-loopback"
 )
 
 // Modes lists every mode, in the order a run measures them.
-var Modes = []string{ModeInProcess, ModeLoopback, ModePrivate, ModePrivateLoopback}
+var Modes = []string{ModeInProcess, ModeLoopback, ModePrivate, ModePrivateLoopback, ModeEpochLoopback}
 
 // isPrivate reports whether mode runs private mode (on the private grid).
 func isPrivate(mode string) bool { return mode == ModePrivate || mode == ModePrivateLoopback }
@@ -90,6 +107,12 @@ type Config struct {
 	Seed         uint64    // data generation seed
 	Progress     io.Writer // progress lines; nil for none
 	OpSample     int       // operations timed for the per-op costs; 0 means 2000
+	// Epoch-loopback mode: one setup per set size of EpochPairs, then a
+	// session of each of its list sizes; nil means Pairs.
+	// EpochDelta is the bound on a setup's δ_E: 0 means the protocol's
+	// 10^-6; a larger one (fewer ringers) is a test-only setting.
+	EpochPairs []Pair
+	EpochDelta float64
 
 	tamper func(*data) // tests only: corrupt the generated data
 }
@@ -172,6 +195,9 @@ type Report struct {
 	DurationS  float64   `json:"duration_s"`
 	Command    string    `json:"command"`
 	TotalCheck string    `json:"check"`
+
+	// Epoch-loopback mode: the setups; the sessions are in Runs.
+	EpochSetups []EpochSetup `json:"epoch_setups,omitempty"`
 }
 
 // ErrWrongCount reports a session whose count differs from the true overlap.
@@ -190,6 +216,10 @@ func Execute(cfg Config) (*Report, error) {
 	if cfg.PrivatePairs == nil {
 		cfg.PrivatePairs = cfg.Pairs
 	}
+	if cfg.EpochPairs == nil {
+		cfg.EpochPairs = cfg.Pairs
+	}
+	epochServers, epochSessions := epochGroups(cfg.EpochPairs)
 	progress := cfg.Progress
 	if progress == nil {
 		progress = io.Discard
@@ -201,6 +231,12 @@ func Execute(cfg Config) (*Report, error) {
 	var steps []step
 	for _, m := range Modes {
 		if !slices.Contains(cfg.Modes, m) {
+			continue
+		}
+		if m == ModeEpochLoopback {
+			for _, y := range epochServers {
+				steps = append(steps, step{m, Pair{Client: epochSessions[y][0], Server: y}})
+			}
 			continue
 		}
 		pairs := cfg.Pairs
@@ -226,7 +262,11 @@ func Execute(cfg Config) (*Report, error) {
 		rep.HashNS/1e3, rep.MultNS/1e3, rep.BaseMultNS/1e3)
 	exact, private := 0, 0
 	for i, st := range steps {
-		fmt.Fprintf(progress, "[%d/%d] %s, client %d, server %d… ", i+1, len(steps), st.mode, st.p.Client, st.p.Server)
+		if st.mode == ModeEpochLoopback {
+			fmt.Fprintf(progress, "[%d/%d] %s, server %d, clients %v… ", i+1, len(steps), st.mode, st.p.Server, epochSessions[st.p.Server])
+		} else {
+			fmt.Fprintf(progress, "[%d/%d] %s, client %d, server %d… ", i+1, len(steps), st.mode, st.p.Client, st.p.Server)
+		}
 		var runs []Run
 		var err error
 		switch st.mode {
@@ -241,6 +281,12 @@ func Execute(cfg Config) (*Report, error) {
 			}
 		case ModeLoopback:
 			runs, err = runLoopback(cfg, st.p, rep, progress)
+		case ModeEpochLoopback:
+			var su EpochSetup
+			runs, su, err = runEpochLoopback(cfg, st.p.Server, epochSessions[st.p.Server], rep, progress)
+			if err == nil {
+				rep.EpochSetups = append(rep.EpochSetups, su)
+			}
 		case ModePrivate, ModePrivateLoopback:
 			var r Run
 			if st.mode == ModePrivate {
@@ -260,7 +306,7 @@ func Execute(cfg Config) (*Report, error) {
 			return rep, err
 		}
 		for _, r := range runs {
-			if isPrivate(r.Mode) {
+			if r.Private != nil {
 				private++
 			} else {
 				exact++

@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 
 func TestExecuteSmall(t *testing.T) {
 	rep, err := Execute(Config{Pairs: []Pair{{50, 500}, {300, 200}}, PrivatePairs: []Pair{{400, 600}},
-		Overlap: 0.4, Seed: 7, OpSample: 20})
+		Modes: []string{ModeInProcess, ModeLoopback, ModePrivate, ModePrivateLoopback}, Overlap: 0.4, Seed: 7, OpSample: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,10 +95,11 @@ func TestWrongCountFails(t *testing.T) {
 	for _, tc := range []struct {
 		mode  string
 		shift int
-	}{{ModeInProcess, 1}, {ModeLoopback, 1}, {ModePrivate, 200}, {ModePrivateLoopback, 200}} {
+	}{{ModeInProcess, 1}, {ModeLoopback, 1}, {ModePrivate, 200}, {ModePrivateLoopback, 200}, {ModeEpochLoopback, 200}} {
 		t.Run(tc.mode, func(t *testing.T) {
 			_, err := Execute(Config{Pairs: []Pair{{400, 1000}}, Modes: []string{tc.mode}, Overlap: 0.5, Seed: 1, OpSample: 10,
-				tamper: func(d *data) { d.overlap += tc.shift }})
+				EpochDelta: QuickEpochDelta,
+				tamper:     func(d *data) { d.overlap += tc.shift }})
 			if !errors.Is(err, ErrWrongCount) {
 				t.Fatalf("got %v, want ErrWrongCount", err)
 			}
@@ -129,7 +130,8 @@ func TestMainLoopback(t *testing.T) {
 }
 
 func TestMainFlags(t *testing.T) {
-	for _, args := range [][]string{{"--modes", "nope"}, {"--grid", "10"}, {"--private-grid", "x/y"}, {"--overlap", "2"}, {"extra"}} {
+	for _, args := range [][]string{{"--modes", "nope"}, {"--grid", "10"}, {"--private-grid", "x/y"}, {"--overlap", "2"}, {"extra"},
+		{"--epoch-grid", "1e4"}, {"--epoch-delta", "1"}, {"--epoch-delta", "-0.1"}} {
 		var out strings.Builder
 		if code := Main(append([]string{"bench"}, args...), &out, &out); code != 2 {
 			t.Errorf("%v: exit %d, want 2:\n%s", args, code, out.String())
@@ -153,7 +155,12 @@ func TestParseGrid(t *testing.T) {
 // the same stream as Snapshot (one identifier per subject), the cap
 // recorded, a cap outside the store's range refused.
 func TestSeededSourcePerSubject(t *testing.T) {
-	src := &seededSource{seed: 3, n: 100}
+	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	src := &seededSource{st: st, seed: 3, n: 100}
 	var all, capped [][32]byte
 	a, err := src.Snapshot(context.Background(), psi.KindEmail, func(d [32]byte) error { all = append(all, d); return nil })
 	if err != nil {
@@ -175,10 +182,71 @@ func TestSeededSourcePerSubject(t *testing.T) {
 
 func TestParseModes(t *testing.T) {
 	got, err := parseModes(strings.Join(Modes, ","))
-	if err != nil || !slices.Equal(got, []string{"in-process", "loopback", "private", "private-loopback"}) {
+	if err != nil || !slices.Equal(got, []string{"in-process", "loopback", "private", "private-loopback", "epoch-loopback"}) {
 		t.Fatalf("parseModes(default): %v, %v", got, err)
 	}
 	if got, err := parseModes("private-loopback, private-loopback"); err != nil || !slices.Equal(got, []string{ModePrivateLoopback}) {
 		t.Errorf("parseModes: %v, %v", got, err)
+	}
+}
+
+// Epoch-loopback at a tiny size, with the test-only δ_E bound: one setup
+// per set size, a session of each list size against its epoch, each
+// release checked, and every setup and session field filled.
+func TestEpochLoopback(t *testing.T) {
+	rep, err := Execute(Config{EpochPairs: []Pair{{300, 2000}, {900, 2000}, {200, 500}}, Modes: []string{ModeEpochLoopback},
+		EpochDelta: QuickEpochDelta, Overlap: 0.5, Seed: 5, OpSample: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.EpochSetups) != 2 || len(rep.Runs) != 3 {
+		t.Fatalf("%d setups, %d sessions; want 2 and 3", len(rep.EpochSetups), len(rep.Runs))
+	}
+	for i, s := range rep.EpochSetups {
+		y := []int{2000, 500}[i]
+		var sum float64
+		for _, p := range s.Phases {
+			if p.WallS < 0 {
+				t.Errorf("setup %d: phase %q: %v s", y, p.Name, p.WallS)
+			}
+			sum += p.WallS
+		}
+		// N·32 bytes down; about 7.2 bytes per tag up (M = 2^56).
+		if s.Server != y || s.ServerPadded <= y || s.Ringers != s.ServerPadded-y || s.DeltaBound != QuickEpochDelta ||
+			s.WallS <= 0 || s.ClientCPUS <= 0 || s.ServerCPUS <= 0 || s.BoundS <= 0 || s.Efficiency <= 0 ||
+			s.ServerBytes < int64(32*s.ServerPadded) || s.ClientBytes < int64(7*s.ServerPadded) || s.ClientBytes > int64(9*s.ServerPadded) ||
+			s.ClientWire < s.ClientBytes || s.ServerWire < s.ServerBytes || s.ClientRSS == 0 || s.ServerRSS == 0 ||
+			s.KeptTags != int64(y) || s.StoredTagBytes < int64(7*y) || s.HeapGrowth == 0 || len(s.Phases) != 4 ||
+			sum < 0.99*s.WallS || sum > 1.01*s.WallS {
+			t.Errorf("setup %d: %+v (phases sum to %v s)", y, s, sum)
+		}
+	}
+	for i, r := range rep.Runs {
+		want := []Pair{{300, 2000}, {900, 2000}, {200, 500}}[i]
+		if r.Mode != ModeEpochLoopback || r.Client != want.Client || r.Server != want.Server || r.TrueOverlap != want.Client/2 ||
+			r.Private == nil || r.ServerPadded != rep.EpochSetups[min(i/2, 1)].ServerPadded {
+			t.Errorf("session %d: %+v", i, r)
+			continue
+		}
+		if r.WallS <= 0 || r.OnlineS != r.WallS || r.ClientCPUS <= 0 || r.ServerCPUS < 0 || r.BoundS <= 0 || r.Efficiency <= 0 ||
+			r.ClientBytes < int64(32*r.Client) || r.ClientBytes > int64(34*r.Client) || r.ServerBytes <= 0 || r.ServerBytes > 200 ||
+			r.ClientWire < r.ClientBytes || r.ServerWire < r.ServerBytes || r.ClientRSS == 0 || r.ServerRSS == 0 || len(r.Phases) != 3 {
+			t.Errorf("session %d/%d: %+v", r.Client, r.Server, r)
+		}
+	}
+	dir := t.TempDir()
+	md, err := Write(rep, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range []string{"| 2000 | ", "| 500 | ", "| 2000 | 900 | ", "| 500 | 200 | "} {
+		if !strings.Contains(md, row) {
+			t.Errorf("table lacks %q:\n%s", row, md)
+		}
+	}
+	for _, f := range []string{"epoch-setups.csv", "epoch-sessions.png", "epoch-setup.svg", "results.csv"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 }

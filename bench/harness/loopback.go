@@ -50,6 +50,10 @@ type serverChildConfig struct {
 	Server   int    `json:"server"`    // size of the seeded set
 	PoolSize int    `json:"pool_size"` // service.Config.PoolSize
 	Dir      string `json:"dir"`       // for the registry database and the certificate
+	// Epoch-loopback mode: the advertiser is also served epochs, whose
+	// setups keep δ_E under EpochDelta (0: the protocol's 10^-6).
+	Epoch      bool    `json:"epoch,omitempty"`
+	EpochDelta float64 `json:"epoch_delta,omitempty"`
 }
 
 // serverReady is the server child's first report: it serves, and its pool
@@ -66,6 +70,9 @@ type serverDone struct {
 	Hits   int64 `json:"pool_hits"`
 	Misses int64 `json:"pool_misses"`
 	CPUNS  int64 `json:"cpu_ns"`
+	// Epoch-loopback mode: what the server keeps of its epochs
+	// (epochServerState).
+	Epochs *epochServerState `json:"epochs,omitempty"`
 }
 
 // clientChildConfig configures the client child.
@@ -78,6 +85,8 @@ type clientChildConfig struct {
 	Addr    string  `json:"addr"`
 	CAFile  string  `json:"ca_file"`
 	APIKey  string  `json:"api_key"`
+	// Epoch-loopback mode: one setup, then a session of each size.
+	EpochSessions []int `json:"epoch_sessions,omitempty"`
 }
 
 // clientReport is what the client child measured of its session. Times
@@ -114,7 +123,9 @@ func RunChild() (bool, int) {
 	case "client":
 		var cfg clientChildConfig
 		if err = json.Unmarshal([]byte(os.Getenv(childConfigEnv)), &cfg); err == nil {
-			if cfg.Private {
+			if len(cfg.EpochSessions) > 0 {
+				err = epochClientChild(cfg)
+			} else if cfg.Private {
 				err = privateClientChild(cfg)
 			} else {
 				err = clientChild(cfg)
@@ -173,7 +184,9 @@ func report(v any) error {
 // of the harness (digestOf), for email; other kinds are empty. Its
 // snapshot digest names the seed and size, which determine the set, so two
 // snapshots of one source are equal, as two of an unchanged store are.
-// Private-mode sessions read it through SnapshotPerSubject.
+// Private-mode sessions read it through SnapshotPerSubject. Each snapshot
+// it serves is recorded in st, the server's store, as service.SetSource
+// asks, so that the sessions' audit rows name it.
 //
 // With limit > 0 it serves that many snapshots and refuses the rest. The
 // warm run uses 2: the pool's fill and the session's fresh snapshot. The
@@ -181,10 +194,11 @@ func report(v any) error {
 // otherwise take the cores the client still unblinds on: on a real
 // deployment it runs on the server's machine, here both share two cores.
 type seededSource struct {
-	seed    uint64
-	n       int
-	limit   int64
-	version atomic.Int64
+	st     store.Store
+	seed   uint64
+	n      int
+	limit  int64
+	served atomic.Int64
 }
 
 var errSourceSpent = errors.New("harness: the warm run's source serves the fill and one session only")
@@ -206,11 +220,10 @@ func (s *seededSource) SnapshotPerSubject(ctx context.Context, kind psi.Kind, ma
 }
 
 func (s *seededSource) snapshot(ctx context.Context, kind psi.Kind, maxPerSubject int, fn func([32]byte) error) (store.SnapshotInfo, error) {
-	v := s.version.Add(1)
-	if s.limit > 0 && v > s.limit {
+	if v := s.served.Add(1); s.limit > 0 && v > s.limit {
 		return store.SnapshotInfo{}, errSourceSpent
 	}
-	info := store.SnapshotInfo{Version: v, Kind: kind, TakenAt: time.Now().UTC(), MaxPerSubject: maxPerSubject}
+	info := store.SnapshotInfo{Kind: kind, TakenAt: time.Now().UTC(), MaxPerSubject: maxPerSubject}
 	if kind == psi.KindEmail {
 		for i := range s.n {
 			if i%4096 == 0 && ctx.Err() != nil {
@@ -228,7 +241,7 @@ func (s *seededSource) snapshot(ctx context.Context, kind psi.Kind, maxPerSubjec
 	binary.Write(h, binary.BigEndian, s.seed)
 	binary.Write(h, binary.BigEndian, info.Size)
 	h.Sum(info.Digest[:0])
-	return info, nil
+	return s.st.RecordSnapshot(ctx, info)
 }
 
 // benchPrivacyBudget is the privacy budget of the server child's advertiser
@@ -252,8 +265,13 @@ func serverChild(cfg serverChildConfig) error {
 	if err != nil {
 		return err
 	}
-	if _, err := st.AddAdvertiser(ctx, store.Advertiser{Name: "bench", KeyID: key.ID, KeyHash: key.Hash(),
-		Policy: store.Policy{Modes: store.ModesExact | store.ModesPrivate, PrivacyBudget: benchPrivacyBudget}}); err != nil {
+	modes := store.ModesExact | store.ModesPrivate
+	if cfg.Epoch {
+		modes |= store.ModesEpoch
+	}
+	adv, err := st.AddAdvertiser(ctx, store.Advertiser{Name: "bench", KeyID: key.ID, KeyHash: key.Hash(),
+		Policy: store.Policy{Modes: modes, PrivacyBudget: benchPrivacyBudget}})
+	if err != nil {
 		return err
 	}
 	dc, err := service.WriteDevCert(cfg.Dir)
@@ -266,12 +284,12 @@ func serverChild(cfg serverChildConfig) error {
 	}
 	srv, err := service.New(service.Config{
 		Store:  st,
-		Sets:   &seededSource{seed: cfg.Seed, n: cfg.Server, limit: int64(2 * cfg.PoolSize)},
+		Sets:   &seededSource{st: st, seed: cfg.Seed, n: cfg.Server, limit: int64(2 * cfg.PoolSize)},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		// PrivacyCost, Ringers, Threshold and Sensitivity stay at their
 		// defaults (ε 1/2 per private session).
 		Policy: service.Policy{MinListSize: 1, MaxListSize: wire.MaxClientSize, Budget: 1 << 50, BudgetWindow: time.Hour,
-			PrivacyBudget: benchPrivacyBudget},
+			PrivacyBudget: benchPrivacyBudget, EpochDelta: cfg.EpochDelta},
 		// Waiting for ServerParams (PrivateParams) while a large set is
 		// encoded, or for a private client raising it, is not idle.
 		IdleTimeout: 30 * time.Minute,
@@ -293,10 +311,17 @@ func serverChild(cfg serverChildConfig) error {
 		return fmt.Errorf("filling the pool: %w", err)
 	}
 	runtime.GC()
+	heap0 := liveHeap()
 	if err := report(serverReady{Addr: ln.Addr().String(), CAFile: dc.CertFile, APIKey: key.Reveal(), CPUNS: int64(cpuTime())}); err != nil {
 		return err
 	}
 	io.Copy(io.Discard, os.Stdin)
+	var epochs *epochServerState
+	if cfg.Epoch {
+		if epochs, err = epochState(ctx, st, adv.ID, heap0); err != nil {
+			return err
+		}
+	}
 	stats := srv.PoolStats()
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -306,7 +331,7 @@ func serverChild(cfg serverChildConfig) error {
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	return report(serverDone{Hits: stats.Hits, Misses: stats.Misses, CPUNS: int64(cpuTime())})
+	return report(serverDone{Hits: stats.Hits, Misses: stats.Misses, CPUNS: int64(cpuTime()), Epochs: epochs})
 }
 
 // newClientChild generates the grid point's client list and connects a

@@ -22,7 +22,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	quick := fs.Bool("quick", false, "run the quick grids (a few minutes on 2 cores)")
 	grid := fs.String("grid", "", "grid points as CLIENT/SERVER pairs, comma separated (e.g. 1000/10000,1e5/1e6); also private mode's unless --private-grid")
 	privateGrid := fs.String("private-grid", "", "grid points of the private modes, private and private-loopback (default 1e4/1e6,1e5/1e7; with --quick 1e3/1e4)")
-	modes := fs.String("modes", strings.Join(Modes, ","), "modes to run, comma separated: in-process, loopback, private, private-loopback")
+	epochGrid := fs.String("epoch-grid", "", "grid points of epoch-loopback as CLIENT/SERVER pairs: one setup per SERVER size, then a session of each CLIENT size (default 1e4/1e6,1e5/1e6,1e6/1e6,1e4/1e7,1e5/1e7,1e6/1e7; with --quick 1e3/1e4)")
+	epochDelta := fs.Float64("epoch-delta", 0, "TEST-ONLY: the bound on a setup's δ_E, larger than the protocol's 1e-6 (fewer ringers); 0 means 1e-6, --quick means 1e-2")
+	modes := fs.String("modes", strings.Join(Modes, ","), "modes to run, comma separated: in-process, loopback, private, private-loopback, epoch-loopback")
 	out := fs.String("out", "bench/out", "directory for results.json, results.csv, phases.csv, results.md and plots")
 	overlap := fs.Float64("overlap", 0.5, "fraction of the client's list that is in the server's set")
 	seed := fs.Uint64("seed", 1, "data generation seed")
@@ -31,7 +33,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			"Runs sessions at a grid of sizes in each mode (in-process: exact mode in this\n"+
 			"process; loopback: exact mode through the real service over TLS, one process per\n"+
 			"side, cold and with a warm pool; private: private mode in this process;\n"+
-			"private-loopback: private mode through the real service, one process per side),\n"+
+			"private-loopback: private mode through the real service, one process per side;\n"+
+			"epoch-loopback: an epoch's setup, then epoch sessions of several sizes against it,\n"+
+			"through the real service, one process per side),\n"+
 			"checks each count against the true overlap (a private release against the\n"+
 			"noise's tail bound), and writes timings per phase, bytes on the\n"+
 			"wire, peak memory, the lower bound from measured per-operation costs, and plots.\n"+
@@ -48,9 +52,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: error: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	pairs, private := Default, DefaultPrivate
+	pairs, private, epoch, delta := Default, DefaultPrivate, DefaultEpoch, *epochDelta
 	if *quick {
-		pairs, private = Quick, QuickPrivate
+		pairs, private, epoch = Quick, QuickPrivate, QuickEpoch
+		if delta == 0 {
+			delta = QuickEpochDelta
+		}
+	}
+	if delta < 0 || delta >= 1 {
+		fmt.Fprintf(stderr, "bench: error: --epoch-delta %v is not in [0, 1)\n", delta)
+		return 2
 	}
 	if *grid != "" {
 		var err error
@@ -67,6 +78,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	if *epochGrid != "" {
+		var err error
+		if epoch, err = parseGrid(*epochGrid); err != nil {
+			fmt.Fprintf(stderr, "bench: error: --epoch-grid: %v\n", err)
+			return 2
+		}
+	}
 	ms, err := parseModes(*modes)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: error: --modes: %v\n", err)
@@ -76,7 +94,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: error: --overlap %v is not in [0, 1]\n", *overlap)
 		return 2
 	}
-	rep, err := Execute(Config{Pairs: pairs, PrivatePairs: private, Modes: ms, Overlap: *overlap, Seed: *seed, Progress: stderr})
+	rep, err := Execute(Config{Pairs: pairs, PrivatePairs: private, EpochPairs: epoch, EpochDelta: delta, Modes: ms, Overlap: *overlap, Seed: *seed, Progress: stderr})
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: error: %v\n", err)
 		return 1

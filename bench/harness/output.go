@@ -34,6 +34,9 @@ func Write(rep *Report, dir string) (string, error) {
 	if err := writeCSV(rep, dir); err != nil {
 		return "", err
 	}
+	if err := writeEpochCSV(rep, dir); err != nil {
+		return "", err
+	}
 	md := Markdown(rep)
 	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644); err != nil {
 		return "", err
@@ -158,12 +161,13 @@ func Markdown(rep *Report) string {
 				r.label(), r.Client, r.Server, r.Ringers, pc.Mechanism, pc.Threshold, rel, pc.Low, pc.High, r.TrueOverlap, pc.TailBound, pc.InInterval)
 		}
 	}
+	epochMarkdown(&sb, rep)
 	sb.WriteString("\nPer phase (wall seconds; elements per second). Loopback and private-loopback phases are timed by the client; their CPU time is per side in results.csv.\n\n" +
 		"| mode | client | server | phase | side | wall s | cpu s | elements/s |\n|---|---:|---:|---|---|---:|---:|---:|\n")
 	for _, r := range rep.Runs {
 		for _, p := range r.Phases {
 			cpu := fmt.Sprintf("%.3f", p.CPUS)
-			if r.Mode == ModeLoopback || r.Mode == ModePrivateLoopback {
+			if r.Mode == ModeLoopback || r.Mode == ModePrivateLoopback || r.Mode == ModeEpochLoopback {
 				cpu = "—"
 			}
 			rate := "—"
@@ -229,7 +233,7 @@ func headroom(p *plot.Plot) {
 // Plot files: time-<mode> per mode present, efficiency, bytes, memory;
 // each as .png and .svg.
 func writePlots(rep *Report, dir string) error {
-	for _, draw := range []func(*Report, string) error{plotTimes, plotEfficiency, plotBytes, plotMemory} {
+	for _, draw := range []func(*Report, string) error{plotTimes, plotEfficiency, plotBytes, plotMemory, plotEpoch} {
 		if err := draw(rep, dir); err != nil {
 			return err
 		}
@@ -253,7 +257,7 @@ func plotTimes(rep *Report, dir string) error {
 			}
 			s.add(name, float64(r.Server), r.WallS)
 		}
-		if len(s.names) == 0 {
+		if len(s.names) == 0 || mode == ModeEpochLoopback { // plotEpoch
 			continue
 		}
 		titles := map[string]string{ModeInProcess: "Exact mode, in process", ModeLoopback: "Exact mode, loopback (service over TLS)",
@@ -320,6 +324,11 @@ func plotBytes(rep *Report, dir string) error {
 			if r.ClientWire > 0 {
 				by.add("private-loopback TCP: client → server, B per element sent (n + N)", x, float64(r.ClientWire)/float64(r.Client+r.ServerPadded))
 				by.add("private-loopback TCP: server → client, B per server element", x, float64(r.ServerWire)/float64(r.ServerPadded))
+			}
+		case ModeEpochLoopback:
+			if r.ClientWire > 0 {
+				by.add("epoch session TCP: client → server, B per list element", x, float64(r.ClientWire)/x)
+				by.add("epoch session TCP: server → client, B per list element", x, float64(r.ServerWire)/x)
 			}
 		}
 	}

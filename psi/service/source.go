@@ -19,6 +19,13 @@ type SetSource interface {
 	// streams them in ascending order). An error from fn stops it; a
 	// snapshot that returns an error was not read. fn must not call back
 	// into the source.
+	//
+	// The Version must name a snapshot the server's store holds: every
+	// session's audit row references the snapshot it counted against. A
+	// source other than the store records each snapshot it serves with
+	// store.Store.RecordSnapshot. (A version the store does not hold fails
+	// the session's audit row, and its journal row then holds the
+	// advertiser's one session in flight until its lease ends.)
 	Snapshot(ctx context.Context, kind psi.Kind, fn func(digest [32]byte) error) (store.SnapshotInfo, error)
 }
 

@@ -46,6 +46,23 @@ func (c *core) snapshot(ctx context.Context, kind psi.Kind, maxPerSubject int, f
 	return info, nil
 }
 
+// RecordSnapshot implements [Store].
+func (c *core) RecordSnapshot(ctx context.Context, info SnapshotInfo) (SnapshotInfo, error) {
+	if err := checkKind(info.Kind); err != nil {
+		return SnapshotInfo{}, err
+	}
+	if info.Size < 0 || info.MaxPerSubject < 0 || info.MaxPerSubject > MaxSnapshotPerSubject {
+		return SnapshotInfo{}, fmt.Errorf("store: record snapshot: size %d or per-subject cap %d out of range", info.Size, info.MaxPerSubject)
+	}
+	info.TakenAt, info.LedgerPosition, info.Generation = microTime(info.TakenAt), 0, 0
+	err := c.writer.queryRow(ctx, sqlInsertSnapshot,
+		int64(info.Kind), c.ts(info.TakenAt), int64(0), info.Size, info.Digest[:], int64(info.MaxPerSubject), int64(0)).Scan(&info.Version)
+	if err != nil {
+		return SnapshotInfo{}, fmt.Errorf("store: record snapshot: %w", err)
+	}
+	return info, nil
+}
+
 // readSnapshot streams the matchable set from one read transaction and
 // fills info.
 func (c *core) readSnapshot(ctx context.Context, info *SnapshotInfo, fn func([32]byte) error) error {

@@ -204,6 +204,14 @@ type Store interface {
 	// Snapshots lists recorded snapshots of kind (0: every kind), most
 	// recent first, at most limit of them (limit <= 0: all).
 	Snapshots(ctx context.Context, kind psi.Kind, limit int) ([]SnapshotInfo, error)
+	// RecordSnapshot records a snapshot that a set source other than the
+	// store served (a synthetic set of a benchmark, say), and returns it
+	// with the Version it was given, so that the audit rows of the
+	// sessions that counted against it can name it, as they name the
+	// store's own (SPEC.md §8.5). Kind, TakenAt, Size, Digest and
+	// MaxPerSubject are recorded; the ledger position and generation are
+	// 0, as the set is not the ledger's.
+	RecordSnapshot(ctx context.Context, info SnapshotInfo) (SnapshotInfo, error)
 	// Stats counts identifiers per kind, for every kind.
 	Stats(ctx context.Context) ([]KindStats, error)
 	// Close releases the database.

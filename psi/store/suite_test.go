@@ -255,6 +255,28 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("RecordSnapshot", func(t *testing.T) {
+		s := open(t)
+		_, own := snap(t, s, psi.KindEmail)
+		ext, err := s.RecordSnapshot(t.Context(), SnapshotInfo{Kind: psi.KindEmail, TakenAt: t0, Size: 1000,
+			Digest: digestOf("synthetic"), MaxPerSubject: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ext.Version <= own.Version {
+			t.Errorf("a recorded snapshot got version %d, after the store's %d", ext.Version, own.Version)
+		}
+		list, err := s.Snapshots(t.Context(), psi.KindEmail, 1)
+		if err != nil || len(list) != 1 || list[0] != ext {
+			t.Errorf("Snapshots(email, 1) = %+v, %v; want [%+v]", list, err, ext)
+		}
+		for _, bad := range []SnapshotInfo{{Kind: 0, Size: 1}, {Kind: psi.KindEmail, Size: -1}, {Kind: psi.KindEmail, MaxPerSubject: MaxSnapshotPerSubject + 1}} {
+			if _, err := s.RecordSnapshot(t.Context(), bad); err == nil {
+				t.Errorf("RecordSnapshot(%+v) recorded it", bad)
+			}
+		}
+	})
+
 	t.Run("ScopedAndSubjectWidePrecedence", func(t *testing.T) {
 		s := open(t)
 		const email, other = "ana@example.com", "ana.work@example.com"
