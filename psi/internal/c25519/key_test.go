@@ -363,6 +363,9 @@ func checkKey(t testing.TB, key *Key) {
 // k^-1 mod ℓ, searched over every candidate i + j·ℓ.
 func refInverseRep(k [32]byte) ([32]byte, bool) {
 	i := new(big.Int).ModInverse(new(big.Int).Mod(refLE(k[:]), refL), refL)
+	if i == nil { // k ≡ 0 mod ℓ
+		return [32]byte{}, false
+	}
 	lo := new(big.Int).Lsh(bigOne, 254)
 	hi := new(big.Int).Lsh(bigOne, 255)
 	for j := range int64(16) {
