@@ -144,9 +144,8 @@ func TestRFC9380Vectors(t *testing.T) {
 				t.Errorf("%q: Q%d.y = %s, want %s", name, i, got, q.qy)
 			}
 			// and through the rational map to edwards25519 and back
-			var p edwards25519.Point
-			mapToEdwards(&p, q.u)
-			mu, mv := montgomeryXY(&p)
+			p := mapPoint(t, q.u)
+			mu, mv := montgomeryXY(p)
 			if beHex(mu) != q.qx || beHex(mv) != q.qy {
 				t.Errorf("%q: Q%d through edwards25519 = (%s, %s)", name, i, beHex(mu), beHex(mv))
 			}
@@ -157,14 +156,78 @@ func TestRFC9380Vectors(t *testing.T) {
 		if got := leHex(out[:]); got != v.px {
 			t.Errorf("%q: P.x = %s, want %s", name, got, v.px)
 		}
-		var p, q edwards25519.Point
-		mapToEdwards(&p, &u0)
-		mapToEdwards(&q, &u1)
-		p.Add(&p, &q)
-		p.MultByCofactor(&p)
-		pu, pv := montgomeryXY(&p)
+		// P with filippo.io/edwards25519's own addition and cofactor
+		// multiplication rather than extended.add and double.
+		p := mapPoint(t, &u0)
+		p.Add(p, mapPoint(t, &u1))
+		p.MultByCofactor(p)
+		pu, pv := montgomeryXY(p)
 		if beHex(pu) != v.px || beHex(pv) != v.py {
 			t.Errorf("%q: P = (%s, %s), want (%s, %s)", name, beHex(pu), beHex(pv), v.px, v.py)
+		}
+	}
+}
+
+// mapPoint is mapToEdwards as an edwards25519.Point, whose
+// SetExtendedCoordinates checks that the map's point is on the curve.
+func mapPoint(t testing.TB, u *field.Element) *edwards25519.Point {
+	var e extended
+	mapToEdwards(&e, u)
+	p, err := new(edwards25519.Point).SetExtendedCoordinates(&e.X, &e.Y, &e.Z, &e.T)
+	if err != nil {
+		t.Fatalf("the map's point is not on edwards25519: %v", err)
+	}
+	return p
+}
+
+// TestHashBatch: HashBatch gives what Hash gives, for batches of several
+// sizes, including the empty batch.
+func TestHashBatch(t *testing.T) {
+	h := NewHasher([]byte("OVERLAP-V1-email-curve25519_XMD:SHA-512_ELL2_RO_"))
+	for _, n := range []int{0, 1, 2, 7, 64} {
+		msgs := make([][]byte, n)
+		for i := range msgs {
+			msgs[i] = []byte{byte(n), byte(i)}
+		}
+		out := make([][32]byte, n)
+		h.HashBatch(out, msgs)
+		for i := range msgs {
+			var want [32]byte
+			h.Hash(&want, msgs[i])
+			if out[i] != want {
+				t.Fatalf("batch of %d, element %d: %x, Hash gives %x", n, i, out[i], want)
+			}
+		}
+	}
+}
+
+// TestExtendedArithmetic checks add and double against
+// filippo.io/edwards25519 on random points.
+func TestExtendedArithmetic(t *testing.T) {
+	r := seeded(15)
+	for range 50 {
+		P := new(edwards25519.Point).ScalarBaseMult(randScalar(t, r))
+		Q := new(edwards25519.Point).ScalarBaseMult(randScalar(t, r))
+		Q.Add(Q, torsion8(t))
+		var p, q, s extended
+		X, Y, Z, T := P.ExtendedCoordinates()
+		p = extended{*X, *Y, *Z, *T}
+		X, Y, Z, T = Q.ExtendedCoordinates()
+		q = extended{*X, *Y, *Z, *T}
+		s.add(&p, &q)
+		s.double(&s)
+		want := new(edwards25519.Point).Add(P, Q)
+		want.Add(want, want)
+		var x1, y1, x2, y2, zi field.Element
+		zi.Invert(&s.Z)
+		x1.Multiply(&s.X, &zi)
+		y1.Multiply(&s.Y, &zi)
+		X, Y, Z, _ = want.ExtendedCoordinates()
+		zi.Invert(Z)
+		x2.Multiply(X, &zi)
+		y2.Multiply(Y, &zi)
+		if x1.Equal(&x2) != 1 || y1.Equal(&y2) != 1 {
+			t.Fatal("add/double disagree with edwards25519")
 		}
 	}
 }

@@ -170,6 +170,31 @@ func (k *Key) Mult(out, in *[32]byte) error {
 	return mult(out, in, &k.k)
 }
 
+// MultOwn sets out = k·P like Mult, for an element P that this party
+// computed itself (a Hash output, or its own earlier result), not one
+// received from a peer. It makes the checks of Valid except the twist
+// check (the Legendre symbol, an exponentiation: about a tenth of a
+// multiplication), which a Hash output passes by construction. Given a
+// twist point anyway, it returns a twist point, which the peer's Valid
+// refuses; the key is not exposed (k is a multiple of 8, which annihilates
+// the twist's points of order 4, and the rest of the twist's group has
+// prime order, SPEC-suite2.md).
+func (k *Key) MultOwn(out, in *[32]byte) error {
+	if k.k[31]&0x40 == 0 {
+		return ErrErased
+	}
+	if canonical(in)&notLowOrder(in) != 1 {
+		return ErrInvalidElement
+	}
+	var res x25519.Key
+	ok := x25519.Shared(&res, &k.k, (*x25519.Key)(in))
+	if !ok || res == (x25519.Key{}) {
+		return ErrIdentity
+	}
+	*out = res
+	return nil
+}
+
 // InvMult sets out = k^-1·P (k^-1 mod ℓ) for the element P encoded by in,
 // with the same checks as Mult. Its clamped representative is a multiple of
 // 8 too, so for in = P0 + T the result is k^-1·P0, and

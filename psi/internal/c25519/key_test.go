@@ -178,6 +178,10 @@ func TestKeyAgainstEdwards(t *testing.T) {
 		if want := montU(new(edwards25519.Point).ScalarMult(ks, P)); out != want {
 			t.Fatalf("Mult = %x, want %x", out, want)
 		}
+		var own [32]byte
+		if err := key.MultOwn(&own, &in); err != nil || own != out {
+			t.Fatalf("MultOwn = %x, %v; Mult = %x", own, err, out)
+		}
 		if err := key.InvMult(&back, &in); err != nil {
 			t.Fatal(err)
 		}
@@ -463,6 +467,9 @@ func TestErase(t *testing.T) {
 	}
 	if err := key.InvMult(&out, &in); !errors.Is(err, ErrErased) {
 		t.Errorf("InvMult after Erase: %v", err)
+	}
+	if err := key.MultOwn(&out, &in); !errors.Is(err, ErrErased) {
+		t.Errorf("MultOwn after Erase: %v", err)
 	}
 }
 

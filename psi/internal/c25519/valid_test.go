@@ -114,6 +114,16 @@ func TestValidNegatives(t *testing.T) {
 		if refValid(u) {
 			t.Errorf("%s: the reference accepts %x", c.name, u)
 		}
+		// MultOwn skips only the twist check.
+		var own [32]byte
+		ownErr := key.MultOwn(&own, &u)
+		if twist := refLE(u[:]).Cmp(refP) < 0 && refLegendre(refG(refLE(u[:]))) == -1 && u != lowOrder[4]; twist {
+			if ownErr != nil || Valid(&own) {
+				t.Errorf("%s: MultOwn = %x, %v; want a twist point", c.name, own, ownErr)
+			}
+		} else if !errors.Is(ownErr, ErrInvalidElement) {
+			t.Errorf("%s: MultOwn error %v, want ErrInvalidElement", c.name, ownErr)
+		}
 		out := [32]byte{1, 2, 3}
 		for _, f := range []func(out, in *[32]byte) error{key.Mult, key.InvMult} {
 			if err := f(&out, &u); !errors.Is(err, ErrInvalidElement) {
