@@ -497,3 +497,40 @@ func TestKeyDoesNotPrint(t *testing.T) {
 		}
 	}
 }
+
+// TestTorsionVariantsCollide shows why the suite needs the rule of
+// SPEC-suite2.md that the party that multiplies a received batch checks its
+// results, not only its inputs, for duplicates: P0 + T for the eight T of
+// order dividing 8 are eight distinct valid encodings, and Mult maps all
+// of them to the one element k·P0.
+func TestTorsionVariantsCollide(t *testing.T) {
+	r := seeded(16)
+	key, err := NewKey(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	T := torsion8(t)
+	P := new(edwards25519.Point).ScalarBaseMult(randScalar(t, r))
+	seen := map[[32]byte]bool{}
+	var first [32]byte
+	for i := range 8 {
+		in := montU(P)
+		if !Valid(&in) {
+			t.Fatalf("P0 + %dT is not valid", i)
+		}
+		seen[in] = true
+		var out [32]byte
+		if err := key.Mult(&out, &in); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = out
+		} else if out != first {
+			t.Fatalf("Mult(P0 + %dT) ≠ Mult(P0)", i)
+		}
+		P.Add(P, T)
+	}
+	if len(seen) != 8 {
+		t.Fatalf("%d distinct encodings, want 8", len(seen))
+	}
+}
