@@ -1,6 +1,7 @@
 package c25519
 
 import (
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -154,7 +155,7 @@ func mult(out, in *[32]byte, s *x25519.Key) error {
 	}
 	var res x25519.Key
 	ok := x25519.Shared(&res, s, (*x25519.Key)(in))
-	if !ok || res == (x25519.Key{}) {
+	if !ok || isZero(&res) {
 		return ErrIdentity
 	}
 	*out = res
@@ -188,7 +189,7 @@ func (k *Key) MultOwn(out, in *[32]byte) error {
 	}
 	var res x25519.Key
 	ok := x25519.Shared(&res, &k.k, (*x25519.Key)(in))
-	if !ok || res == (x25519.Key{}) {
+	if !ok || isZero(&res) {
 		return ErrIdentity
 	}
 	*out = res
@@ -207,6 +208,13 @@ func (k *Key) InvMult(out, in *[32]byte) error {
 // fixed-base ladder).
 func (k *Key) BaseMult(out *[32]byte) {
 	x25519.KeyGen((*x25519.Key)(out), &k.k)
+}
+
+// isZero reports, in constant time, whether the result is the identity
+// (X25519's all-zero output).
+func isZero(r *x25519.Key) bool {
+	var zero [32]byte
+	return subtle.ConstantTimeCompare(r[:], zero[:]) == 1
 }
 
 const redacted = "c25519.Key{REDACTED}"
