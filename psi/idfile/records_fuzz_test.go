@@ -74,3 +74,24 @@ func FuzzReadRecords(f *testing.F) {
 		}
 	})
 }
+
+// TestRecordsEveryLineCounted reads the quote seeds and the long lines of
+// longSeed as customer files: every data line after the header is one row,
+// used, a duplicate or rejected.
+func TestRecordsEveryLineCounted(t *testing.T) {
+	for _, seed := range append(slices.Clone(quoteSeeds), longSeed) {
+		for _, h := range recordHeaders {
+			in := h + seed
+			var rejects []Reject
+			res, err := ReadRecords(strings.NewReader(in), RecordOptions{Ident: ident.Options{DefaultRegion: "US"}},
+				func(r Reject) { rejects = append(rejects, r) })
+			if err != nil {
+				t.Fatalf("%q: %v", in[:min(len(in), 40)], err)
+			}
+			checkRecordCounts(t, res, rejects, err)
+			if lines := dataLines(in, FormatCSV); res.Rows != len(lines)-1 {
+				t.Errorf("%q: %d rows from %d data lines after the header", in[:min(len(in), 40)], res.Rows, len(lines)-1)
+			}
+		}
+	}
+}
