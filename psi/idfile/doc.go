@@ -1,6 +1,8 @@
 // Package idfile reads identifier files: an advertiser's list ([ReadList]),
-// the platform's identifier rows ([ReadRows], for "overlap ids import") and
-// consent events ([ReadConsent], for bulk consent import).
+// an advertiser's customer file of several identifiers per customer
+// ([ReadRecords], SPEC.md §13.8), the platform's identifier rows
+// ([ReadRows], for "overlap ids import") and consent events ([ReadConsent],
+// for bulk consent import).
 //
 // Every reader streams from an [io.Reader] with bounded memory (apart from
 // what it returns, see [ListResult]) and canonicalizes each value with
@@ -15,8 +17,10 @@
 // quote included, is one rejected row, and reading resumes at the next
 // line. So the counts always add up: Rows = Accepted + Rejected for
 // [ReadRows] and [ReadConsent] ([RowsResult]), Rows = Accepted + Duplicates +
-// Rejected for [ReadList] ([ListResult]), and every rejected row has its own
-// line number.
+// Rejected for [ReadList] ([ListResult]), Rows = len(Records) + Duplicates +
+// Rejected for [ReadRecords] ([RecordsResult]), and every rejected row has
+// its own line number. [ReadRecords] also reports single bad cells of a row
+// (with [Reject.Column] set), which it counts per column.
 //
 // A reader stops with an error only for problems that make the rest of the
 // input meaningless (a missing or unusable header, a read error, UTF-16
@@ -80,4 +84,7 @@
 //	bad_source             a source longer than 128 bytes, or with control characters
 //	missing_text_version   a grant without a text_version
 //	bad_text_version       a text_version longer than 64 bytes, or with control characters
+//	no_identifier          a customer file row with no usable identifier
+//	not_sha256             a cell of an email_sha256 or phone_sha256 column that is not 64 hex digits
+//	bad_country            a national phone number whose row's country is not a region code
 package idfile

@@ -27,13 +27,24 @@ var ErrTooManyRejects = errors.New("idfile: too many rejected rows")
 type Reject struct {
 	Line   int    // 1-based line number of the row
 	Reason string // a reason code (see the package documentation); never contains the row's values
+	// Column is set when one cell of a row that was otherwise used is
+	// reported (ReadRecords): the header name of the cell's column, one
+	// of the identifier names of ReadRecords, as written in the header.
+	// It is empty when the report is about the whole row.
+	Column string
 
 	row  string // the line as read; see Row
 	stop *bool  // set by Stop; nil when the reader cannot stop
 }
 
-// String reads "line 3: bad_quote"; it never contains the row's values.
-func (r Reject) String() string { return fmt.Sprintf("line %d: %s", r.Line, r.Reason) }
+// String reads "line 3: bad_quote", or "line 3: Phone: invalid_phone" for
+// a cell; it never contains the row's values.
+func (r Reject) String() string {
+	if r.Column != "" {
+		return fmt.Sprintf("line %d: %s: %s", r.Line, r.Column, r.Reason)
+	}
+	return fmt.Sprintf("line %d: %s", r.Line, r.Reason)
+}
 
 // GoString is String, so that no fmt verb prints the row's values.
 func (r Reject) GoString() string { return r.String() }
@@ -57,13 +68,16 @@ func (r Reject) Stop() {
 // include the row.
 type StopError struct {
 	Reject   Reject // the row the reader stopped at
-	Rejected int    // rows rejected up to and including it
+	Rejected int    // rows (and, for ReadRecords, cells) rejected up to and including it
 }
 
 func (e *StopError) Error() string {
 	n := "1 row"
 	if e.Rejected != 1 {
 		n = fmt.Sprintf("%d rows", e.Rejected)
+	}
+	if e.Reject.Column != "" {
+		return fmt.Sprintf("idfile: stopped at line %d: %s: %s (%s or cells rejected)", e.Reject.Line, e.Reject.Column, e.Reject.Reason, n)
 	}
 	return fmt.Sprintf("idfile: stopped at line %d: %s (%s rejected)", e.Reject.Line, e.Reject.Reason, n)
 }
@@ -82,14 +96,20 @@ type rejecter struct {
 // reject counts and reports one rejected row and returns a *StopError when
 // the reader must stop.
 func (rj *rejecter) reject(line int, reason string, row []byte) error {
+	return rj.rejectCell(line, "", reason, row)
+}
+
+// rejectCell is reject for one cell of a row, in the named column; an
+// empty column is the whole row.
+func (rj *rejecter) rejectCell(line int, column, reason string, row []byte) error {
 	rj.n++
-	r := Reject{Line: line, Reason: reason}
+	r := Reject{Line: line, Reason: reason, Column: column}
 	if rj.onReject != nil {
 		r.row, r.stop = string(row), &rj.stop
 		rj.onReject(r)
 	}
 	if rj.stop || rj.maxRejects > 0 && rj.n >= rj.maxRejects {
-		return &StopError{Reject: Reject{Line: line, Reason: reason}, Rejected: rj.n}
+		return &StopError{Reject: Reject{Line: line, Reason: reason, Column: column}, Rejected: rj.n}
 	}
 	return nil
 }
