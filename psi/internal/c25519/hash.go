@@ -1,11 +1,12 @@
 package c25519
 
 import (
-	"crypto"
+	"crypto/sha512"
+	"encoding"
+	"hash"
 	"math/big"
 
 	"filippo.io/edwards25519/field"
-	"github.com/cloudflare/circl/expander"
 )
 
 // Constants of the map, computed and checked at package initialisation.
@@ -74,7 +75,10 @@ func reverse(b []byte) {
 //
 // A Hasher keeps scratch state: it is for one goroutine at a time.
 type Hasher struct {
-	exp      expander.Expander
+	h        hash.Hash
+	zpad     []byte // the SHA-512 state after the 128 zero bytes of Z_pad
+	dstPrime []byte
+	b0, bi   [sha512.Size]byte
 	uniform  [96]byte
 	wide     [64]byte
 	small    [3]byte
@@ -84,14 +88,65 @@ type Hasher struct {
 // NewHasher returns a Hasher for the domain-separation tag dst. A tag
 // longer than 255 bytes is first hashed as RFC 9380 §5.3.3 says.
 func NewHasher(dst []byte) *Hasher {
-	return &Hasher{exp: expander.NewExpanderMD(crypto.SHA512, dst)}
+	h := sha512.New()
+	if len(dst) > 255 {
+		h.Write([]byte("H2C-OVERSIZE-DST-"))
+		h.Write(dst)
+		dst = h.Sum(nil)
+		h.Reset()
+	}
+	dp := make([]byte, 0, len(dst)+1)
+	dp = append(dp, dst...)
+	dp = append(dp, byte(len(dst)))
+	var zpad [sha512.BlockSize]byte
+	h.Write(zpad[:])
+	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic("c25519: internal error: SHA-512 state: " + err.Error())
+	}
+	return &Hasher{h: h, zpad: state, dstPrime: dp}
 }
 
 // expand is expand_message_xmd (RFC 9380 §5.3.1) with SHA-512 and
-// len_in_bytes = 96, into h.uniform (circl's expander, which also hashes a
-// tag longer than 255 bytes as §5.3.3 says).
+// len_in_bytes = 96, into h.uniform. It is written out here, not taken
+// from circl's expander as r255 does, because it starts from the SHA-512
+// state saved after Z_pad and allocates nothing: measured in one run
+// (go test -bench Hash -benchtime 3000x -count 5), circl's expander made a
+// hash 0.8 µs slower (12.0 against 11.2 µs) and a batched one 1.0 µs
+// slower (9.5 against 8.5 µs per element), with 12 allocations a hash.
+// The RFC 9380 vectors pin it, the long-DST case included.
 func (h *Hasher) expand(msg []byte) {
-	copy(h.uniform[:], h.exp.Expand(msg, uint(len(h.uniform))))
+	// b_0 = H(Z_pad || msg || I2OSP(96, 2) || I2OSP(0, 1) || DST_prime),
+	// starting from the saved state after Z_pad.
+	if err := h.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(h.zpad); err != nil {
+		panic("c25519: internal error: SHA-512 state: " + err.Error())
+	}
+	h.h.Write(msg)
+	h.small = [3]byte{0, 96, 0}
+	h.h.Write(h.small[:])
+	h.h.Write(h.dstPrime)
+	h.h.Sum(h.b0[:0])
+
+	// b_1 = H(b_0 || I2OSP(1, 1) || DST_prime)
+	h.h.Reset()
+	h.h.Write(h.b0[:])
+	h.small[0] = 1
+	h.h.Write(h.small[:1])
+	h.h.Write(h.dstPrime)
+	h.h.Sum(h.bi[:0])
+	copy(h.uniform[:64], h.bi[:])
+
+	// b_2 = H(strxor(b_0, b_1) || I2OSP(2, 1) || DST_prime)
+	for i := range h.bi {
+		h.bi[i] ^= h.b0[i]
+	}
+	h.h.Reset()
+	h.h.Write(h.bi[:])
+	h.small[0] = 2
+	h.h.Write(h.small[:1])
+	h.h.Write(h.dstPrime)
+	h.h.Sum(h.bi[:0])
+	copy(h.uniform[64:], h.bi[:32])
 }
 
 // hashToField sets u0, u1 to hash_to_field(msg, 2) (RFC 9380 §5.2, L = 48).
