@@ -12,6 +12,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/overlap-psi/overlap/psi"
 	"github.com/overlap-psi/overlap/psi/internal/r255"
@@ -63,6 +64,38 @@ type privateSessionVector struct {
 	Returned       []string `json:"returned"`
 	Release        string   `json:"release"`
 	Result         string   `json:"result"`
+}
+
+// epochVector is an epoch's setup (SPEC.md §10.12.1) followed by one epoch
+// session against it (§10.12.2).
+type epochVector struct {
+	Name            string   `json:"name"`
+	Kind            string   `json:"kind"`
+	EpochDelta      float64  `json:"epoch_delta"`
+	SetSeed         string   `json:"set_seed"`
+	SetupServerSeed string   `json:"setup_server_seed"`
+	SetupClientSeed string   `json:"setup_client_seed"`
+	ClientSeed      string   `json:"client_seed"`
+	ServerSeed      string   `json:"server_seed"`
+	ChunkSize       int      `json:"chunk_size"`
+	Threshold       int      `json:"threshold"`
+	Now             int64    `json:"now"`
+	ExpiresAt       int64    `json:"expires_at"`
+	ClientDigests   []string `json:"client_digests"`
+	ServerDigests   []string `json:"server_digests"`
+	Overlap         int      `json:"overlap"`
+	SetupHello      string   `json:"setup_hello"`
+	EpochParams     string   `json:"epoch_params"`
+	ServerElements  []string `json:"server_elements"`
+	ClientKey       string   `json:"client_key"`
+	Tags            []string `json:"tags"`
+	EpochReady      string   `json:"epoch_ready"`
+	SessionHello    string   `json:"session_hello"`
+	EpochTicket     string   `json:"epoch_ticket"`
+	PrivateParams   string   `json:"private_params"`
+	Blinded         []string `json:"blinded"`
+	Release         string   `json:"release"`
+	Result          string   `json:"result"`
 }
 
 type negativeVector struct {
@@ -169,6 +202,70 @@ func privateSession(name string, kind psi.Kind, ringers, chunk, threshold int, c
 	return v
 }
 
+func epochSession(name string, kind psi.Kind, delta float64, chunk, threshold int, client, server []string, overlap int) epochVector {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	v := epochVector{Name: name, Kind: kind.String(), EpochDelta: delta, ChunkSize: chunk, Threshold: threshold,
+		Now: now.Unix(), ExpiresAt: now.Add(24 * time.Hour).Unix(), Overlap: overlap}
+	ss, es, ec, cs, vs := seed(name+" set"), seed(name+" setup server"), seed(name+" setup client"), seed(name+" client"), seed(name+" server")
+	v.SetSeed, v.SetupServerSeed, v.SetupClientSeed, v.ClientSeed, v.ServerSeed = hexs(ss[:]), hexs(es[:]), hexs(ec[:]), hexs(cs[:]), hexs(vs[:])
+	var cd [][32]byte
+	for _, s := range client {
+		d := digest(s)
+		cd = append(cd, d)
+		v.ClientDigests = append(v.ClientDigests, hexs(d[:]))
+	}
+	set := must(psi.NewPrivateSet(psi.VectorPrivateSetConfig(psi.PrivateSetConfig{Kind: kind, Epoch: true, EpochDelta: delta, Workers: 1}, ss)))
+	for _, s := range server {
+		d := digest(s)
+		set.Add(d)
+		v.ServerDigests = append(v.ServerDigests, hexs(d[:]))
+	}
+	if err := set.Finish(); err != nil {
+		log.Fatal(err)
+	}
+	// The setup.
+	ss1 := must(psi.NewEpochSetupServer(psi.VectorEpochSetupConfig(psi.EpochSetupConfig{CanonVersion: 1, ChunkSize: chunk, Workers: 1,
+		ExpiresAt: time.Unix(v.ExpiresAt, 0)}, es), set))
+	sc := must(psi.NewEpochSetupClient(psi.VectorEpochSetupClientConfig(psi.EpochSetupClientConfig{Kind: kind, CanonVersion: 1, Workers: 1,
+		Now: func() time.Time { return now }}, ec)))
+	hello := sc.Hello()
+	v.SetupHello = hexs(must(hello.MarshalBinary()))
+	params := must(ss1.ReceiveHello(hello))
+	v.EpochParams = hexs(must(params.MarshalBinary()))
+	if err := sc.ReceiveParams(params); err != nil {
+		log.Fatal(err)
+	}
+	pump(&v.ServerElements, ss1.NextServerElements, sc.ReceiveServerElements)
+	key := must(sc.ClientKey())
+	v.ClientKey = hexs(must(key.MarshalBinary()))
+	if err := ss1.ReceiveClientKey(key); err != nil {
+		log.Fatal(err)
+	}
+	pump(&v.Tags, sc.NextTags, ss1.ReceiveTags)
+	ep, ready, err := ss1.Epoch()
+	if err != nil {
+		log.Fatal(err)
+	}
+	v.EpochReady = hexs(must(ready.MarshalBinary()))
+	ek := must(sc.ReceiveReady(ready))
+	// One session against the epoch.
+	c := must(psi.NewEpochClient(psi.VectorPrivateClientConfig(psi.PrivateClientConfig{Kind: kind, CanonVersion: 1, Workers: 1}, cs), ek, cd))
+	s := must(psi.NewEpochServer(psi.VectorPrivateServerConfig(psi.PrivateServerConfig{CanonVersion: 1, ChunkSize: chunk,
+		Threshold: uint32(threshold), Workers: 1}, vs), ep))
+	v.SessionHello = hexs(must(c.Hello().MarshalBinary()))
+	v.EpochTicket = hexs(must(c.Ticket().MarshalBinary()))
+	pp := must(s.ReceiveHello(c.Hello(), c.Ticket(), now))
+	v.PrivateParams = hexs(must(pp.MarshalBinary()))
+	if err := c.ReceiveParams(pp); err != nil {
+		log.Fatal(err)
+	}
+	pump(&v.Blinded, c.NextBlinded, s.ReceiveBlinded)
+	rel := must(s.Release())
+	v.Release = hexs(must(rel.MarshalBinary()))
+	v.Result = must(c.ReceiveRelease(rel)).String()
+	return v
+}
+
 // pump moves every chunk next yields to receive, recording its bytes in
 // out.
 func pump[C interface{ MarshalBinary() ([]byte, error) }](out *[]string, next func() (C, bool, error), receive func(C) error) {
@@ -260,6 +357,12 @@ func main() {
 		privateSession("private email 20/28 overlap 8, threshold 1", psi.KindEmail, psi.DefaultRingers, 400, 1, client, server, 8),
 		privateSession("private phone 1/1 overlap 1, under the threshold", psi.KindPhone, 4, 4096, psi.DefaultThreshold,
 			[]string{"+14155552671"}, []string{"+14155552671"}, 1),
+	})
+	// Epochs use a δ_E bound of 10^-2 (a test-only setting) so that the
+	// setup carries the minimum bucket of 1,024 elements, not the 2^20 of
+	// the protocol's 10^-6 (SPEC.md §10.12.4).
+	write(dir, "epoch.json", []epochVector{
+		epochSession("epoch email 20/28 overlap 8, threshold 1", psi.KindEmail, 1e-2, 400, 1, client, server, 8),
 	})
 	write(dir, "negative.json", negatives())
 }

@@ -46,3 +46,17 @@ func VectorPrivateSetConfig(cfg PrivateSetConfig, seed [32]byte) PrivateSetConfi
 	cfg.rand = mrand.NewChaCha8(seed)
 	return cfg
 }
+
+// VectorEpochSetupConfig returns cfg drawing its randomness (the epoch id)
+// from ChaCha8(seed).
+func VectorEpochSetupConfig(cfg EpochSetupConfig, seed [32]byte) EpochSetupConfig {
+	cfg.rand = mrand.NewChaCha8(seed)
+	return cfg
+}
+
+// VectorEpochSetupClientConfig returns cfg drawing its randomness (the
+// epoch key) from ChaCha8(seed).
+func VectorEpochSetupClientConfig(cfg EpochSetupClientConfig, seed [32]byte) EpochSetupClientConfig {
+	cfg.rand = mrand.NewChaCha8(seed)
+	return cfg
+}

@@ -5,10 +5,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/overlap-psi/overlap/psi/internal/r255"
 	"github.com/overlap-psi/overlap/psi/wire"
@@ -197,6 +199,20 @@ func TestVectors(t *testing.T) {
 		}
 	})
 
+	t.Run("epoch", func(t *testing.T) {
+		var vs []epochVector
+		loadVectors(t, "epoch.json", &vs)
+		if len(vs) == 0 {
+			t.Fatal("no epoch vectors")
+		}
+		for _, v := range vs {
+			// One worker or several: the messages are the same.
+			for _, workers := range []int{1, 3} {
+				replayEpoch(t, workers, v)
+			}
+		}
+	})
+
 	t.Run("negative", func(t *testing.T) {
 		var vs []struct{ Name, Expect, Hello, Message string }
 		loadVectors(t, "negative.json", &vs)
@@ -352,5 +368,190 @@ func replayPrivate(t *testing.T, name string, workers int, v privateVector) {
 	// lies in the released interval.
 	if v.overlap < res.Low || v.overlap > res.High {
 		t.Errorf("%s: true overlap %d outside the released interval %d–%d", name, v.overlap, res.Low, res.High)
+	}
+}
+
+// epochVector is an epoch's setup and one session against it, as
+// testdata/vectors/epoch.json holds them (SPEC.md §9).
+type epochVector struct {
+	Name            string
+	Kind            string
+	EpochDelta      float64  `json:"epoch_delta"`
+	SetSeed         string   `json:"set_seed"`
+	SetupServerSeed string   `json:"setup_server_seed"`
+	SetupClientSeed string   `json:"setup_client_seed"`
+	ClientSeed      string   `json:"client_seed"`
+	ServerSeed      string   `json:"server_seed"`
+	ChunkSize       int      `json:"chunk_size"`
+	Threshold       uint32   `json:"threshold"`
+	Now             int64    `json:"now"`
+	ExpiresAt       int64    `json:"expires_at"`
+	ClientDigests   []string `json:"client_digests"`
+	ServerDigests   []string `json:"server_digests"`
+	Overlap         int      `json:"overlap"`
+	SetupHello      string   `json:"setup_hello"`
+	EpochParams     string   `json:"epoch_params"`
+	ServerElements  []string `json:"server_elements"`
+	ClientKey       string   `json:"client_key"`
+	Tags            []string `json:"tags"`
+	EpochReady      string   `json:"epoch_ready"`
+	SessionHello    string   `json:"session_hello"`
+	EpochTicket     string   `json:"epoch_ticket"`
+	PrivateParams   string   `json:"private_params"`
+	Blinded         []string `json:"blinded"`
+	Release         string   `json:"release"`
+	Result          string   `json:"result"`
+}
+
+// replayEpoch runs an epoch's setup and one session from the vector's
+// seeds and inputs, and checks every message byte for byte, each side's
+// parsing of the recorded messages, and the result.
+func replayEpoch(t *testing.T, workers int, v epochVector) {
+	t.Helper()
+	kind, err := ParseKind(v.Kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("%s (%d workers)", v.Name, workers)
+	now, expires := time.Unix(v.Now, 0).UTC(), time.Unix(v.ExpiresAt, 0).UTC()
+	check := func(what string, got, want []byte) {
+		t.Helper()
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s: %s differs from the vector", name, what)
+		}
+	}
+	parse := func(what, h string, m interface{ UnmarshalBinary([]byte) error }) {
+		t.Helper()
+		if err := m.UnmarshalBinary(unhex(t, h)); err != nil {
+			t.Fatalf("%s: %s: %v", name, what, err)
+		}
+	}
+	set := must(NewPrivateSet(PrivateSetConfig{Kind: kind, Epoch: true, EpochDelta: v.EpochDelta, Workers: workers,
+		rand: mrand.NewChaCha8(seedOf(t, v.SetSeed))}))
+	for _, d := range v.ServerDigests {
+		set.Add([32]byte(unhex(t, d)))
+	}
+	if err := set.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	ss := must(NewEpochSetupServer(EpochSetupConfig{CanonVersion: 1, ChunkSize: v.ChunkSize, Workers: workers, ExpiresAt: expires,
+		rand: mrand.NewChaCha8(seedOf(t, v.SetupServerSeed))}, set))
+	defer ss.Close()
+	sc := must(NewEpochSetupClient(EpochSetupClientConfig{Kind: kind, CanonVersion: 1, Workers: workers,
+		Now: func() time.Time { return now }, rand: mrand.NewChaCha8(seedOf(t, v.SetupClientSeed))}))
+	defer sc.Close()
+
+	// The setup (SPEC.md §10.12.1).
+	check("setup ClientHello", must(sc.Hello().MarshalBinary()), unhex(t, v.SetupHello))
+	var hello wire.ClientHello
+	parse("setup ClientHello", v.SetupHello, &hello)
+	params := must(ss.ReceiveHello(&hello))
+	check("EpochParams", must(params.MarshalBinary()), unhex(t, v.EpochParams))
+	var p wire.EpochParams
+	parse("EpochParams", v.EpochParams, &p)
+	if err := sc.ReceiveParams(&p); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range v.ServerElements {
+		ch, ok, err := ss.NextServerElements()
+		if !ok || err != nil {
+			t.Fatalf("%s: the server sent fewer element chunks than the vector (%v)", name, err)
+		}
+		check("ServerElementChunk", must(ch.MarshalBinary()), unhex(t, want))
+		var got wire.ElementChunk
+		if err := got.UnmarshalBinary(unhex(t, want), wire.TypeServerElements); err != nil {
+			t.Fatal(err)
+		}
+		if err := sc.ReceiveServerElements(&got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, _ := ss.NextServerElements(); ok {
+		t.Fatalf("%s: the server sent more element chunks than the vector", name)
+	}
+	check("ClientKey", must(must(sc.ClientKey()).MarshalBinary()), unhex(t, v.ClientKey))
+	var k wire.ClientKey
+	parse("ClientKey", v.ClientKey, &k)
+	if err := ss.ReceiveClientKey(&k); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range v.Tags {
+		ch, ok, err := sc.NextTags()
+		if !ok || err != nil {
+			t.Fatalf("%s: the client sent fewer tag chunks than the vector (%v)", name, err)
+		}
+		check("TagChunk", must(ch.MarshalBinary()), unhex(t, want))
+		var got wire.TagChunk
+		parse("TagChunk", want, &got)
+		if err := ss.ReceiveTags(&got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, _ := sc.NextTags(); ok {
+		t.Fatalf("%s: the client sent more tag chunks than the vector", name)
+	}
+	ep, ready, err := ss.Epoch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("EpochReady", must(ready.MarshalBinary()), unhex(t, v.EpochReady))
+	var r wire.EpochReady
+	parse("EpochReady", v.EpochReady, &r)
+	ek := must(sc.ReceiveReady(&r))
+
+	// One session against the epoch (SPEC.md §10.12.2).
+	var cd [][32]byte
+	for _, d := range v.ClientDigests {
+		cd = append(cd, [32]byte(unhex(t, d)))
+	}
+	c := must(NewEpochClient(PrivateClientConfig{Kind: kind, CanonVersion: 1, Workers: workers,
+		rand: mrand.NewChaCha8(seedOf(t, v.ClientSeed))}, ek, cd))
+	defer c.Close()
+	s := must(NewEpochServer(PrivateServerConfig{CanonVersion: 1, ChunkSize: v.ChunkSize, Threshold: v.Threshold, Workers: workers,
+		rand: mrand.NewChaCha8(seedOf(t, v.ServerSeed))}, ep))
+	defer s.Close()
+	check("session ClientHello", must(c.Hello().MarshalBinary()), unhex(t, v.SessionHello))
+	check("EpochTicket", must(c.Ticket().MarshalBinary()), unhex(t, v.EpochTicket))
+	var sh wire.ClientHello
+	parse("session ClientHello", v.SessionHello, &sh)
+	var ticket wire.EpochTicket
+	parse("EpochTicket", v.EpochTicket, &ticket)
+	pp := must(s.ReceiveHello(&sh, &ticket, now))
+	check("PrivateParams", must(pp.MarshalBinary()), unhex(t, v.PrivateParams))
+	var gotParams wire.PrivateParams
+	parse("PrivateParams", v.PrivateParams, &gotParams)
+	if err := c.ReceiveParams(&gotParams); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range v.Blinded {
+		ch, ok, err := c.NextBlinded()
+		if !ok || err != nil {
+			t.Fatalf("%s: the client sent fewer blinded chunks than the vector (%v)", name, err)
+		}
+		check("BlindedChunk", must(ch.MarshalBinary()), unhex(t, want))
+		var got wire.ElementChunk
+		if err := got.UnmarshalBinary(unhex(t, want), wire.TypeBlinded); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ReceiveBlinded(&got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, _ := c.NextBlinded(); ok {
+		t.Fatalf("%s: the client sent more blinded chunks than the vector", name)
+	}
+	rel := must(s.Release())
+	check("PrivateRelease", must(rel.MarshalBinary()), unhex(t, v.Release))
+	var gotRel wire.PrivateRelease
+	parse("PrivateRelease", v.Release, &gotRel)
+	res, err := c.ReceiveRelease(&gotRel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.String() != v.Result {
+		t.Errorf("%s: result %q, want %q", name, res, v.Result)
+	}
+	if v.Overlap < res.Low || v.Overlap > res.High {
+		t.Errorf("%s: true overlap %d outside the released interval %d–%d", name, v.Overlap, res.Low, res.High)
 	}
 }
