@@ -113,6 +113,9 @@ type Config struct {
 	// 10^-6; a larger one (fewer ringers) is a test-only setting.
 	EpochPairs []Pair
 	EpochDelta float64
+	// Pools says which loopback runs a grid point gets: "cold" (no pool)
+	// and "warm" (a pool of one set, filled first); nil means both.
+	Pools []string
 
 	tamper func(*data) // tests only: corrupt the generated data
 }

@@ -131,11 +131,28 @@ func TestMainLoopback(t *testing.T) {
 
 func TestMainFlags(t *testing.T) {
 	for _, args := range [][]string{{"--modes", "nope"}, {"--grid", "10"}, {"--private-grid", "x/y"}, {"--overlap", "2"}, {"extra"},
-		{"--epoch-grid", "1e4"}, {"--epoch-delta", "1"}, {"--epoch-delta", "-0.1"}} {
+		{"--epoch-grid", "1e4"}, {"--epoch-delta", "1"}, {"--epoch-delta", "-0.1"}, {"--pools", "hot"}, {"--pools", "warm,"}} {
 		var out strings.Builder
 		if code := Main(append([]string{"bench"}, args...), &out, &out); code != 2 {
 			t.Errorf("%v: exit %d, want 2:\n%s", args, code, out.String())
 		}
+	}
+}
+
+// TestMainWarmOnly runs only the warm loopback run of a grid point, as a
+// run at a size where a cold session would double the time does.
+func TestMainWarmOnly(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr strings.Builder
+	code := Main([]string{"bench", "--quick", "--modes", "loopback", "--pools", "warm", "--grid", "1000/10000", "--out", dir}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	if want := "| loopback (warm) | 1000 | 10000 | 500 | 500 |"; !strings.Contains(stdout.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, stdout.String())
+	}
+	if strings.Contains(stdout.String(), "loopback (cold)") || strings.Contains(stderr.String(), "cold…") {
+		t.Errorf("a cold run ran with --pools warm:\n%s\n%s", stdout.String(), stderr.String())
 	}
 }
 

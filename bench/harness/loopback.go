@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -520,6 +521,9 @@ func maxRSS(ps *os.ProcessState) uint64 {
 func runLoopback(cfg Config, p Pair, rep *Report, progress io.Writer) ([]Run, error) {
 	var runs []Run
 	for _, warm := range []bool{false, true} {
+		if !cfg.runsPool(warm) {
+			continue
+		}
 		if warm {
 			fmt.Fprint(progress, "; warm (filling the pool)… ")
 		} else {
@@ -535,6 +539,19 @@ func runLoopback(cfg Config, p Pair, rep *Report, progress io.Writer) ([]Run, er
 	}
 	fmt.Fprintln(progress)
 	return runs, nil
+}
+
+// runsPool reports whether cfg asks for the loopback run with a warm pool
+// (warm) or without one.
+func (cfg Config) runsPool(warm bool) bool {
+	if cfg.Pools == nil {
+		return true
+	}
+	want := "cold"
+	if warm {
+		want = "warm"
+	}
+	return slices.Contains(cfg.Pools, want)
 }
 
 func loopbackSession(cfg Config, p Pair, rep *Report, warm bool) (Run, error) {

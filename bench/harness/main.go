@@ -28,8 +28,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "bench/out", "directory for results.json, results.csv, phases.csv, results.md and plots")
 	overlap := fs.Float64("overlap", 0.5, "fraction of the client's list that is in the server's set")
 	seed := fs.Uint64("seed", 1, "data generation seed")
+	pools := fs.String("pools", "cold,warm", "loopback runs of each grid point, comma separated: cold (the session encodes the set), warm (a pool of one set, filled first)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: bench [--quick] [--modes M,...] [--grid C/S,...] [--private-grid C/S,...] [--out DIR] [--overlap F] [--seed N]\n\n"+
+		fmt.Fprintf(stderr, "usage: bench [--quick] [--modes M,...] [--grid C/S,...] [--private-grid C/S,...] [--pools cold,warm] [--out DIR] [--overlap F] [--seed N]\n\n"+
 			"Runs sessions at a grid of sizes in each mode (in-process: exact mode in this\n"+
 			"process; loopback: exact mode through the real service over TLS, one process per\n"+
 			"side, cold and with a warm pool; private: private mode in this process;\n"+
@@ -90,11 +91,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: error: --modes: %v\n", err)
 		return 2
 	}
+	var ps []string
+	for _, p := range strings.Split(*pools, ",") {
+		if p = strings.TrimSpace(p); p != "cold" && p != "warm" {
+			fmt.Fprintf(stderr, "bench: error: --pools: %q is neither cold nor warm\n", p)
+			return 2
+		}
+		ps = append(ps, p)
+	}
 	if *overlap < 0 || *overlap > 1 {
 		fmt.Fprintf(stderr, "bench: error: --overlap %v is not in [0, 1]\n", *overlap)
 		return 2
 	}
-	rep, err := Execute(Config{Pairs: pairs, PrivatePairs: private, EpochPairs: epoch, EpochDelta: delta, Modes: ms, Overlap: *overlap, Seed: *seed, Progress: stderr})
+	rep, err := Execute(Config{Pairs: pairs, PrivatePairs: private, EpochPairs: epoch, EpochDelta: delta, Modes: ms, Overlap: *overlap, Seed: *seed, Pools: ps, Progress: stderr})
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: error: %v\n", err)
 		return 1

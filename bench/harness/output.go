@@ -305,6 +305,9 @@ func plotEfficiency(rep *Report, dir string) error {
 func plotBytes(rep *Report, dir string) error {
 	// Bytes per element each way.
 	var by series
+	// A loopback grid point's bytes are the same cold and warm: plot the
+	// cold run's, or the warm run's when the run had no cold one.
+	cold := slices.ContainsFunc(rep.Runs, func(r Run) bool { return r.Mode == ModeLoopback && r.Pool == "cold" })
 	for _, r := range rep.Runs {
 		x := float64(r.Client)
 		switch r.Mode {
@@ -313,7 +316,7 @@ func plotBytes(rep *Report, dir string) error {
 			by.add("exact: server set, B per server element", x, r.SetBitsPerEl/8)
 			by.add("exact: Golomb optimum, B per server element", x, r.SetOptimum/8)
 		case ModeLoopback:
-			if r.Pool == "cold" && r.ClientWire > 0 {
+			if (r.Pool == "cold" || !cold) && r.ClientWire > 0 {
 				by.add("loopback TCP: client → server, B per client element", x, float64(r.ClientWire)/float64(r.Client))
 				by.add("loopback TCP: server → client, B per server element", x, float64(r.ServerWire)/float64(r.ServerPadded))
 			}
@@ -368,6 +371,10 @@ func plotMemory(rep *Report, dir string) error {
 }
 
 func save(p *plot.Plot, dir, name string) error {
+	// A run without any point of this plot gets no file.
+	if p.X.Min > p.X.Max {
+		return nil
+	}
 	// A log axis needs a range: one point, or equal values, give none.
 	for _, ax := range []*plot.Axis{&p.X, &p.Y} {
 		if ax.Min >= ax.Max {
