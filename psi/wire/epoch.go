@@ -47,9 +47,13 @@ type EpochParams struct {
 	GCSM         uint64 // tag range per value M
 	GCSK         uint8  // Golomb-Rice parameter of the tag set
 	ExpiresAt    uint64 // end of the epoch, seconds since the Unix epoch
+	// Suite is the epoch's ciphersuite (SPEC.md §12.1), sent as an
+	// optional trailing byte; zero (no byte) is suite 1.
+	Suite Suite
 }
 
-// EpochParamsSize is the encoded size of an EpochParams.
+// EpochParamsSize is the encoded size of an EpochParams without its
+// optional suite byte.
 const EpochParamsSize = 2 + 1 + 1 + 2 + 2 + 16 + 4 + 4 + 8 + 1 + 8
 
 // AppendBinary appends the encoding of m to b.
@@ -63,19 +67,29 @@ func (m *EpochParams) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, m.GCSM)
 	b = append(b, m.GCSK)
 	b = binary.BigEndian.AppendUint64(b, m.ExpiresAt)
-	return b, nil
+	if !m.Suite.Or1().Known() {
+		return nil, fmt.Errorf("%w: unknown suite %d", ErrMalformed, uint8(m.Suite))
+	}
+	return appendSuite(b, m.Suite), nil
 }
 
 // MarshalBinary returns the encoding of m.
 func (m *EpochParams) MarshalBinary() ([]byte, error) {
-	return m.AppendBinary(make([]byte, 0, EpochParamsSize))
+	return m.AppendBinary(make([]byte, 0, EpochParamsSize+1))
 }
 
 // UnmarshalBinary decodes b into m. Whether the parameters are acceptable
 // (the client's limit on N, M, K, the expiry) is for package psi to decide.
 func (m *EpochParams) UnmarshalBinary(b []byte) error {
-	if err := checkHeader(b, TypeEpochParams, EpochParamsSize); err != nil {
+	extra, ok, err := optionalByte(b, TypeEpochParams, EpochParamsSize)
+	if err != nil {
 		return err
+	}
+	m.Suite = 0
+	if ok {
+		if m.Suite, err = decodeSuite(extra); err != nil {
+			return err
+		}
 	}
 	m.Mode = Mode(b[2])
 	m.Kind = Kind(b[3])

@@ -60,7 +60,7 @@ func TestEpochDecodeErrors(t *testing.T) {
 		want error
 	}{
 		{"short", params[:48], ErrLength},
-		{"long", append(bytes.Clone(params), 0), ErrLength},
+		{"long", append(bytes.Clone(params), 2, 0), ErrLength},
 		{"version", mutate(params, 0, 2), ErrVersion},
 		{"type", mutate(params, 1, byte(TypeServerParams)), ErrType},
 		{"N = 0", append(append(bytes.Clone(params[:24]), 0, 0, 0, 0), params[28:]...), ErrLimit},
@@ -101,6 +101,10 @@ func FuzzEpochMessages(f *testing.F) {
 		b, _ := m.MarshalBinary()
 		f.Add(b)
 	}
+	p := sampleEpochParams()
+	p.Suite = SuiteCurve25519
+	b, _ := p.MarshalBinary()
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, m := range []interface {
 			UnmarshalBinary([]byte) error

@@ -53,9 +53,13 @@ type PrivateParams struct {
 	EpsDen       uint32
 	Sensitivity  uint32 // Δ, SPEC.md §10.9
 	Threshold    uint32 // T: noised counts below it are not released
+	// Suite is the ciphersuite the server chose (SPEC.md §12.1), sent as
+	// an optional trailing byte; zero (no byte) is suite 1.
+	Suite Suite
 }
 
-// PrivateParamsSize is the encoded size of a PrivateParams.
+// PrivateParamsSize is the encoded size of a PrivateParams without its optional suite
+// byte.
 const PrivateParamsSize = 2 + 1 + 1 + 2 + 2 + 16 + 4 + 4 + 4 + 1 + 4 + 4 + 4 + 4
 
 // AppendBinary appends the encoding of m to b.
@@ -72,20 +76,30 @@ func (m *PrivateParams) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint32(b, m.EpsDen)
 	b = binary.BigEndian.AppendUint32(b, m.Sensitivity)
 	b = binary.BigEndian.AppendUint32(b, m.Threshold)
-	return b, nil
+	if !m.Suite.Or1().Known() {
+		return nil, fmt.Errorf("%w: unknown suite %d", ErrMalformed, uint8(m.Suite))
+	}
+	return appendSuite(b, m.Suite), nil
 }
 
 // MarshalBinary returns the encoding of m.
 func (m *PrivateParams) MarshalBinary() ([]byte, error) {
-	return m.AppendBinary(make([]byte, 0, PrivateParamsSize))
+	return m.AppendBinary(make([]byte, 0, PrivateParamsSize+1))
 }
 
 // UnmarshalBinary decodes b into m. It checks the limits of SPEC.md
 // §10.7.1; whether the mechanism and its parameters are acceptable is for
 // package psi to decide.
 func (m *PrivateParams) UnmarshalBinary(b []byte) error {
-	if err := checkHeader(b, TypePrivateParams, PrivateParamsSize); err != nil {
+	extra, ok, err := optionalByte(b, TypePrivateParams, PrivateParamsSize)
+	if err != nil {
 		return err
+	}
+	m.Suite = 0
+	if ok {
+		if m.Suite, err = decodeSuite(extra); err != nil {
+			return err
+		}
 	}
 	m.Mode = Mode(b[2])
 	m.Kind = Kind(b[3])

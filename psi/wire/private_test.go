@@ -121,7 +121,7 @@ func TestPrivateDecodeErrors(t *testing.T) {
 		{"returned as blinded", returned, func(b []byte) error { return (&ElementChunk{}).UnmarshalBinary(b, TypeBlinded) }, ErrType},
 		// Lengths that disagree with the message.
 		{"params short", params[:52], decParams, ErrLength},
-		{"params long", append(bytes.Clone(params), 0), decParams, ErrLength},
+		{"params long", append(bytes.Clone(params), 2, 0), decParams, ErrLength},
 		{"key with a 31-byte element", key[:33], decKey, ErrLength},
 		{"key with a 33-byte element", append(bytes.Clone(key), 0), decKey, ErrLength},
 		{"release short", release[:47], decRelease, ErrLength},
@@ -168,6 +168,10 @@ func TestPrivateDecodeErrors(t *testing.T) {
 
 func FuzzPrivateParams(f *testing.F) {
 	b, _ := samplePrivateParams().MarshalBinary()
+	f.Add(b)
+	p := samplePrivateParams()
+	p.Suite = SuiteCurve25519
+	b, _ = p.MarshalBinary()
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m PrivateParams

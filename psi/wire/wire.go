@@ -135,9 +135,14 @@ type ClientHello struct {
 	CanonVersion uint16 // canonicalization rules version, SPEC.md §7
 	CanonFlags   uint16 // optional canonicalization rules, SPEC.md §7.4
 	ClientSize   uint32 // number of distinct elements the client will send
+	// Suites is the set of ciphersuites the client offers (SPEC.md §5.2,
+	// §12.1), sent as an optional trailing byte; zero (no byte) offers
+	// suite 1 only.
+	Suites SuiteSet
 }
 
-// ClientHelloSize is the encoded size of a ClientHello.
+// ClientHelloSize is the encoded size of a ClientHello without its
+// optional suites byte; with it, a hello is one byte longer.
 const ClientHelloSize = 2 + 1 + 1 + 2 + 2 + 4
 
 // AppendBinary appends the encoding of m to b.
@@ -146,18 +151,28 @@ func (m *ClientHello) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint16(b, m.CanonVersion)
 	b = binary.BigEndian.AppendUint16(b, m.CanonFlags)
 	b = binary.BigEndian.AppendUint32(b, m.ClientSize)
-	return b, nil
+	if m.Suites&^knownSuites != 0 {
+		return nil, fmt.Errorf("%w: suites %#02x has unknown bits", ErrMalformed, uint8(m.Suites))
+	}
+	return appendSuiteSet(b, m.Suites), nil
 }
 
 // MarshalBinary returns the encoding of m.
 func (m *ClientHello) MarshalBinary() ([]byte, error) {
-	return m.AppendBinary(make([]byte, 0, ClientHelloSize))
+	return m.AppendBinary(make([]byte, 0, ClientHelloSize+1))
 }
 
 // UnmarshalBinary decodes b into m.
 func (m *ClientHello) UnmarshalBinary(b []byte) error {
-	if err := checkHeader(b, TypeClientHello, ClientHelloSize); err != nil {
+	extra, ok, err := optionalByte(b, TypeClientHello, ClientHelloSize)
+	if err != nil {
 		return err
+	}
+	m.Suites = 0
+	if ok {
+		if m.Suites, err = decodeSuiteSet(extra); err != nil {
+			return err
+		}
 	}
 	m.Mode = Mode(b[2])
 	m.Kind = Kind(b[3])
@@ -184,9 +199,13 @@ type ServerParams struct {
 	GCSM         uint64   // Golomb-coded set range per value M, SPEC.md §6
 	GCSK         uint8    // Golomb-Rice parameter K, SPEC.md §6
 	ChunkSize    uint32   // most elements per element chunk, both ways
+	// Suite is the ciphersuite the server chose (SPEC.md §5.3, §12.1),
+	// sent as an optional trailing byte; zero (no byte) is suite 1.
+	Suite Suite
 }
 
-// ServerParamsSize is the encoded size of a ServerParams.
+// ServerParamsSize is the encoded size of a ServerParams without its
+// optional suite byte.
 const ServerParamsSize = 2 + 1 + 1 + 2 + 2 + 16 + 32 + 4 + 4 + 8 + 1 + 4
 
 // AppendBinary appends the encoding of m to b.
@@ -201,18 +220,28 @@ func (m *ServerParams) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, m.GCSM)
 	b = append(b, m.GCSK)
 	b = binary.BigEndian.AppendUint32(b, m.ChunkSize)
-	return b, nil
+	if !m.Suite.Or1().Known() {
+		return nil, fmt.Errorf("%w: unknown suite %d", ErrMalformed, uint8(m.Suite))
+	}
+	return appendSuite(b, m.Suite), nil
 }
 
 // MarshalBinary returns the encoding of m.
 func (m *ServerParams) MarshalBinary() ([]byte, error) {
-	return m.AppendBinary(make([]byte, 0, ServerParamsSize))
+	return m.AppendBinary(make([]byte, 0, ServerParamsSize+1))
 }
 
 // UnmarshalBinary decodes b into m.
 func (m *ServerParams) UnmarshalBinary(b []byte) error {
-	if err := checkHeader(b, TypeServerParams, ServerParamsSize); err != nil {
+	extra, ok, err := optionalByte(b, TypeServerParams, ServerParamsSize)
+	if err != nil {
 		return err
+	}
+	m.Suite = 0
+	if ok {
+		if m.Suite, err = decodeSuite(extra); err != nil {
+			return err
+		}
 	}
 	m.Mode = Mode(b[2])
 	m.Kind = Kind(b[3])

@@ -78,7 +78,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"hello as params", hello, (&ServerParams{}).UnmarshalBinary, ErrType},
 		// Lengths that disagree with the header.
 		{"hello short", hello[:len(hello)-1], (&ClientHello{}).UnmarshalBinary, ErrLength},
-		{"hello long", append(bytes.Clone(hello), 0), (&ClientHello{}).UnmarshalBinary, ErrLength},
+		{"hello long", append(bytes.Clone(hello), 3, 0), (&ClientHello{}).UnmarshalBinary, ErrLength},
 		{"params short", params[:40], (&ServerParams{}).UnmarshalBinary, ErrLength},
 		{"chunk missing an element", chunk[:len(chunk)-32], func(b []byte) error { return (&ElementChunk{}).UnmarshalBinary(b, TypeBlinded) }, ErrLength},
 		{"chunk 31-byte element", chunk[:len(chunk)-1], func(b []byte) error { return (&ElementChunk{}).UnmarshalBinary(b, TypeBlinded) }, ErrLength},
@@ -126,6 +126,10 @@ func TestEncodeRefusesBadChunks(t *testing.T) {
 func FuzzClientHello(f *testing.F) {
 	b, _ := sampleHello().MarshalBinary()
 	f.Add(b)
+	h := sampleHello()
+	h.Suites = SuitesOf(SuiteRistretto255, SuiteCurve25519)
+	b, _ = h.MarshalBinary()
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m ClientHello
 		if m.UnmarshalBinary(b) != nil {
@@ -139,6 +143,10 @@ func FuzzClientHello(f *testing.F) {
 
 func FuzzServerParams(f *testing.F) {
 	b, _ := sampleParams().MarshalBinary()
+	f.Add(b)
+	p := sampleParams()
+	p.Suite = SuiteCurve25519
+	b, _ = p.MarshalBinary()
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m ServerParams
