@@ -6,10 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"filippo.io/edwards25519"
-
 	"github.com/overlap-psi/overlap/psi/gcs"
-	"github.com/overlap-psi/overlap/psi/internal/r255"
 	"github.com/overlap-psi/overlap/psi/wire"
 )
 
@@ -21,6 +18,9 @@ type ClientConfig struct {
 	FalsePositive float64 // largest expected false matches accepted; 0 means DefaultFalsePositive
 	MaxServerSize uint32  // largest padded server set accepted; 0 means wire.MaxSetSize
 	Workers       int     // scalar-multiplication workers; 0 means GOMAXPROCS
+	// Suites are the ciphersuites the client offers (SPEC.md §12.1); the
+	// server chooses. Empty offers suite 1 only.
+	Suites []Suite
 
 	rand io.Reader
 }
@@ -41,10 +41,9 @@ const (
 type Client struct {
 	cfg     ClientConfig
 	state   clientState
-	hasher  *r255.Hasher
-	key     *edwards25519.Scalar // a
-	inv     *edwards25519.Scalar // 1/a
-	items   [][32]byte           // distinct digests, in input order
+	offer   wire.SuiteSet
+	key     *gkey      // a and 1/a, drawn once the server has chosen the suite
+	items   [][32]byte // distinct digests, in input order
 	params  wire.ServerParams
 	chunk   int
 	seq     uint32
@@ -55,7 +54,7 @@ type Client struct {
 	pos     int // merge position in tags
 	matches int
 	workers int
-	points  []r255.Element // per-chunk scratch
+	points  points // per-chunk scratch
 	timings ClientTimings
 }
 
@@ -89,7 +88,10 @@ func (c *Client) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
 // NewClient starts a session over the digests of the client's identifiers
 // (SPEC.md §3.1). Duplicate digests are sent once.
 func NewClient(cfg ClientConfig, digests [][32]byte) (*Client, error) {
-	h, err := hasher(cfg.Kind)
+	if _, err := hasher(cfg.Kind); err != nil {
+		return nil, err
+	}
+	offer, err := offerSet(cfg.Suites)
 	if err != nil {
 		return nil, err
 	}
@@ -106,12 +108,7 @@ func NewClient(cfg ClientConfig, digests [][32]byte) (*Client, error) {
 	if len(items) > wire.MaxClientSize {
 		return nil, fmt.Errorf("psi: the client list has %d identifiers, more than the protocol's %d", len(items), wire.MaxClientSize)
 	}
-	key, err := r255.RandomScalar(entropy(cfg.rand))
-	if err != nil {
-		return nil, fmt.Errorf("psi: generating the client key: %w", err)
-	}
-	inv := edwards25519.NewScalar().Invert(key)
-	return &Client{cfg: cfg, hasher: h, key: key, inv: inv, items: items, workers: workerCount(cfg.Workers)}, nil
+	return &Client{cfg: cfg, offer: offer, items: items, workers: workerCount(cfg.Workers)}, nil
 }
 
 // dedupe returns the distinct digests in first-seen order.
@@ -134,7 +131,7 @@ func (c *Client) Size() int { return len(c.items) }
 func (c *Client) Hello() *wire.ClientHello {
 	return &wire.ClientHello{Mode: wire.ModeExact, Kind: c.cfg.Kind,
 		CanonVersion: c.cfg.CanonVersion, CanonFlags: c.cfg.CanonFlags,
-		ClientSize: uint32(len(c.items))}
+		ClientSize: uint32(len(c.items)), Suites: c.offer}
 }
 
 func (c *Client) fail(err error) error {
@@ -144,8 +141,7 @@ func (c *Client) fail(err error) error {
 }
 
 func (c *Client) erase() {
-	r255.Erase(c.key)
-	r255.Erase(c.inv)
+	c.key.erase()
 	c.tags = nil
 }
 
@@ -175,6 +171,9 @@ func (c *Client) ReceiveParams(p *wire.ServerParams) error {
 	if err := gp.Validate(); err != nil {
 		return c.fail(fmt.Errorf("%w: %v", ErrParams, err))
 	}
+	if err := checkChosen(c.offer, p.Suite); err != nil {
+		return c.fail(err)
+	}
 	// Expected false matches: each of the n queries hits with probability
 	// at most 1/M (SPEC.md §6.3).
 	if fp := float64(len(c.items)) / float64(p.GCSM); fp > c.cfg.FalsePositive {
@@ -185,7 +184,11 @@ func (c *Client) ReceiveParams(p *wire.ServerParams) error {
 	if err != nil {
 		return c.fail(fmt.Errorf("%w: %v", ErrParams, err))
 	}
-	c.params, c.dec, c.chunk = *p, dec, int(p.ChunkSize)
+	key, err := newKey(p.Suite, entropy(c.cfg.rand), true)
+	if err != nil {
+		return c.fail(fmt.Errorf("psi: generating the client key: %w", err))
+	}
+	c.params, c.dec, c.chunk, c.key = *p, dec, int(p.ChunkSize), key
 	c.state = clientSendBlinded
 	return nil
 }
@@ -202,10 +205,10 @@ func (c *Client) NextBlinded() (ch *wire.ElementChunk, ok bool, err error) {
 		return nil, false, nil
 	}
 	k := min(c.chunk, len(c.items)-c.sent)
-	if cap(c.points) < k {
-		c.points = make([]r255.Element, k)
+	buf, err := blindChunk(c.cfg.Kind, c.key, c.items[c.sent:c.sent+k], &c.points, c.workers, &c.timings.Hash, &c.timings.Blind)
+	if err != nil {
+		return nil, false, c.fail(fmt.Errorf("psi: blinding: %w", err))
 	}
-	buf := blindChunk(c.hasher, c.key, c.items[c.sent:c.sent+k], c.points, c.workers, &c.timings.Hash, &c.timings.Blind)
 	ch = &wire.ElementChunk{Type: wire.TypeBlinded, Seq: c.seq, Elements: buf}
 	c.sent += k
 	c.seq++
@@ -240,15 +243,10 @@ func (c *Client) ReceiveEvaluated(ch *wire.ElementChunk) error {
 	c.tags = c.tags[:start+ch.Count()]
 	salt := &c.params.Salt
 	err := parallel(ch.Count(), c.workers, func(lo, hi int) error {
-		points := make([]r255.Element, hi-lo)
 		enc := make([]byte, 32*(hi-lo))
-		for i := lo; i < hi; i++ {
-			if err := decodePeer(&points[i-lo], ch.Element(i)); err != nil {
-				return fmt.Errorf("%w: evaluated element %d: %v", ErrPeer, c.got+i, err)
-			}
-			points[i-lo].ScalarMult(c.inv, &points[i-lo])
+		if i, err := c.key.invMultPeerTags(ch.Elements[lo*elemSize:hi*elemSize], enc); err != nil {
+			return elemErr("evaluated element", c.got+lo+i, err)
 		}
-		r255.CofactorBytes(points, enc)
 		for i := lo; i < hi; i++ {
 			c.tags[start+i] = tagOf(salt, enc[32*(i-lo):32*(i-lo+1)])
 		}
@@ -262,8 +260,7 @@ func (c *Client) ReceiveEvaluated(ch *wire.ElementChunk) error {
 	if c.got < n {
 		return nil
 	}
-	r255.Erase(c.key)
-	r255.Erase(c.inv)
+	c.key.erase()
 	// Distinct elements have distinct tags except with probability 2^-128,
 	// so equal tags mean the server repeated an element.
 	slices.SortFunc(c.tags, gcs.Uint128.Cmp)

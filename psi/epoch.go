@@ -20,10 +20,7 @@ import (
 	"slices"
 	"time"
 
-	"filippo.io/edwards25519"
-
 	"github.com/overlap-psi/overlap/psi/gcs"
-	"github.com/overlap-psi/overlap/psi/internal/r255"
 	"github.com/overlap-psi/overlap/psi/wire"
 )
 
@@ -69,10 +66,12 @@ var epochFPPrefix = []byte("OVERLAP-V1-epoch-fp")
 // (SPEC.md §10.12.5).
 type fingerprinter struct{ block cipher.Block }
 
-func newFingerprinter(b *edwards25519.Scalar) fingerprinter {
+func newFingerprinter(b *gkey) fingerprinter {
 	h := sha256.New()
 	h.Write(epochFPPrefix)
-	h.Write(b.Bytes())
+	kb := b.bytes()
+	h.Write(kb[:])
+	clear(kb[:])
 	var k [sha256.Size]byte
 	h.Sum(k[:0])
 	block, err := aes.NewCipher(k[:16])
@@ -155,6 +154,7 @@ func EpochRingersFor(y int, delta float64) int {
 type EpochMeta struct {
 	ID           [16]byte
 	Kind         Kind
+	Suite        Suite // the epoch's ciphersuite, fixed at setup (SPEC.md §12.1); zero means suite 1
 	CanonVersion uint16
 	CanonFlags   uint16
 	ServerSize   uint32    // N, ringers included
@@ -168,14 +168,14 @@ type EpochMeta struct {
 // sessions, concurrently; it is read-only once made.
 type Epoch struct {
 	meta EpochMeta
-	key  *edwards25519.Scalar // b_E
+	key  *gkey // b_E
 	fp   fingerprinter
 	tags []uint64 // fingerprints of K_E, sorted
 }
 
 // String never prints the key.
 func (e *Epoch) String() string {
-	return fmt.Sprintf("psi.Epoch{kind=%v N=%d kept=%d}", e.meta.Kind, e.meta.ServerSize, len(e.tags))
+	return fmt.Sprintf("psi.Epoch{kind=%v suite=%v N=%d kept=%d}", e.meta.Kind, e.meta.Suite.Or1(), e.meta.ServerSize, len(e.tags))
 }
 
 // Format never prints the key.
@@ -187,15 +187,13 @@ func (e *Epoch) Meta() EpochMeta { return e.meta }
 // ExportKey returns the epoch key b_E for the caller to store with the
 // epoch. It is a secret: store it where the identifiers are, never log it.
 func (e *Epoch) ExportKey() [32]byte {
-	var k [32]byte
-	copy(k[:], e.key.Bytes())
-	return k
+	return e.key.bytes()
 }
 
 // Erase erases the epoch key and drops the tags. No session may be using
 // the epoch.
 func (e *Epoch) Erase() {
-	r255.Erase(e.key)
+	e.key.erase()
 	e.tags = nil
 }
 
@@ -228,9 +226,12 @@ func LoadEpoch(meta EpochMeta, key [32]byte, chunks func(add func(count int, dat
 	if meta.Size < 0 || uint64(meta.Size) >= uint64(meta.ServerSize) || meta.ServerSize > wire.MaxSetSize {
 		return nil, fmt.Errorf("psi: a stored epoch of %d tags from %d elements", meta.Size, meta.ServerSize)
 	}
-	b, err := edwards25519.NewScalar().SetCanonicalBytes(key[:])
-	if err != nil || b.Equal(edwards25519.NewScalar()) == 1 {
-		return nil, fmt.Errorf("psi: the stored epoch key is not a valid scalar")
+	if !suiteKnown(meta.Suite) {
+		return nil, fmt.Errorf("psi: a stored epoch of unknown ciphersuite %d", uint8(meta.Suite))
+	}
+	b, err := keyFromBytes(meta.Suite, key)
+	if err != nil {
+		return nil, fmt.Errorf("psi: the stored epoch key is not a valid key of suite %v", meta.Suite.Or1())
 	}
 	e := &Epoch{meta: meta, key: b, fp: newFingerprinter(b), tags: make([]uint64, 0, meta.Size)}
 	err = chunks(func(count int, data []byte) error {
@@ -256,7 +257,7 @@ func LoadEpoch(meta EpochMeta, key [32]byte, chunks func(add func(count int, dat
 }
 
 // newEpoch makes an epoch of a setup from its sorted kept tags.
-func newEpoch(meta EpochMeta, key *edwards25519.Scalar, kept []gcs.Uint128) *Epoch {
+func newEpoch(meta EpochMeta, key *gkey, kept []gcs.Uint128) *Epoch {
 	e := &Epoch{meta: meta, key: key, fp: newFingerprinter(key), tags: make([]uint64, len(kept))}
 	for i, t := range kept {
 		e.tags[i] = e.fp.of(t)
@@ -283,6 +284,8 @@ func (e *Epoch) CheckTicket(h *wire.ClientHello, t *wire.EpochTicket, now time.T
 			ErrEpoch, m.CanonVersion, m.CanonFlags, h.CanonVersion, h.CanonFlags)
 	case t.Key != m.ClientKey:
 		return fmt.Errorf("%w: the ticket's client key is not the epoch's", ErrEpoch)
+	case !h.Suites.Has(m.Suite):
+		return fmt.Errorf("%w: the epoch is in ciphersuite %v, the session offers %v", ErrEpoch, m.Suite.Or1(), h.Suites.Or1())
 	}
 	return nil
 }

@@ -8,11 +8,8 @@ import (
 	"slices"
 	"time"
 
-	"filippo.io/edwards25519"
-
 	"github.com/overlap-psi/overlap/psi/dp"
 	"github.com/overlap-psi/overlap/psi/gcs"
-	"github.com/overlap-psi/overlap/psi/internal/r255"
 	"github.com/overlap-psi/overlap/psi/wire"
 )
 
@@ -27,12 +24,13 @@ type EpochKey struct {
 	CanonFlags   uint16
 	ServerSize   uint32    // N
 	ExpiresAt    time.Time // whole seconds
-	key          *edwards25519.Scalar
+	Suite        Suite     // the epoch's ciphersuite (SPEC.md §12.1); zero means suite 1
+	key          *gkey
 }
 
 // String describes the epoch without its key.
 func (k *EpochKey) String() string {
-	return fmt.Sprintf("psi.EpochKey{id=%x kind=%v N=%d expires=%s}", k.ID[:4], k.Kind, k.ServerSize, k.ExpiresAt.Format(time.RFC3339))
+	return fmt.Sprintf("psi.EpochKey{id=%x kind=%v suite=%v N=%d expires=%s}", k.ID[:4], k.Kind, k.Suite.Or1(), k.ServerSize, k.ExpiresAt.Format(time.RFC3339))
 }
 
 // Format never prints the key.
@@ -43,41 +41,60 @@ func (k *EpochKey) Expired(now time.Time) bool { return !now.Before(k.ExpiresAt)
 
 // Public returns A_E = Enc(B^(a_E)).
 func (k *EpochKey) Public() [32]byte {
-	var a [32]byte
-	r255.NewElement().ScalarBaseMult(k.key).AppendBytes(a[:0])
-	return a
+	return k.key.baseMult()
 }
 
 // Erase erases a_E; the key is unusable afterwards.
-func (k *EpochKey) Erase() { r255.Erase(k.key) }
+func (k *EpochKey) Erase() { k.key.erase() }
 
-var epochKeyMagic = []byte("OVLEPK1\x00")
+// The epoch key file's magic: version 2 carries the suite in the byte
+// after the magic; version 1, still read, has no suite byte and is suite 1.
+var (
+	epochKeyMagic   = []byte("OVLEPK2\x00")
+	epochKeyMagicV1 = []byte("OVLEPK1\x00")
+)
 
 // EpochKeySize is the length of an encoded EpochKey.
-const EpochKeySize = 8 + 16 + 1 + 2 + 2 + 4 + 8 + 32
+const EpochKeySize = 8 + 1 + 16 + 1 + 2 + 2 + 4 + 8 + 32
+
+// epochKeySizeV1 is the length of a version-1 encoding, without the suite.
+const epochKeySizeV1 = EpochKeySize - 1
 
 // MarshalBinary encodes the key, secret included, for the client's own
 // storage (it is not a protocol message).
 func (k *EpochKey) MarshalBinary() ([]byte, error) {
 	b := make([]byte, 0, EpochKeySize)
 	b = append(b, epochKeyMagic...)
+	b = append(b, byte(k.Suite.Or1()))
 	b = append(b, k.ID[:]...)
 	b = append(b, byte(k.Kind))
 	b = binary.BigEndian.AppendUint16(b, k.CanonVersion)
 	b = binary.BigEndian.AppendUint16(b, k.CanonFlags)
 	b = binary.BigEndian.AppendUint32(b, k.ServerSize)
 	b = binary.BigEndian.AppendUint64(b, uint64(k.ExpiresAt.Unix()))
-	return append(b, k.key.Bytes()...), nil
+	kb := k.key.bytes()
+	b = append(b, kb[:]...)
+	clear(kb[:])
+	return b, nil
 }
 
 // UnmarshalBinary decodes what MarshalBinary wrote. Its errors never
 // contain the key.
 func (k *EpochKey) UnmarshalBinary(b []byte) error {
-	if len(b) != EpochKeySize || !bytes.HasPrefix(b, epochKeyMagic) {
+	var out EpochKey
+	switch {
+	case len(b) == EpochKeySize && bytes.HasPrefix(b, epochKeyMagic):
+		if s := Suite(b[len(epochKeyMagic)]); s.Known() {
+			out.Suite = wireSuite(s)
+		} else {
+			return fmt.Errorf("psi: epoch key: unknown ciphersuite %d", uint8(s))
+		}
+		b = b[len(epochKeyMagic)+1:]
+	case len(b) == epochKeySizeV1 && bytes.HasPrefix(b, epochKeyMagicV1):
+		b = b[len(epochKeyMagicV1):]
+	default:
 		return fmt.Errorf("psi: not an epoch key (%d bytes)", len(b))
 	}
-	b = b[len(epochKeyMagic):]
-	var out EpochKey
 	copy(out.ID[:], b[:16])
 	out.Kind = Kind(b[16])
 	out.CanonVersion = binary.BigEndian.Uint16(b[17:])
@@ -90,9 +107,9 @@ func (k *EpochKey) UnmarshalBinary(b []byte) error {
 	if out.ServerSize == 0 || out.ServerSize > wire.MaxSetSize || exp > 1<<40 {
 		return fmt.Errorf("psi: epoch key: N = %d or expiry %d out of range", out.ServerSize, exp)
 	}
-	s, err := edwards25519.NewScalar().SetCanonicalBytes(b[33:])
-	if err != nil || s.Equal(edwards25519.NewScalar()) == 1 {
-		return fmt.Errorf("psi: epoch key: the key is not a valid scalar")
+	s, err := keyFromBytes(out.Suite, [32]byte(b[33:]))
+	if err != nil {
+		return fmt.Errorf("psi: epoch key: the key is not a valid key of suite %v", out.Suite)
 	}
 	out.ExpiresAt, out.key = time.Unix(int64(exp), 0).UTC(), s
 	*k = out
@@ -112,7 +129,11 @@ func NewEpochClient(cfg PrivateClientConfig, ek *EpochKey, digests [][32]byte) (
 	if err != nil {
 		return nil, err
 	}
-	c.key.Set(ek.key)
+	c.key = ek.key.clone()
+	c.offer = wire.SuitesOf(ek.Suite)
+	if c.offer == wire.SuitesOf(Suite1) {
+		c.offer = 0
+	}
 	c.epoch = ek
 	e := &EpochClient{c: c}
 	e.ticket.Epoch, e.ticket.Key = ek.ID, ek.Public()
@@ -243,6 +264,9 @@ func (s *EpochServer) ReceiveHello(h *wire.ClientHello, t *wire.EpochTicket, now
 	if err := limits.Check(h); err != nil {
 		return nil, s.fail(err)
 	}
+	if err := checkSuite(h, m.Suite); err != nil {
+		return nil, s.fail(err)
+	}
 	if err := s.ep.CheckTicket(h, t, now); err != nil {
 		return nil, s.fail(err)
 	}
@@ -250,7 +274,8 @@ func (s *EpochServer) ReceiveHello(h *wire.ClientHello, t *wire.EpochTicket, now
 	num, den := mech.EpsilonFraction()
 	p := wire.PrivateParams{Mode: wire.ModeEpochSession, Kind: h.Kind, CanonVersion: m.CanonVersion, CanonFlags: m.CanonFlags,
 		ClientSize: h.ClientSize, ServerSize: m.ServerSize, ChunkSize: uint32(s.cfg.ChunkSize),
-		Mechanism: mech.Code(), EpsNum: num, EpsDen: den, Sensitivity: mech.Sensitivity(), Threshold: s.cfg.Threshold}
+		Mechanism: mech.Code(), EpsNum: num, EpsDen: den, Sensitivity: mech.Sensitivity(), Threshold: s.cfg.Threshold,
+		Suite: wireSuite(m.Suite)}
 	if _, err := io.ReadFull(entropy(s.cfg.rand), p.SessionID[:]); err != nil {
 		return nil, s.fail(fmt.Errorf("psi: generating a session id: %w", err))
 	}
@@ -285,14 +310,12 @@ func (s *EpochServer) ReceiveBlinded(c *wire.ElementChunk) error {
 	s.ts = s.ts[:start+c.Count()]
 	key, id := s.ep.key, &s.ep.meta.ID
 	err := parallel(c.Count(), s.workers, func(lo, hi int) error {
-		e := r255.NewElement()
-		var enc [r255.ElementSize]byte
+		var enc [elemSize]byte
 		for i := lo; i < hi; i++ {
-			if err := decodePeer(e, c.Element(i)); err != nil {
-				return fmt.Errorf("%w: blinded element %d: %v", ErrPeer, start+i, err)
+			if err := key.multPeer(&enc, c.Element(i)); err != nil {
+				return elemErr("blinded element", start+i, err)
 			}
-			e.ScalarMult(key, e)
-			s.ts[start+i] = epochT(id, e.AppendBytes(enc[:0]))
+			s.ts[start+i] = epochT(id, enc[:])
 		}
 		return nil
 	})
@@ -319,7 +342,8 @@ func (s *EpochServer) count() (*wire.PrivateRelease, error) {
 	c := 0
 	for i, t := range s.ts {
 		// Distinct elements give distinct z^(b_E), and equal T but with
-		// probability n²/2^129.
+		// probability n²/2^129; in suite 2 torsion variants of one element
+		// give equal products, refused here too (SPEC.md §12.6).
 		if i > 0 && t == s.ts[i-1] {
 			return nil, fmt.Errorf("%w: the client's blinded identifiers contain a duplicate", ErrPeer)
 		}

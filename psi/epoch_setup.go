@@ -6,10 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"filippo.io/edwards25519"
-
 	"github.com/overlap-psi/overlap/psi/gcs"
-	"github.com/overlap-psi/overlap/psi/internal/r255"
 	"github.com/overlap-psi/overlap/psi/wire"
 )
 
@@ -117,6 +114,9 @@ func (s *EpochSetupServer) ReceiveHello(h *wire.ClientHello) (*wire.EpochParams,
 	if err := limits.Check(h); err != nil {
 		return nil, s.fail(err)
 	}
+	if err := checkSuite(h, s.set.key.suite); err != nil {
+		return nil, s.fail(err)
+	}
 	n := uint32(s.set.elems.Len())
 	gp, err := epochGCS(n)
 	if err != nil {
@@ -124,7 +124,7 @@ func (s *EpochSetupServer) ReceiveHello(h *wire.ClientHello) (*wire.EpochParams,
 	}
 	p := wire.EpochParams{Mode: wire.ModeEpochSetup, Kind: h.Kind, CanonVersion: s.cfg.CanonVersion,
 		CanonFlags: s.cfg.CanonFlags, ServerSize: n, ChunkSize: uint32(s.cfg.ChunkSize),
-		GCSM: gp.M, GCSK: gp.K, ExpiresAt: uint64(s.cfg.ExpiresAt.Unix())}
+		GCSM: gp.M, GCSK: gp.K, ExpiresAt: uint64(s.cfg.ExpiresAt.Unix()), Suite: wireSuite(s.set.key.suite)}
 	if _, err := io.ReadFull(entropy(s.cfg.rand), p.Epoch[:]); err != nil {
 		return nil, s.fail(fmt.Errorf("psi: generating an epoch id: %w", err))
 	}
@@ -164,15 +164,18 @@ func (s *EpochSetupServer) ReceiveClientKey(k *wire.ClientKey) error {
 	if s.state != setupAwaitKey {
 		return fmt.Errorf("%w: client key not expected now", ErrState)
 	}
-	a := r255.NewElement()
-	if err := decodePeer(a, k.Key[:]); err != nil {
+	var a peerElem
+	if err := decodePeerElem(s.set.key.suite, &a, k.Key[:]); err != nil {
 		return s.fail(fmt.Errorf("%w: client key: %v", ErrPeer, err))
 	}
 	s.clientKey = k.Key
 	s.images = make([]gcs.Uint128, len(s.set.ringers))
-	s.set.ringerImages(a, s.workers, func(j int, enc []byte) {
+	err := s.set.ringerImages(&a, s.workers, func(j int, enc []byte) {
 		s.images[j] = gcs.Reduce(epochT(&s.params.Epoch, enc), s.f)
 	})
+	if err != nil {
+		return s.fail(fmt.Errorf("%w: client key: %v", ErrPeer, err))
+	}
 	slices.SortFunc(s.images, gcs.Uint128.Cmp)
 	s.tags = make([]gcs.Uint128, 0, s.params.ServerSize)
 	s.state = setupAwaitTags
@@ -214,10 +217,10 @@ func (s *EpochSetupServer) ReceiveTags(c *wire.TagChunk) error {
 		return s.fail(fmt.Errorf("%w: %w: a ringer did not come back as the tag of A^r", ErrPeer, ErrDeviation))
 	}
 	// The epoch takes its own copy of b_E; the set's is erased with it.
-	key := edwards25519.NewScalar().Set(s.set.key)
+	key := s.set.key.clone()
 	s.set.Destroy()
 	s.epoch = newEpoch(EpochMeta{
-		ID: s.params.Epoch, Kind: s.set.kind, CanonVersion: s.cfg.CanonVersion, CanonFlags: s.cfg.CanonFlags,
+		ID: s.params.Epoch, Kind: s.set.kind, Suite: wireSuite(key.suite), CanonVersion: s.cfg.CanonVersion, CanonFlags: s.cfg.CanonFlags,
 		ServerSize: s.params.ServerSize, Size: len(kept), ExpiresAt: time.Unix(int64(s.params.ExpiresAt), 0).UTC(),
 		ClientKey: s.clientKey}, key, slices.Clip(kept))
 	s.images, s.tags = nil, nil
@@ -270,6 +273,10 @@ type EpochSetupClientConfig struct {
 	MaxServerSize uint32           // largest N accepted; 0 means DefaultEpochMaxServerSize
 	Workers       int              // scalar-multiplication workers; 0 means GOMAXPROCS
 	Now           func() time.Time // the clock the expiry is checked against; nil means time.Now
+	// Suites are the ciphersuites the client offers for the epoch
+	// (SPEC.md §12.1); the server chooses, and the epoch keeps that suite
+	// to its end. Empty offers suite 1 only.
+	Suites []Suite
 
 	rand io.Reader // nil means crypto/rand; set only by tests
 }
@@ -294,7 +301,8 @@ const (
 type EpochSetupClient struct {
 	cfg     EpochSetupClientConfig
 	state   setupClientState
-	key     *edwards25519.Scalar // a_E
+	offer   wire.SuiteSet
+	key     *gkey // a_E, drawn once the server has chosen the suite
 	params  wire.EpochParams
 	f       gcs.Uint128
 	ts      []gcs.Uint128 // T of each raised element, then sorted
@@ -325,22 +333,22 @@ func NewEpochSetupClient(cfg EpochSetupClientConfig) (*EpochSetupClient, error) 
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	key, err := r255.RandomScalar(entropy(cfg.rand))
+	offer, err := offerSet(cfg.Suites)
 	if err != nil {
-		return nil, fmt.Errorf("psi: generating the epoch key: %w", err)
+		return nil, err
 	}
-	return &EpochSetupClient{cfg: cfg, key: key, workers: workerCount(cfg.Workers)}, nil
+	return &EpochSetupClient{cfg: cfg, offer: offer, workers: workerCount(cfg.Workers)}, nil
 }
 
 // Hello returns the message that opens the setup: mode 3, n = 1.
 func (c *EpochSetupClient) Hello() *wire.ClientHello {
 	return &wire.ClientHello{Mode: wire.ModeEpochSetup, Kind: c.cfg.Kind,
-		CanonVersion: c.cfg.CanonVersion, CanonFlags: c.cfg.CanonFlags, ClientSize: 1}
+		CanonVersion: c.cfg.CanonVersion, CanonFlags: c.cfg.CanonFlags, ClientSize: 1, Suites: c.offer}
 }
 
 func (c *EpochSetupClient) fail(err error) error {
 	c.state = setupClientFailed
-	r255.Erase(c.key)
+	c.key.erase()
 	c.ts, c.pending = nil, nil
 	return err
 }
@@ -350,7 +358,7 @@ func (c *EpochSetupClient) fail(err error) error {
 func (c *EpochSetupClient) Close() {
 	if c.state != setupClientDone {
 		c.state = setupClientFailed
-		r255.Erase(c.key)
+		c.key.erase()
 	}
 	c.ts, c.pending = nil, nil
 }
@@ -383,7 +391,14 @@ func (c *EpochSetupClient) ReceiveParams(p *wire.EpochParams) error {
 	case p.ExpiresAt <= uint64(now.Unix()):
 		return c.fail(fmt.Errorf("%w: the epoch would expire at %s, before now", ErrParams, time.Unix(int64(p.ExpiresAt), 0).UTC().Format(time.RFC3339)))
 	}
-	c.params, c.f = *p, gp.F()
+	if err := checkChosen(c.offer, p.Suite); err != nil {
+		return c.fail(err)
+	}
+	key, err := newKey(p.Suite, entropy(c.cfg.rand), false)
+	if err != nil {
+		return c.fail(fmt.Errorf("psi: generating the epoch key: %w", err))
+	}
+	c.params, c.f, c.key = *p, gp.F(), key
 	c.ts = make([]gcs.Uint128, 0, p.ServerSize)
 	c.state = setupClientAwaitElements
 	return nil
@@ -410,14 +425,12 @@ func (c *EpochSetupClient) ReceiveServerElements(ch *wire.ElementChunk) error {
 	start := len(c.ts)
 	c.ts = c.ts[:start+ch.Count()]
 	err := parallel(ch.Count(), c.workers, func(lo, hi int) error {
-		e := r255.NewElement()
-		var enc [r255.ElementSize]byte
+		var enc [elemSize]byte
 		for i := lo; i < hi; i++ {
-			if err := decodePeer(e, ch.Element(i)); err != nil {
-				return fmt.Errorf("%w: server element %d: %v", ErrPeer, start+i, err)
+			if err := c.key.multPeer(&enc, ch.Element(i)); err != nil {
+				return elemErr("server element", start+i, err)
 			}
-			e.ScalarMult(c.key, e)
-			c.ts[start+i] = epochT(&c.params.Epoch, e.AppendBytes(enc[:0]))
+			c.ts[start+i] = epochT(&c.params.Epoch, enc[:])
 		}
 		return nil
 	})
@@ -431,6 +444,8 @@ func (c *EpochSetupClient) ReceiveServerElements(ch *wire.ElementChunk) error {
 	slices.SortFunc(c.ts, gcs.Uint128.Cmp)
 	for i := 1; i < len(c.ts); i++ {
 		if c.ts[i] == c.ts[i-1] {
+			// Also one element under several torsion variants in suite 2
+			// (SPEC.md §12.6).
 			return c.fail(fmt.Errorf("%w: two of the server's elements are equal (or their tags collide; retry the setup)", ErrPeer))
 		}
 	}
@@ -443,8 +458,7 @@ func (c *EpochSetupClient) ClientKey() (*wire.ClientKey, error) {
 	if c.state != setupClientSendKey {
 		return nil, fmt.Errorf("%w: the client key is sent after all server elements arrived", ErrState)
 	}
-	var k wire.ClientKey
-	r255.NewElement().ScalarBaseMult(c.key).AppendBytes(k.Key[:0])
+	k := wire.ClientKey{Key: c.key.baseMult()}
 	c.state = setupClientSendTags
 	return &k, nil
 }
@@ -505,5 +519,5 @@ func (c *EpochSetupClient) ReceiveReady(r *wire.EpochReady) (*EpochKey, error) {
 	c.state = setupClientDone
 	p := &c.params
 	return &EpochKey{ID: p.Epoch, Kind: p.Kind, CanonVersion: p.CanonVersion, CanonFlags: p.CanonFlags,
-		ServerSize: p.ServerSize, ExpiresAt: time.Unix(int64(p.ExpiresAt), 0).UTC(), key: c.key}, nil
+		ServerSize: p.ServerSize, ExpiresAt: time.Unix(int64(p.ExpiresAt), 0).UTC(), Suite: wireSuite(p.Suite), key: c.key}, nil
 }

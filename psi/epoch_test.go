@@ -268,7 +268,7 @@ func TestEpochSessionRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.c.key.Set(ek2.key)
+	c.c.key = ek2.key.clone()
 	s, _ := NewEpochServer(exactRelease(), ep)
 	cc, pc := Pipe()
 	go func() {
@@ -352,9 +352,8 @@ func TestEpochRingersBound(t *testing.T) {
 // The client's epoch key survives its encoding, and no form of it prints
 // the secret.
 func TestEpochKeyEncoding(t *testing.T) {
-	c, _ := NewEpochSetupClient(EpochSetupClientConfig{Kind: KindEmail})
 	ek := &EpochKey{ID: [16]byte{1, 2}, Kind: KindEmail, CanonVersion: 1, ServerSize: 4096,
-		ExpiresAt: epochNow, key: c.key}
+		ExpiresAt: epochNow, key: testKey(Suite1)}
 	b, err := ek.MarshalBinary()
 	if err != nil || len(b) != EpochKeySize {
 		t.Fatal(len(b), err)
@@ -363,7 +362,7 @@ func TestEpochKeyEncoding(t *testing.T) {
 	if err := back.UnmarshalBinary(b); err != nil || back.Public() != ek.Public() || back.ID != ek.ID || !back.ExpiresAt.Equal(ek.ExpiresAt) {
 		t.Fatalf("round trip: %v %v", back, err)
 	}
-	secret := fmt.Sprintf("%x", ek.key.Bytes())
+	secret := fmt.Sprintf("%x", ek.key.bytes())
 	for _, s := range []string{ek.String(), fmt.Sprintf("%v %+v %#v %s", ek, ek, ek, ek)} {
 		if bytes.Contains([]byte(s), []byte(secret)) || bytes.Contains([]byte(s), []byte(secret[:16])) {
 			t.Errorf("the key printed: %s", s)
@@ -372,7 +371,7 @@ func TestEpochKeyEncoding(t *testing.T) {
 	for name, bad := range map[string][]byte{
 		"short": b[:len(b)-1], "magic": append([]byte("XVLEPK1\x00"), b[8:]...),
 		"zero key": append(bytes.Clone(b[:EpochKeySize-32]), make([]byte, 32)...),
-		"kind 9":   func() []byte { x := bytes.Clone(b); x[24] = 9; return x }(),
+		"kind 9":   func() []byte { x := bytes.Clone(b); x[25] = 9; return x }(),
 	} {
 		if err := new(EpochKey).UnmarshalBinary(bad); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -383,8 +382,7 @@ func TestEpochKeyEncoding(t *testing.T) {
 }
 
 func FuzzEpochKey(f *testing.F) {
-	c, _ := NewEpochSetupClient(EpochSetupClientConfig{Kind: KindEmail})
-	b, _ := (&EpochKey{Kind: KindEmail, ServerSize: 1, ExpiresAt: epochNow, key: c.key}).MarshalBinary()
+	b, _ := (&EpochKey{Kind: KindEmail, ServerSize: 1, ExpiresAt: epochNow, key: testKey(Suite1)}).MarshalBinary()
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var k EpochKey
@@ -488,8 +486,7 @@ func TestEpochSessionsAreLinkableWithinAnEpoch(t *testing.T) {
 		}
 	}
 	key := func() *EpochKey {
-		c, _ := NewEpochSetupClient(EpochSetupClientConfig{Kind: KindEmail})
-		return &EpochKey{Kind: KindEmail, ServerSize: 1024, ExpiresAt: epochNow, key: c.key}
+		return &EpochKey{Kind: KindEmail, ServerSize: 1024, ExpiresAt: epochNow, key: testKey(Suite1)}
 	}
 	shared := func(x, y map[[32]byte]bool) int {
 		n := 0

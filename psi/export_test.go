@@ -26,3 +26,13 @@ func hexBytes(s string) ([]byte, error) {
 }
 
 func r255NewElement() *r255.Element { return r255.NewElement() }
+
+// testKey draws a fresh key of suite s, for tests that build an EpochKey
+// by hand.
+func testKey(s Suite) *gkey {
+	k, err := newKey(s, entropy(nil), true)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}

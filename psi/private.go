@@ -28,10 +28,7 @@ import (
 	"slices"
 	"sync"
 
-	"filippo.io/edwards25519"
-
 	"github.com/overlap-psi/overlap/psi/dp"
-	"github.com/overlap-psi/overlap/psi/internal/r255"
 	"github.com/overlap-psi/overlap/psi/wire"
 )
 
@@ -83,7 +80,8 @@ func (r PrivateResult) String() string {
 // private-mode session.
 type PrivateSetConfig struct {
 	Kind    Kind
-	Ringers int // least number of ringers R (SPEC.md §10.3); 0 means DefaultRingers
+	Suite   Suite // ciphersuite (SPEC.md §12.1); zero means suite 1
+	Ringers int   // least number of ringers R (SPEC.md §10.3); 0 means DefaultRingers
 	// Epoch makes the set for an epoch setup (SPEC.md §10.12.1): the
 	// least number of ringers is then EpochRingersFor(|Y|, EpochDelta),
 	// and Ringers is ignored.
@@ -106,8 +104,8 @@ type PrivateSetConfig struct {
 // session has used them. NewPrivateServer refuses a used set.
 type PrivateSet struct {
 	kind    Kind
-	key     *edwards25519.Scalar // b
-	ringers []edwards25519.Scalar
+	key     *gkey         // b
+	ringers []*gkey       // r_j
 	salt    [32]byte      // secret salt of the server's internal tags
 	elems   *elemBlocks   // Enc(H(y)^b), then all N elements, shuffled
 	real    int           // distinct identifiers
@@ -122,7 +120,7 @@ type PrivateSet struct {
 
 // String never prints keys.
 func (p *PrivateSet) String() string {
-	return fmt.Sprintf("psi.PrivateSet{kind=%v size=%d}", p.kind, p.elems.Len())
+	return fmt.Sprintf("psi.PrivateSet{kind=%v suite=%v size=%d}", p.kind, p.key.suite, p.elems.Len())
 }
 
 // Format never prints keys.
@@ -140,13 +138,18 @@ func (p *PrivateSet) Size() int {
 // Kind returns the identifier kind of the set.
 func (p *PrivateSet) Kind() Kind { return p.kind }
 
+// Suite returns the ciphersuite the set is encoded in.
+func (p *PrivateSet) Suite() Suite { return p.key.suite }
+
 // NewPrivateSet starts a single-use private-mode encoding of a server set
 // of identifiers of cfg.Kind under a fresh key. Add the identifiers'
 // digests (SPEC.md §3.1) with Add, then call Finish.
 func NewPrivateSet(cfg PrivateSetConfig) (*PrivateSet, error) {
-	h, err := hasher(cfg.Kind)
-	if err != nil {
+	if _, err := hasher(cfg.Kind); err != nil {
 		return nil, err
+	}
+	if !suiteKnown(cfg.Suite) {
+		return nil, fmt.Errorf("%w: unknown ciphersuite %d", ErrParams, uint8(cfg.Suite))
 	}
 	if cfg.Ringers == 0 {
 		cfg.Ringers = DefaultRingers
@@ -158,7 +161,7 @@ func NewPrivateSet(cfg PrivateSetConfig) (*PrivateSet, error) {
 		cfg.size = func(n int) int { return int(Bucket(uint64(n))) }
 	}
 	r := entropy(cfg.rand)
-	key, err := r255.RandomScalar(r)
+	key, err := newKey(cfg.Suite, r, false)
 	if err != nil {
 		return nil, fmt.Errorf("psi: generating the server key: %w", err)
 	}
@@ -177,7 +180,7 @@ func NewPrivateSet(cfg PrivateSetConfig) (*PrivateSet, error) {
 	}
 	p := &PrivateSet{kind: cfg.Kind, key: key, min: cfg.Ringers, epoch: cfg.epochRingers, size: cfg.size, rand: r,
 		elems: newElemBlocks(cfg.blockShift),
-		build: &setBuilder{hasher: h, workers: workerCount(cfg.Workers)}}
+		build: &setBuilder{workers: workerCount(cfg.Workers)}}
 	if _, err := io.ReadFull(r, p.salt[:]); err != nil {
 		return nil, fmt.Errorf("psi: generating the tag salt: %w", err)
 	}
@@ -200,15 +203,20 @@ func (p *PrivateSet) flush() {
 	b := p.build
 	start := p.elems.Len()
 	p.elems.extend(len(b.batch))
-	parallel(len(b.batch), b.workers, func(lo, hi int) error {
-		e := r255.NewElement()
+	err := parallel(len(b.batch), b.workers, func(lo, hi int) error {
+		var pts points
+		enc := make([]byte, elemSize*(hi-lo))
+		if err := p.key.hashOwn(p.kind, b.batch[lo:hi], &pts, enc, false); err != nil {
+			return err
+		}
 		for i := lo; i < hi; i++ {
-			b.hasher.Hash(e, b.batch[i][:])
-			e.ScalarMult(p.key, e)
-			e.AppendBytes(p.elems.at(start + i)[:0])
+			copy(p.elems.at(start + i)[:], enc[elemSize*(i-lo):])
 		}
 		return nil
 	})
+	if err != nil && b.err == nil {
+		b.err = err
+	}
 	b.batch = b.batch[:0]
 }
 
@@ -230,8 +238,11 @@ func (p *PrivateSet) Finish() error {
 		return fmt.Errorf("%w: Finish called twice", ErrState)
 	}
 	p.flush()
-	workers := p.build.workers
+	workers, err := p.build.workers, p.build.err
 	p.build = nil
+	if err != nil {
+		return fmt.Errorf("psi: encoding the server set: %w", err)
+	}
 	p.elems.sortCompact()
 	p.real = p.elems.Len()
 	if p.epoch != nil {
@@ -250,21 +261,16 @@ func (p *PrivateSet) Finish() error {
 		return fmt.Errorf("psi: generating ringer keys: %w", err)
 	}
 	defer wipe()
-	p.ringers = make([]edwards25519.Scalar, k)
+	p.ringers = make([]*gkey, k)
 	for j := range p.ringers {
-		r, err := r255.RandomScalar(rng)
-		if err != nil {
+		if p.ringers[j], err = newKey(p.key.suite, rng, false); err != nil {
 			return fmt.Errorf("psi: generating ringer keys: %w", err)
 		}
-		p.ringers[j].Set(r)
-		r255.Erase(r)
 	}
 	ringers := make([][32]byte, k)
 	parallel(k, workers, func(lo, hi int) error {
-		e := r255.NewElement()
 		for j := lo; j < hi; j++ {
-			e.ScalarBaseMult(&p.ringers[j])
-			e.AppendBytes(ringers[j][:0])
+			ringers[j] = p.ringers[j].baseMult()
 		}
 		return nil
 	})
@@ -289,7 +295,7 @@ func (p *PrivateSet) Finish() error {
 // falls as the set goes out.
 func (p *PrivateSet) nextChunk(sent, size int, seq uint32) *wire.ElementChunk {
 	k := min(size, p.elems.Len()-sent)
-	buf := make([]byte, 0, k*r255.ElementSize)
+	buf := make([]byte, 0, k*elemSize)
 	for i := sent; i < sent+k; i++ {
 		buf = append(buf, p.elems.at(i)[:]...)
 	}
@@ -300,21 +306,23 @@ func (p *PrivateSet) nextChunk(sent, size int, seq uint32) *wire.ElementChunk {
 // ringerImages computes the encoding of A^(r_j) for every ringer key and
 // passes it to fn (from several goroutines, one j each), then erases the
 // ringer keys (SPEC.md §10.5 step 1, §10.12.1 step 5).
-func (p *PrivateSet) ringerImages(a *r255.Element, workers int, fn func(j int, enc []byte)) {
+func (p *PrivateSet) ringerImages(a *peerElem, workers int, fn func(j int, enc []byte)) error {
 	ringers := p.ringers
-	parallel(len(ringers), workers, func(lo, hi int) error {
-		e := r255.NewElement()
-		var enc [r255.ElementSize]byte
+	err := parallel(len(ringers), workers, func(lo, hi int) error {
+		var enc [elemSize]byte
 		for j := lo; j < hi; j++ {
-			e.ScalarMult(&ringers[j], a)
-			fn(j, e.AppendBytes(enc[:0]))
+			if err := ringers[j].multDecoded(&enc, a); err != nil {
+				return err
+			}
+			fn(j, enc[:])
 		}
 		return nil
 	})
 	for j := range ringers {
-		r255.Erase(&ringers[j])
+		ringers[j].erase()
 	}
 	p.ringers = nil
+	return err
 }
 
 // Destroy erases the set's keys and drops its elements. A destroyed set
@@ -328,9 +336,9 @@ func (p *PrivateSet) Destroy() {
 }
 
 func (p *PrivateSet) eraseKeys() {
-	r255.Erase(p.key)
+	p.key.erase()
 	for j := range p.ringers {
-		r255.Erase(&p.ringers[j])
+		p.ringers[j].erase()
 	}
 	p.ringers = nil
 }

@@ -5,10 +5,7 @@ import (
 	"io"
 	"time"
 
-	"filippo.io/edwards25519"
-
 	"github.com/overlap-psi/overlap/psi/dp"
-	"github.com/overlap-psi/overlap/psi/internal/r255"
 	"github.com/overlap-psi/overlap/psi/wire"
 )
 
@@ -20,6 +17,10 @@ type PrivateClientConfig struct {
 	CanonFlags    uint16 // optional canonicalization rules applied
 	MaxServerSize uint32 // largest N accepted; 0 means DefaultPrivateMaxServerSize
 	Workers       int    // scalar-multiplication workers; 0 means GOMAXPROCS
+	// Suites are the ciphersuites the client offers (SPEC.md §12.1); the
+	// server chooses. Empty offers suite 1 only. An epoch session offers
+	// its epoch's suite and ignores this.
+	Suites []Suite
 
 	rand io.Reader // nil means crypto/rand; set only by tests
 }
@@ -45,9 +46,9 @@ const (
 type PrivateClient struct {
 	cfg      PrivateClientConfig
 	state    privClientState
-	hasher   *r255.Hasher
-	key      *edwards25519.Scalar // a
-	items    [][32]byte           // distinct digests, shuffled
+	offer    wire.SuiteSet
+	key      *gkey      // a, drawn once the server has chosen the suite
+	items    [][32]byte // distinct digests, shuffled
 	params   wire.PrivateParams
 	mech     dp.Mechanism
 	chunk    int
@@ -56,7 +57,7 @@ type PrivateClient struct {
 	out      []byte // the server's elements raised to a, N·32 bytes
 	sent     int    // blinded identifiers sent
 	returned int    // returned elements sent
-	points   []r255.Element
+	points   points
 	workers  int
 	timings  PrivateClientTimings
 	epoch    *EpochKey // an epoch session's epoch (SPEC.md §10.12.2); nil in mode 2
@@ -84,7 +85,10 @@ func (c *PrivateClient) Format(f fmt.State, _ rune) { io.WriteString(f, c.String
 // client's identifiers (SPEC.md §3.1). Duplicate digests are sent once, and
 // the list is sent in a random order (SPEC.md §10.4).
 func NewPrivateClient(cfg PrivateClientConfig, digests [][32]byte) (*PrivateClient, error) {
-	h, err := hasher(cfg.Kind)
+	if _, err := hasher(cfg.Kind); err != nil {
+		return nil, err
+	}
+	offer, err := offerSet(cfg.Suites)
 	if err != nil {
 		return nil, err
 	}
@@ -103,11 +107,7 @@ func NewPrivateClient(cfg PrivateClientConfig, digests [][32]byte) (*PrivateClie
 	if err := shuffle(r, len(items), func(i, j int) { items[i], items[j] = items[j], items[i] }); err != nil {
 		return nil, fmt.Errorf("psi: shuffling the list: %w", err)
 	}
-	key, err := r255.RandomScalar(r)
-	if err != nil {
-		return nil, fmt.Errorf("psi: generating the client key: %w", err)
-	}
-	return &PrivateClient{cfg: cfg, hasher: h, key: key, items: items, workers: workerCount(cfg.Workers)}, nil
+	return &PrivateClient{cfg: cfg, offer: offer, items: items, workers: workerCount(cfg.Workers)}, nil
 }
 
 // Size returns the number of distinct identifiers the client will send.
@@ -123,7 +123,7 @@ func (c *PrivateClient) Progress() (done, total int) {
 func (c *PrivateClient) Hello() *wire.ClientHello {
 	return &wire.ClientHello{Mode: c.mode(), Kind: c.cfg.Kind,
 		CanonVersion: c.cfg.CanonVersion, CanonFlags: c.cfg.CanonFlags,
-		ClientSize: uint32(len(c.items))}
+		ClientSize: uint32(len(c.items)), Suites: c.offer}
 }
 
 // mode is the session's mode: private, or an epoch session.
@@ -141,7 +141,7 @@ func (c *PrivateClient) fail(err error) error {
 }
 
 func (c *PrivateClient) erase() {
-	r255.Erase(c.key)
+	c.key.erase()
 	c.out = nil
 }
 
@@ -183,13 +183,22 @@ func (c *PrivateClient) ReceiveParams(p *wire.PrivateParams) error {
 	if err != nil {
 		return c.fail(fmt.Errorf("%w: %v", ErrParams, err))
 	}
+	if err := checkChosen(c.offer, p.Suite); err != nil {
+		return c.fail(err)
+	}
 	c.params, c.mech, c.chunk = *p, m, int(p.ChunkSize)
 	if c.epoch != nil {
-		// An epoch session sends the list only (SPEC.md §10.12.2).
+		// An epoch session sends the list only (SPEC.md §10.12.2), under
+		// the epoch's key, set by NewEpochClient.
 		c.state = privClientSendBlinded
 		return nil
 	}
-	c.out = make([]byte, 0, int(p.ServerSize)*r255.ElementSize)
+	key, err := newKey(p.Suite, entropy(c.cfg.rand), false)
+	if err != nil {
+		return c.fail(fmt.Errorf("psi: generating the client key: %w", err))
+	}
+	c.key = key
+	c.out = make([]byte, 0, int(p.ServerSize)*elemSize)
 	c.state = privClientAwaitElements
 	return nil
 }
@@ -216,13 +225,11 @@ func (c *PrivateClient) ReceiveServerElements(ch *wire.ElementChunk) error {
 	start := len(c.out)
 	c.out = c.out[:start+len(ch.Elements)]
 	err := parallel(ch.Count(), c.workers, func(lo, hi int) error {
-		e := r255.NewElement()
 		for i := lo; i < hi; i++ {
-			if err := decodePeer(e, ch.Element(i)); err != nil {
-				return fmt.Errorf("%w: server element %d: %v", ErrPeer, c.got+i, err)
+			out := (*[elemSize]byte)(c.out[start+i*elemSize:])
+			if err := c.key.multPeer(out, ch.Element(i)); err != nil {
+				return elemErr("server element", c.got+i, err)
 			}
-			e.ScalarMult(c.key, e)
-			e.AppendBytes(c.out[start+i*r255.ElementSize : start+i*r255.ElementSize])
 		}
 		return nil
 	})
@@ -238,14 +245,15 @@ func (c *PrivateClient) ReceiveServerElements(ch *wire.ElementChunk) error {
 	t1 := time.Now()
 	defer func() { c.timings.Shuffle += time.Since(t1) }()
 	// Equal results mean equal elements: the server repeated one, and the
-	// returned set would repeat it too (SPEC.md §10.4).
+	// returned set would repeat it too (SPEC.md §10.4); in suite 2 also one
+	// element under several torsion variants (SPEC.md §12.6).
 	if i, ok := findDuplicate(c.out); ok {
 		return c.fail(fmt.Errorf("%w: server element %d is a duplicate", ErrPeer, i))
 	}
-	var tmp [r255.ElementSize]byte
+	var tmp [elemSize]byte
 	err = shuffle(entropy(c.cfg.rand), total, func(i, j int) {
-		a := c.out[i*r255.ElementSize : (i+1)*r255.ElementSize]
-		b := c.out[j*r255.ElementSize : (j+1)*r255.ElementSize]
+		a := c.out[i*elemSize : (i+1)*elemSize]
+		b := c.out[j*elemSize : (j+1)*elemSize]
 		copy(tmp[:], a)
 		copy(a, b)
 		copy(b, tmp[:])
@@ -264,8 +272,7 @@ func (c *PrivateClient) ClientKey() (*wire.ClientKey, error) {
 	if c.state != privClientSendKey {
 		return nil, fmt.Errorf("%w: the client key is sent after all server elements arrived", ErrState)
 	}
-	var k wire.ClientKey
-	r255.NewElement().ScalarBaseMult(c.key).AppendBytes(k.Key[:0])
+	k := wire.ClientKey{Key: c.key.baseMult()}
 	c.state = privClientSendBlinded
 	return &k, nil
 }
@@ -278,7 +285,7 @@ func (c *PrivateClient) NextBlinded() (ch *wire.ElementChunk, ok bool, err error
 		return nil, false, fmt.Errorf("%w: not sending blinded elements now", ErrState)
 	}
 	if c.sent == len(c.items) {
-		r255.Erase(c.key)
+		c.key.erase()
 		c.seq, c.state = 0, privClientSendReturned
 		if c.epoch != nil {
 			c.state = privClientAwaitRelease
@@ -286,10 +293,10 @@ func (c *PrivateClient) NextBlinded() (ch *wire.ElementChunk, ok bool, err error
 		return nil, false, nil
 	}
 	k := min(c.chunk, len(c.items)-c.sent)
-	if cap(c.points) < k {
-		c.points = make([]r255.Element, k)
+	buf, err := blindChunk(c.cfg.Kind, c.key, c.items[c.sent:c.sent+k], &c.points, c.workers, &c.timings.Hash, &c.timings.Blind)
+	if err != nil {
+		return nil, false, c.fail(fmt.Errorf("psi: blinding: %w", err))
 	}
-	buf := blindChunk(c.hasher, c.key, c.items[c.sent:c.sent+k], c.points, c.workers, &c.timings.Hash, &c.timings.Blind)
 	ch = &wire.ElementChunk{Type: wire.TypeBlinded, Seq: c.seq, Elements: buf}
 	c.sent += k
 	c.seq++
@@ -300,7 +307,7 @@ func (c *PrivateClient) NextBlinded() (ch *wire.ElementChunk, ok bool, err error
 // shuffled, or ok == false when all have been returned.
 func (c *PrivateClient) NextReturned() (ch *wire.ElementChunk, ok bool, err error) {
 	if c.state == privClientSendBlinded && c.sent == len(c.items) {
-		r255.Erase(c.key)
+		c.key.erase()
 		c.seq, c.state = 0, privClientSendReturned
 	}
 	if c.state != privClientSendReturned {
@@ -314,7 +321,7 @@ func (c *PrivateClient) NextReturned() (ch *wire.ElementChunk, ok bool, err erro
 	}
 	k := min(c.chunk, total-c.returned)
 	ch = &wire.ElementChunk{Type: wire.TypeReturned, Seq: c.seq,
-		Elements: c.out[c.returned*r255.ElementSize : (c.returned+k)*r255.ElementSize]}
+		Elements: c.out[c.returned*elemSize : (c.returned+k)*elemSize]}
 	c.returned += k
 	c.seq++
 	return ch, true, nil
@@ -326,7 +333,7 @@ func (c *PrivateClient) NextReturned() (ch *wire.ElementChunk, ok bool, err erro
 func (c *PrivateClient) ReceiveRelease(r *wire.PrivateRelease) (PrivateResult, error) {
 	if c.state == privClientSendReturned && c.returned == int(c.params.ServerSize) ||
 		c.state == privClientSendBlinded && c.epoch != nil && c.sent == len(c.items) {
-		r255.Erase(c.key)
+		c.key.erase()
 		c.out, c.state = nil, privClientAwaitRelease
 	}
 	if c.state != privClientAwaitRelease {

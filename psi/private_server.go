@@ -7,7 +7,6 @@ import (
 
 	"github.com/overlap-psi/overlap/psi/dp"
 	"github.com/overlap-psi/overlap/psi/gcs"
-	"github.com/overlap-psi/overlap/psi/internal/r255"
 	"github.com/overlap-psi/overlap/psi/wire"
 )
 
@@ -124,6 +123,9 @@ func (s *PrivateServer) ReceiveHello(h *wire.ClientHello) (*wire.PrivateParams, 
 	if err := limits.Check(h); err != nil {
 		return nil, s.fail(err)
 	}
+	if err := checkSuite(h, s.set.key.suite); err != nil {
+		return nil, s.fail(err)
+	}
 	m := s.cfg.Mechanism
 	num, den := m.EpsilonFraction()
 	p := wire.PrivateParams{
@@ -131,6 +133,7 @@ func (s *PrivateServer) ReceiveHello(h *wire.ClientHello) (*wire.PrivateParams, 
 		CanonVersion: s.cfg.CanonVersion, CanonFlags: s.cfg.CanonFlags,
 		ClientSize: h.ClientSize, ServerSize: uint32(s.set.elems.Len()), ChunkSize: uint32(s.cfg.ChunkSize),
 		Mechanism: m.Code(), EpsNum: num, EpsDen: den, Sensitivity: m.Sensitivity(), Threshold: s.cfg.Threshold,
+		Suite: wireSuite(s.set.key.suite),
 	}
 	if _, err := io.ReadFull(entropy(s.cfg.rand), p.SessionID[:]); err != nil {
 		return nil, s.fail(fmt.Errorf("psi: generating a session id: %w", err))
@@ -173,12 +176,14 @@ func (s *PrivateServer) ReceiveClientKey(k *wire.ClientKey) error {
 	if s.state != privServerAwaitKey {
 		return fmt.Errorf("%w: client key not expected now", ErrState)
 	}
-	a := r255.NewElement()
-	if err := decodePeer(a, k.Key[:]); err != nil {
+	var a peerElem
+	if err := decodePeerElem(s.set.key.suite, &a, k.Key[:]); err != nil {
 		return s.fail(fmt.Errorf("%w: client key: %v", ErrPeer, err))
 	}
 	s.images = make([]gcs.Uint128, len(s.set.ringers))
-	s.set.ringerImages(a, s.workers, func(j int, enc []byte) { s.images[j] = tagOf(&s.set.salt, enc) })
+	if err := s.set.ringerImages(&a, s.workers, func(j int, enc []byte) { s.images[j] = tagOf(&s.set.salt, enc) }); err != nil {
+		return s.fail(fmt.Errorf("%w: client key: %v", ErrPeer, err))
+	}
 	slices.SortFunc(s.images, gcs.Uint128.Cmp)
 	s.blinded = make([]gcs.Uint128, 0, s.n)
 	s.state = privServerAwaitBlinded
@@ -215,14 +220,11 @@ func (s *PrivateServer) ReceiveBlinded(c *wire.ElementChunk) error {
 	s.blinded = s.blinded[:start+c.Count()]
 	key := s.set.key
 	err := parallel(c.Count(), s.workers, func(lo, hi int) error {
-		e := r255.NewElement()
-		var enc [r255.ElementSize]byte
+		var enc [elemSize]byte
 		for i := lo; i < hi; i++ {
-			if err := decodePeer(e, c.Element(i)); err != nil {
-				return fmt.Errorf("%w: blinded element %d: %v", ErrPeer, s.got+i, err)
+			if err := key.multPeer(&enc, c.Element(i)); err != nil {
+				return elemErr("blinded element", s.got+i, err)
 			}
-			e.ScalarMult(key, e)
-			e.AppendBytes(enc[:0])
 			s.blinded[start+i] = tagOf(&s.set.salt, enc[:])
 		}
 		return nil
@@ -235,9 +237,11 @@ func (s *PrivateServer) ReceiveBlinded(c *wire.ElementChunk) error {
 	if s.got < s.n {
 		return nil
 	}
-	r255.Erase(s.set.key)
+	s.set.key.erase()
 	// Distinct elements z give distinct z^b and, but with probability
-	// 2^-128 per pair, distinct tags: equal tags are a repeated element.
+	// 2^-128 per pair, distinct tags: equal tags are a repeated element,
+	// or in suite 2 one element under several torsion variants, whose
+	// products are equal (SPEC.md §12.6): refused either way.
 	slices.SortFunc(s.blinded, gcs.Uint128.Cmp)
 	if hasAdjacentEqual(s.blinded) {
 		return s.fail(fmt.Errorf("%w: the client's blinded identifiers contain a duplicate", ErrPeer))
@@ -273,10 +277,9 @@ func (s *PrivateServer) ReceiveReturned(c *wire.ElementChunk) error {
 	start := len(s.returned)
 	s.returned = s.returned[:start+c.Count()]
 	err := parallel(c.Count(), s.workers, func(lo, hi int) error {
-		e := r255.NewElement()
 		for i := lo; i < hi; i++ {
-			if err := decodePeer(e, c.Element(i)); err != nil {
-				return fmt.Errorf("%w: returned element %d: %v", ErrPeer, s.got+i, err)
+			if err := validPeer(s.set.key.suite, c.Element(i)); err != nil {
+				return elemErr("returned element", s.got+i, err)
 			}
 			// A valid encoding is canonical, so it is Enc(E) itself.
 			s.returned[start+i] = tagOf(&s.set.salt, c.Element(i))

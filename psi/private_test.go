@@ -293,7 +293,9 @@ func deviate(t *testing.T, rng *mrand.Rand, client, server [][32]byte, dev devia
 	t.Helper()
 	set := preparePrivate(t, KindEmail, server, len(server), unpadded) // half the elements are ringers
 	ringerKeys := make([]edwards25519.Scalar, len(set.ringers))
-	copy(ringerKeys, set.ringers) // the test plays the server and knows them
+	for j := range set.ringers { // the test plays the server and knows them
+		ringerKeys[j].Set(set.ringers[j].s1.k)
+	}
 	c := must(NewPrivateClient(PrivateClientConfig{Kind: KindEmail}, client))
 	s := must(NewPrivateServer(PrivateServerConfig{ChunkSize: 7, noise: fixedNoise(0)}, set))
 	if err := c.ReceiveParams(must(s.ReceiveHello(c.Hello()))); err != nil {
@@ -315,7 +317,7 @@ func deviate(t *testing.T, rng *mrand.Rand, client, server [][32]byte, dev devia
 	ringers := map[[32]byte]bool{}
 	for j := range ringerKeys {
 		e := r255.NewElement().ScalarBaseMult(&ringerKeys[j])
-		ringers[[32]byte(e.ScalarMult(c.key, e).Bytes())] = true
+		ringers[[32]byte(e.ScalarMult(c.key.s1.k, e).Bytes())] = true
 	}
 	if len(ringers) != len(server) {
 		t.Fatalf("%d ringer images, want %d", len(ringers), len(server))
@@ -700,7 +702,7 @@ func TestPrivateSessionsAreFreshAndShuffled(t *testing.T) {
 	// ringers (a fixed layout would put all 200 in one half).
 	ringers := map[[32]byte]bool{}
 	for j := range a.ringers {
-		ringers[[32]byte(r255.NewElement().ScalarBaseMult(&a.ringers[j]).Bytes())] = true
+		ringers[[32]byte(r255.NewElement().ScalarBaseMult(a.ringers[j].s1.k).Bytes())] = true
 	}
 	first := 0
 	for _, e := range a.elems.all()[:200] {
@@ -722,7 +724,7 @@ func TestPrivateSessionsAreFreshAndShuffled(t *testing.T) {
 			break
 		}
 		for i := range ch.Count() {
-			raised = append(raised, raiseTo(ch.Element(i), c.key)...)
+			raised = append(raised, raiseTo(ch.Element(i), c.key.s1.k)...)
 		}
 		c.ReceiveServerElements(ch)
 	}
@@ -744,8 +746,10 @@ func TestPrivateSecretsDoNotPrint(t *testing.T) {
 	c := must(NewPrivateClient(PrivateClientConfig{Kind: KindEmail}, client))
 	const noise = 987_654
 	s := must(NewPrivateServer(PrivateServerConfig{noise: fixedNoise(noise)}, set))
-	secrets := []string{fmt.Sprintf("%x", set.key.Bytes()), fmt.Sprintf("%x", c.key.Bytes()), fmt.Sprint(c.key.Bytes()),
-		fmt.Sprintf("%x", set.ringers[0].Bytes()), fmt.Sprint(noise), fmt.Sprint(noise + 20)}
+	params := must(s.ReceiveHello(c.Hello()))
+	c.ReceiveParams(params) // the client draws its key once the suite is known
+	secrets := []string{fmt.Sprintf("%x", set.key.s1.k.Bytes()), fmt.Sprintf("%x", c.key.s1.k.Bytes()), fmt.Sprint(c.key.s1.k.Bytes()),
+		fmt.Sprintf("%x", set.ringers[0].s1.k.Bytes()), fmt.Sprint(noise), fmt.Sprint(noise + 20)}
 	check := func() {
 		for _, v := range []any{set, c, s} {
 			for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
@@ -759,7 +763,6 @@ func TestPrivateSecretsDoNotPrint(t *testing.T) {
 		}
 	}
 	check()
-	c.ReceiveParams(must(s.ReceiveHello(c.Hello())))
 	for {
 		ch, ok, _ := s.NextServerElements()
 		if !ok {

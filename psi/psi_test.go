@@ -190,7 +190,7 @@ func TestEvaluatedAreShuffled(t *testing.T) {
 	client, server := sets(mrand.New(mrand.NewPCG(9, 10)), 500, 10, 0)
 	c := must(NewClient(ClientConfig{Kind: KindEmail}, client))
 	set := prepare(t, KindEmail, server)
-	key := set.key // the test plays the server and knows b
+	key := set.key.s1.k // the test plays the server and knows b
 	s := must(NewServer(ServerConfig{}, set))
 	c.ReceiveParams(must(s.ReceiveHello(c.Hello())))
 	var blinded []byte
@@ -422,18 +422,31 @@ func TestClientRejectsWeakParams(t *testing.T) {
 	}
 }
 
-// Keys never print.
+// Keys never print, in either suite.
 func TestSecretsDoNotPrint(t *testing.T) {
-	set := prepare(t, KindEmail, [][32]byte{digest("a")})
-	c := must(NewClient(ClientConfig{Kind: KindEmail}, [][32]byte{digest("a")}))
-	s := must(NewServer(ServerConfig{}, set))
-	secrets := [][]byte{set.key.Bytes(), c.key.Bytes(), c.inv.Bytes()}
-	for _, v := range []any{set, c, s} {
-		for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
-			out := fmt.Sprintf(format, v)
-			for _, k := range secrets {
-				if strings.Contains(out, fmt.Sprintf("%x", k)) || strings.Contains(out, fmt.Sprint(k)) {
-					t.Fatalf("%s of %T prints a key: %s", format, v, out)
+	for _, suite := range Suites {
+		set := must(NewSet(SetConfig{Kind: KindEmail, Suite: suite}))
+		set.Add(digest("a"))
+		if err := set.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		c := must(NewClient(ClientConfig{Kind: KindEmail, Suites: Suites}, [][32]byte{digest("a")}))
+		s := must(NewServer(ServerConfig{}, set))
+		if err := c.ReceiveParams(must(s.ReceiveHello(c.Hello()))); err != nil {
+			t.Fatal(err)
+		}
+		sk, ck := set.key.bytes(), c.key.bytes()
+		secrets := [][]byte{sk[:], ck[:]}
+		if suite == Suite1 {
+			secrets = append(secrets, c.key.s1.inv.Bytes())
+		}
+		for _, v := range []any{set, c, s, set.key, c.key} {
+			for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+				out := fmt.Sprintf(format, v)
+				for _, k := range secrets {
+					if strings.Contains(out, fmt.Sprintf("%x", k)) || strings.Contains(out, fmt.Sprint(k)) {
+						t.Fatalf("suite %v: %s of %T prints a key: %s", suite, format, v, out)
+					}
 				}
 			}
 		}

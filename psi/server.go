@@ -9,17 +9,15 @@ import (
 	"slices"
 	"sync"
 
-	"filippo.io/edwards25519"
-
 	"github.com/overlap-psi/overlap/psi/gcs"
-	"github.com/overlap-psi/overlap/psi/internal/r255"
 	"github.com/overlap-psi/overlap/psi/wire"
 )
 
 // SetConfig configures the encoding of a server set.
 type SetConfig struct {
 	Kind    Kind
-	Workers int // scalar-multiplication workers; 0 means GOMAXPROCS
+	Suite   Suite // ciphersuite (SPEC.md §12.1); zero means suite 1
+	Workers int   // scalar-multiplication workers; 0 means GOMAXPROCS
 
 	rand io.Reader // nil means crypto/rand; set only by tests and vectors
 }
@@ -31,7 +29,7 @@ type SetConfig struct {
 // request. It must not be reused: NewServer refuses a used set.
 type PreparedSet struct {
 	kind  Kind
-	key   *edwards25519.Scalar
+	key   *gkey
 	salt  [32]byte
 	tags  []gcs.Uint128 // sorted, padded to bucket size
 	real  int           // distinct identifiers before padding
@@ -43,7 +41,7 @@ type PreparedSet struct {
 
 // String never prints the key.
 func (p *PreparedSet) String() string {
-	return fmt.Sprintf("psi.PreparedSet{kind=%v size=%d}", p.kind, len(p.tags))
+	return fmt.Sprintf("psi.PreparedSet{kind=%v suite=%v size=%d}", p.kind, p.key.suite, len(p.tags))
 }
 
 // Format never prints the key.
@@ -55,12 +53,15 @@ func (p *PreparedSet) Size() int { return len(p.tags) }
 // Kind returns the identifier kind of the set.
 func (p *PreparedSet) Kind() Kind { return p.kind }
 
+// Suite returns the ciphersuite the set is encoded in.
+func (p *PreparedSet) Suite() Suite { return p.key.suite }
+
 type setBuilder struct {
-	hasher  *r255.Hasher
 	workers int
 	batch   [][32]byte
 	spare   [][32]byte    // the other buffer, while a batch is in flight
 	done    chan struct{} // closed when the batch in flight is encoded; nil if none
+	err     error         // the first encoding error, set before done is closed
 }
 
 // setBatch is how many identifiers NewSet buffers before it hashes and
@@ -71,17 +72,19 @@ const setBatch = 1 << 13
 // cfg.Kind under a fresh key and salt. Add the identifiers' digests
 // (SPEC.md §3.1) with Add, then call Finish.
 func NewSet(cfg SetConfig) (*PreparedSet, error) {
-	h, err := hasher(cfg.Kind)
-	if err != nil {
+	if _, err := hasher(cfg.Kind); err != nil {
 		return nil, err
 	}
+	if !suiteKnown(cfg.Suite) {
+		return nil, fmt.Errorf("%w: unknown ciphersuite %d", ErrParams, uint8(cfg.Suite))
+	}
 	r := entropy(cfg.rand)
-	key, err := r255.RandomScalar(r)
+	key, err := newKey(cfg.Suite, r, false)
 	if err != nil {
 		return nil, fmt.Errorf("psi: generating the server key: %w", err)
 	}
 	p := &PreparedSet{kind: cfg.Kind, key: key, rand: r,
-		build: &setBuilder{hasher: h, workers: workerCount(cfg.Workers)}}
+		build: &setBuilder{workers: workerCount(cfg.Workers)}}
 	if _, err := io.ReadFull(r, p.salt[:]); err != nil {
 		return nil, fmt.Errorf("psi: generating the tag salt: %w", err)
 	}
@@ -129,19 +132,20 @@ func (p *PreparedSet) startFlush() {
 
 // encode hashes, multiplies and tags digests into tags.
 func (p *PreparedSet) encode(b *setBuilder, digests [][32]byte, tags []gcs.Uint128) {
-	parallel(len(digests), b.workers, func(lo, hi int) error {
-		points := make([]r255.Element, hi-lo)
+	err := parallel(len(digests), b.workers, func(lo, hi int) error {
+		var pts points
 		enc := make([]byte, 32*(hi-lo))
-		for i := lo; i < hi; i++ {
-			b.hasher.Hash(&points[i-lo], digests[i][:])
-			points[i-lo].ScalarMult(p.key, &points[i-lo])
+		if err := p.key.hashOwn(p.kind, digests[lo:hi], &pts, enc, true); err != nil {
+			return err
 		}
-		r255.CofactorBytes(points, enc)
 		for i := lo; i < hi; i++ {
 			tags[i] = tagOf(&p.salt, enc[32*(i-lo):32*(i-lo+1)])
 		}
 		return nil
 	})
+	if err != nil {
+		b.err = err
+	}
 }
 
 // Finish completes the set: it sorts the tags, drops duplicates and pads the
@@ -152,7 +156,11 @@ func (p *PreparedSet) Finish() error {
 	}
 	p.startFlush()
 	p.build.wait()
+	err := p.build.err
 	p.build = nil
+	if err != nil {
+		return fmt.Errorf("psi: encoding the server set: %w", err)
+	}
 	slices.SortFunc(p.tags, gcs.Uint128.Cmp)
 	p.tags = slices.Compact(p.tags)
 	p.real = len(p.tags)
@@ -184,7 +192,7 @@ func (p *PreparedSet) Destroy() {
 		p.build = nil
 	}
 	p.used = true
-	r255.Erase(p.key)
+	p.key.erase()
 	p.tags = nil
 }
 
@@ -285,6 +293,9 @@ func (s *Server) ReceiveHello(h *wire.ClientHello) (*wire.ServerParams, error) {
 	if err := limits.Check(h); err != nil {
 		return nil, s.fail(err)
 	}
+	if err := checkSuite(h, s.set.key.suite); err != nil {
+		return nil, s.fail(err)
+	}
 	gp, err := gcs.ChooseParams(uint64(len(s.set.tags)), uint64(h.ClientSize), s.cfg.FalsePositive)
 	if err != nil {
 		return nil, s.fail(fmt.Errorf("%w: %v", ErrParams, err))
@@ -297,12 +308,13 @@ func (s *Server) ReceiveHello(h *wire.ClientHello) (*wire.ServerParams, error) {
 		Salt:       s.set.salt,
 		ClientSize: h.ClientSize, ServerSize: uint32(len(s.set.tags)),
 		GCSM: gp.M, GCSK: gp.K, ChunkSize: uint32(s.cfg.ChunkSize),
+		Suite: wireSuite(s.set.key.suite),
 	}
 	if _, err := io.ReadFull(entropy(s.cfg.rand), p.SessionID[:]); err != nil {
 		return nil, s.fail(fmt.Errorf("psi: generating a session id: %w", err))
 	}
 	s.params = p
-	s.out = make([]byte, 0, s.n*r255.ElementSize)
+	s.out = make([]byte, 0, s.n*elemSize)
 	s.state = serverAwaitBlinded
 	return &p, nil
 }
@@ -329,13 +341,11 @@ func (s *Server) ReceiveBlinded(c *wire.ElementChunk) error {
 	start := len(s.out)
 	s.out = s.out[:start+len(c.Elements)]
 	err := parallel(c.Count(), s.workers, func(lo, hi int) error {
-		e := r255.NewElement()
 		for i := lo; i < hi; i++ {
-			if err := decodePeer(e, c.Element(i)); err != nil {
-				return fmt.Errorf("%w: blinded element %d: %v", ErrPeer, s.got+i, err)
+			out := (*[elemSize]byte)(s.out[start+i*elemSize:])
+			if err := s.set.key.multPeer(out, c.Element(i)); err != nil {
+				return elemErr("blinded element", s.got+i, err)
 			}
-			e.ScalarMult(s.set.key, e)
-			e.AppendBytes(s.out[start+i*r255.ElementSize : start+i*r255.ElementSize])
 		}
 		return nil
 	})
@@ -348,14 +358,16 @@ func (s *Server) ReceiveBlinded(c *wire.ElementChunk) error {
 		return nil
 	}
 	// The whole request is in: the key is no longer needed.
-	r255.Erase(s.set.key)
+	s.set.key.erase()
+	// Equal products are a repeated element, or in suite 2 one element
+	// under several torsion variants (SPEC.md §12.6): refused either way.
 	if i, ok := findDuplicate(s.out); ok {
 		return s.fail(fmt.Errorf("%w: blinded element %d is a duplicate", ErrPeer, i))
 	}
-	var tmp [r255.ElementSize]byte
+	var tmp [elemSize]byte
 	err = shuffle(entropy(s.cfg.rand), s.n, func(i, j int) {
-		a := s.out[i*r255.ElementSize : (i+1)*r255.ElementSize]
-		b := s.out[j*r255.ElementSize : (j+1)*r255.ElementSize]
+		a := s.out[i*elemSize : (i+1)*elemSize]
+		b := s.out[j*elemSize : (j+1)*elemSize]
 		copy(tmp[:], a)
 		copy(a, b)
 		copy(b, tmp[:])
@@ -369,7 +381,7 @@ func (s *Server) ReceiveBlinded(c *wire.ElementChunk) error {
 }
 
 // decodePeer decodes a peer's element and refuses the identity.
-func decodePeer(e *r255.Element, b []byte) error {
+func decodePeer(e *s1Elem, b []byte) error {
 	if _, err := e.SetCanonicalBytes(b); err != nil {
 		return fmt.Errorf("not a canonical ristretto255 encoding")
 	}
@@ -385,14 +397,14 @@ func decodePeer(e *r255.Element, b []byte) error {
 // is allowed to see these elements: they are blinded values it received or
 // computed.
 func findDuplicate(elems []byte) (int, bool) {
-	n := len(elems) / r255.ElementSize
+	n := len(elems) / elemSize
 	type ent struct {
 		prefix uint64
 		idx    uint32
 	}
 	ents := make([]ent, n)
 	for i := range n {
-		ents[i] = ent{binary.BigEndian.Uint64(elems[i*r255.ElementSize:]), uint32(i)}
+		ents[i] = ent{binary.BigEndian.Uint64(elems[i*elemSize:]), uint32(i)}
 	}
 	slices.SortFunc(ents, func(a, b ent) int { return cmp.Compare(a.prefix, b.prefix) })
 	for i := 1; i < n; i++ {
@@ -402,7 +414,7 @@ func findDuplicate(elems []byte) (int, bool) {
 		// Compare every pair inside the run of equal prefixes.
 		for j := i - 1; j >= 0 && ents[j].prefix == ents[i].prefix; j-- {
 			a, b := int(ents[i].idx), int(ents[j].idx)
-			if bytes.Equal(elems[a*r255.ElementSize:(a+1)*r255.ElementSize], elems[b*r255.ElementSize:(b+1)*r255.ElementSize]) {
+			if bytes.Equal(elems[a*elemSize:(a+1)*elemSize], elems[b*elemSize:(b+1)*elemSize]) {
 				return max(a, b), true
 			}
 		}
@@ -424,7 +436,7 @@ func (s *Server) NextEvaluated() (c *wire.ElementChunk, ok bool, err error) {
 	}
 	k := min(s.cfg.ChunkSize, s.n-s.sent)
 	c = &wire.ElementChunk{Type: wire.TypeEvaluated, Seq: s.seq,
-		Elements: s.out[s.sent*r255.ElementSize : (s.sent+k)*r255.ElementSize]}
+		Elements: s.out[s.sent*elemSize : (s.sent+k)*elemSize]}
 	s.sent += k
 	s.seq++
 	return c, true, nil

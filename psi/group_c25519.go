@@ -1,0 +1,130 @@
+package psi
+
+import (
+	"errors"
+	"io"
+	"sync"
+
+	"github.com/overlap-psi/overlap/psi/internal/c25519"
+)
+
+// Suite 2: the prime-order subgroup of curve25519, X25519 ladder (SPEC.md
+// §12).
+
+// s2Key is a suite-2 key: a clamped scalar with a clamped inverse
+// (SPEC.md §12.4).
+type s2Key struct{ k *c25519.Key }
+
+// errS2Element is the reason given for a suite-2 element that fails the
+// checks of SPEC.md §12.5. It names no byte of the element.
+var errS2Element = errors.New("not a valid curve25519 element (non-canonical, on the twist or of low order)")
+
+func newS2Key(r io.Reader) (*s2Key, error) {
+	k, err := c25519.NewKey(r)
+	if err != nil {
+		return nil, err
+	}
+	return &s2Key{k: k}, nil
+}
+
+func s2KeyFromBytes(b [32]byte) (*s2Key, error) {
+	k, err := c25519.KeyFromBytes(b)
+	if err != nil {
+		return nil, errors.New("psi: not a valid suite-2 key")
+	}
+	return &s2Key{k: k}, nil
+}
+
+func (k *s2Key) bytes() [32]byte { return k.k.Bytes() }
+func (k *s2Key) erase()          { k.k.Erase() }
+
+func (k *s2Key) baseMult() (out [32]byte) {
+	k.k.BaseMult(&out)
+	return out
+}
+
+// s2Decode checks a peer's element (SPEC.md §12.5, checks 1–4).
+func s2Decode(out *[32]byte, b []byte) error {
+	if len(b) != c25519.ElementSize {
+		return errS2Element
+	}
+	copy(out[:], b)
+	if !c25519.Valid(out) {
+		return errS2Element
+	}
+	return nil
+}
+
+// s2Err maps the c25519 errors to the reasons peers are given.
+func s2Err(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, c25519.ErrInvalidElement):
+		return errS2Element
+	case errors.Is(err, c25519.ErrIdentity):
+		return errors.New("is the identity element")
+	}
+	return err
+}
+
+func (k *s2Key) mult(out, in *[32]byte) error { return s2Err(k.k.Mult(out, in)) }
+
+func (k *s2Key) multPeer(out *[32]byte, in []byte) error {
+	var e [32]byte
+	if err := s2Decode(&e, in); err != nil {
+		return err
+	}
+	return s2Err(k.k.Mult(out, &e))
+}
+
+func (k *s2Key) multOwn(p [][32]byte, out []byte) error {
+	for i := range p {
+		if err := k.k.MultOwn((*[32]byte)(out[32*i:32*i+32]), &p[i]); err != nil {
+			return s2Err(err)
+		}
+	}
+	return nil
+}
+
+func (k *s2Key) invMultPeer(in, out []byte) (int, error) {
+	for i := range len(in) / 32 {
+		var e [32]byte
+		if err := s2Decode(&e, in[32*i:32*i+32]); err != nil {
+			return i, err
+		}
+		if err := k.k.InvMult((*[32]byte)(out[32*i:32*i+32]), &e); err != nil {
+			return i, s2Err(err)
+		}
+	}
+	return 0, nil
+}
+
+// DST2 returns the suite-2 hash-to-group domain-separation tag for
+// identifiers of kind k (SPEC.md §12.3).
+func DST2(k Kind) []byte {
+	return []byte("OVERLAP-V1-" + k.String() + "-curve25519_XMD:SHA-512_ELL2_RO_")
+}
+
+// s2Hashers pools suite-2 hashers per kind: a c25519.Hasher keeps scratch
+// and serves one goroutine at a time.
+var s2Hashers = func() map[Kind]*sync.Pool {
+	m := make(map[Kind]*sync.Pool)
+	for _, k := range Kinds {
+		dst := DST2(k)
+		m[k] = &sync.Pool{New: func() any { return c25519.NewHasher(dst) }}
+	}
+	return m
+}()
+
+// s2HashBatch sets out[i] to the suite-2 hash of digests[i].
+func s2HashBatch(kind Kind, digests, out [][32]byte) {
+	pool := s2Hashers[kind]
+	h := pool.Get().(*c25519.Hasher)
+	defer pool.Put(h)
+	msgs := make([][]byte, len(digests))
+	for i := range digests {
+		msgs[i] = digests[i][:]
+	}
+	h.HashBatch(out, msgs)
+}
