@@ -384,12 +384,19 @@ func TestEpochKeyEncoding(t *testing.T) {
 func FuzzEpochKey(f *testing.F) {
 	b, _ := (&EpochKey{Kind: KindEmail, ServerSize: 1, ExpiresAt: epochNow, key: testKey(Suite1)}).MarshalBinary()
 	f.Add(b)
+	f.Add(append([]byte("OVLEPK1\x00"), b[9:]...)) // version 1, suite 1
+	b2, _ := (&EpochKey{Kind: KindEmail, ServerSize: 1, ExpiresAt: epochNow, Suite: Suite2, key: testKey(Suite2)}).MarshalBinary()
+	f.Add(b2)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var k EpochKey
 		if k.UnmarshalBinary(b) != nil {
 			return
 		}
-		if out, err := k.MarshalBinary(); err != nil || !bytes.Equal(out, b) {
+		want := b
+		if bytes.HasPrefix(b, []byte("OVLEPK1\x00")) { // re-encoded as version 2
+			want = append([]byte("OVLEPK2\x00\x01"), b[8:]...)
+		}
+		if out, err := k.MarshalBinary(); err != nil || !bytes.Equal(out, want) {
 			t.Fatalf("re-encoding differs: %x vs %x", out, b)
 		}
 	})
