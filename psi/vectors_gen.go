@@ -15,11 +15,13 @@ import (
 	"time"
 
 	"github.com/overlap-psi/overlap/psi"
+	"github.com/overlap-psi/overlap/psi/internal/c25519"
 	"github.com/overlap-psi/overlap/psi/internal/r255"
 	"github.com/overlap-psi/overlap/psi/wire"
 )
 
 type hashVector struct {
+	Suite     int    `json:"suite,omitempty"` // absent: suite 1
 	Kind      string `json:"kind"`
 	Canonical string `json:"canonical"`
 	Digest    string `json:"digest"`
@@ -28,6 +30,7 @@ type hashVector struct {
 
 type sessionVector struct {
 	Name          string   `json:"name"`
+	Suite         int      `json:"suite,omitempty"` // absent: suite 1
 	Kind          string   `json:"kind"`
 	ClientSeed    string   `json:"client_seed"`
 	SetSeed       string   `json:"set_seed"`
@@ -46,6 +49,7 @@ type sessionVector struct {
 // privateSessionVector is a whole private-mode session (SPEC.md §10.7).
 type privateSessionVector struct {
 	Name           string   `json:"name"`
+	Suite          int      `json:"suite,omitempty"` // absent: suite 1
 	Kind           string   `json:"kind"`
 	ClientSeed     string   `json:"client_seed"`
 	SetSeed        string   `json:"set_seed"`
@@ -70,6 +74,7 @@ type privateSessionVector struct {
 // session against it (§10.12.2).
 type epochVector struct {
 	Name            string   `json:"name"`
+	Suite           int      `json:"suite,omitempty"` // absent: suite 1
 	Kind            string   `json:"kind"`
 	EpochDelta      float64  `json:"epoch_delta"`
 	SetSeed         string   `json:"set_seed"`
@@ -118,8 +123,25 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-func session(name string, kind psi.Kind, chunk int, client, server []string, overlap int) sessionVector {
-	v := sessionVector{Name: name, Kind: kind.String(), ChunkSize: chunk, Overlap: overlap}
+// offer is what a vector's client offers: nothing (suite 1 only, the
+// 12-byte hello) for suite 1, and the suite itself otherwise.
+func offer(suite psi.Suite) []psi.Suite {
+	if suite == psi.Suite1 {
+		return nil
+	}
+	return []psi.Suite{suite}
+}
+
+// suiteField is the vector's suite field: absent for suite 1.
+func suiteField(suite psi.Suite) int {
+	if suite == psi.Suite1 {
+		return 0
+	}
+	return int(suite)
+}
+
+func session(suite psi.Suite, name string, kind psi.Kind, chunk int, client, server []string, overlap int) sessionVector {
+	v := sessionVector{Name: name, Suite: suiteField(suite), Kind: kind.String(), ChunkSize: chunk, Overlap: overlap}
 	cs, ss, vs := seed(name+" client"), seed(name+" set"), seed(name+" server")
 	v.ClientSeed, v.SetSeed, v.ServerSeed = hexs(cs[:]), hexs(ss[:]), hexs(vs[:])
 	var cd, sd [][32]byte
@@ -133,14 +155,14 @@ func session(name string, kind psi.Kind, chunk int, client, server []string, ove
 		sd = append(sd, d)
 		v.ServerDigests = append(v.ServerDigests, hexs(d[:]))
 	}
-	set := must(psi.NewSet(psi.VectorSetConfig(psi.SetConfig{Kind: kind, Workers: 1}, ss)))
+	set := must(psi.NewSet(psi.VectorSetConfig(psi.SetConfig{Kind: kind, Suite: suite, Workers: 1}, ss)))
 	for _, d := range sd {
 		set.Add(d)
 	}
 	if err := set.Finish(); err != nil {
 		log.Fatal(err)
 	}
-	c := must(psi.NewClient(psi.VectorClientConfig(psi.ClientConfig{Kind: kind, CanonVersion: 1, Workers: 1}, cs), cd))
+	c := must(psi.NewClient(psi.VectorClientConfig(psi.ClientConfig{Kind: kind, CanonVersion: 1, Workers: 1, Suites: offer(suite)}, cs), cd))
 	s := must(psi.NewServer(psi.VectorServerConfig(psi.ServerConfig{CanonVersion: 1, ChunkSize: chunk, Workers: 1}, vs), set))
 	hello := c.Hello()
 	v.ClientHello = hexs(must(hello.MarshalBinary()))
@@ -159,8 +181,8 @@ func session(name string, kind psi.Kind, chunk int, client, server []string, ove
 	return v
 }
 
-func privateSession(name string, kind psi.Kind, ringers, chunk, threshold int, client, server []string, overlap int) privateSessionVector {
-	v := privateSessionVector{Name: name, Kind: kind.String(), Ringers: ringers, ChunkSize: chunk, Threshold: threshold, Overlap: overlap}
+func privateSession(suite psi.Suite, name string, kind psi.Kind, ringers, chunk, threshold int, client, server []string, overlap int) privateSessionVector {
+	v := privateSessionVector{Name: name, Suite: suiteField(suite), Kind: kind.String(), Ringers: ringers, ChunkSize: chunk, Threshold: threshold, Overlap: overlap}
 	cs, ss, vs := seed(name+" client"), seed(name+" set"), seed(name+" server")
 	v.ClientSeed, v.SetSeed, v.ServerSeed = hexs(cs[:]), hexs(ss[:]), hexs(vs[:])
 	var cd [][32]byte
@@ -169,7 +191,7 @@ func privateSession(name string, kind psi.Kind, ringers, chunk, threshold int, c
 		cd = append(cd, d)
 		v.ClientDigests = append(v.ClientDigests, hexs(d[:]))
 	}
-	set := must(psi.NewPrivateSet(psi.VectorPrivateSetConfig(psi.PrivateSetConfig{Kind: kind, Ringers: ringers, Workers: 1}, ss)))
+	set := must(psi.NewPrivateSet(psi.VectorPrivateSetConfig(psi.PrivateSetConfig{Kind: kind, Suite: suite, Ringers: ringers, Workers: 1}, ss)))
 	for _, s := range server {
 		d := digest(s)
 		set.Add(d)
@@ -178,7 +200,7 @@ func privateSession(name string, kind psi.Kind, ringers, chunk, threshold int, c
 	if err := set.Finish(); err != nil {
 		log.Fatal(err)
 	}
-	c := must(psi.NewPrivateClient(psi.VectorPrivateClientConfig(psi.PrivateClientConfig{Kind: kind, CanonVersion: 1, Workers: 1}, cs), cd))
+	c := must(psi.NewPrivateClient(psi.VectorPrivateClientConfig(psi.PrivateClientConfig{Kind: kind, CanonVersion: 1, Workers: 1, Suites: offer(suite)}, cs), cd))
 	s := must(psi.NewPrivateServer(psi.VectorPrivateServerConfig(psi.PrivateServerConfig{CanonVersion: 1,
 		ChunkSize: chunk, Threshold: uint32(threshold), Workers: 1}, vs), set))
 	hello := c.Hello()
@@ -202,9 +224,9 @@ func privateSession(name string, kind psi.Kind, ringers, chunk, threshold int, c
 	return v
 }
 
-func epochSession(name string, kind psi.Kind, delta float64, chunk, threshold int, client, server []string, overlap int) epochVector {
+func epochSession(suite psi.Suite, name string, kind psi.Kind, delta float64, chunk, threshold int, client, server []string, overlap int) epochVector {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	v := epochVector{Name: name, Kind: kind.String(), EpochDelta: delta, ChunkSize: chunk, Threshold: threshold,
+	v := epochVector{Name: name, Suite: suiteField(suite), Kind: kind.String(), EpochDelta: delta, ChunkSize: chunk, Threshold: threshold,
 		Now: now.Unix(), ExpiresAt: now.Add(24 * time.Hour).Unix(), Overlap: overlap}
 	ss, es, ec, cs, vs := seed(name+" set"), seed(name+" setup server"), seed(name+" setup client"), seed(name+" client"), seed(name+" server")
 	v.SetSeed, v.SetupServerSeed, v.SetupClientSeed, v.ClientSeed, v.ServerSeed = hexs(ss[:]), hexs(es[:]), hexs(ec[:]), hexs(cs[:]), hexs(vs[:])
@@ -214,7 +236,7 @@ func epochSession(name string, kind psi.Kind, delta float64, chunk, threshold in
 		cd = append(cd, d)
 		v.ClientDigests = append(v.ClientDigests, hexs(d[:]))
 	}
-	set := must(psi.NewPrivateSet(psi.VectorPrivateSetConfig(psi.PrivateSetConfig{Kind: kind, Epoch: true, EpochDelta: delta, Workers: 1}, ss)))
+	set := must(psi.NewPrivateSet(psi.VectorPrivateSetConfig(psi.PrivateSetConfig{Kind: kind, Suite: suite, Epoch: true, EpochDelta: delta, Workers: 1}, ss)))
 	for _, s := range server {
 		d := digest(s)
 		set.Add(d)
@@ -227,7 +249,7 @@ func epochSession(name string, kind psi.Kind, delta float64, chunk, threshold in
 	ss1 := must(psi.NewEpochSetupServer(psi.VectorEpochSetupConfig(psi.EpochSetupConfig{CanonVersion: 1, ChunkSize: chunk, Workers: 1,
 		ExpiresAt: time.Unix(v.ExpiresAt, 0)}, es), set))
 	sc := must(psi.NewEpochSetupClient(psi.VectorEpochSetupClientConfig(psi.EpochSetupClientConfig{Kind: kind, CanonVersion: 1, Workers: 1,
-		Now: func() time.Time { return now }}, ec)))
+		Now: func() time.Time { return now }, Suites: offer(suite)}, ec)))
 	hello := sc.Hello()
 	v.SetupHello = hexs(must(hello.MarshalBinary()))
 	params := must(ss1.ReceiveHello(hello))
@@ -319,6 +341,12 @@ func negatives() []negativeVector {
 	}
 }
 
+// hashInputs are the identifiers of the hash-to-group vectors.
+var hashInputs = []struct {
+	kind psi.Kind
+	s    string
+}{{psi.KindEmail, "alice@example.com"}, {psi.KindEmail, ""}, {psi.KindPhone, "+14155552671"}, {psi.KindID, "38400000-8cf0-11bd-b23e-10b96e40000d"}}
+
 func write(dir, name string, v any) {
 	b := must(json.MarshalIndent(v, "", "  "))
 	if err := os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644); err != nil {
@@ -332,13 +360,10 @@ func main() {
 		log.Fatal(err)
 	}
 	var hv []hashVector
-	for _, c := range []struct {
-		kind psi.Kind
-		s    string
-	}{{psi.KindEmail, "alice@example.com"}, {psi.KindEmail, ""}, {psi.KindPhone, "+14155552671"}, {psi.KindID, "38400000-8cf0-11bd-b23e-10b96e40000d"}} {
+	for _, c := range hashInputs {
 		d := digest(c.s)
 		e := r255.NewHasher(psi.DST(c.kind)).Hash(r255.NewElement(), d[:])
-		hv = append(hv, hashVector{c.kind.String(), c.s, hexs(d[:]), hexs(e.Bytes())})
+		hv = append(hv, hashVector{0, c.kind.String(), c.s, hexs(d[:]), hexs(e.Bytes())})
 	}
 	write(dir, "hash_to_group.json", hv)
 
@@ -349,20 +374,38 @@ func main() {
 	for i := 12; i < 40; i++ {
 		server = append(server, fmt.Sprintf("user%d@example.com", i))
 	}
-	write(dir, "session.json", []sessionVector{
-		session("email 20/28 overlap 8", psi.KindEmail, 6, client, server, 8),
-		session("phone 1/1 overlap 1", psi.KindPhone, 4096, []string{"+14155552671"}, []string{"+14155552671"}, 1),
-	})
-	write(dir, "private_session.json", []privateSessionVector{
-		privateSession("private email 20/28 overlap 8, threshold 1", psi.KindEmail, psi.DefaultRingers, 400, 1, client, server, 8),
-		privateSession("private phone 1/1 overlap 1, under the threshold", psi.KindPhone, 4, 4096, psi.DefaultThreshold,
-			[]string{"+14155552671"}, []string{"+14155552671"}, 1),
-	})
-	// Epochs use a δ_E bound of 10^-2 (a test-only setting) so that the
-	// setup carries the minimum bucket of 1,024 elements, not the 2^20 of
-	// the protocol's 10^-6 (SPEC.md §10.12.4).
-	write(dir, "epoch.json", []epochVector{
-		epochSession("epoch email 20/28 overlap 8, threshold 1", psi.KindEmail, 1e-2, 400, 1, client, server, 8),
-	})
+	// Suite 1's vectors, then suite 2's (SPEC.md §12) in files of their
+	// own, with the same inputs.
+	for _, suite := range psi.Suites {
+		suffix := ""
+		if suite != psi.Suite1 {
+			suffix = fmt.Sprintf("_suite%d", suite)
+		}
+		if suite != psi.Suite1 {
+			var hv2 []hashVector
+			for _, c := range hashInputs {
+				d := digest(c.s)
+				var e [32]byte
+				c25519.NewHasher(psi.DST2(c.kind)).Hash(&e, d[:])
+				hv2 = append(hv2, hashVector{int(suite), c.kind.String(), c.s, hexs(d[:]), hexs(e[:])})
+			}
+			write(dir, "hash_to_group"+suffix+".json", hv2)
+		}
+		write(dir, "session"+suffix+".json", []sessionVector{
+			session(suite, "email 20/28 overlap 8", psi.KindEmail, 6, client, server, 8),
+			session(suite, "phone 1/1 overlap 1", psi.KindPhone, 4096, []string{"+14155552671"}, []string{"+14155552671"}, 1),
+		})
+		write(dir, "private_session"+suffix+".json", []privateSessionVector{
+			privateSession(suite, "private email 20/28 overlap 8, threshold 1", psi.KindEmail, psi.DefaultRingers, 400, 1, client, server, 8),
+			privateSession(suite, "private phone 1/1 overlap 1, under the threshold", psi.KindPhone, 4, 4096, psi.DefaultThreshold,
+				[]string{"+14155552671"}, []string{"+14155552671"}, 1),
+		})
+		// Epochs use a δ_E bound of 10^-2 (a test-only setting) so that the
+		// setup carries the minimum bucket of 1,024 elements, not the 2^20 of
+		// the protocol's 10^-6 (SPEC.md §10.12.4).
+		write(dir, "epoch"+suffix+".json", []epochVector{
+			epochSession(suite, "epoch email 20/28 overlap 8, threshold 1", psi.KindEmail, 1e-2, 400, 1, client, server, 8),
+		})
+	}
 	write(dir, "negative.json", negatives())
 }

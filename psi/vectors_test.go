@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlap-psi/overlap/psi/internal/c25519"
 	"github.com/overlap-psi/overlap/psi/internal/r255"
 	"github.com/overlap-psi/overlap/psi/wire"
 )
@@ -41,9 +42,16 @@ func seedOf(t *testing.T, s string) [32]byte { return [32]byte(unhex(t, s)) }
 // TestVectors replays testdata/vectors (SPEC.md §9).
 func TestVectors(t *testing.T) {
 	t.Run("hash_to_group", func(t *testing.T) {
-		var vs []struct{ Kind, Canonical, Digest, Element string }
+		var vs, vs2 []struct {
+			Suite                            Suite
+			Kind, Canonical, Digest, Element string
+		}
 		loadVectors(t, "hash_to_group.json", &vs)
-		for _, v := range vs {
+		loadVectors(t, "hash_to_group_suite2.json", &vs2)
+		if len(vs2) == 0 {
+			t.Fatal("no suite-2 hash vectors")
+		}
+		for _, v := range append(vs, vs2...) {
 			kind, err := ParseKind(v.Kind)
 			if err != nil {
 				t.Fatal(err)
@@ -51,16 +59,27 @@ func TestVectors(t *testing.T) {
 			if d := digest(v.Canonical); hex.EncodeToString(d[:]) != v.Digest {
 				t.Errorf("digest of %q: got %x, want %s", v.Canonical, d, v.Digest)
 			}
-			e := r255.NewHasher(DST(kind)).Hash(r255.NewElement(), unhex(t, v.Digest))
-			if got := hex.EncodeToString(e.Bytes()); got != v.Element {
+			var got string
+			switch v.Suite.Or1() {
+			case Suite1:
+				got = hex.EncodeToString(r255.NewHasher(DST(kind)).Hash(r255.NewElement(), unhex(t, v.Digest)).Bytes())
+			case Suite2:
+				var e [32]byte
+				c25519.NewHasher(DST2(kind)).Hash(&e, unhex(t, v.Digest))
+				got = hex.EncodeToString(e[:])
+			default:
+				t.Fatalf("suite %d", v.Suite)
+			}
+			if got != v.Element {
 				t.Errorf("H(%s, %s) = %s, want %s", v.Kind, v.Digest, got, v.Element)
 			}
 		}
 	})
 
 	t.Run("session", func(t *testing.T) {
-		var vs []struct {
+		var vs, vs2 []struct {
 			Name, Kind                      string
+			Suite                           Suite
 			ClientSeed, SetSeed, ServerSeed string   `json:"-"`
 			CS                              string   `json:"client_seed"`
 			SS                              string   `json:"set_seed"`
@@ -75,13 +94,17 @@ func TestVectors(t *testing.T) {
 			ServerSet                       []string `json:"server_set"`
 		}
 		loadVectors(t, "session.json", &vs)
-		for _, v := range vs {
+		loadVectors(t, "session_suite2.json", &vs2)
+		if len(vs2) == 0 {
+			t.Fatal("no suite-2 session vectors")
+		}
+		for _, v := range append(vs, vs2...) {
 			kind, _ := ParseKind(v.Kind)
 			var cd [][32]byte
 			for _, d := range v.ClientDigests {
 				cd = append(cd, [32]byte(unhex(t, d)))
 			}
-			set, err := NewSet(SetConfig{Kind: kind, Workers: 1, rand: mrand.NewChaCha8(seedOf(t, v.SS))})
+			set, err := NewSet(SetConfig{Kind: kind, Suite: v.Suite, Workers: 1, rand: mrand.NewChaCha8(seedOf(t, v.SS))})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,7 +112,8 @@ func TestVectors(t *testing.T) {
 				set.Add([32]byte(unhex(t, d)))
 			}
 			set.Finish()
-			c := must(NewClient(ClientConfig{Kind: kind, CanonVersion: 1, Workers: 1, rand: mrand.NewChaCha8(seedOf(t, v.CS))}, cd))
+			c := must(NewClient(ClientConfig{Kind: kind, CanonVersion: 1, Workers: 1, Suites: vectorOffer(v.Suite),
+				rand: mrand.NewChaCha8(seedOf(t, v.CS))}, cd))
 			s := must(NewServer(ServerConfig{CanonVersion: 1, ChunkSize: v.ChunkSize, Workers: 1, rand: mrand.NewChaCha8(seedOf(t, v.VS))}, set))
 
 			check := func(what string, got []byte, want string) {
@@ -144,8 +168,9 @@ func TestVectors(t *testing.T) {
 	})
 
 	t.Run("private_session", func(t *testing.T) {
-		var vs []struct {
+		var vs, vs2 []struct {
 			Name, Kind        string
+			Suite             Suite
 			CS                string   `json:"client_seed"`
 			SS                string   `json:"set_seed"`
 			VS                string   `json:"server_seed"`
@@ -163,16 +188,17 @@ func TestVectors(t *testing.T) {
 			Release, Result   string
 		}
 		loadVectors(t, "private_session.json", &vs)
-		if len(vs) == 0 {
+		loadVectors(t, "private_session_suite2.json", &vs2)
+		if len(vs) == 0 || len(vs2) == 0 {
 			t.Fatal("no private-mode session vectors")
 		}
-		for _, v := range vs {
+		for _, v := range append(vs, vs2...) {
 			pv := func() privateVector {
 				kind, err := ParseKind(v.Kind)
 				if err != nil {
 					t.Fatal(err)
 				}
-				pv := privateVector{kind: kind, overlap: v.Overlap, ringers: v.Ringers, chunk: v.ChunkSize, threshold: v.Threshold,
+				pv := privateVector{kind: kind, suite: v.Suite, overlap: v.Overlap, ringers: v.Ringers, chunk: v.ChunkSize, threshold: v.Threshold,
 					cs: seedOf(t, v.CS), ss: seedOf(t, v.SS), vs: seedOf(t, v.VS),
 					hello: unhex(t, v.ClientHello), params: unhex(t, v.PrivateParams), key: unhex(t, v.ClientKey),
 					release: unhex(t, v.Release), result: v.Result}
@@ -200,12 +226,13 @@ func TestVectors(t *testing.T) {
 	})
 
 	t.Run("epoch", func(t *testing.T) {
-		var vs []epochVector
+		var vs, vs2 []epochVector
 		loadVectors(t, "epoch.json", &vs)
-		if len(vs) == 0 {
+		loadVectors(t, "epoch_suite2.json", &vs2)
+		if len(vs) == 0 || len(vs2) == 0 {
 			t.Fatal("no epoch vectors")
 		}
-		for _, v := range vs {
+		for _, v := range append(vs, vs2...) {
 			// One worker or several: the messages are the same.
 			for _, workers := range []int{1, 3} {
 				replayEpoch(t, workers, v)
@@ -249,9 +276,19 @@ func TestVectors(t *testing.T) {
 	})
 }
 
+// vectorOffer is what a vector's client offers: suite 1 only (the
+// 12-byte hello) when the vector has no suite, its suite otherwise.
+func vectorOffer(s Suite) []Suite {
+	if s.Or1() == Suite1 {
+		return nil
+	}
+	return []Suite{s}
+}
+
 // privateVector is one private-mode session of testdata/vectors.
 type privateVector struct {
 	kind                        Kind
+	suite                       Suite
 	overlap, ringers, chunk     int
 	threshold                   uint32
 	cs, ss, vs                  [32]byte
@@ -266,14 +303,15 @@ type privateVector struct {
 // messages, and the result against the vector.
 func replayPrivate(t *testing.T, name string, workers int, v privateVector) {
 	t.Helper()
-	set := must(NewPrivateSet(PrivateSetConfig{Kind: v.kind, Ringers: v.ringers, Workers: workers, rand: mrand.NewChaCha8(v.ss)}))
+	set := must(NewPrivateSet(PrivateSetConfig{Kind: v.kind, Suite: v.suite, Ringers: v.ringers, Workers: workers, rand: mrand.NewChaCha8(v.ss)}))
 	for _, d := range v.server {
 		set.Add(d)
 	}
 	if err := set.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	c := must(NewPrivateClient(PrivateClientConfig{Kind: v.kind, CanonVersion: 1, Workers: workers, rand: mrand.NewChaCha8(v.cs)}, v.client))
+	c := must(NewPrivateClient(PrivateClientConfig{Kind: v.kind, CanonVersion: 1, Workers: workers, Suites: vectorOffer(v.suite),
+		rand: mrand.NewChaCha8(v.cs)}, v.client))
 	s := must(NewPrivateServer(PrivateServerConfig{CanonVersion: 1, ChunkSize: v.chunk, Threshold: v.threshold,
 		Workers: workers, rand: mrand.NewChaCha8(v.vs)}, set))
 	check := func(what string, got, want []byte) {
@@ -374,6 +412,7 @@ func replayPrivate(t *testing.T, name string, workers int, v privateVector) {
 // epochVector is an epoch's setup and one session against it, as
 // testdata/vectors/epoch.json holds them (SPEC.md §9).
 type epochVector struct {
+	Suite           Suite `json:"suite"`
 	Name            string
 	Kind            string
 	EpochDelta      float64  `json:"epoch_delta"`
@@ -426,7 +465,7 @@ func replayEpoch(t *testing.T, workers int, v epochVector) {
 			t.Fatalf("%s: %s: %v", name, what, err)
 		}
 	}
-	set := must(NewPrivateSet(PrivateSetConfig{Kind: kind, Epoch: true, EpochDelta: v.EpochDelta, Workers: workers,
+	set := must(NewPrivateSet(PrivateSetConfig{Kind: kind, Suite: v.Suite, Epoch: true, EpochDelta: v.EpochDelta, Workers: workers,
 		rand: mrand.NewChaCha8(seedOf(t, v.SetSeed))}))
 	for _, d := range v.ServerDigests {
 		set.Add([32]byte(unhex(t, d)))
@@ -437,7 +476,7 @@ func replayEpoch(t *testing.T, workers int, v epochVector) {
 	ss := must(NewEpochSetupServer(EpochSetupConfig{CanonVersion: 1, ChunkSize: v.ChunkSize, Workers: workers, ExpiresAt: expires,
 		rand: mrand.NewChaCha8(seedOf(t, v.SetupServerSeed))}, set))
 	defer ss.Close()
-	sc := must(NewEpochSetupClient(EpochSetupClientConfig{Kind: kind, CanonVersion: 1, Workers: workers,
+	sc := must(NewEpochSetupClient(EpochSetupClientConfig{Kind: kind, CanonVersion: 1, Workers: workers, Suites: vectorOffer(v.Suite),
 		Now: func() time.Time { return now }, rand: mrand.NewChaCha8(seedOf(t, v.SetupClientSeed))}))
 	defer sc.Close()
 
