@@ -9,8 +9,8 @@
 // (Key.Mult) and unblinding (Key.InvMult) are both X25519 multiplications.
 // Received elements are checked by Valid: canonical, on the curve and not
 // on its twist, and not of low order. The reasons, and why no explicit
-// prime-order-subgroup check is needed, are in SPEC-suite2.md (to become
-// SPEC.md §12).
+// prime-order-subgroup check is needed, are in SPEC.md §12.5 and
+// §12.6.
 //
 // Everything here is constant time with respect to keys and elements,
 // except where a public yes/no is returned (whether an element is valid,
@@ -100,8 +100,8 @@ func notLowOrder(in *[32]byte) int {
 	return 1 - bad
 }
 
-// Valid reports whether in is a valid element received from a peer (SPEC
-// §12.4 draft, SPEC-suite2.md): the canonical encoding of a field element
+// Valid reports whether in is a valid element received from a peer (SPEC.md
+// §12.5): the canonical encoding of a field element
 // (top bit clear, below p; refused, not masked or reduced), the
 // u-coordinate of a point of curve25519 and not of its twist, and not one
 // of the points of order dividing 8. The length is the caller's: in is

@@ -179,7 +179,7 @@ func (k *Key) Mult(out, in *[32]byte) error {
 // twist point anyway, it returns a twist point, which the peer's Valid
 // refuses; the key is not exposed (k is a multiple of 8, which annihilates
 // the twist's points of order 4, and the rest of the twist's group has
-// prime order, SPEC-suite2.md).
+// prime order, SPEC.md §12.5).
 func (k *Key) MultOwn(out, in *[32]byte) error {
 	if k.k[31]&0x40 == 0 {
 		return ErrErased

@@ -499,7 +499,7 @@ func TestKeyDoesNotPrint(t *testing.T) {
 }
 
 // TestTorsionVariantsCollide shows why the suite needs the rule of
-// SPEC-suite2.md that the party that multiplies a received batch checks its
+// SPEC.md §12.6 that the party that multiplies a received batch checks its
 // results, not only its inputs, for duplicates: P0 + T for the eight T of
 // order dividing 8 are eight distinct valid encodings, and Mult maps all
 // of them to the one element k·P0.

@@ -247,7 +247,7 @@ func scalarOne() *edwards25519.Scalar {
 	return s
 }
 
-// TestProtocolVectors pins the hash for Overlap's tags (SPEC-suite2.md:
+// TestProtocolVectors pins the hash for Overlap's tags (SPEC.md §12.3:
 // DST(kind) = "OVERLAP-V1-" || name(kind) || "-curve25519_XMD:SHA-512_ELL2_RO_")
 // on digests of fixed identifiers. Little-endian u, as on the wire.
 func TestProtocolVectors(t *testing.T) {
