@@ -30,6 +30,22 @@ type Config struct {
 	MaxServerSize uint32      // largest padded server set accepted; 0 means the protocol's limit
 	FalsePositive float64     // false-positive bound (SPEC.md §6.3); 0 means psi.DefaultFalsePositive
 	DialTimeout   time.Duration
+	// Suites are the ciphersuites offered (SPEC.md §12.1); the server
+	// chooses. nil offers every suite (DefaultSuites). A setup offers them
+	// too; an epoch session offers its epoch's suite.
+	Suites []psi.Suite
+}
+
+// DefaultSuites is what a client offers when Config.Suites is nil: both
+// suites; the server picks by its own preference.
+var DefaultSuites = []psi.Suite{psi.Suite2, psi.Suite1}
+
+// suites returns the suites the client offers.
+func (c *Client) suites() []psi.Suite {
+	if c.cfg.Suites == nil {
+		return DefaultSuites
+	}
+	return c.cfg.Suites
 }
 
 // Client is the advertiser's side of the service. It is safe for
@@ -203,7 +219,7 @@ type MatchResult struct {
 func (c *Client) Match(ctx context.Context, req MatchRequest) (MatchResult, error) {
 	start := time.Now()
 	pc, err := psi.NewClient(psi.ClientConfig{Kind: req.Kind, CanonVersion: ident.Version, CanonFlags: req.CanonFlags,
-		FalsePositive: c.cfg.FalsePositive, MaxServerSize: c.cfg.MaxServerSize, Workers: c.cfg.Workers}, req.Digests)
+		FalsePositive: c.cfg.FalsePositive, MaxServerSize: c.cfg.MaxServerSize, Workers: c.cfg.Workers, Suites: c.suites()}, req.Digests)
 	if err != nil {
 		return MatchResult{}, err
 	}

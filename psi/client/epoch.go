@@ -38,7 +38,7 @@ type SetupResult struct {
 func (c *Client) Setup(ctx context.Context, req SetupRequest) (SetupResult, error) {
 	start := time.Now()
 	sc, err := psi.NewEpochSetupClient(psi.EpochSetupClientConfig{Kind: req.Kind, CanonVersion: ident.Version,
-		CanonFlags: req.CanonFlags, MaxServerSize: req.MaxServerSize, Workers: c.cfg.Workers})
+		CanonFlags: req.CanonFlags, MaxServerSize: req.MaxServerSize, Workers: c.cfg.Workers, Suites: c.suites()})
 	if err != nil {
 		return SetupResult{}, err
 	}

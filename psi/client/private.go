@@ -33,7 +33,7 @@ func (c *Client) MatchPrivate(ctx context.Context, req MatchRequest) (PrivateMat
 	start := time.Now()
 	// MaxServerSize 0 takes psi.DefaultPrivateMaxServerSize.
 	pc, err := psi.NewPrivateClient(psi.PrivateClientConfig{Kind: req.Kind, CanonVersion: ident.Version, CanonFlags: req.CanonFlags,
-		MaxServerSize: c.cfg.MaxServerSize, Workers: c.cfg.Workers}, req.Digests)
+		MaxServerSize: c.cfg.MaxServerSize, Workers: c.cfg.Workers, Suites: c.suites()}, req.Digests)
 	if err != nil {
 		return PrivateMatchResult{}, err
 	}

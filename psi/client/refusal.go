@@ -39,6 +39,10 @@ const (
 	// LimitEpochSetups: the advertiser made its allowed setups in the last
 	// 24 hours (SPEC.md §10.12.5).
 	LimitEpochSetups = "epoch_setups"
+	// LimitSuite: the server serves none of the ciphersuites the client
+	// offered, or the epoch is in one the session did not offer (SPEC.md
+	// §12.1).
+	LimitSuite = "suite"
 )
 
 // Refusal describes a session the server refused by policy.

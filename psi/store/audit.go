@@ -37,6 +37,11 @@ type SessionRecord struct {
 	EpochID string
 	// EpochExpiresAt is that epoch's expires_at (µs, UTC); zero for none.
 	EpochExpiresAt time.Time
+	// Suite is the session's ciphersuite (SPEC.md §12.1); zero when the
+	// session ended before one was chosen (a refusal, a crashed session
+	// reconciled from its journal row) or the row is from before suites
+	// (all of which were suite 1).
+	Suite psi.Suite
 }
 
 // MaxDetailLen bounds SessionRecord.Detail, in bytes.
@@ -54,6 +59,9 @@ func validateSession(r *SessionRecord) error {
 	}
 	if r.Mode == "" {
 		return errors.New("store: session without a mode")
+	}
+	if r.Suite != 0 && !r.Suite.Known() {
+		return fmt.Errorf("store: invalid ciphersuite %d", uint8(r.Suite))
 	}
 	if r.BudgetSpent < 0 || r.EpsilonSpent < 0 {
 		return errors.New("store: session with a negative budget spend")
@@ -122,12 +130,12 @@ func (r *SessionRecord) snapshotArgs() (version, digest any) {
 }
 
 const sessionColumns = `s.id, s.advertiser_id, a.name, s.kind, s.mode, s.list_size, s.server_size, s.snapshot_version, s.snapshot_digest,
-	s.budget_spent, s.epsilon_spent, s.result, s.detail, s.started_at, s.ended_at, s.epoch_id, s.epoch_expires_at`
+	s.budget_spent, s.epsilon_spent, s.result, s.detail, s.started_at, s.ended_at, s.epoch_id, s.epoch_expires_at, s.suite`
 
 // sqlInsertSession is shared by both engines.
 const sqlInsertSession = `INSERT INTO sessions (id, advertiser_id, kind, mode, list_size, server_size, snapshot_version, snapshot_digest,
-	budget_spent, epsilon_spent, result, detail, started_at, ended_at, duration_us, epoch_id, epoch_expires_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
+	budget_spent, epsilon_spent, result, detail, started_at, ended_at, duration_us, epoch_id, epoch_expires_at, suite)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`
 
 func sessionsQuery(limit int) string {
 	q := `SELECT ` + sessionColumns + ` FROM sessions s JOIN advertisers a ON a.id = s.advertiser_id
@@ -153,8 +161,12 @@ func (c *core) RecordSession(ctx context.Context, r SessionRecord) error {
 func (c *core) sessionArgs(r *SessionRecord) []any {
 	v, d := r.snapshotArgs()
 	ei, ee := c.epochRefArgs(r.EpochID, r.EpochExpiresAt)
+	var suite any
+	if r.Suite != 0 {
+		suite = int64(r.Suite)
+	}
 	return []any{r.ID, r.Advertiser, int64(r.Kind), r.Mode, r.ListSize, r.ServerSize, v, d, r.BudgetSpent, r.EpsilonSpent, r.Result, r.Detail,
-		c.ts(r.StartedAt), c.ts(r.EndedAt), r.EndedAt.Sub(r.StartedAt).Microseconds(), ei, ee}
+		c.ts(r.StartedAt), c.ts(r.EndedAt), r.EndedAt.Sub(r.StartedAt).Microseconds(), ei, ee, suite}
 }
 
 // Sessions implements [Registry].
@@ -171,12 +183,14 @@ func scanSession(row scanner) (SessionRecord, error) {
 		started, ended stamp
 		epochID        sql.NullString
 		epochExpires   stamp
+		suite          sql.NullInt64
 	)
 	if err := row.Scan(&r.ID, &r.Advertiser, &r.AdvertiserName, &kind, &r.Mode, &r.ListSize, &r.ServerSize, &version, &digest,
-		&r.BudgetSpent, &r.EpsilonSpent, &r.Result, &r.Detail, &started, &ended, &epochID, &epochExpires); err != nil {
+		&r.BudgetSpent, &r.EpsilonSpent, &r.Result, &r.Detail, &started, &ended, &epochID, &epochExpires, &suite); err != nil {
 		return SessionRecord{}, err
 	}
 	r.EpochID, r.EpochExpiresAt = epochID.String, epochExpires.t
+	r.Suite = psi.Suite(suite.Int64)
 	r.Kind, r.SnapshotVersion = psi.Kind(kind), version.Int64
 	copy(r.SnapshotDigest[:], digest)
 	r.StartedAt, r.EndedAt = started.t, ended.t

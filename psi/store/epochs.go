@@ -89,13 +89,13 @@ func validateEpoch(rec *EpochRecord, ep *psi.Epoch) error {
 
 const (
 	sqlInsertEpoch = `INSERT INTO epochs (id, advertiser_id, kind, canon_version, canon_flags, server_size, size, client_key, epoch_key,
-		snapshot_version, snapshot_digest, created_at, expires_at, tag_bytes)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0)`
+		snapshot_version, snapshot_digest, created_at, expires_at, tag_bytes, suite)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14)`
 	sqlInsertEpochTags = `INSERT INTO epoch_tags (epoch_id, seq, count, data) VALUES ($1, $2, $3, $4)`
 	sqlEpochTagBytes   = `UPDATE epochs SET tag_bytes = $2 WHERE id = $1`
 	// epochColumns are the columns of an EpochRecord, without the key.
 	epochColumns = `id, advertiser_id, kind, canon_version, canon_flags, server_size, size, client_key,
-		snapshot_version, snapshot_digest, created_at, expires_at, tag_bytes`
+		snapshot_version, snapshot_digest, created_at, expires_at, tag_bytes, suite`
 	sqlLoadEpoch  = `SELECT ` + epochColumns + `, epoch_key FROM epochs WHERE id = $1 AND advertiser_id = $2`
 	sqlLoadTags   = `SELECT seq, count, data FROM epoch_tags WHERE epoch_id = $1 ORDER BY seq`
 	sqlListEpochs = `SELECT ` + epochColumns + ` FROM epochs WHERE $1 = 0 OR advertiser_id = $1 ORDER BY created_at DESC, id DESC`
@@ -119,7 +119,7 @@ func (c *core) SaveEpoch(ctx context.Context, rec EpochRecord, ep *psi.Epoch) er
 	v, d := snapshotArgsOf(rec.SnapshotVersion, rec.SnapshotDigest)
 	return c.inTx(ctx, "save epoch", func(tx q) error {
 		if _, err := tx.exec(ctx, sqlInsertEpoch, m.ID[:], rec.Advertiser, int64(m.Kind), int64(m.CanonVersion), int64(m.CanonFlags),
-			int64(m.ServerSize), int64(m.Size), m.ClientKey[:], key[:], v, d, c.ts(rec.CreatedAt), c.ts(m.ExpiresAt)); err != nil {
+			int64(m.ServerSize), int64(m.Size), m.ClientKey[:], key[:], v, d, c.ts(rec.CreatedAt), c.ts(m.ExpiresAt), int64(m.Suite.Or1())); err != nil {
 			if c.isUnique(err) {
 				return errors.New("store: save epoch: an epoch with this id is stored already")
 			}
@@ -151,10 +151,11 @@ func scanEpoch(row scanner, key *[]byte) (EpochRecord, error) {
 		id, ck, digest   []byte
 		kind, cv, cf     int64
 		serverSize, size int64
+		suite            int64
 		version          sql.NullInt64
 		created, expires stamp
 	)
-	dest := []any{&id, &r.Advertiser, &kind, &cv, &cf, &serverSize, &size, &ck, &version, &digest, &created, &expires, &r.TagBytes}
+	dest := []any{&id, &r.Advertiser, &kind, &cv, &cf, &serverSize, &size, &ck, &version, &digest, &created, &expires, &r.TagBytes, &suite}
 	if key != nil {
 		dest = append(dest, key)
 	}
@@ -162,7 +163,8 @@ func scanEpoch(row scanner, key *[]byte) (EpochRecord, error) {
 		return EpochRecord{}, err
 	}
 	if len(id) != 16 || len(ck) != 32 || (digest != nil && len(digest) != 32) || !psi.Kind(kind).Valid() ||
-		serverSize < 1 || serverSize > 1<<32-1 || size < 0 || size > serverSize || cv < 0 || cv > 0xffff || cf < 0 || cf > 0xffff {
+		serverSize < 1 || serverSize > 1<<32-1 || size < 0 || size > serverSize || cv < 0 || cv > 0xffff || cf < 0 || cf > 0xffff ||
+		suite < 1 || suite > 255 || !psi.Suite(suite).Known() {
 		return EpochRecord{}, errors.New("stored epoch row is malformed")
 	}
 	r.SnapshotVersion = version.Int64
@@ -171,6 +173,9 @@ func scanEpoch(row scanner, key *[]byte) (EpochRecord, error) {
 	copy(r.Meta.ClientKey[:], ck)
 	r.Meta.Kind, r.Meta.CanonVersion, r.Meta.CanonFlags = psi.Kind(kind), uint16(cv), uint16(cf)
 	r.Meta.ServerSize, r.Meta.Size = uint32(serverSize), int(size)
+	if r.Meta.Suite = psi.Suite(suite); r.Meta.Suite == psi.Suite1 {
+		r.Meta.Suite = 0 // suite 1, as psi writes it
+	}
 	r.CreatedAt, r.Meta.ExpiresAt = created.t, expires.t
 	return r, nil
 }

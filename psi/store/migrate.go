@@ -496,6 +496,25 @@ ALTER TABLE session_journal
 	ADD COLUMN epoch_expires_at timestamptz;
 `,
 	},
+	{
+		version: 8,
+		name:    "suites",
+		// Ciphersuites (SPEC.md §12): an epoch's suite, fixed at its
+		// setup, and the suite of each session in its audit row. Existing
+		// epochs are suite 1. The audit log is append-only, so existing
+		// session rows keep a NULL suite: they are all suite 1, as is every
+		// session of a binary from before suites; otherwise NULL is a
+		// session that ended before a suite was chosen (a refusal, or a
+		// crashed session reconciled from its journal row).
+		sqlite: `
+ALTER TABLE epochs ADD COLUMN suite INTEGER NOT NULL DEFAULT 1 CHECK (suite BETWEEN 1 AND 2);
+ALTER TABLE sessions ADD COLUMN suite INTEGER CHECK (suite IS NULL OR suite BETWEEN 1 AND 2);
+`,
+		postgres: `
+ALTER TABLE epochs ADD COLUMN suite smallint NOT NULL DEFAULT 1 CHECK (suite BETWEEN 1 AND 2);
+ALTER TABLE sessions ADD COLUMN suite smallint CHECK (suite IS NULL OR suite BETWEEN 1 AND 2);
+`,
+	},
 }
 
 // latestMigration is the schema version this binary writes.
