@@ -44,6 +44,9 @@ func (e *SuiteError) Error() string { return ErrParams.Error() + ": " + e.msg }
 // Is makes a SuiteError match ErrParams.
 func (e *SuiteError) Is(target error) bool { return target == ErrParams }
 
+// Detail says what is wrong, without the error's prefix.
+func (e *SuiteError) Detail() string { return e.msg }
+
 // ChooseSuite returns the first suite of the server's preference list prefs
 // that the client offers, or a *SuiteError if there is none (SPEC.md
 // §12.1). An empty prefs serves suite 1 only.

@@ -266,8 +266,8 @@ func demoMatch(c *cli.Context, st store.Store, p *demoPlatform, data string, kin
 		snap.Version, snap.Size, hex.EncodeToString(snap.Digest[:8]), res.ServerSize)
 	fmt.Fprintf(out, "  advertiser learned: overlap %d of %d (%.1f%%); platform set size bucket %d; consent snapshot v%d\n",
 		res.Overlap, res.ClientSize, 100*float64(res.Overlap)/float64(res.ClientSize), res.ServerSize, res.Snapshot.Version)
-	fmt.Fprintf(out, "  platform learned:   the list has %d identifiers (audit row: session %s…, %s, %s)\n",
-		rec.ListSize, rec.ID[:8], rec.Result, rec.AdvertiserName)
+	fmt.Fprintf(out, "  platform learned:   the list has %d identifiers (audit row: session %s…, %s, %s, suite %v)\n",
+		rec.ListSize, rec.ID[:8], rec.Result, rec.AdvertiserName, rec.Suite)
 	fmt.Fprintf(out, "  wire: %d bytes advertiser→platform, %d bytes platform→advertiser (TLS), %d messages, %.2fs\n",
 		res.Traffic.WireBytesSent, res.Traffic.WireBytesReceived, res.Traffic.Messages, res.Elapsed.Seconds())
 	return res, nil
@@ -306,7 +306,7 @@ func demoPrivate(c *cli.Context, st store.Store, p *demoPlatform, data string, p
 	fmt.Fprintf(out, "  advertiser learned: %s; %s; platform set of %d elements\n", demoRelease(r), mechanismText(r.Mechanism), r.ServerSize)
 	fmt.Fprintf(out, "  platform learned:   the list has %d identifiers and the exact overlap (kept in memory only; not logged, not in the audit row)\n",
 		rec.ListSize)
-	fmt.Fprintf(out, "  audit row: session %s…, %s, %s, ε %s spent\n", rec.ID[:8], rec.Result, rec.AdvertiserName, dp.Epsilon(rec.EpsilonSpent).String())
+	fmt.Fprintf(out, "  audit row: session %s…, %s, %s, suite %v, ε %s spent\n", rec.ID[:8], rec.Result, rec.AdvertiserName, rec.Suite, dp.Epsilon(rec.EpsilonSpent).String())
 	if plain >= r.Low && plain <= r.High {
 		fmt.Fprintf(out, "  check: the plain overlap is %d; the released interval %d–%d contains it\n", plain, r.Low, r.High)
 	} else {

@@ -245,7 +245,7 @@ func setupCommand() *cli.Command {
 			&cli.StringFlag{Name: "ca", Usage: "CA certificate (PEM) to trust for the server", EnvVars: []string{"OVERLAP_CA"}},
 			&cli.StringFlag{Name: "cert", Usage: "client certificate (PEM)", EnvVars: []string{"OVERLAP_CLIENT_CERT"}},
 			&cli.StringFlag{Name: "key", Usage: "private key (PEM) of --cert", EnvVars: []string{"OVERLAP_CLIENT_KEY"}},
-			epochDirFlag,
+			epochDirFlag, suiteFlag,
 			&cli.DurationFlag{Name: "timeout", Usage: "give up after this long", Value: 6 * time.Hour},
 		},
 		Action: func(c *cli.Context) error {

@@ -81,7 +81,7 @@ func printEpochs(c *cli.Context, recs []store.EpochRecord, names map[int64]strin
 	}
 	now := time.Now()
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "advertiser\tepoch\tkind\telements\ttags kept\tstored\tper tag\tsnapshot\tcreated\tends\tstatus")
+	fmt.Fprintln(tw, "advertiser\tepoch\tkind\tsuite\telements\ttags kept\tstored\tper tag\tsnapshot\tcreated\tends\tstatus")
 	for _, r := range recs {
 		m := r.Meta
 		status := "live"
@@ -92,7 +92,7 @@ func printEpochs(c *cli.Context, recs []store.EpochRecord, names map[int64]strin
 		if m.Size > 0 {
 			per = fmt.Sprintf("%.1f B", float64(r.TagBytes)/float64(m.Size))
 		}
-		fmt.Fprintf(tw, "%s\t%x\t%v\t%d\t%d\t%s\t%s\tv%d\t%s\t%s\t%s\n", names[r.Advertiser], m.ID[:4], m.Kind, m.ServerSize, m.Size,
+		fmt.Fprintf(tw, "%s\t%x\t%v\t%v\t%d\t%d\t%s\t%s\tv%d\t%s\t%s\t%s\n", names[r.Advertiser], m.ID[:4], m.Kind, m.Suite.Or1(), m.ServerSize, m.Size,
 			humanBytes(r.TagBytes), per, r.SnapshotVersion, r.CreatedAt.UTC().Format(time.RFC3339), m.ExpiresAt.UTC().Format(time.RFC3339), status)
 	}
 	return tw.Flush()

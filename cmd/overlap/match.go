@@ -60,7 +60,7 @@ func matchCommand() *cli.Command {
 			&cli.StringFlag{Name: "api-key", Usage: "API key from the platform (ovl_…); prefer OVERLAP_API_KEY or --api-key-file over the command line", EnvVars: []string{"OVERLAP_API_KEY"}},
 			&cli.StringFlag{Name: "api-key-file", Usage: "file holding the API key", EnvVars: []string{"OVERLAP_API_KEY_FILE"}},
 			&cli.StringFlag{Name: "mode", Usage: "private (the platform counts and releases a noised count), epoch (the same, with a setup once per epoch; sessions cost what the list costs) or exact (this side counts)", EnvVars: []string{"OVERLAP_MODE"}, Value: "private"},
-			epochDirFlag,
+			epochDirFlag, suiteFlag,
 			&cli.StringFlag{Name: "kind", Usage: "identifier kind: email, phone or id", Value: "email"},
 			&cli.StringFlag{Name: "column", Usage: "CSV header name or 1-based column number, or JSONL key (default: the kind's name)"},
 			regionFlag, formatFlag, maxRejectsFlag, strictFlag, rejectsFlag, rejectsWithValuesFlag,
@@ -74,6 +74,10 @@ func matchCommand() *cli.Command {
 		Action: match,
 	}
 }
+
+// suiteFlag is the ciphersuites the advertiser's client offers.
+var suiteFlag = &cli.StringFlag{Name: "suite", EnvVars: []string{"OVERLAP_SUITE"}, Value: "2,1",
+	Usage: "ciphersuites to offer (SPEC.md §12): 2 (curve25519 with the X25519 ladder, faster), 1 (ristretto255), or 2,1 for both; the platform chooses among those offered. An epoch's sessions use the epoch's suite"}
 
 // snapshotOutput is the consent snapshot in --json.
 type snapshotOutput struct {
@@ -534,7 +538,13 @@ func newMatchClient(c *cli.Context) (*client.Client, error) {
 		return nil, withHint(err, "--ca, --cert and --key name PEM files")
 	}
 
-	mc, err := client.New(client.Config{Addr: c.String("server"), APIKey: key, TLS: tlsCfg})
+	var suites []psi.Suite
+	if v := c.String("suite"); v != "" {
+		if suites, err = psi.ParseSuiteList(v); err != nil {
+			return nil, withHint(err, "--suite takes 2, 1 or 2,1 (both: the platform chooses)")
+		}
+	}
+	mc, err := client.New(client.Config{Addr: c.String("server"), APIKey: key, TLS: tlsCfg, Suites: suites})
 	if err != nil {
 		return nil, withHint(err, "--server takes HOST:PORT, such as localhost:8443")
 	}

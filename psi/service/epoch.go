@@ -111,7 +111,7 @@ func (s *Server) serveSetup(ctx context.Context, ss *session, conn *streamConn, 
 	if err := s.beginSetup(ss, pol, now); err != nil {
 		return err
 	}
-	set, snap, err := s.preparePrivateSet(ctx, ss.rec.Kind, pol, true)
+	set, snap, err := s.preparePrivateSet(ctx, ss.rec.Kind, ss.rec.Suite, pol, true)
 	if err != nil {
 		return s.prepareFailure(ctx, ss, err)
 	}
@@ -186,6 +186,12 @@ func (s *Server) serveEpoch(ctx context.Context, ss *session, conn *streamConn, 
 		return s.storeFailure(ss, "loading the epoch", err)
 	}
 	ss.rec.EpochID, ss.rec.EpochExpiresAt = hex.EncodeToString(rec.Meta.ID[:]), rec.Meta.ExpiresAt
+	// The epoch's suite, fixed at its setup (SPEC.md §12.1).
+	if !hello.Suites.Has(rec.Meta.Suite) {
+		return ss.refuse(refusal(connect.CodeFailedPrecondition, client.LimitSuite, time.Time{},
+			"epoch %x is in ciphersuite %v, which the session does not offer (%v)", ticket.Epoch[:4], rec.Meta.Suite.Or1(), hello.Suites.Or1()))
+	}
+	ss.rec.Suite = rec.Meta.Suite.Or1()
 	if err := ep.CheckTicket(hello, ticket, now); err != nil {
 		return ss.refuse(refusal(connect.CodeFailedPrecondition, client.LimitEpoch, time.Time{}, "%v", err))
 	}

@@ -216,7 +216,8 @@ func TestEpochConcurrentSessionsOfOneAdvertiser(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	r := raw(c, ctx)
-	h, _ := (&wire.ClientHello{Mode: wire.ModeEpochSession, Kind: psi.KindEmail, CanonVersion: ident.Version, ClientSize: 300}).MarshalBinary()
+	h, _ := (&wire.ClientHello{Mode: wire.ModeEpochSession, Kind: psi.KindEmail, CanonVersion: ident.Version, ClientSize: 300,
+		Suites: wire.SuitesOf(su.Key.Suite)}).MarshalBinary() // the epoch's suite
 	tk, _ := (&wire.EpochTicket{Epoch: su.Key.ID, Key: su.Key.Public()}).MarshalBinary()
 	if err := r.send(h); err != nil {
 		t.Fatal(err)

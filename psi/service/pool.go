@@ -49,6 +49,7 @@ const poolPoll = 20 * time.Millisecond
 type pool struct {
 	env    poolEnv
 	size   int
+	suite  psi.Suite // every pooled set is in this suite, the server's first
 	kinds  []*kindPool
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -81,7 +82,7 @@ type poolEntry struct {
 type poolEnv struct {
 	// encode encodes the matchable set of kind from a fresh snapshot;
 	// before runs before each digest is added (Server.encodeSet).
-	encode func(ctx context.Context, kind psi.Kind, before func() error) (*psi.PreparedSet, store.SnapshotInfo, error)
+	encode func(ctx context.Context, kind psi.Kind, suite psi.Suite, before func() error) (*psi.PreparedSet, store.SnapshotInfo, error)
 	sets   SetSource
 	cpu    *semaphore.Weighted // the workers of all sessions
 	share  int64               // a session's share of them
@@ -92,13 +93,13 @@ type poolEnv struct {
 	log    *slog.Logger
 }
 
-// newPool returns a pool of size sets per kind, or nil when size is 0. Its
-// goroutines start with start.
-func newPool(env poolEnv, size int, kinds []psi.Kind) *pool {
+// newPool returns a pool of size sets per kind, all in suite, or nil when
+// size is 0. Its goroutines start with start.
+func newPool(env poolEnv, size int, kinds []psi.Kind, suite psi.Suite) *pool {
 	if size == 0 {
 		return nil
 	}
-	p := &pool{env: env, size: size}
+	p := &pool{env: env, size: size, suite: suite}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	for _, k := range kinds {
 		p.kinds = append(p.kinds, &kindPool{kind: k, wake: make(chan struct{}, 1), changed: make(chan struct{})})
@@ -151,13 +152,14 @@ func (p *pool) of(kind psi.Kind) *kindPool {
 	return nil
 }
 
-// warm returns a pooled set for a session of kind and the fresh snapshot
-// the session uses, or ok == false when the session must prepare its set
-// cold: the kind is not pooled, the pool is empty, or its entries came from
-// another snapshot (they are then destroyed).
-func (p *pool) warm(ctx context.Context, kind psi.Kind) (set *psi.PreparedSet, snap store.SnapshotInfo, ok bool, err error) {
+// warm returns a pooled set for a session of kind in suite and the fresh
+// snapshot the session uses, or ok == false when the session must prepare
+// its set cold: the kind or the suite is not pooled (the pool keeps the
+// server's preferred suite only), the pool is empty, or its entries came
+// from another snapshot (they are then destroyed).
+func (p *pool) warm(ctx context.Context, kind psi.Kind, suite psi.Suite) (set *psi.PreparedSet, snap store.SnapshotInfo, ok bool, err error) {
 	kp := p.of(kind)
-	if kp == nil {
+	if kp == nil || suite != p.suite {
 		return nil, snap, false, nil
 	}
 	kp.mu.Lock()
@@ -374,7 +376,7 @@ func (p *pool) prepareOne(kind psi.Kind) (*psi.PreparedSet, store.SnapshotInfo, 
 		}
 	}()
 	n := 0
-	return env.encode(p.ctx, kind, func() error {
+	return env.encode(p.ctx, kind, p.suite, func() error {
 		if n++; n%poolYieldEvery == 0 && !env.mayRun() {
 			env.cpu.Release(env.share)
 			held = false

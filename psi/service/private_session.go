@@ -30,7 +30,7 @@ func (s *Server) servePrivate(ctx context.Context, ss *session, conn *streamConn
 		Epsilon: pol.PrivacyCost, EpsilonLimit: pol.PrivacyBudget}, pol); err != nil {
 		return err
 	}
-	set, snap, err := s.preparePrivateSet(ctx, ss.rec.Kind, pol, false)
+	set, snap, err := s.preparePrivateSet(ctx, ss.rec.Kind, ss.rec.Suite, pol, false)
 	if err != nil {
 		return s.prepareFailure(ctx, ss, err)
 	}
@@ -50,7 +50,7 @@ func (s *Server) servePrivate(ctx context.Context, ss *session, conn *streamConn
 // session or setup: at most pol.Sensitivity digests per subject (SPEC.md
 // §10.9), a fresh key, and at least pol.Ringers ringers, or for a setup
 // (epoch) those of SPEC.md §10.12.4.
-func (s *Server) preparePrivateSet(ctx context.Context, kind psi.Kind, pol Policy, epoch bool) (*psi.PrivateSet, store.SnapshotInfo, error) {
+func (s *Server) preparePrivateSet(ctx context.Context, kind psi.Kind, suite psi.Suite, pol Policy, epoch bool) (*psi.PrivateSet, store.SnapshotInfo, error) {
 	var src privateSource = s.cfg.Store
 	if ps, ok := any(s.cfg.Sets).(privateSource); ok && s.cfg.Sets != nil {
 		src = ps
@@ -59,7 +59,7 @@ func (s *Server) preparePrivateSet(ctx context.Context, kind psi.Kind, pol Polic
 	var snap store.SnapshotInfo
 	err := s.withCPU(ctx, func() error {
 		var err error
-		set, err = psi.NewPrivateSet(psi.PrivateSetConfig{Kind: kind, Ringers: pol.Ringers, Epoch: epoch, EpochDelta: pol.EpochDelta, Workers: int(s.workers)})
+		set, err = psi.NewPrivateSet(psi.PrivateSetConfig{Kind: kind, Suite: suite, Ringers: pol.Ringers, Epoch: epoch, EpochDelta: pol.EpochDelta, Workers: int(s.workers)})
 		if err != nil {
 			return err
 		}

@@ -28,6 +28,11 @@ import (
 	"github.com/overlap-psi/overlap/psi/wire"
 )
 
+// DefaultSuites is the ciphersuite preference of a server whose
+// Config.Suites is nil: suite 2 (curve25519, X25519), then suite 1
+// (ristretto255) for clients that do not offer it (SPEC.md §12.1).
+var DefaultSuites = []psi.Suite{psi.Suite2, psi.Suite1}
+
 // Config configures a [Server].
 type Config struct {
 	// Store is the consent store: the matchable sets, the advertisers, the
@@ -70,6 +75,11 @@ type Config struct {
 	EpochCacheBytes int64
 	// PoolKinds lists the kinds kept warm; nil means every kind.
 	PoolKinds []psi.Kind
+	// Suites is the server's ciphersuite preference list (SPEC.md §12.1):
+	// a session uses the first one its client offers, and a client that
+	// offers none of them is refused (Overlap-Limit: suite). nil means
+	// DefaultSuites. The warm pool prepares sets in the first.
+	Suites []psi.Suite
 	// Lease is how long a session's journal row stays leased to this
 	// server without renewal (SPEC.md §8.6): the server renews the leases
 	// of its sessions every Lease/3, and another server reconciles a
@@ -179,6 +189,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.PoolSize < 0 {
 		return nil, fmt.Errorf("service: pool size %d is negative", cfg.PoolSize)
 	}
+	if cfg.Suites == nil {
+		cfg.Suites = DefaultSuites
+	}
+	for i, x := range cfg.Suites {
+		if !x.Known() || slices.Contains(cfg.Suites[:i], x) {
+			return nil, fmt.Errorf("service: ciphersuite list %v: unknown or repeated suite %d", cfg.Suites, uint8(x))
+		}
+	}
+	if len(cfg.Suites) == 0 {
+		return nil, errors.New("service: no ciphersuite to serve")
+	}
+	cfg.Suites = slices.Clone(cfg.Suites)
 	if cfg.PoolKinds == nil {
 		cfg.PoolKinds = psi.Kinds
 	}
@@ -212,7 +234,7 @@ func New(cfg Config) (*Server, error) {
 	s.pool = newPool(poolEnv{encode: s.encodeSet, sets: cfg.Sets, cpu: s.cpu, share: s.workers, met: s.met, log: s.log,
 		// A refill holds a session's share only beside the sessions in flight.
 		mayRun: func() bool { return int64(len(s.sessions)+1)*s.workers <= int64(cfg.Workers) }},
-		cfg.PoolSize, cfg.PoolKinds)
+		cfg.PoolSize, cfg.PoolKinds, cfg.Suites[0])
 	s.pool.start()
 	lctx, stop := context.WithCancel(context.Background())
 	s.stopLeases = stop

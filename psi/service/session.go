@@ -205,6 +205,18 @@ func (s *Server) checkHello(ss *session, hello *wire.ClientHello, pol Policy) er
 		errors.As(err, &he)
 		return ss.refuse(refusal(connect.CodeFailedPrecondition, he.Check, time.Time{}, "%s, for advertiser %q", he.Detail(), ss.adv.Name))
 	}
+	// An epoch session uses its epoch's suite, checked with its ticket
+	// (serveEpoch); every other session the server's first choice that the
+	// client offers (SPEC.md §12.1).
+	if hello.Mode != wire.ModeEpochSession {
+		suite, err := psi.ChooseSuite(hello.Suites, s.cfg.Suites)
+		if err != nil {
+			var se *psi.SuiteError
+			errors.As(err, &se)
+			return ss.refuse(refusal(connect.CodeFailedPrecondition, client.LimitSuite, time.Time{}, "%s", se.Detail()))
+		}
+		ss.rec.Suite = suite
+	}
 	ss.rec.Kind = kind
 	ss.rec.Mode = hello.Mode.String()
 	return nil
@@ -217,7 +229,7 @@ func (s *Server) serveExact(ctx context.Context, ss *session, conn *streamConn, 
 	if err := s.reserve(ss, store.BudgetRequest{Identifiers: ss.rec.ListSize, Limit: pol.Budget}, pol); err != nil {
 		return err
 	}
-	set, snap, err := s.prepare(ctx, ss.rec.Kind)
+	set, snap, err := s.prepare(ctx, ss.rec.Kind, ss.rec.Suite)
 	if err != nil {
 		return s.prepareFailure(ctx, ss, err)
 	}
@@ -311,15 +323,15 @@ func (s *Server) withCPU(ctx context.Context, fn func() error) error {
 // the current set (pool.go), else the matchable set
 // encoded now from a fresh snapshot, holding the session's share of the
 // CPU workers.
-func (s *Server) prepare(ctx context.Context, kind psi.Kind) (*psi.PreparedSet, store.SnapshotInfo, error) {
-	if set, snap, ok, err := s.pool.warm(ctx, kind); err != nil || ok {
+func (s *Server) prepare(ctx context.Context, kind psi.Kind, suite psi.Suite) (*psi.PreparedSet, store.SnapshotInfo, error) {
+	if set, snap, ok, err := s.pool.warm(ctx, kind, suite); err != nil || ok {
 		return set, snap, err
 	}
 	if err := s.cpu.Acquire(ctx, s.workers); err != nil {
 		return nil, store.SnapshotInfo{}, err
 	}
 	defer s.cpu.Release(s.workers)
-	set, snap, err := s.encodeSet(ctx, kind, nil)
+	set, snap, err := s.encodeSet(ctx, kind, suite, nil)
 	if err != nil {
 		return nil, store.SnapshotInfo{}, err
 	}
@@ -327,12 +339,12 @@ func (s *Server) prepare(ctx context.Context, kind psi.Kind) (*psi.PreparedSet, 
 	return set, snap, nil
 }
 
-// encodeSet encodes the matchable set of kind from a fresh snapshot into
+// encodeSet encodes the matchable set of kind from a fresh snapshot, in suite, into
 // a new single-use prepared set. before, if not nil, runs before each
 // digest is added; an error from it stops the encoding (the pool yields
 // the workers to sessions there).
-func (s *Server) encodeSet(ctx context.Context, kind psi.Kind, before func() error) (*psi.PreparedSet, store.SnapshotInfo, error) {
-	set, err := psi.NewSet(psi.SetConfig{Kind: kind, Workers: int(s.workers)})
+func (s *Server) encodeSet(ctx context.Context, kind psi.Kind, suite psi.Suite, before func() error) (*psi.PreparedSet, store.SnapshotInfo, error) {
+	set, err := psi.NewSet(psi.SetConfig{Kind: kind, Suite: suite, Workers: int(s.workers)})
 	if err != nil {
 		return nil, store.SnapshotInfo{}, err
 	}
