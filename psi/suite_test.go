@@ -474,3 +474,13 @@ func TestSuite2TorsionOnTheProtocolPath(t *testing.T) {
 		}
 	}
 }
+
+// The per-operation costs of both suites measure something.
+func TestMeasureSuiteOpCosts(t *testing.T) {
+	for _, s := range Suites {
+		oc := MeasureSuiteOpCosts(s, 64)
+		if oc.HashToGroup <= 0 || oc.ScalarMult <= 0 || oc.BaseMult <= 0 {
+			t.Errorf("suite %v: %+v", s, oc)
+		}
+	}
+}

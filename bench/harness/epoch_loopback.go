@@ -36,6 +36,7 @@ import (
 // sessions against its epoch are Runs of mode ModeEpochLoopback with the
 // same Server.
 type EpochSetup struct {
+	Suite        int     `json:"suite"`         // the ciphersuite (SPEC.md §12)
 	Server       int     `json:"server"`        // |Y_E|
 	ServerPadded int     `json:"server_padded"` // N
 	Ringers      int     `json:"ringers"`       // R' = N − |Y_E|
@@ -177,7 +178,7 @@ func epochClientChild(cfg clientChildConfig) error {
 	if err != nil {
 		return err
 	}
-	c, err := client.New(client.Config{Addr: cfg.Addr, APIKey: cfg.APIKey, TLS: tlsCfg})
+	c, err := client.New(client.Config{Addr: cfg.Addr, APIKey: cfg.APIKey, TLS: tlsCfg, Suites: []psi.Suite{psi.Suite(cfg.Suite).Or1()}})
 	if err != nil {
 		return err
 	}
@@ -327,7 +328,7 @@ func runEpochLoopback(cfg Config, server int, clients []int, rep *Report, progre
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	srv, err := startChild(ctx, "server", serverChildConfig{Seed: cfg.Seed, Server: server, Dir: dir, Epoch: true, EpochDelta: cfg.EpochDelta})
+	srv, err := startChild(ctx, "server", serverChildConfig{Seed: cfg.Seed, Server: server, Dir: dir, Epoch: true, EpochDelta: cfg.EpochDelta, Suite: int(cfg.suite)})
 	if err != nil {
 		return nil, su, err
 	}
@@ -336,14 +337,14 @@ func runEpochLoopback(cfg Config, server int, clients []int, rep *Report, progre
 	if err := srv.read(&ready); err != nil {
 		return nil, su, err
 	}
-	oc := psi.MeasureOpCosts(cfg.OpSample / 4)
-	base := measureBaseMult(cfg.OpSample / 4)
+	oc := psi.MeasureSuiteOpCosts(cfg.suite, cfg.OpSample/4)
+	base := oc.BaseMult
 	su.HashNS, su.MultNS, su.BaseMultNS = float64(oc.HashToGroup.Nanoseconds()), float64(oc.ScalarMult.Nanoseconds()), float64(base.Nanoseconds())
 	ss, err := newServerSide(srv.cmd.Process.Pid)
 	if err != nil {
 		return nil, su, err
 	}
-	cl, err := startChild(ctx, "client", clientChildConfig{Private: true, Seed: cfg.Seed, Client: clients[0], Server: server,
+	cl, err := startChild(ctx, "client", clientChildConfig{Private: true, Seed: cfg.Seed, Client: clients[0], Server: server, Suite: int(cfg.suite),
 		Overlap: cfg.Overlap, Addr: ready.Addr, CAFile: ready.CAFile, APIKey: ready.APIKey, EpochSessions: clients})
 	if err != nil {
 		return nil, su, err

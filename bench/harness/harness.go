@@ -116,7 +116,11 @@ type Config struct {
 	// Pools says which loopback runs a grid point gets: "cold" (no pool)
 	// and "warm" (a pool of one set, filled first); nil means both.
 	Pools []string
+	// Suites lists the ciphersuites every grid point runs in, side by side
+	// in the same run (SPEC.md §12); nil means both, suite 1 first.
+	Suites []psi.Suite
 
+	suite  psi.Suite   // the suite of the step being run
 	tamper func(*data) // tests only: corrupt the generated data
 }
 
@@ -134,6 +138,7 @@ type Phase struct {
 // Run is the measurement of one session.
 type Run struct {
 	Mode         string `json:"mode"`           // ModeInProcess, ModeLoopback, ModePrivate or ModePrivateLoopback
+	Suite        int    `json:"suite"`          // the ciphersuite (SPEC.md §12)
 	Pool         string `json:"pool,omitempty"` // loopback: "cold" (the session encodes the set) or "warm" (from the pool)
 	Client       int    `json:"client"`
 	Server       int    `json:"server"`
@@ -174,30 +179,44 @@ type Run struct {
 
 // label names the run's mode in tables and plots.
 func (r *Run) label() string {
+	l := r.Mode
 	if r.Pool != "" {
-		return r.Mode + " (" + r.Pool + ")"
+		l += " (" + r.Pool + ")"
 	}
-	return r.Mode
+	if r.Suite > 1 {
+		l += fmt.Sprintf(" suite %d", r.Suite)
+	}
+	return l
+}
+
+// SuiteOps is the per-operation cost of one ciphersuite, measured once at
+// the start of a run (psi.MeasureSuiteOpCosts, one core).
+type SuiteOps struct {
+	Suite      int     `json:"suite"`
+	HashNS     float64 `json:"hash_to_group_ns"`
+	MultNS     float64 `json:"scalar_mult_ns"`
+	BaseMultNS float64 `json:"base_mult_ns"`
 }
 
 // Report is a whole harness run.
 type Report struct {
-	Started    time.Time `json:"started"`
-	GoVersion  string    `json:"go_version"`
-	OS         string    `json:"os"`
-	Arch       string    `json:"arch"`
-	CPUs       int       `json:"cpus"`
-	Workers    int       `json:"workers"`
-	Seed       uint64    `json:"seed"`
-	Overlap    float64   `json:"overlap_fraction"`
-	HashNS     float64   `json:"hash_to_group_ns"`
-	MultNS     float64   `json:"scalar_mult_ns"`
-	BaseMultNS float64   `json:"base_mult_ns"`
-	Modes      []string  `json:"modes"`
-	Runs       []Run     `json:"runs"`
-	DurationS  float64   `json:"duration_s"`
-	Command    string    `json:"command"`
-	TotalCheck string    `json:"check"`
+	Started    time.Time  `json:"started"`
+	GoVersion  string     `json:"go_version"`
+	OS         string     `json:"os"`
+	Arch       string     `json:"arch"`
+	CPUs       int        `json:"cpus"`
+	Workers    int        `json:"workers"`
+	Seed       uint64     `json:"seed"`
+	Overlap    float64    `json:"overlap_fraction"`
+	HashNS     float64    `json:"hash_to_group_ns"`
+	MultNS     float64    `json:"scalar_mult_ns"`
+	BaseMultNS float64    `json:"base_mult_ns"`
+	SuiteOps   []SuiteOps `json:"suite_ops"`
+	Modes      []string   `json:"modes"`
+	Runs       []Run      `json:"runs"`
+	DurationS  float64    `json:"duration_s"`
+	Command    string     `json:"command"`
+	TotalCheck string     `json:"check"`
 
 	// Epoch-loopback mode: the setups; the sessions are in Runs.
 	EpochSetups []EpochSetup `json:"epoch_setups,omitempty"`
@@ -222,15 +241,26 @@ func Execute(cfg Config) (*Report, error) {
 	if cfg.EpochPairs == nil {
 		cfg.EpochPairs = cfg.Pairs
 	}
+	if cfg.Suites == nil {
+		cfg.Suites = psi.Suites
+	}
+	for _, s := range cfg.Suites {
+		if !s.Known() {
+			return nil, fmt.Errorf("harness: unknown ciphersuite %d", uint8(s))
+		}
+	}
 	epochServers, epochSessions := epochGroups(cfg.EpochPairs)
 	progress := cfg.Progress
 	if progress == nil {
 		progress = io.Discard
 	}
 	type step struct {
-		mode string
-		p    Pair
+		mode  string
+		p     Pair
+		suite psi.Suite
 	}
+	// Each grid point runs in every suite, one after the other, so that
+	// their ratio compares runs made under nearly the same machine load.
 	var steps []step
 	for _, m := range Modes {
 		if !slices.Contains(cfg.Modes, m) {
@@ -238,7 +268,9 @@ func Execute(cfg Config) (*Report, error) {
 		}
 		if m == ModeEpochLoopback {
 			for _, y := range epochServers {
-				steps = append(steps, step{m, Pair{Client: epochSessions[y][0], Server: y}})
+				for _, s := range cfg.Suites {
+					steps = append(steps, step{m, Pair{Client: epochSessions[y][0], Server: y}, s})
+				}
 			}
 			continue
 		}
@@ -247,7 +279,9 @@ func Execute(cfg Config) (*Report, error) {
 			pairs = cfg.PrivatePairs
 		}
 		for _, p := range pairs {
-			steps = append(steps, step{m, p})
+			for _, s := range cfg.Suites {
+				steps = append(steps, step{m, p, s})
+			}
 		}
 	}
 	for _, m := range cfg.Modes {
@@ -258,17 +292,25 @@ func Execute(cfg Config) (*Report, error) {
 	rep := &Report{Started: time.Now().UTC(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
 		CPUs: runtime.NumCPU(), Workers: runtime.GOMAXPROCS(0), Seed: cfg.Seed, Overlap: cfg.Overlap, Modes: cfg.Modes}
 	fmt.Fprintf(progress, "measuring per-operation costs (%d of each)…\n", cfg.OpSample)
-	oc := psi.MeasureOpCosts(cfg.OpSample)
-	rep.HashNS, rep.MultNS = float64(oc.HashToGroup.Nanoseconds()), float64(oc.ScalarMult.Nanoseconds())
-	rep.BaseMultNS = float64(measureBaseMult(cfg.OpSample).Nanoseconds())
-	fmt.Fprintf(progress, "hash-to-group %.1f µs, scalar multiplication %.1f µs, fixed-base multiplication %.1f µs (one core)\n",
-		rep.HashNS/1e3, rep.MultNS/1e3, rep.BaseMultNS/1e3)
+	for _, s := range cfg.Suites {
+		oc := psi.MeasureSuiteOpCosts(s, cfg.OpSample)
+		so := SuiteOps{Suite: int(s), HashNS: float64(oc.HashToGroup.Nanoseconds()), MultNS: float64(oc.ScalarMult.Nanoseconds()),
+			BaseMultNS: float64(oc.BaseMult.Nanoseconds())}
+		rep.SuiteOps = append(rep.SuiteOps, so)
+		if s == cfg.Suites[0] {
+			rep.HashNS, rep.MultNS, rep.BaseMultNS = so.HashNS, so.MultNS, so.BaseMultNS
+		}
+		fmt.Fprintf(progress, "suite %v: hash-to-group %.1f µs, scalar multiplication %.1f µs, fixed-base multiplication %.1f µs (one core)\n",
+			s, so.HashNS/1e3, so.MultNS/1e3, so.BaseMultNS/1e3)
+	}
 	exact, private := 0, 0
 	for i, st := range steps {
+		cfg := cfg
+		cfg.suite = st.suite
 		if st.mode == ModeEpochLoopback {
-			fmt.Fprintf(progress, "[%d/%d] %s, server %d, clients %v… ", i+1, len(steps), st.mode, st.p.Server, epochSessions[st.p.Server])
+			fmt.Fprintf(progress, "[%d/%d] %s suite %v, server %d, clients %v… ", i+1, len(steps), st.mode, st.suite, st.p.Server, epochSessions[st.p.Server])
 		} else {
-			fmt.Fprintf(progress, "[%d/%d] %s, client %d, server %d… ", i+1, len(steps), st.mode, st.p.Client, st.p.Server)
+			fmt.Fprintf(progress, "[%d/%d] %s suite %v, client %d, server %d… ", i+1, len(steps), st.mode, st.suite, st.p.Client, st.p.Server)
 		}
 		var runs []Run
 		var err error
@@ -277,7 +319,7 @@ func Execute(cfg Config) (*Report, error) {
 			// The per-op costs are measured again right before each run, so
 			// the bound tracks the machine's state when the run happens.
 			var r Run
-			r, err = runInProcess(cfg, st.p, rep, psi.MeasureOpCosts(cfg.OpSample/4))
+			r, err = runInProcess(cfg, st.p, rep, psi.MeasureSuiteOpCosts(cfg.suite, cfg.OpSample/4))
 			runs = append(runs, r)
 			if err == nil {
 				fmt.Fprintf(progress, "%.1fs, count %d = true %d, efficiency %.0f%%\n", r.WallS, r.Counted, r.TrueOverlap, 100*r.Efficiency)
@@ -288,12 +330,14 @@ func Execute(cfg Config) (*Report, error) {
 			var su EpochSetup
 			runs, su, err = runEpochLoopback(cfg, st.p.Server, epochSessions[st.p.Server], rep, progress)
 			if err == nil {
+				su.Suite = int(st.suite)
 				rep.EpochSetups = append(rep.EpochSetups, su)
 			}
 		case ModePrivate, ModePrivateLoopback:
 			var r Run
 			if st.mode == ModePrivate {
-				r, err = runPrivate(cfg, st.p, rep, psi.MeasureOpCosts(cfg.OpSample/4), measureBaseMult(cfg.OpSample/4))
+				oc := psi.MeasureSuiteOpCosts(cfg.suite, cfg.OpSample/4)
+				r, err = runPrivate(cfg, st.p, rep, oc, oc.BaseMult)
 			} else {
 				// The per-op costs are measured while the server child waits.
 				r, err = runPrivateLoopback(cfg, st.p, rep)
@@ -307,6 +351,9 @@ func Execute(cfg Config) (*Report, error) {
 		if err != nil {
 			fmt.Fprintln(progress, "failed")
 			return rep, err
+		}
+		for i := range runs {
+			runs[i].Suite = int(st.suite)
 		}
 		for _, r := range runs {
 			if r.Private != nil {
@@ -535,7 +582,7 @@ func startInProcess(cfg Config, p Pair, mode string, r *Run) (*data, *inProcessR
 		cfg.tamper(d)
 	}
 	runtime.GC()
-	*r = Run{Mode: mode, Client: p.Client, Server: p.Server, TrueOverlap: d.overlap}
+	*r = Run{Mode: mode, Suite: int(cfg.suite.Or1()), Client: p.Client, Server: p.Server, TrueOverlap: d.overlap}
 	b := &inProcessRun{r: r}
 	b.total, b.totalCPU = time.Now(), cpuTime()
 	return d, b
@@ -563,7 +610,7 @@ func runInProcess(cfg Config, p Pair, rep *Report, oc psi.OpCosts) (Run, error) 
 
 	// Server: encode its set (a pool would do this ahead of the session).
 	m := startMeter()
-	set, err := exactSet(d.seed, d.server)
+	set, err := exactSet(d.seed, d.server, cfg.suite)
 	if err != nil {
 		return r, err
 	}
@@ -571,7 +618,7 @@ func runInProcess(cfg Config, p Pair, rep *Report, oc psi.OpCosts) (Run, error) 
 	setDone := time.Now()
 	r.ServerPadded = set.Size()
 
-	c, err := psi.NewClient(psi.ClientConfig{Kind: psi.KindEmail}, d.client)
+	c, err := psi.NewClient(psi.ClientConfig{Kind: psi.KindEmail, Suites: []psi.Suite{cfg.suite}}, d.client)
 	if err != nil {
 		return r, err
 	}
@@ -652,8 +699,8 @@ func runInProcess(cfg Config, p Pair, rep *Report, oc psi.OpCosts) (Run, error) 
 }
 
 // exactSet encodes the synthetic server set of n digests.
-func exactSet(seed uint64, n int) (*psi.PreparedSet, error) {
-	set, err := psi.NewSet(psi.SetConfig{Kind: psi.KindEmail})
+func exactSet(seed uint64, n int, suite psi.Suite) (*psi.PreparedSet, error) {
+	set, err := psi.NewSet(psi.SetConfig{Kind: psi.KindEmail, Suite: suite})
 	if err != nil {
 		return nil, err
 	}
@@ -695,7 +742,7 @@ func finish(r *Run, rep *Report, chunk int, m uint64) {
 	// Server bytes are params + evaluated chunks + set chunks; the set's
 	// share is what remains after the evaluated elements and their headers.
 	evalBytes := int64(r.Client)*wire.ElementSize + int64((r.Client+chunk-1)/chunk)*wire.ElementChunkHeaderSize
-	setBytes = r.ServerBytes - evalBytes - wire.ServerParamsSize
+	setBytes = r.ServerBytes - evalBytes - wire.ServerParamsSize - suiteByte(r.Suite)
 	r.SetBitsPerEl = 8 * float64(setBytes) / float64(r.ServerPadded)
 	r.SetOptimum = optimumBits(m)
 
@@ -709,4 +756,13 @@ func finish(r *Run, rep *Report, chunk int, m uint64) {
 	r.Efficiency = r.BoundS / r.WallS
 	r.OnlineBoundS = float64(r.Client) * (r.HashNS + 3*r.MultNS) / cores / 1e9
 	r.OnlineEff = r.OnlineBoundS / r.OnlineS
+}
+
+// suiteByte is the optional suite byte of a parameters message of suite s
+// (SPEC.md §12.1): none for suite 1.
+func suiteByte(s int) int64 {
+	if s > 1 {
+		return 1
+	}
+	return 0
 }

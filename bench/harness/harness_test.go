@@ -122,7 +122,16 @@ func TestMainLoopback(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}
 	}
-	for _, want := range []string{"[1/2] loopback, client 1000, server 10000… cold… ", "[2/2] private-loopback, client 1000, server 10000… "} {
+	// Each grid point runs in suite 1, then suite 2, and the ratio of
+	// their times is reported.
+	for _, want := range []string{"| mode | client | server | suite 1 wall s | suite 2 wall s | wall 2/1 |",
+		"| loopback (cold) | 1000 | 10000 | ", "| private-loopback | 1000 | 10000 | ", "| 2/1 | "} {
+		if strings.Count(stdout.String(), want) < 1 {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	for _, want := range []string{"[1/4] loopback suite 1, client 1000, server 10000… cold… ", "[2/4] loopback suite 2, client 1000, server 10000… cold… ",
+		"[3/4] private-loopback suite 1, client 1000, server 10000… ", "[4/4] private-loopback suite 2, client 1000, server 10000… "} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("no progress line %q:\n%s", want, stderr.String())
 		}
@@ -211,8 +220,9 @@ func TestParseModes(t *testing.T) {
 // per set size, a session of each list size against its epoch, each
 // release checked, and every setup and session field filled.
 func TestEpochLoopback(t *testing.T) {
+	// Suite 2 only: the suites' side-by-side runs are TestMainLoopback's.
 	rep, err := Execute(Config{EpochPairs: []Pair{{300, 2000}, {900, 2000}, {200, 500}}, Modes: []string{ModeEpochLoopback},
-		EpochDelta: QuickEpochDelta, Overlap: 0.5, Seed: 5, OpSample: 20})
+		EpochDelta: QuickEpochDelta, Overlap: 0.5, Seed: 5, OpSample: 20, Suites: []psi.Suite{psi.Suite2}})
 	if err != nil {
 		t.Fatal(err)
 	}

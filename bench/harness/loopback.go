@@ -55,6 +55,7 @@ type serverChildConfig struct {
 	// setups keep δ_E under EpochDelta (0: the protocol's 10^-6).
 	Epoch      bool    `json:"epoch,omitempty"`
 	EpochDelta float64 `json:"epoch_delta,omitempty"`
+	Suite      int     `json:"suite"` // the only ciphersuite served
 }
 
 // serverReady is the server child's first report: it serves, and its pool
@@ -88,6 +89,7 @@ type clientChildConfig struct {
 	APIKey  string  `json:"api_key"`
 	// Epoch-loopback mode: one setup, then a session of each size.
 	EpochSessions []int `json:"epoch_sessions,omitempty"`
+	Suite         int   `json:"suite"` // the only ciphersuite offered
 }
 
 // clientReport is what the client child measured of its session. Times
@@ -296,6 +298,7 @@ func serverChild(cfg serverChildConfig) error {
 		IdleTimeout: 30 * time.Minute,
 		PoolSize:    cfg.PoolSize,
 		PoolKinds:   []psi.Kind{psi.KindEmail},
+		Suites:      []psi.Suite{psi.Suite(cfg.Suite).Or1()},
 	})
 	if err != nil {
 		return err
@@ -343,7 +346,7 @@ func newClientChild(cfg clientChildConfig) (*client.Client, *data, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := client.New(client.Config{Addr: cfg.Addr, APIKey: cfg.APIKey, TLS: tlsCfg})
+	c, err := client.New(client.Config{Addr: cfg.Addr, APIKey: cfg.APIKey, TLS: tlsCfg, Suites: []psi.Suite{psi.Suite(cfg.Suite).Or1()}})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -555,7 +558,7 @@ func (cfg Config) runsPool(warm bool) bool {
 }
 
 func loopbackSession(cfg Config, p Pair, rep *Report, warm bool) (Run, error) {
-	r := Run{Mode: ModeLoopback, Pool: "cold", Client: p.Client, Server: p.Server}
+	r := Run{Mode: ModeLoopback, Suite: int(cfg.suite.Or1()), Pool: "cold", Client: p.Client, Server: p.Server}
 	poolSize := 0
 	if warm {
 		r.Pool, poolSize = "warm", 1
@@ -635,7 +638,7 @@ func runChildren(cfg Config, p Pair, poolSize int, private bool, cr any) (childR
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel() // kills the children if they are still running
 
-	srv, err := startChild(ctx, "server", serverChildConfig{Seed: cfg.Seed, Server: p.Server, PoolSize: poolSize, Dir: dir})
+	srv, err := startChild(ctx, "server", serverChildConfig{Seed: cfg.Seed, Server: p.Server, PoolSize: poolSize, Dir: dir, Suite: int(cfg.suite)})
 	if err != nil {
 		return lb, err
 	}
@@ -646,11 +649,9 @@ func runChildren(cfg Config, p Pair, poolSize int, private bool, cr any) (childR
 
 	// The per-op costs are measured right before the session, while the
 	// server child waits.
-	lb.oc = psi.MeasureOpCosts(cfg.OpSample / 4)
-	if private {
-		lb.base = measureBaseMult(cfg.OpSample / 4)
-	}
-	cl, err := startChild(ctx, "client", clientChildConfig{Private: private, Seed: cfg.Seed, Client: p.Client, Server: p.Server,
+	lb.oc = psi.MeasureSuiteOpCosts(cfg.suite, cfg.OpSample/4)
+	lb.base = lb.oc.BaseMult
+	cl, err := startChild(ctx, "client", clientChildConfig{Private: private, Seed: cfg.Seed, Client: p.Client, Server: p.Server, Suite: int(cfg.suite),
 		Overlap: cfg.Overlap, Addr: lb.ready.Addr, CAFile: lb.ready.CAFile, APIKey: lb.ready.APIKey})
 	if err != nil {
 		return lb, err

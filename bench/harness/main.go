@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/overlap-psi/overlap/psi"
 )
 
 // Main is the command line of the harness, shared by `go run ./bench` and
@@ -28,9 +30,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "bench/out", "directory for results.json, results.csv, phases.csv, results.md and plots")
 	overlap := fs.Float64("overlap", 0.5, "fraction of the client's list that is in the server's set")
 	seed := fs.Uint64("seed", 1, "data generation seed")
+	suites := fs.String("suites", "1,2", "ciphersuites every grid point runs in, side by side, comma separated (SPEC.md §12): 1 ristretto255, 2 curve25519 with the X25519 ladder; results.md gives the time ratio suite2/suite1 per grid point")
 	pools := fs.String("pools", "cold,warm", "loopback runs of each grid point, comma separated: cold (the session encodes the set), warm (a pool of one set, filled first)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: bench [--quick] [--modes M,...] [--grid C/S,...] [--private-grid C/S,...] [--pools cold,warm] [--out DIR] [--overlap F] [--seed N]\n\n"+
+		fmt.Fprintf(stderr, "usage: bench [--quick] [--modes M,...] [--grid C/S,...] [--private-grid C/S,...] [--pools cold,warm] [--suites 1,2] [--out DIR] [--overlap F] [--seed N]\n\n"+
 			"Runs sessions at a grid of sizes in each mode (in-process: exact mode in this\n"+
 			"process; loopback: exact mode through the real service over TLS, one process per\n"+
 			"side, cold and with a warm pool; private: private mode in this process;\n"+
@@ -103,7 +106,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: error: --overlap %v is not in [0, 1]\n", *overlap)
 		return 2
 	}
-	rep, err := Execute(Config{Pairs: pairs, PrivatePairs: private, EpochPairs: epoch, EpochDelta: delta, Modes: ms, Overlap: *overlap, Seed: *seed, Pools: ps, Progress: stderr})
+	ss, err := psi.ParseSuiteList(*suites)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: error: --suites: %v\n", err)
+		return 2
+	}
+	rep, err := Execute(Config{Pairs: pairs, PrivatePairs: private, EpochPairs: epoch, EpochDelta: delta, Modes: ms, Overlap: *overlap, Seed: *seed, Pools: ps, Suites: ss, Progress: stderr})
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: error: %v\n", err)
 		return 1

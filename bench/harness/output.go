@@ -161,6 +161,7 @@ func Markdown(rep *Report) string {
 				r.label(), r.Client, r.Server, r.Ringers, pc.Mechanism, pc.Threshold, rel, pc.Low, pc.High, r.TrueOverlap, pc.TailBound, pc.InInterval)
 		}
 	}
+	suiteMarkdown(&sb, rep)
 	epochMarkdown(&sb, rep)
 	sb.WriteString("\nPer phase (wall seconds; elements per second). Loopback and private-loopback phases are timed by the client; their CPU time is per side in results.csv.\n\n" +
 		"| mode | client | server | phase | side | wall s | cpu s | elements/s |\n|---|---:|---:|---|---|---:|---:|---:|\n")
@@ -391,4 +392,60 @@ func save(p *plot.Plot, dir, name string) error {
 		}
 	}
 	return nil
+}
+
+// suiteMarkdown writes the per-operation costs of each ciphersuite and, for
+// every grid point run in suites 1 and 2, the ratio of their times (suite 2
+// over suite 1; below 1 means suite 2 is faster).
+func suiteMarkdown(sb *strings.Builder, rep *Report) {
+	if len(rep.SuiteOps) < 2 {
+		return
+	}
+	sb.WriteString("\nCiphersuites (SPEC.md §12), per-operation costs on one core at the start of the run, and the ratio suite 2 / suite 1:\n\n")
+	sb.WriteString("| suite | hash-to-group µs | scalar multiplication µs | fixed-base multiplication µs |\n|---:|---:|---:|---:|\n")
+	var one, two *SuiteOps
+	for i := range rep.SuiteOps {
+		so := &rep.SuiteOps[i]
+		fmt.Fprintf(sb, "| %d | %.1f | %.1f | %.1f |\n", so.Suite, so.HashNS/1e3, so.MultNS/1e3, so.BaseMultNS/1e3)
+		switch so.Suite {
+		case 1:
+			one = so
+		case 2:
+			two = so
+		}
+	}
+	if one == nil || two == nil {
+		return
+	}
+	fmt.Fprintf(sb, "| 2/1 | %.2f | %.2f | %.2f |\n", two.HashNS/one.HashNS, two.MultNS/one.MultNS, two.BaseMultNS/one.BaseMultNS)
+	type key struct {
+		mode, pool     string
+		client, server int
+	}
+	runs := map[key]map[int]Run{}
+	var order []key
+	for _, r := range rep.Runs {
+		k := key{r.Mode, r.Pool, r.Client, r.Server}
+		if runs[k] == nil {
+			runs[k] = map[int]Run{}
+			order = append(order, k)
+		}
+		runs[k][max(r.Suite, 1)] = r
+	}
+	sb.WriteString("\n| mode | client | server | suite 1 wall s | suite 2 wall s | wall 2/1 | suite 1 online s | suite 2 online s | online 2/1 | suite 1 mult µs | suite 2 mult µs | mult 2/1 | efficiency 1 | efficiency 2 |\n")
+	sb.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, k := range order {
+		a, ok1 := runs[k][1]
+		b, ok2 := runs[k][2]
+		if !ok1 || !ok2 {
+			continue
+		}
+		label := k.mode
+		if k.pool != "" {
+			label += " (" + k.pool + ")"
+		}
+		fmt.Fprintf(sb, "| %s | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.2f | %.0f%% | %.0f%% |\n",
+			label, k.client, k.server, a.WallS, b.WallS, b.WallS/a.WallS, a.OnlineS, b.OnlineS, b.OnlineS/a.OnlineS,
+			a.MultNS/1e3, b.MultNS/1e3, b.MultNS/a.MultNS, 100*a.Efficiency, 100*b.Efficiency)
+	}
 }

@@ -106,7 +106,7 @@ func runPrivate(cfg Config, p Pair, rep *Report, oc psi.OpCosts, base time.Durat
 	// Server: encode its set, with ringers (a pool could do this ahead of
 	// the session, SPEC.md §10.3).
 	m := startMeter()
-	set, err := privateSet(d.seed, d.server)
+	set, err := privateSet(d.seed, d.server, cfg.suite)
 	if err != nil {
 		return r, err
 	}
@@ -115,7 +115,7 @@ func runPrivate(cfg Config, p Pair, rep *Report, oc psi.OpCosts, base time.Durat
 	r.ServerPadded = set.Size()
 	r.Ringers = r.ServerPadded - d.server
 
-	c, err := psi.NewPrivateClient(psi.PrivateClientConfig{Kind: psi.KindEmail}, d.client)
+	c, err := psi.NewPrivateClient(psi.PrivateClientConfig{Kind: psi.KindEmail, Suites: []psi.Suite{cfg.suite}}, d.client)
 	if err != nil {
 		set.Destroy()
 		return r, err
@@ -199,8 +199,8 @@ func runPrivate(cfg Config, p Pair, rep *Report, oc psi.OpCosts, base time.Durat
 }
 
 // privateSet encodes the synthetic server set of n digests, with ringers.
-func privateSet(seed uint64, n int) (*psi.PrivateSet, error) {
-	set, err := psi.NewPrivateSet(psi.PrivateSetConfig{Kind: psi.KindEmail})
+func privateSet(seed uint64, n int, suite psi.Suite) (*psi.PrivateSet, error) {
+	set, err := psi.NewPrivateSet(psi.PrivateSetConfig{Kind: psi.KindEmail, Suite: suite})
 	if err != nil {
 		return nil, err
 	}

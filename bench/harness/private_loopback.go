@@ -98,7 +98,7 @@ func privateClientChild(cfg clientChildConfig) error {
 // service, each side in a child process of its own. The server encodes its
 // set, with ringers, in the session (there is no private-mode pool).
 func runPrivateLoopback(cfg Config, p Pair, rep *Report) (Run, error) {
-	r := Run{Mode: ModePrivateLoopback, Client: p.Client, Server: p.Server}
+	r := Run{Mode: ModePrivateLoopback, Suite: int(cfg.suite.Or1()), Client: p.Client, Server: p.Server}
 	d := &data{seed: cfg.Seed, server: p.Server, overlap: overlapOf(p, cfg.Overlap)}
 	if cfg.tamper != nil {
 		cfg.tamper(d)
@@ -145,6 +145,6 @@ func runPrivateLoopback(cfg Config, p Pair, rep *Report) (Run, error) {
 	r.BaseMultNS = float64(lb.base.Nanoseconds())
 	// The server's frames are PrivateParams, its element chunks and
 	// PrivateRelease.
-	privateFinish(&r, rep, r.ServerBytes-wire.PrivateParamsSize-wire.PrivateReleaseSize)
+	privateFinish(&r, rep, r.ServerBytes-wire.PrivateParamsSize-suiteByte(r.Suite)-wire.PrivateReleaseSize)
 	return r, nil
 }
