@@ -245,17 +245,21 @@ func (p *Postgres) bulkMerge(ctx context.Context, conn *pgxpool.Conn, id int64, 
 		`INSERT INTO subjects (subject)
 		SELECT DISTINCT r.subject FROM ` + t + ` r
 		WHERE NOT EXISTS (SELECT 1 FROM subjects s WHERE s.subject = r.subject)`,
+		// The rows with their subject ids, joined once for both steps
+		// below (a temporary table: not WAL-logged).
+		`CREATE TEMPORARY TABLE bulk_rows ON COMMIT DROP AS
+		SELECT r.seq, s.id AS subject_id, r.kind, r.value, r.digest, r.collected_for
+		FROM ` + t + ` r JOIN subjects s ON s.subject = r.subject`,
+		`ANALYZE bulk_rows`,
 		`INSERT INTO identifiers (subject_id, kind, value, digest)
 		SELECT x.subject_id, x.kind, x.value, x.digest FROM (
-			SELECT DISTINCT ON (s.id, r.kind, r.value) s.id AS subject_id, r.kind, r.value, r.digest, r.seq
-			FROM ` + t + ` r JOIN subjects s ON s.subject = r.subject
-			ORDER BY s.id, r.kind, r.value, r.seq) x
+			SELECT DISTINCT ON (subject_id, kind, value) subject_id, kind, value, digest, seq
+			FROM bulk_rows ORDER BY subject_id, kind, value, seq) x
 		WHERE NOT EXISTS (SELECT 1 FROM identifiers i WHERE i.subject_id = x.subject_id AND i.kind = x.kind AND i.value = x.value)
 		ORDER BY x.seq`,
 		`INSERT INTO identifier_collections (identifier_id, collected_for)
 		SELECT DISTINCT i.id, r.collected_for
-		FROM ` + t + ` r JOIN subjects s ON s.subject = r.subject
-		JOIN identifiers i ON i.subject_id = s.id AND i.kind = r.kind AND i.value = r.value
+		FROM bulk_rows r JOIN identifiers i ON i.subject_id = r.subject_id AND i.kind = r.kind AND i.value = r.value
 		WHERE NOT EXISTS (SELECT 1 FROM identifier_collections c WHERE c.identifier_id = i.id AND c.collected_for = r.collected_for)`,
 	}
 	for i, q := range steps {
