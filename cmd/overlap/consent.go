@@ -136,7 +136,7 @@ func consentHint(err error, e store.ConsentEvent) error {
 
 func consentImport(c *cli.Context) error {
 	return ledgerImport(c, "overlap consent import testdata/sample/platform_consent.csv", "importing consent",
-		idfile.ReadConsent, eventOf, func(r idfile.ConsentRow) int { return r.Line },
+		readConsent, eventOf, func(r idfile.ConsentRow) int { return r.Line },
 		func(ctx context.Context, st store.Store, events iter.Seq[store.ConsentEvent], o store.ImportOptions) (store.ImportResult, error) {
 			return st.AppendConsent(ctx, events, o)
 		},

@@ -9,6 +9,7 @@ import (
 	"io"
 	"iter"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -145,6 +146,12 @@ func ledgerImport[R, T any](c *cli.Context, example, desc string, reader rowRead
 			}
 		},
 	}
+	if c.Bool(bulkFlag.Name) {
+		if sopts.Bulk, err = bulkName(path, c.String(dbFlag.Name)); err != nil {
+			return err
+		}
+		sopts.Phase = func(p string) { fmt.Fprintf(c.App.ErrWriter, "overlap: %s: %s\n", path, p) }
+	}
 	var storeStrict error
 	if strict {
 		sopts.OnReject = nil
@@ -251,4 +258,25 @@ func progressLine(rows, done, size int64, elapsed time.Duration) string {
 		s += fmt.Sprintf(", %.0f%% of the file read, about %s left", 100*float64(done)/float64(size), left.Round(time.Second))
 	}
 	return s
+}
+
+// bulkName names the bulk import of the file at path: its absolute path,
+// size and modification time, so that a run on the same unchanged file
+// resumes it and a changed file starts a batch of its own.
+func bulkName(path, dsn string) (string, error) {
+	if !store.IsPostgres(dsn) {
+		return "", withHint(errors.New("--bulk needs a PostgreSQL store"), "drop --bulk for a SQLite store, or pass --db postgres://...")
+	}
+	if path == "-" {
+		return "", withHint(errors.New("--bulk needs a file, not standard input"), "a bulk import resumes by the file's path, size and time")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("identifiers %s %d %d", abs, fi.Size(), fi.ModTime().UnixNano()), nil
 }

@@ -43,53 +43,58 @@ var consentColumns = []string{"subject", "kind", "value", "purpose", "action", "
 // Values are canonicalized per SPEC.md §7 with opts; a pre-hashed value is
 // rejected ("prehashed_not_allowed").
 func ReadConsent(r io.Reader, format ListFormat, opts ident.Options, fn func(ConsentRow) error, onReject func(Reject)) (RowsResult, error) {
-	return readTable(r, format, opts, consentColumns, onReject, func(line int, v []string) (string, error) {
+	return ReadConsentConcurrent(r, format, opts, 1, fn, onReject)
+}
+
+// ReadConsentConcurrent is [ReadConsent] with the parsing and
+// canonicalization of the rows spread over workers goroutines, as
+// [ReadRowsConcurrent] does it: fn and onReject see the same rows in the
+// same order as with ReadConsent.
+func ReadConsentConcurrent(r io.Reader, format ListFormat, opts ident.Options, workers int, fn func(ConsentRow) error, onReject func(Reject)) (RowsResult, error) {
+	return readTable(r, format, opts, consentColumns, workers, onReject, func(line int, v []string) (ConsentRow, string) {
 		row := ConsentRow{Line: line}
 		var reason string
 		if row.Subject, reason = text(v[0], MaxSubjectLen, reasonMissingSubject, reasonBadSubject); reason != "" {
-			return reason, nil
+			return row, reason
 		}
 		switch k, val := ident.TrimSpace(v[1]), ident.TrimSpace(v[2]); {
 		case k == "" && val == "":
 			// subject-wide
 		case val == "":
-			return reasonKindWithoutValue, nil
+			return row, reasonKindWithoutValue
 		case k == "":
-			return reasonValueWithoutKind, nil
+			return row, reasonValueWithoutKind
 		default:
 			if row.Kind, reason = kind(k); reason != "" {
-				return reason, nil
+				return row, reason
 			}
 			if row.Identifier, reason = value(row.Kind, val, opts); reason != "" {
-				return reason, nil
+				return row, reason
 			}
 		}
 		if row.Purpose = ident.TrimSpace(v[3]); !validPurpose(row.Purpose) {
-			return reasonBadPurpose, nil
+			return row, reasonBadPurpose
 		}
 		switch ident.TrimSpace(v[4]) {
 		case "grant":
 			row.Granted = true
 		case "withdraw":
 		default:
-			return reasonBadAction, nil
+			return row, reasonBadAction
 		}
 		at, err := time.Parse(time.RFC3339, ident.TrimSpace(v[5]))
 		if err != nil {
-			return reasonBadTime, nil
+			return row, reasonBadTime
 		}
 		row.At = at.UTC()
 		if row.Source, reason = text(v[6], MaxSourceLen, reasonMissingSource, reasonBadSource); reason != "" {
-			return reason, nil
+			return row, reason
 		}
 		if row.TextVersion, reason = text(v[7], MaxTextVersionLen, reasonMissingTextVersion, reasonBadTextVersion); reason == reasonBadTextVersion || reason != "" && row.Granted {
-			return reason, nil
+			return row, reason
 		}
-		if fn == nil {
-			return "", nil
-		}
-		return "", fn(row)
-	})
+		return row, ""
+	}, fn)
 }
 
 // validPurpose reports whether p is a lowercase token: a letter, then

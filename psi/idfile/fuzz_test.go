@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -232,6 +233,10 @@ func FuzzReadRows(f *testing.F) {
 			}
 			checkEveryLine(t, in, format, format == FormatCSV, used)
 		}
+		// The concurrent reader shows the same rows and rejects, in order.
+		if seq, con := readTrace(in, format, false, 1, 3), readTrace(in, format, false, 3, 3); !reflect.DeepEqual(seq, con) {
+			t.Fatalf("concurrent reader differs: %+v against %+v", con, seq)
+		}
 	})
 }
 
@@ -272,6 +277,10 @@ func FuzzReadConsent(f *testing.F) {
 				used = append(used, r.Line)
 			}
 			checkEveryLine(t, in, format, format == FormatCSV, used)
+		}
+		// The concurrent reader shows the same rows and rejects, in order.
+		if seq, con := readTrace(in, format, true, 1, 3), readTrace(in, format, true, 3, 3); !reflect.DeepEqual(seq, con) {
+			t.Fatalf("concurrent reader differs: %+v against %+v", con, seq)
 		}
 	})
 }

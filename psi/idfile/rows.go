@@ -1,6 +1,7 @@
 package idfile
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -51,26 +52,35 @@ var rowColumns = []string{"subject", "kind", "value", "collected_for"}
 // rejected ("prehashed_not_allowed"), since the platform must hold the
 // canonical value to check its digest and to honor consent per identifier.
 func ReadRows(r io.Reader, format ListFormat, opts ident.Options, fn func(Row) error, onReject func(Reject)) (RowsResult, error) {
-	return readTable(r, format, opts, rowColumns, onReject, func(line int, v []string) (string, error) {
+	return ReadRowsConcurrent(r, format, opts, 1, fn, onReject)
+}
+
+// ReadRowsConcurrent is [ReadRows] with the canonicalization of the values
+// (SPEC.md §7; a phone number's costs several microseconds) spread over
+// workers goroutines. Everything else is as ReadRows does it, in the same
+// order: fn and onReject are called from the caller's goroutine, one row at
+// a time, in line order, and a stop (an error from fn, a reject that stops)
+// ends the reader at the same row. Up to a few thousand rows beyond that
+// row may have been canonicalized, never passed on. workers ≤ 1 reads in
+// the caller's goroutine only.
+func ReadRowsConcurrent(r io.Reader, format ListFormat, opts ident.Options, workers int, fn func(Row) error, onReject func(Reject)) (RowsResult, error) {
+	return readTable(r, format, opts, rowColumns, workers, onReject, func(line int, v []string) (Row, string) {
 		row := Row{Line: line}
 		var reason string
 		if row.Subject, reason = text(v[0], MaxSubjectLen, reasonMissingSubject, reasonBadSubject); reason != "" {
-			return reason, nil
+			return row, reason
 		}
 		if row.Kind, reason = kind(v[1]); reason != "" {
-			return reason, nil
+			return row, reason
 		}
 		if row.CollectedFor = ident.Purpose(ident.TrimSpace(v[3])); !row.CollectedFor.Valid() {
-			return reasonBadCollectedFor, nil
+			return row, reasonBadCollectedFor
 		}
 		if row.Identifier, reason = value(row.Kind, v[2], opts); reason != "" {
-			return reason, nil
+			return row, reason
 		}
-		if fn == nil {
-			return "", nil
-		}
-		return "", fn(row)
-	})
+		return row, ""
+	}, fn)
 }
 
 // text checks a required free-text field: trimmed, non-empty, at most max
@@ -107,10 +117,15 @@ func value(k psi.Kind, s string, opts ident.Options) (ident.Identifier, string) 
 }
 
 // readTable reads CSV with a header naming exactly columns, or JSONL
-// objects whose keys are among columns, and calls row with each data row's
-// values in the order of columns (a key missing from a JSONL object reads as
-// ""). row returns a reject reason, or an error that stops the reader.
-func readTable(r io.Reader, format ListFormat, opts ident.Options, columns []string, onReject func(Reject), row func(line int, v []string) (string, error)) (RowsResult, error) {
+// objects whose keys are among columns, and hands each data row's values in
+// the order of columns (a key missing from a JSONL object reads as "") to
+// parse, which returns the row or a reject reason. Parsed rows go to emit
+// (nil: none), whose error stops the reader; rejects go to onReject. With
+// workers > 1, parse runs on that many goroutines over batches of rows
+// (parse must be safe for that: it only reads v and its own arguments),
+// and emit and onReject still run here, in line order (rowPipe).
+func readTable[T any](r io.Reader, format ListFormat, opts ident.Options, columns []string, workers int, onReject func(Reject),
+	parse func(line int, v []string) (T, string), emit func(T) error) (RowsResult, error) {
 	var res RowsResult
 	if format != FormatCSV && format != FormatJSONL {
 		return res, fmt.Errorf("idfile: format %q cannot hold %s rows (want csv or jsonl)", format, strings.Join(columns, ","))
@@ -124,11 +139,11 @@ func readTable(r io.Reader, format ListFormat, opts ident.Options, columns []str
 	}
 	v := make([]string, len(columns))
 	rj := &rejecter{onReject: onReject}
-	handle := func(line int, reason string, raw []byte) error {
+	// settle counts one row whose parse gave t or reason, and passes it on.
+	settle := func(line int, t T, reason string, raw []byte) error {
 		res.Rows++
-		if reason == "" {
-			var err error
-			if reason, err = row(line, v); err != nil {
+		if reason == "" && emit != nil {
+			if err := emit(t); err != nil {
 				return fmt.Errorf("idfile: line %d: %w", line, err)
 			}
 		}
@@ -139,17 +154,46 @@ func readTable(r io.Reader, format ListFormat, opts ident.Options, columns []str
 		res.Accepted++
 		return nil
 	}
+	var handle func(line int, reason string, raw []byte) error
+	if workers <= 1 {
+		handle = func(line int, reason string, raw []byte) error {
+			var t T
+			if reason == "" {
+				t, reason = parse(line, v)
+			}
+			return settle(line, t, reason, raw)
+		}
+	} else {
+		p := newRowPipe(workers, parse, settle)
+		defer p.close()
+		handle = func(line int, reason string, raw []byte) error { return p.add(line, reason, v, raw) }
+		err := readRecords(br, format, columns, v, handle)
+		if p.err != nil { // the rows settled so far stopped the reader
+			return res, p.err
+		}
+		// Rows read before a read error are settled, as without workers.
+		if ferr := p.flush(); ferr != nil {
+			return res, ferr
+		}
+		return res, err
+	}
+	return res, readRecords(br, format, columns, v, handle)
+}
 
+// readRecords splits the input into rows and calls handle with each data
+// row's line, the reason it is malformed ("" if it is not) and its raw
+// bytes; v holds the row's values during the call.
+func readRecords(br *bufio.Reader, format ListFormat, columns []string, v []string, handle func(line int, reason string, raw []byte) error) error {
 	if format == FormatJSONL {
 		lr := &lineReader{br: br}
 		raw := make([]json.RawMessage, len(columns))
 		for {
 			b, tooLong, err := lr.next()
 			if err == io.EOF {
-				return res, nil
+				return nil
 			}
 			if err != nil {
-				return res, err
+				return err
 			}
 			if !tooLong && isBlank(string(b)) {
 				continue
@@ -159,7 +203,7 @@ func readTable(r io.Reader, format ListFormat, opts ident.Options, columns []str
 				reason = jsonFields(b, columns, v, raw)
 			}
 			if err := handle(lr.line, reason, b); err != nil {
-				return res, err
+				return err
 			}
 		}
 	}
@@ -170,19 +214,19 @@ func readTable(r io.Reader, format ListFormat, opts ident.Options, columns []str
 		rec, line, b, reason, err := c.next()
 		if err == io.EOF {
 			if pos == nil {
-				return res, fmt.Errorf("idfile: csv has no header (want %s)", strings.Join(columns, ","))
+				return fmt.Errorf("idfile: csv has no header (want %s)", strings.Join(columns, ","))
 			}
-			return res, nil
+			return nil
 		}
 		if err != nil {
-			return res, err
+			return err
 		}
 		if pos == nil {
 			if reason != "" {
-				return res, fmt.Errorf("idfile: line %d: malformed csv header (%s)", line, reason)
+				return fmt.Errorf("idfile: line %d: malformed csv header (%s)", line, reason)
 			}
 			if pos, err = csvHeader(rec, columns); err != nil {
-				return res, err
+				return err
 			}
 			continue
 		}
@@ -196,7 +240,7 @@ func readTable(r io.Reader, format ListFormat, opts ident.Options, columns []str
 			}
 		}
 		if err := handle(line, reason, b); err != nil {
-			return res, err
+			return err
 		}
 	}
 }

@@ -25,6 +25,10 @@
 //	session_journal         open sessions: reservation, phase and lease, until the audit row replaces them
 //	epochs, epoch_tags      the epochs of SPEC.md §10.12: description, key b_E (a secret) and kept tags,
 //	                        until DeleteEpochs (see epochs.go)
+//	bulk_batches            PostgreSQL, unlogged: bulk identifier imports being staged (postgres_bulk.go)
+//	derived_state, matchable_digests, identifier_stats
+//	                        PostgreSQL, unlogged: the kept matchable set and Stats, and the
+//	                        generation they are of (postgres_derived.go)
 //
 // Migration 1 is the ledger, 2 the registry (advertisers, budget_spend,
 // sessions), 3 private mode (modes and privacy budgets of advertisers, ε
@@ -34,7 +38,9 @@
 // events may change), 6 the session journal (see [Journal]; SPEC.md §8.6),
 // 7 epochs (mode epoch of advertisers, the epochs and their tags, the epoch
 // of audit and journal rows; on SQLite it rebuilds advertisers, keeping
-// every row and id, since SQLite cannot change a CHECK constraint).
+// every row and id, since SQLite cannot change a CHECK constraint), 8 the
+// bulk import batches and the kept matchable set (PostgreSQL only; a no-op
+// on SQLite).
 //
 // Triggers refuse UPDATE and DELETE on consent_events, budget_spend,
 // budget_refunds and sessions (and TRUNCATE on PostgreSQL), so the ledger
@@ -192,8 +198,12 @@
 // COPYed into it and written with INSERT … SELECT … ON CONFLICT DO NOTHING;
 // each append chunk goes in through unnest under an EXCLUSIVE lock on
 // consent_events, taken before it looks for identical events, so event ids
-// follow commit order and the lookup cannot race. Snapshots read in a
-// REPEATABLE READ, READ ONLY transaction. On both, the callback of
+// follow commit order and the lookup cannot race. A bulk identifier import
+// ([ImportOptions].Bulk) stages in an unlogged table and merges in one
+// transaction (postgres_bulk.go). Snapshots read in a REPEATABLE READ, READ
+// ONLY transaction; on PostgreSQL, Snapshot and Stats read the kept
+// matchable set and counts, rebuilt set-based when the ledger generation
+// moved (postgres_derived.go), and SnapshotPerSubject reads the ledger. On both, the callback of
 // [Store.Snapshot] and [Store.SnapshotPerSubject] runs inside the read
 // transaction and must not call back into the store.
 package store

@@ -41,6 +41,10 @@ type core struct {
 	// without a copy: sql.RawBytes on SQLite, pgx's binary bytea on
 	// PostgreSQL.
 	snapshotTx func(ctx context.Context, fn func(tx q, stream streamFunc) error) error
+	// refresh, when set (PostgreSQL from the derived migration on),
+	// brings the kept matchable set and stats to the current generation
+	// (postgres_derived.go); nil reads the ledger every time.
+	refresh func(ctx context.Context) error
 }
 
 // q runs statements: a database, a pool or a transaction of either engine.
@@ -215,7 +219,7 @@ func postgresCore(pool *pgxpool.Pool) core {
 		},
 		ts: func(t time.Time) any { return t },
 		snapshotTx: func(ctx context.Context, fn func(q, streamFunc) error) error {
-			return postgresSnapshotTx(ctx, pool, fn)
+			return postgresSnapshotTx(ctx, pool, "", fn)
 		},
 		forUpdate: " FOR UPDATE",
 		isUnique: func(err error) bool {
@@ -225,12 +229,20 @@ func postgresCore(pool *pgxpool.Pool) core {
 	}
 }
 
-func postgresSnapshotTx(ctx context.Context, pool *pgxpool.Pool, fn func(q, streamFunc) error) error {
+// postgresSnapshotTx runs fn in a REPEATABLE READ, read-only transaction
+// whose first statement is lock, if not empty: a LOCK TABLE, which
+// PostgreSQL runs before the transaction takes its snapshot.
+func postgresSnapshotTx(ctx context.Context, pool *pgxpool.Pool, lock string, fn func(q, streamFunc) error) error {
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fmt.Errorf("store: snapshot: %w", err)
 	}
 	defer rollback(ctx, tx)
+	if lock != "" {
+		if _, err := tx.Exec(ctx, lock); err != nil {
+			return fmt.Errorf("store: snapshot: %w", err)
+		}
+	}
 	return fn(pgxQ{tx}, func(ctx context.Context, query string, args []any, each func([]byte) error) error {
 		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {

@@ -515,6 +515,54 @@ ALTER TABLE epochs ADD COLUMN suite smallint NOT NULL DEFAULT 1 CHECK (suite BET
 ALTER TABLE sessions ADD COLUMN suite smallint CHECK (suite IS NULL OR suite BETWEEN 1 AND 2);
 `,
 	},
+	{
+		version: 9,
+		name:    derivedMigration,
+		// PostgreSQL only: the batches of bulk identifier imports
+		// (postgres_bulk.go), unlogged like their staging tables, so that
+		// a crash of the server, which empties unlogged tables, empties
+		// both together and a batch never claims rows its table lost; and
+		// the kept classification (postgres_derived.go), unlogged too,
+		// with the generation it is of.
+		sqlite: `SELECT 1;`,
+		postgres: `
+CREATE UNLOGGED TABLE derived_state (
+	id         smallint PRIMARY KEY CHECK (id = 1),
+	generation bigint NOT NULL
+);
+CREATE UNLOGGED TABLE matchable_digests (
+	kind   smallint NOT NULL,
+	digest bytea NOT NULL
+);
+CREATE UNIQUE INDEX matchable_digests_kind_digest ON matchable_digests (kind, digest);
+CREATE UNLOGGED TABLE identifier_stats (
+	kind   smallint NOT NULL,
+	status text NOT NULL,
+	n      bigint NOT NULL
+);
+CREATE UNLOGGED TABLE bulk_batches (
+	id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	name       text NOT NULL UNIQUE,
+	staged     bigint NOT NULL DEFAULT 0 CHECK (staged >= 0), -- rows up to this sequence number are staged
+	created_at timestamptz NOT NULL,
+	updated_at timestamptz NOT NULL
+);
+`,
+	},
+}
+
+// derivedMigration names the migration that adds the bulk import batches
+// and the kept matchable set (PostgreSQL only).
+const derivedMigration = "bulk import batches and the kept matchable set"
+
+// migrationVersion is the version of the migration named name, 0 if none.
+func migrationVersion(name string) int64 {
+	for _, m := range migrations {
+		if m.name == name {
+			return m.version
+		}
+	}
+	return 0
 }
 
 // latestMigration is the schema version this binary writes.

@@ -55,6 +55,12 @@ func openPostgresAt(ctx context.Context, dsn string, upTo int64) (*Postgres, err
 		pool.Close()
 		return nil, err
 	}
+	if v := migrationVersion(derivedMigration); upTo >= v {
+		p.refresh = p.refreshDerived
+		p.snapshotTx = func(ctx context.Context, fn func(q, streamFunc) error) error {
+			return postgresSnapshotTx(ctx, pool, derivedLock, fn)
+		}
+	}
 	return p, nil
 }
 

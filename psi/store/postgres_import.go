@@ -94,7 +94,8 @@ func postgresImport[T any](ctx context.Context, pool *pgxpool.Pool, op, stage st
 	return res, err
 }
 
-// ImportIdentifiers implements [Store]: each chunk's rows are copied
+// ImportIdentifiers implements [Store]. With opts.Bulk set it is a bulk
+// import (postgres_bulk.go). Otherwise each chunk's rows are copied
 // (COPY) into a temporary staging table, then inserted with three
 // set-based INSERT … SELECT … ON CONFLICT DO NOTHING (subjects,
 // identifiers, collections), in one transaction per chunk. Duplicate rows
@@ -103,27 +104,15 @@ func postgresImport[T any](ctx context.Context, pool *pgxpool.Pool, op, stage st
 // so their ids follow import order as on SQLite (SnapshotPerSubject breaks
 // ties by id).
 func (p *Postgres) ImportIdentifiers(ctx context.Context, rows iter.Seq[Identifier], opts ImportOptions) (ImportResult, error) {
+	if opts.Bulk != "" {
+		return p.bulkImport(ctx, rows, opts)
+	}
 	return postgresImport(ctx, p.pool, "import", pgStageIdentifiers, rows, opts, validateIdentifierAt, importChunkPostgres)
 }
 
 func importChunkPostgres(ctx context.Context, tx pgx.Tx, rows []seqRow[Identifier], _ bool) (cr chunkResult, err error) {
-	i := 0
-	src := pgx.CopyFromFunc(func() ([]any, error) {
-		if i == len(rows) {
-			return nil, nil
-		}
-		r := &rows[i]
-		i++
-		id := &r.row
-		return []any{r.seq, id.Subject, int16(id.Kind), id.Value, id.Digest[:], string(id.CollectedFor)}, nil
-	})
-	copied, err := tx.CopyFrom(ctx, pgx.Identifier{"overlap_stage_identifiers"},
-		[]string{"seq", "subject", "kind", "value", "digest", "collected_for"}, src)
-	if err != nil {
-		return cr, fmt.Errorf("store: import: copy: %w", err)
-	}
-	if copied != int64(len(rows)) {
-		return cr, fmt.Errorf("store: import: copied %d of %d rows", copied, len(rows))
+	if err := copyIdentifiers(ctx, tx, pgx.Identifier{"overlap_stage_identifiers"}, rows); err != nil {
+		return cr, fmt.Errorf("store: import: %w", err)
 	}
 	steps := []string{
 		`INSERT INTO subjects (subject) SELECT DISTINCT subject FROM overlap_stage_identifiers
@@ -150,4 +139,27 @@ func importChunkPostgres(ctx context.Context, tx pgx.Tx, rows []seqRow[Identifie
 	}
 	cr.unchanged = int64(len(rows)) - cr.inserted
 	return cr, nil
+}
+
+// copyIdentifiers copies rows into table, a staging table of the columns
+// seq, subject, kind, value, digest and collected_for (COPY, binary).
+func copyIdentifiers(ctx context.Context, tx pgx.Tx, table pgx.Identifier, rows []seqRow[Identifier]) error {
+	i := 0
+	src := pgx.CopyFromFunc(func() ([]any, error) {
+		if i == len(rows) {
+			return nil, nil
+		}
+		r := &rows[i]
+		i++
+		id := &r.row
+		return []any{r.seq, id.Subject, int16(id.Kind), id.Value, id.Digest[:], string(id.CollectedFor)}, nil
+	})
+	copied, err := tx.CopyFrom(ctx, table, []string{"seq", "subject", "kind", "value", "digest", "collected_for"}, src)
+	if err != nil {
+		return fmt.Errorf("copy: %w", err)
+	}
+	if copied != int64(len(rows)) {
+		return fmt.Errorf("copied %d of %d rows", copied, len(rows))
+	}
+	return nil
 }

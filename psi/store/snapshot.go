@@ -66,6 +66,12 @@ func (c *core) RecordSnapshot(ctx context.Context, info SnapshotInfo) (SnapshotI
 // readSnapshot streams the matchable set from one read transaction and
 // fills info.
 func (c *core) readSnapshot(ctx context.Context, info *SnapshotInfo, fn func([32]byte) error) error {
+	kept := c.refresh != nil && info.MaxPerSubject == 0
+	if kept {
+		if err := c.refresh(ctx); err != nil {
+			return err
+		}
+	}
 	return c.snapshotTx(ctx, func(tx q, stream streamFunc) error {
 		if err := tx.queryRow(ctx, sqlLedgerPosition).Scan(&info.LedgerPosition); err != nil {
 			return fmt.Errorf("store: snapshot: %w", err)
@@ -74,6 +80,11 @@ func (c *core) readSnapshot(ctx context.Context, info *SnapshotInfo, fn func([32
 			return fmt.Errorf("store: snapshot: %w", err)
 		}
 		query, args := sqlMatchable, []any{int64(info.Kind)}
+		if ok, err := c.keptCurrent(ctx, tx, kept, info.Generation); err != nil {
+			return fmt.Errorf("store: snapshot: %w", err)
+		} else if ok {
+			query = sqlDerivedMatchable
+		}
 		if info.MaxPerSubject > 0 {
 			query, args = sqlMatchablePerSubject, append(args, int64(info.MaxPerSubject))
 		}
@@ -141,9 +152,49 @@ func (c *core) Snapshots(ctx context.Context, kind psi.Kind, limit int) ([]Snaps
 	return out, nil
 }
 
-// Stats implements [Store].
-func (c *core) Stats(ctx context.Context) ([]KindStats, error) {
-	rows, err := c.reader.query(ctx, sqlStats)
+// keptCurrent reports whether the kept matchable set and stats are of
+// generation gen, read in tx; false when kept is.
+func (c *core) keptCurrent(ctx context.Context, tx q, kept bool, gen int64) (bool, error) {
+	if !kept {
+		return false, nil
+	}
+	var have int64
+	if err := tx.queryRow(ctx, sqlDerivedGeneration).Scan(&have); err != nil {
+		return false, err
+	}
+	return have == gen, nil
+}
+
+// Stats implements [Store]: from the kept stats when the store keeps them
+// (PostgreSQL) and they are of the generation it sees, else from the
+// ledger.
+func (c *core) Stats(ctx context.Context) (out []KindStats, err error) {
+	if c.refresh == nil {
+		return c.stats(ctx, c.reader, sqlStats)
+	}
+	if err := c.refresh(ctx); err != nil {
+		return nil, err
+	}
+	err = c.snapshotTx(ctx, func(tx q, _ streamFunc) error {
+		var gen int64
+		if err := tx.queryRow(ctx, sqlGeneration).Scan(&gen); err != nil {
+			return fmt.Errorf("store: stats: %w", err)
+		}
+		query := sqlStats
+		if ok, err := c.keptCurrent(ctx, tx, true, gen); err != nil {
+			return fmt.Errorf("store: stats: %w", err)
+		} else if ok {
+			query = sqlDerivedStats
+		}
+		out, err = c.stats(ctx, tx, query)
+		return err
+	})
+	return out, err
+}
+
+// stats reads (kind, status, count) rows of query.
+func (c *core) stats(ctx context.Context, db q, query string) ([]KindStats, error) {
+	rows, err := db.query(ctx, query)
 	if err != nil {
 		return nil, fmt.Errorf("store: stats: %w", err)
 	}

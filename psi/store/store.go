@@ -124,8 +124,20 @@ type ImportOptions struct {
 	// ImportIdentifiers on PostgreSQL: [DefaultPostgresChunkRows].
 	ChunkRows int
 	// Progress, when set, receives the running totals after each committed
-	// chunk.
+	// chunk (of a bulk import: after each staged chunk; its Inserted and
+	// Unchanged stay 0 until the merge).
 	Progress func(ImportResult)
+	// Bulk, when not empty, names a bulk identifier import on PostgreSQL
+	// (postgres_bulk.go): the rows are staged in an unlogged table, chunk
+	// by chunk, then merged into the ledger in one transaction. Running the
+	// same rows again under the same name after an interruption resumes:
+	// the rows staged before are not staged again. The name identifies the
+	// input (the CLI uses the file's path, size and modification time).
+	// SQLite and AppendConsent ignore it.
+	Bulk string
+	// Phase, when set, receives a short description of each phase of a
+	// bulk import as it begins (staging, merging, rebuilding indexes).
+	Phase func(string)
 }
 
 func (o ImportOptions) chunkRows() int {
@@ -348,7 +360,7 @@ func Open(ctx context.Context, dsn string) (Store, error) {
 	switch {
 	case dsn == "":
 		return nil, errors.New("store: empty DSN")
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+	case IsPostgres(dsn):
 		return OpenPostgres(ctx, dsn)
 	case strings.HasPrefix(dsn, "sqlite:"):
 		return openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"))
@@ -356,6 +368,11 @@ func Open(ctx context.Context, dsn string) (Store, error) {
 		return openSQLite(ctx, strings.TrimPrefix(dsn, "file:"))
 	}
 	return openSQLite(ctx, dsn)
+}
+
+// IsPostgres reports whether [Open] opens dsn as a PostgreSQL store.
+func IsPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
 // validText checks a string the store keeps: non-empty, UTF-8, no NUL

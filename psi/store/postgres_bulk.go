@@ -1,0 +1,292 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// A bulk identifier import on PostgreSQL ([ImportOptions].Bulk) has two
+// phases.
+//
+// Staging: the rows are copied (COPY, pgx's binary format) in chunks into
+// an unlogged table of their own, bulk_identifiers_N, without any index or
+// constraint, and each chunk's transaction moves the batch's staged mark
+// (bulk_batches.staged, the sequence number of its last row) with it. An
+// unlogged table is not WAL-logged: a row costs a heap append and nothing
+// else. A run killed while staging leaves the committed chunks and their
+// mark; a run under the same name skips the rows up to the mark (it reads
+// and validates them again, and reports their rejects again, but does not
+// stage them twice). A crash of the PostgreSQL server empties unlogged
+// tables, bulk_batches among them, so the batch starts over.
+//
+// Merging: one transaction inserts the staged rows into subjects,
+// identifiers and identifier_collections with set-based statements (hash
+// joins over the whole batch rather than an index probe per row), then
+// drops the staging table and the batch. A kill during the merge rolls it
+// back; the next run finds the batch fully staged and merges again. Rows
+// already in the ledger are skipped, as by the chunked import, so the
+// result (rows, ids in row order, counts) is the chunked import's.
+//
+// When a batch holds at least as many rows as the ledger holds
+// identifiers (an initial load), the merge first drops the secondary
+// indexes and the foreign keys of the three tables, inserts, and builds
+// them again (bulkRebuild): a B-tree built by sorting costs a fraction of
+// one grown by 10^8 single insertions. The DDL is transactional, so a
+// killed merge leaves the indexes as they were. The merge holds ACCESS
+// EXCLUSIVE locks on the three tables while it runs: sessions that
+// snapshot the ledger wait for it.
+
+// bulkRebuildMin is the least number of staged rows for which a merge may
+// rebuild the indexes (a variable so that the tests can force either
+// path).
+var bulkRebuildMin int64 = 1_000_000
+
+// bulkLockKey is the first key of the session advisory lock that keeps
+// two bulk imports of one batch from running at once ("bulk" in ASCII).
+const bulkLockKey = 0x62756c6b
+
+// bulkIndexes are the indexes and constraints a rebuilding merge drops, in
+// the order it drops them; it adds them back in reverse order with the
+// same names, so the schema is unchanged.
+var bulkIndexes = []struct{ drop, add string }{
+	{`ALTER TABLE identifier_collections DROP CONSTRAINT identifier_collections_identifier_id_fkey`,
+		`ALTER TABLE identifier_collections ADD CONSTRAINT identifier_collections_identifier_id_fkey FOREIGN KEY (identifier_id) REFERENCES identifiers (id)`},
+	{`ALTER TABLE identifier_collections DROP CONSTRAINT identifier_collections_pkey`,
+		`ALTER TABLE identifier_collections ADD CONSTRAINT identifier_collections_pkey PRIMARY KEY (identifier_id, collected_for)`},
+	{`ALTER TABLE identifiers DROP CONSTRAINT identifiers_subject_id_fkey`,
+		`ALTER TABLE identifiers ADD CONSTRAINT identifiers_subject_id_fkey FOREIGN KEY (subject_id) REFERENCES subjects (id)`},
+	{`DROP INDEX identifiers_kind_digest`,
+		`CREATE INDEX identifiers_kind_digest ON identifiers (kind, digest) INCLUDE (subject_id, id)`},
+	{`ALTER TABLE identifiers DROP CONSTRAINT identifiers_subject_id_kind_value_key`,
+		`ALTER TABLE identifiers ADD CONSTRAINT identifiers_subject_id_kind_value_key UNIQUE (subject_id, kind, value)`},
+	{`ALTER TABLE subjects DROP CONSTRAINT subjects_subject_key`,
+		`ALTER TABLE subjects ADD CONSTRAINT subjects_subject_key UNIQUE (subject)`},
+}
+
+// bulkImport runs a bulk identifier import of the batch opts.Bulk.
+func (p *Postgres) bulkImport(ctx context.Context, rows iter.Seq[Identifier], opts ImportOptions) (res ImportResult, err error) {
+	const op = "bulk import"
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("store: %s: %w", op, err)
+	}
+	phase := func(format string, args ...any) {
+		if opts.Phase != nil {
+			opts.Phase(fmt.Sprintf(format, args...))
+		}
+	}
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return res, fmt.Errorf("store: %s: %w", op, err)
+	}
+	defer conn.Release()
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, int32(bulkLockKey), opts.Bulk).Scan(&locked); err != nil {
+		return res, fmt.Errorf("store: %s: %w", op, err)
+	}
+	if !locked {
+		return res, fmt.Errorf("store: %s: another bulk import of this batch is running", op)
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		conn.Exec(uctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, int32(bulkLockKey), opts.Bulk)
+	}()
+	// Commits of staged chunks need not wait for the disk: an unlogged
+	// table does not survive a crash anyway. The merge's commit sets it
+	// back.
+	if _, err := conn.Exec(ctx, `SET synchronous_commit = off`); err != nil {
+		return res, fmt.Errorf("store: %s: %w", op, err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `RESET synchronous_commit`)
+
+	id, staged, err := bulkBatch(ctx, conn, opts.Bulk)
+	if err != nil {
+		return res, err
+	}
+	table := pgx.Identifier{"bulk_identifiers_" + strconv.FormatInt(id, 10)}
+	if staged > 0 {
+		phase("resuming: rows up to %d were staged before", staged)
+	} else {
+		phase("staging")
+	}
+	if opts.ChunkRows <= 0 {
+		opts.ChunkRows = DefaultPostgresChunkRows
+	}
+	var valid int64
+	res, err = runImport(ctx, op, rows, opts, validateIdentifierAt, func(ctx context.Context, rows []seqRow[Identifier], _ bool) (chunkResult, error) {
+		valid += int64(len(rows))
+		if i := firstAfter(rows, staged); i < len(rows) {
+			if err := stageChunk(ctx, conn, id, table, rows[i:]); err != nil {
+				return chunkResult{}, err
+			}
+		}
+		return chunkResult{}, nil
+	})
+	if err != nil {
+		return res, err
+	}
+	phase("merging %d staged rows into the ledger", valid)
+	inserted, err := p.bulkMerge(ctx, conn, id, table, phase)
+	if err != nil {
+		return res, err
+	}
+	res.Inserted, res.Unchanged = inserted, valid-inserted
+	// Planner statistics at once, as after a chunked import.
+	conn.Exec(ctx, "ANALYZE subjects, identifiers, identifier_collections")
+	return res, nil
+}
+
+// firstAfter is the index of the first row of rows past sequence number
+// staged (rows are in sequence order).
+func firstAfter(rows []seqRow[Identifier], staged int64) int {
+	for i := range rows {
+		if rows[i].seq > staged {
+			return i
+		}
+	}
+	return len(rows)
+}
+
+// bulkBatch finds or creates the batch name and its staging table, and
+// returns its id and staged mark.
+func bulkBatch(ctx context.Context, conn *pgxpool.Conn, name string) (id, staged int64, err error) {
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT id, staged FROM bulk_batches WHERE name = $1`, name).Scan(&id, &staged)
+		if errors.Is(err, pgx.ErrNoRows) {
+			now := time.Now()
+			err = tx.QueryRow(ctx, `INSERT INTO bulk_batches (name, created_at, updated_at) VALUES ($1, $2, $2) RETURNING id`,
+				name, now).Scan(&id)
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `CREATE UNLOGGED TABLE IF NOT EXISTS `+bulkTable(id)+` (
+			seq bigint NOT NULL, subject text NOT NULL, kind smallint NOT NULL, value text NOT NULL,
+			digest bytea NOT NULL, collected_for text NOT NULL)`)
+		return err
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: bulk import: batch: %w", err)
+	}
+	return id, staged, nil
+}
+
+func bulkTable(id int64) string {
+	return pgx.Identifier{"bulk_identifiers_" + strconv.FormatInt(id, 10)}.Sanitize()
+}
+
+// stageChunk copies rows into the staging table and moves the batch's
+// mark to the last of them, in one transaction.
+func stageChunk(ctx context.Context, conn *pgxpool.Conn, id int64, table pgx.Identifier, rows []seqRow[Identifier]) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if err := copyIdentifiers(ctx, tx, table, rows); err != nil {
+			return fmt.Errorf("store: bulk import: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE bulk_batches SET staged = $2, updated_at = $3 WHERE id = $1`,
+			id, rows[len(rows)-1].seq, time.Now()); err != nil {
+			return fmt.Errorf("store: bulk import: %w", err)
+		}
+		return nil
+	})
+}
+
+// bulkMerge inserts the staged rows of batch id into the ledger, drops its
+// staging table and the batch, and returns how many identifier
+// collections it added (the chunked import's Inserted).
+func (p *Postgres) bulkMerge(ctx context.Context, conn *pgxpool.Conn, id int64, table pgx.Identifier, phase func(string, ...any)) (inserted int64, err error) {
+	t := table.Sanitize()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("store: bulk import: merge: %w", err)
+	}
+	defer rollback(ctx, tx)
+	exec := func(q string, args ...any) (int64, error) {
+		tag, err := tx.Exec(ctx, q, args...)
+		if err != nil {
+			return 0, fmt.Errorf("store: bulk import: merge: %w", err)
+		}
+		return tag.RowsAffected(), nil
+	}
+	// No other writer between the anti-joins below and the commit;
+	// readers go on (until a rebuild takes its stronger locks).
+	for _, s := range []string{`LOCK TABLE subjects, identifiers, identifier_collections IN SHARE ROW EXCLUSIVE MODE`,
+		`SET LOCAL synchronous_commit = on`, `SET LOCAL work_mem = '256MB'`,
+		`SET LOCAL maintenance_work_mem = '512MB'`, `ANALYZE ` + t} {
+		if _, err := exec(s); err != nil {
+			return 0, err
+		}
+	}
+	var staged, ledger int64
+	if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+t+`), (SELECT reltuples::bigint FROM pg_class WHERE oid = 'identifiers'::regclass)`).Scan(&staged, &ledger); err != nil {
+		return 0, fmt.Errorf("store: bulk import: merge: %w", err)
+	}
+	rebuild := staged >= bulkRebuildMin && staged >= ledger
+	if rebuild {
+		phase("dropping the ledger's indexes to rebuild them after the merge")
+		for _, ix := range bulkIndexes {
+			if _, err := exec(ix.drop); err != nil {
+				return 0, err
+			}
+		}
+	}
+	// The same three steps as the chunked import, stated without ON
+	// CONFLICT so that they need no unique index: the first row of each key
+	// in row order, when the ledger does not hold the key yet. New
+	// identifiers are inserted in row order, so their ids are the chunked
+	// import's.
+	steps := []string{
+		`INSERT INTO subjects (subject)
+		SELECT DISTINCT r.subject FROM ` + t + ` r
+		WHERE NOT EXISTS (SELECT 1 FROM subjects s WHERE s.subject = r.subject)`,
+		// The rows with their subject ids, joined once for both steps
+		// below (a temporary table: not WAL-logged).
+		`CREATE TEMPORARY TABLE bulk_rows ON COMMIT DROP AS
+		SELECT r.seq, s.id AS subject_id, r.kind, r.value, r.digest, r.collected_for
+		FROM ` + t + ` r JOIN subjects s ON s.subject = r.subject`,
+		`ANALYZE bulk_rows`,
+		`INSERT INTO identifiers (subject_id, kind, value, digest)
+		SELECT x.subject_id, x.kind, x.value, x.digest FROM (
+			SELECT DISTINCT ON (subject_id, kind, value) subject_id, kind, value, digest, seq
+			FROM bulk_rows ORDER BY subject_id, kind, value, seq) x
+		WHERE NOT EXISTS (SELECT 1 FROM identifiers i WHERE i.subject_id = x.subject_id AND i.kind = x.kind AND i.value = x.value)
+		ORDER BY x.seq`,
+		`INSERT INTO identifier_collections (identifier_id, collected_for)
+		SELECT DISTINCT i.id, r.collected_for
+		FROM bulk_rows r JOIN identifiers i ON i.subject_id = r.subject_id AND i.kind = r.kind AND i.value = r.value
+		WHERE NOT EXISTS (SELECT 1 FROM identifier_collections c WHERE c.identifier_id = i.id AND c.collected_for = r.collected_for)`,
+	}
+	for i, q := range steps {
+		n, err := exec(q)
+		if err != nil {
+			return 0, err
+		}
+		if i == len(steps)-1 {
+			inserted = n
+		}
+	}
+	if rebuild {
+		phase("rebuilding the ledger's indexes")
+		for i := len(bulkIndexes) - 1; i >= 0; i-- {
+			if _, err := exec(bulkIndexes[i].add); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if _, err := exec(`DROP TABLE ` + t); err != nil {
+		return 0, err
+	}
+	if _, err := exec(`DELETE FROM bulk_batches WHERE id = $1`, id); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("store: bulk import: merge: %w", err)
+	}
+	return inserted, nil
+}
