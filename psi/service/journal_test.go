@@ -201,7 +201,7 @@ func TestSQLiteWriterHeld(t *testing.T) {
 			defer st.Close()
 			ts := startServer(t, st, func(c *Config) { c.IdleTimeout = 30 * time.Second })
 			cl := ts.client(t, ts.addAdvertiser(t, "acme", store.Policy{}))
-			importer, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate")
+			importer, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate&_pragma=busy_timeout(10000)") // waits for the server's own brief writes at start
 			if err != nil {
 				t.Fatal(err)
 			}
