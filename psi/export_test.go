@@ -26,3 +26,7 @@ func hexBytes(s string) ([]byte, error) {
 }
 
 func r255NewElement() *r255.Element { return r255.NewElement() }
+
+// FixNoise makes a private-mode server of another test package release
+// its true count plus z: the deterministic test-only sampler.
+func FixNoise(cfg *PrivateServerConfig, z int64) { cfg.noise = fixedNoise(z) }

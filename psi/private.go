@@ -62,7 +62,8 @@ var ErrDeviation = errors.New("psi: the client deviated from the protocol")
 // of one mechanism and list size are equal but for their session ids.
 type PrivateResult struct {
 	SessionID  [16]byte
-	ClientSize int          // distinct identifiers the client sent, n
+	ClientSize int          // distinct identifiers the client sent, n; records, in a record session
+	Slots      int          // s, the elements per record of a record session; 0 otherwise
 	ServerSize int          // elements the server sent, ringers included, N
 	Mechanism  dp.Mechanism // the noise and its parameters
 	Threshold  int          // T
@@ -106,6 +107,8 @@ type PrivateSetConfig struct {
 // session has used them. NewPrivateServer refuses a used set.
 type PrivateSet struct {
 	kind    Kind
+	kinds   KindSet              // a record session's set: the union of these kinds' sets (SPEC.md §13.5); 0 otherwise
+	perSub  uint32               // Δ_K of a record session's set: the cap its caller applied to each kind
 	key     *edwards25519.Scalar // b
 	ringers []edwards25519.Scalar
 	salt    [32]byte      // secret salt of the server's internal tags

@@ -31,6 +31,7 @@ type SetConfig struct {
 // request. It must not be reused: NewServer refuses a used set.
 type PreparedSet struct {
 	kind  Kind
+	kinds KindSet // a record session's set: the union of these kinds' sets (SPEC.md §13.4); 0 otherwise
 	key   *edwards25519.Scalar
 	salt  [32]byte
 	tags  []gcs.Uint128 // sorted, padded to bucket size
@@ -120,20 +121,21 @@ func (p *PreparedSet) startFlush() {
 	p.tags = slices.Grow(p.tags, len(batch))[:start+len(batch)]
 	done := make(chan struct{})
 	b.done = done
+	h := b.hasher // AddOf may switch kinds while this batch is encoded
 	go func() {
 		defer close(done)
-		p.encode(b, batch, p.tags[start:start+len(batch)])
+		p.encode(h, b.workers, batch, p.tags[start:start+len(batch)])
 	}()
 	b.batch, b.spare = b.spare[:0], batch
 }
 
 // encode hashes, multiplies and tags digests into tags.
-func (p *PreparedSet) encode(b *setBuilder, digests [][32]byte, tags []gcs.Uint128) {
-	parallel(len(digests), b.workers, func(lo, hi int) error {
+func (p *PreparedSet) encode(h *r255.Hasher, workers int, digests [][32]byte, tags []gcs.Uint128) {
+	parallel(len(digests), workers, func(lo, hi int) error {
 		points := make([]r255.Element, hi-lo)
 		enc := make([]byte, 32*(hi-lo))
 		for i := lo; i < hi; i++ {
-			b.hasher.Hash(&points[i-lo], digests[i][:])
+			h.Hash(&points[i-lo], digests[i][:])
 			points[i-lo].ScalarMult(p.key, &points[i-lo])
 		}
 		r255.CofactorBytes(points, enc)
@@ -244,6 +246,7 @@ type Server struct {
 	enc     *gcs.Encoder
 	encOut  []byte // the chunk the encoder emitted last
 	workers int
+	rec     *recordsLayout // a record session's (SPEC.md §13.4); nil otherwise
 }
 
 // String never prints keys.
@@ -285,17 +288,24 @@ func (s *Server) ReceiveHello(h *wire.ClientHello) (*wire.ServerParams, error) {
 	if err := limits.Check(h); err != nil {
 		return nil, s.fail(err)
 	}
-	gp, err := gcs.ChooseParams(uint64(len(s.set.tags)), uint64(h.ClientSize), s.cfg.FalsePositive)
+	return s.open(wire.ModeExact, h.Kind, h.ClientSize, int(h.ClientSize))
+}
+
+// open chooses the session's parameters once its hello passed the checks:
+// mode and kind are echoed with the announced client size, and the server
+// expects elements blinded elements (SPEC.md §4.1, §13.3).
+func (s *Server) open(mode wire.Mode, kind Kind, announced uint32, elements int) (*wire.ServerParams, error) {
+	gp, err := gcs.ChooseParams(uint64(len(s.set.tags)), uint64(elements), s.cfg.FalsePositive)
 	if err != nil {
 		return nil, s.fail(fmt.Errorf("%w: %v", ErrParams, err))
 	}
 	s.gcsp = gp
-	s.n = int(h.ClientSize)
+	s.n = elements
 	p := wire.ServerParams{
-		Mode: wire.ModeExact, Kind: h.Kind,
+		Mode: mode, Kind: kind,
 		CanonVersion: s.cfg.CanonVersion, CanonFlags: s.cfg.CanonFlags,
 		Salt:       s.set.salt,
-		ClientSize: h.ClientSize, ServerSize: uint32(len(s.set.tags)),
+		ClientSize: announced, ServerSize: uint32(len(s.set.tags)),
 		GCSM: gp.M, GCSK: gp.K, ChunkSize: uint32(s.cfg.ChunkSize),
 	}
 	if _, err := io.ReadFull(entropy(s.cfg.rand), p.SessionID[:]); err != nil {
@@ -353,13 +363,17 @@ func (s *Server) ReceiveBlinded(c *wire.ElementChunk) error {
 		return s.fail(fmt.Errorf("%w: blinded element %d is a duplicate", ErrPeer, i))
 	}
 	var tmp [r255.ElementSize]byte
-	err = shuffle(entropy(s.cfg.rand), s.n, func(i, j int) {
-		a := s.out[i*r255.ElementSize : (i+1)*r255.ElementSize]
-		b := s.out[j*r255.ElementSize : (j+1)*r255.ElementSize]
-		copy(tmp[:], a)
-		copy(a, b)
-		copy(b, tmp[:])
-	})
+	if s.rec != nil {
+		err = permuteRecords(entropy(s.cfg.rand), s.out, s.rec.slots)
+	} else {
+		err = shuffle(entropy(s.cfg.rand), s.n, func(i, j int) {
+			a := s.out[i*r255.ElementSize : (i+1)*r255.ElementSize]
+			b := s.out[j*r255.ElementSize : (j+1)*r255.ElementSize]
+			copy(tmp[:], a)
+			copy(a, b)
+			copy(b, tmp[:])
+		})
+	}
 	if err != nil {
 		return s.fail(fmt.Errorf("psi: shuffling: %w", err))
 	}
