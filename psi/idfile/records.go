@@ -500,3 +500,26 @@ func RecordIDs(records []Record) [][]psi.RecordID {
 	}
 	return out
 }
+
+// IsCustomerHeader reports whether the fields of a CSV header make a
+// customer file to read as records (SPEC.md §13.8) rather than a list of
+// one column: a header ReadRecords accepts with at least two identifier
+// columns, or with a column of the upload formats that is not an
+// identifier (Country, First Name, Meta's fn, …). A header of one
+// identifier column and unknown columns, such as "email" alone, is a list.
+func IsCustomerHeader(fields []string) bool {
+	cols, err := recordHeader(fields)
+	if err != nil {
+		return false
+	}
+	ids, known := 0, false
+	for _, c := range cols {
+		switch c.Use {
+		case ColumnIdentifier:
+			ids++
+		case ColumnIgnored, ColumnRegion:
+			known = true
+		}
+	}
+	return ids >= 2 || known
+}
