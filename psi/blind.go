@@ -8,8 +8,9 @@ import (
 // them to the client's key, H(x)^a (SPEC.md §4.2, §10.4), the step both
 // modes' clients share, and returns their encodings. pts is scratch,
 // reused between chunks. It adds the time of each pass to hash and blind
-// (the roles' Timings).
-func blindChunk(kind Kind, key *gkey, batch [][32]byte, pts *points, workers int, hash, blind *time.Duration) ([]byte, error) {
+// (the roles' Timings). kinds, when not nil, gives each digest's kind, 0
+// for a record's dummy (SPEC.md §13.2), and kind is then not used.
+func blindChunk(kind Kind, kinds []Kind, key *gkey, batch [][32]byte, pts *points, workers int, hash, blind *time.Duration) ([]byte, error) {
 	k := len(batch)
 	buf := make([]byte, k*elemSize)
 	pts.grow(key.suite, k)
@@ -17,6 +18,10 @@ func blindChunk(kind Kind, key *gkey, batch [][32]byte, pts *points, workers int
 	// separately.
 	t0 := time.Now()
 	parallel(k, workers, func(lo, hi int) error {
+		if kinds != nil {
+			hashSlots(key.suite, kinds, batch, pts, lo, hi)
+			return nil
+		}
 		hashInto(key.suite, kind, batch, pts, lo, hi)
 		return nil
 	})

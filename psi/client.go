@@ -56,6 +56,12 @@ type Client struct {
 	workers int
 	points  points // per-chunk scratch
 	timings ClientTimings
+
+	// A record session's (SPEC.md §13.4); nil and empty otherwise.
+	rec       *recordsLayout
+	slotKinds []Kind      // each item's kind, 0 for a dummy
+	records   []uint32    // the record of each sorted tag
+	hits      *recordHits // records with a tag in the set
 }
 
 // ClientTimings is the wall time a client spent in each step of SPEC.md §4,
@@ -73,8 +79,9 @@ func (c *Client) Timings() ClientTimings { return c.timings }
 // Result is what the client learns from an exact-mode session.
 type Result struct {
 	SessionID     [16]byte
-	Overlap       int     // identifiers of the client's list found in the server's set
-	ClientSize    int     // distinct identifiers the client sent
+	Overlap       int     // identifiers of the client's list found in the server's set; records, in a record session
+	ClientSize    int     // distinct identifiers the client sent; records, in a record session
+	Slots         int     // s, the elements per record of a record session; 0 otherwise
 	ServerSize    int     // the server's set size, padded to a public bucket
 	FalsePositive float64 // bound on the expected number of false matches counted
 }
@@ -128,6 +135,8 @@ func dedupe(in [][32]byte) [][32]byte {
 func (c *Client) Size() int { return len(c.items) }
 
 // Hello returns the message that opens the session.
+// In a record session it is the identifier-level hello the session does
+// not send; see opening.
 func (c *Client) Hello() *wire.ClientHello {
 	return &wire.ClientHello{Mode: wire.ModeExact, Kind: c.cfg.Kind,
 		CanonVersion: c.cfg.CanonVersion, CanonFlags: c.cfg.CanonFlags,
@@ -154,15 +163,15 @@ func (c *Client) ReceiveParams(p *wire.ServerParams) error {
 	}
 	gp := gcs.Params{N: uint64(p.ServerSize), M: p.GCSM, K: p.GCSK}
 	switch {
-	case p.Mode != wire.ModeExact:
-		return c.fail(fmt.Errorf("%w: server chose mode %v, client asked for exact", ErrParams, p.Mode))
-	case p.Kind != c.cfg.Kind:
-		return c.fail(fmt.Errorf("%w: server answered for kind %v, client asked for %v", ErrParams, p.Kind, c.cfg.Kind))
+	case p.Mode != c.mode():
+		return c.fail(fmt.Errorf("%w: server chose mode %v, client asked for %v", ErrParams, p.Mode, c.mode()))
+	case p.Kind != c.kindField():
+		return c.fail(fmt.Errorf("%w: server answered for kind %v, client asked for %v", ErrParams, p.Kind, c.kindField()))
 	case p.CanonVersion != c.cfg.CanonVersion || p.CanonFlags != c.cfg.CanonFlags:
 		return c.fail(fmt.Errorf("%w: server uses canonicalization v%d flags %#x, client v%d flags %#x",
 			ErrParams, p.CanonVersion, p.CanonFlags, c.cfg.CanonVersion, c.cfg.CanonFlags))
-	case int(p.ClientSize) != len(c.items):
-		return c.fail(fmt.Errorf("%w: server echoed a client size of %d, client has %d", ErrParams, p.ClientSize, len(c.items)))
+	case int(p.ClientSize) != c.announced():
+		return c.fail(fmt.Errorf("%w: server echoed a client size of %d, client has %d", ErrParams, p.ClientSize, c.announced()))
 	case p.ServerSize > c.cfg.MaxServerSize:
 		return c.fail(fmt.Errorf("%w: server set of %d exceeds the client's limit of %d", ErrParams, p.ServerSize, c.cfg.MaxServerSize))
 	case p.ChunkSize == 0 || p.ChunkSize > wire.MaxChunkElements:
@@ -205,7 +214,7 @@ func (c *Client) NextBlinded() (ch *wire.ElementChunk, ok bool, err error) {
 		return nil, false, nil
 	}
 	k := min(c.chunk, len(c.items)-c.sent)
-	buf, err := blindChunk(c.cfg.Kind, c.key, c.items[c.sent:c.sent+k], &c.points, c.workers, &c.timings.Hash, &c.timings.Blind)
+	buf, err := blindChunk(c.cfg.Kind, kindsOf(c.slotKinds, c.sent, c.sent+k), c.key, c.items[c.sent:c.sent+k], &c.points, c.workers, &c.timings.Hash, &c.timings.Blind)
 	if err != nil {
 		return nil, false, c.fail(fmt.Errorf("psi: blinding: %w", err))
 	}
@@ -263,7 +272,12 @@ func (c *Client) ReceiveEvaluated(ch *wire.ElementChunk) error {
 	c.key.erase()
 	// Distinct elements have distinct tags except with probability 2^-128,
 	// so equal tags mean the server repeated an element.
-	slices.SortFunc(c.tags, gcs.Uint128.Cmp)
+	if c.rec != nil {
+		c.records = sortByRecord(c.tags, c.rec.slots)
+		c.hits = newRecordHits(c.rec.n)
+	} else {
+		slices.SortFunc(c.tags, gcs.Uint128.Cmp)
+	}
 	for i := 1; i < n; i++ {
 		if c.tags[i] == c.tags[i-1] {
 			return c.fail(fmt.Errorf("%w: the server returned a duplicate evaluated element", ErrPeer))
@@ -296,6 +310,9 @@ func (c *Client) ReceiveSetChunk(ch *wire.SetChunk) error {
 		}
 		for c.pos < len(vals) && vals[c.pos] == v {
 			c.matches++
+			if c.hits != nil {
+				c.hits.mark(c.records[c.pos])
+			}
 			c.pos++
 		}
 	})
@@ -315,15 +332,20 @@ func (c *Client) Result() (Result, error) {
 	if err := c.dec.Finish(); err != nil {
 		return Result{}, c.fail(fmt.Errorf("%w: %v", ErrPeer, err))
 	}
-	n := len(c.items)
+	n := c.announced()
+	overlap, slots := c.matches, 0
+	if c.rec != nil {
+		overlap, slots = c.hits.count, c.rec.slots
+	}
 	c.state = clientDone
 	c.erase()
 	return Result{
 		SessionID:     c.params.SessionID,
-		Overlap:       min(c.matches, n), // by construction; the clamp is belt and braces
+		Overlap:       min(overlap, n), // by construction; the clamp is belt and braces
 		ClientSize:    n,
+		Slots:         slots,
 		ServerSize:    int(c.params.ServerSize),
-		FalsePositive: float64(n) / float64(c.params.GCSM),
+		FalsePositive: float64(len(c.items)) / float64(c.params.GCSM),
 	}, nil
 }
 

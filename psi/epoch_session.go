@@ -264,7 +264,7 @@ func (s *EpochServer) ReceiveHello(h *wire.ClientHello, t *wire.EpochTicket, now
 	if err := limits.Check(h); err != nil {
 		return nil, s.fail(err)
 	}
-	if err := checkSuite(h, m.Suite); err != nil {
+	if err := checkSuite(h.Suites, m.Suite); err != nil {
 		return nil, s.fail(err)
 	}
 	if err := s.ep.CheckTicket(h, t, now); err != nil {

@@ -114,7 +114,7 @@ func (s *EpochSetupServer) ReceiveHello(h *wire.ClientHello) (*wire.EpochParams,
 	if err := limits.Check(h); err != nil {
 		return nil, s.fail(err)
 	}
-	if err := checkSuite(h, s.set.key.suite); err != nil {
+	if err := checkSuite(h.Suites, s.set.key.suite); err != nil {
 		return nil, s.fail(err)
 	}
 	n := uint32(s.set.elems.Len())

@@ -36,3 +36,7 @@ func testKey(s Suite) *gkey {
 	}
 	return k
 }
+
+// FixNoise makes a private-mode server of another test package release
+// its true count plus z: the deterministic test-only sampler.
+func FixNoise(cfg *PrivateServerConfig, z int64) { cfg.noise = fixedNoise(z) }

@@ -90,10 +90,11 @@ func checkChosen(offered wire.SuiteSet, chosen Suite) error {
 
 // checkSuite checks that the client offers the suite s a server's set was
 // encoded in.
-func checkSuite(h *wire.ClientHello, s Suite) error {
-	if !h.Suites.Has(s) {
-		return &SuiteError{Offered: h.Suites, Chosen: s,
-			msg: fmt.Sprintf("the client offers ciphersuites %v, this session's set is in suite %v", h.Suites.Or1(), s.Or1())}
+// offered is the hello's suites: a ClientHello's or a RecordsHello's.
+func checkSuite(offered wire.SuiteSet, s Suite) error {
+	if !offered.Has(s) {
+		return &SuiteError{Offered: offered, Chosen: s,
+			msg: fmt.Sprintf("the client offers ciphersuites %v, this session's set is in suite %v", offered.Or1(), s.Or1())}
 	}
 	return nil
 }
@@ -257,9 +258,37 @@ func hashInto(s Suite, kind Kind, digests [][32]byte, p *points, lo, hi int) {
 		s2HashBatch(kind, digests[lo:hi], p.s2[lo:hi])
 		return
 	}
-	h := hashers[kind]
+	h := s1Hasher(kind)
 	for i := lo; i < hi; i++ {
 		h.Hash(&p.s1[i], digests[i][:])
+	}
+}
+
+// hashSlots is hashInto for a record session's slots, each of its own kind
+// (dummyKind for a dummy, SPEC.md §13.2).
+func hashSlots(s Suite, kinds []Kind, digests [][32]byte, p *points, lo, hi int) {
+	if s != Suite2 {
+		for i := lo; i < hi; i++ {
+			s1Hasher(kinds[i]).Hash(&p.s1[i], digests[i][:])
+		}
+		return
+	}
+	// Suite 2 hashes in batches (one field inversion per batch), so the
+	// slots are gathered by kind and scattered back.
+	byKind := make(map[Kind][]int)
+	for i := lo; i < hi; i++ {
+		byKind[kinds[i]] = append(byKind[kinds[i]], i)
+	}
+	for k, idx := range byKind {
+		in := make([][32]byte, len(idx))
+		out := make([][32]byte, len(idx))
+		for j, i := range idx {
+			in[j] = digests[i]
+		}
+		s2HashBatch(k, in, out)
+		for j, i := range idx {
+			p.s2[i] = out[j]
+		}
 	}
 }
 

@@ -103,6 +103,9 @@ func (k *s2Key) invMultPeer(in, out []byte) (int, error) {
 // DST2 returns the suite-2 hash-to-group domain-separation tag for
 // identifiers of kind k (SPEC.md §12.3).
 func DST2(k Kind) []byte {
+	if k == dummyKind {
+		return dummyDST2
+	}
 	return []byte("OVERLAP-V1-" + k.String() + "-curve25519_XMD:SHA-512_ELL2_RO_")
 }
 
@@ -110,7 +113,7 @@ func DST2(k Kind) []byte {
 // and serves one goroutine at a time.
 var s2Hashers = func() map[Kind]*sync.Pool {
 	m := make(map[Kind]*sync.Pool)
-	for _, k := range Kinds {
+	for _, k := range append([]Kind{dummyKind}, Kinds...) {
 		dst := DST2(k)
 		m[k] = &sync.Pool{New: func() any { return c25519.NewHasher(dst) }}
 	}

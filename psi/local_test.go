@@ -56,10 +56,21 @@ func runPipe[R any](c interface {
 	Serve(Conn, *wire.ClientHello, *Hooks) error
 	Close()
 }, observe func(Sender, []byte)) (R, error) {
+	return pipeSession(c, s.Close, func(sc *PipeConn) <-chan error {
+		return serveLocal(sc, observe, func(conn Conn, h *wire.ClientHello) error { return s.Serve(conn, h, nil) })
+	}, observe)
+}
+
+// pipeSession plays c against the server that serve starts on the server's
+// end of a Pipe, and closes both.
+func pipeSession[R any](c interface {
+	Run(Conn, *Hooks) (R, error)
+	Close()
+}, closeServer func(), serve func(*PipeConn) <-chan error, observe func(Sender, []byte)) (R, error) {
 	defer c.Close()
-	defer s.Close()
+	defer closeServer()
 	cc, sc := Pipe()
-	errc := serveLocal(sc, observe, func(conn Conn, h *wire.ClientHello) error { return s.Serve(conn, h, nil) })
+	errc := serve(sc)
 	res, err := c.Run(observed{cc, FromClient, observe}, nil)
 	if err != nil {
 		cc.Close()

@@ -59,7 +59,8 @@ var ErrDeviation = errors.New("psi: the client deviated from the protocol")
 // of one mechanism and list size are equal but for their session ids.
 type PrivateResult struct {
 	SessionID  [16]byte
-	ClientSize int          // distinct identifiers the client sent, n
+	ClientSize int          // distinct identifiers the client sent, n; records, in a record session
+	Slots      int          // s, the elements per record of a record session; 0 otherwise
 	ServerSize int          // elements the server sent, ringers included, N
 	Mechanism  dp.Mechanism // the noise and its parameters
 	Threshold  int          // T
@@ -104,6 +105,8 @@ type PrivateSetConfig struct {
 // session has used them. NewPrivateServer refuses a used set.
 type PrivateSet struct {
 	kind    Kind
+	kinds   KindSet       // a record session's set: the union of these kinds' sets (SPEC.md §13.5); 0 otherwise
+	perSub  uint32        // Δ_K of a record session's set: the cap its caller applied to each kind
 	key     *gkey         // b
 	ringers []*gkey       // r_j
 	salt    [32]byte      // secret salt of the server's internal tags
@@ -180,7 +183,7 @@ func NewPrivateSet(cfg PrivateSetConfig) (*PrivateSet, error) {
 	}
 	p := &PrivateSet{kind: cfg.Kind, key: key, min: cfg.Ringers, epoch: cfg.epochRingers, size: cfg.size, rand: r,
 		elems: newElemBlocks(cfg.blockShift),
-		build: &setBuilder{workers: workerCount(cfg.Workers)}}
+		build: &setBuilder{kind: cfg.Kind, workers: workerCount(cfg.Workers)}}
 	if _, err := io.ReadFull(r, p.salt[:]); err != nil {
 		return nil, fmt.Errorf("psi: generating the tag salt: %w", err)
 	}
@@ -206,7 +209,7 @@ func (p *PrivateSet) flush() {
 	err := parallel(len(b.batch), b.workers, func(lo, hi int) error {
 		var pts points
 		enc := make([]byte, elemSize*(hi-lo))
-		if err := p.key.hashOwn(p.kind, b.batch[lo:hi], &pts, enc, false); err != nil {
+		if err := p.key.hashOwn(b.kind, b.batch[lo:hi], &pts, enc, false); err != nil {
 			return err
 		}
 		for i := lo; i < hi; i++ {

@@ -61,6 +61,10 @@ type PrivateClient struct {
 	workers  int
 	timings  PrivateClientTimings
 	epoch    *EpochKey // an epoch session's epoch (SPEC.md §10.12.2); nil in mode 2
+
+	// A record session's (SPEC.md §13.5); nil otherwise.
+	rec       *recordsLayout
+	slotKinds []Kind // each item's kind, 0 for a dummy
 }
 
 // PrivateClientTimings is the wall time a private-mode client spent in
@@ -131,6 +135,9 @@ func (c *PrivateClient) mode() wire.Mode {
 	if c.epoch != nil {
 		return wire.ModeEpochSession
 	}
+	if c.rec != nil {
+		return wire.ModePrivateRecords
+	}
 	return wire.ModePrivate
 }
 
@@ -165,13 +172,16 @@ func (c *PrivateClient) ReceiveParams(p *wire.PrivateParams) error {
 		return c.fail(fmt.Errorf("%w: server chose mode %v, client asked for %v", ErrParams, p.Mode, c.mode()))
 	case c.epoch != nil && p.ServerSize != c.epoch.ServerSize:
 		return c.fail(fmt.Errorf("%w: server announced N = %d, the epoch's is %d", ErrParams, p.ServerSize, c.epoch.ServerSize))
-	case p.Kind != c.cfg.Kind:
-		return c.fail(fmt.Errorf("%w: server answered for kind %v, client asked for %v", ErrParams, p.Kind, c.cfg.Kind))
+	case p.Kind != c.kindField():
+		return c.fail(fmt.Errorf("%w: server answered for kind %v, client asked for %v", ErrParams, p.Kind, c.kindField()))
 	case p.CanonVersion != c.cfg.CanonVersion || p.CanonFlags != c.cfg.CanonFlags:
 		return c.fail(fmt.Errorf("%w: server uses canonicalization v%d flags %#x, client v%d flags %#x",
 			ErrParams, p.CanonVersion, p.CanonFlags, c.cfg.CanonVersion, c.cfg.CanonFlags))
-	case int(p.ClientSize) != len(c.items):
-		return c.fail(fmt.Errorf("%w: server echoed a client size of %d, client has %d", ErrParams, p.ClientSize, len(c.items)))
+	case int(p.ClientSize) != c.announced():
+		return c.fail(fmt.Errorf("%w: server echoed a client size of %d, client has %d", ErrParams, p.ClientSize, c.announced()))
+	case c.rec != nil && p.Sensitivity < uint32(c.rec.kinds.Len()):
+		// Δ_P = Σ_K Δ_K is at least one per kind (SPEC.md §13.5, §13.7).
+		return c.fail(fmt.Errorf("%w: sensitivity %d is below the %d kinds of a record session", ErrParams, p.Sensitivity, c.rec.kinds.Len()))
 	case p.ServerSize == 0 || p.ServerSize > c.cfg.MaxServerSize:
 		return c.fail(fmt.Errorf("%w: server set of %d elements is outside the client's limit of %d", ErrParams, p.ServerSize, c.cfg.MaxServerSize))
 	case p.ChunkSize == 0 || p.ChunkSize > wire.MaxChunkElements:
@@ -293,7 +303,7 @@ func (c *PrivateClient) NextBlinded() (ch *wire.ElementChunk, ok bool, err error
 		return nil, false, nil
 	}
 	k := min(c.chunk, len(c.items)-c.sent)
-	buf, err := blindChunk(c.cfg.Kind, c.key, c.items[c.sent:c.sent+k], &c.points, c.workers, &c.timings.Hash, &c.timings.Blind)
+	buf, err := blindChunk(c.cfg.Kind, kindsOf(c.slotKinds, c.sent, c.sent+k), c.key, c.items[c.sent:c.sent+k], &c.points, c.workers, &c.timings.Hash, &c.timings.Blind)
 	if err != nil {
 		return nil, false, c.fail(fmt.Errorf("psi: blinding: %w", err))
 	}
@@ -362,7 +372,7 @@ func (c *PrivateClient) ReceiveRelease(r *wire.PrivateRelease) (PrivateResult, e
 	c.state = privClientDone
 	c.erase()
 	return PrivateResult{
-		SessionID: p.SessionID, ClientSize: len(c.items), ServerSize: int(p.ServerSize),
+		SessionID: p.SessionID, ClientSize: c.announced(), ServerSize: int(p.ServerSize), Slots: c.slots(),
 		Mechanism: c.mech, Threshold: int(t),
 		Below: outcome == wire.OutcomeBelow, Count: int(count), Low: int(lo), High: int(hi),
 	}, nil

@@ -61,6 +61,8 @@ type PrivateServer struct {
 	returned  []gcs.Uint128 // tags of the returned elements
 	release   *wire.PrivateRelease
 	workers   int
+	rec       *recordsLayout // a record session's (SPEC.md §13.5); nil otherwise
+	records   []uint32       // the record of each sorted blinded tag, in a record session
 }
 
 // String never prints keys, counts or noise.
@@ -90,7 +92,7 @@ func NewPrivateServer(cfg PrivateServerConfig, set *PrivateSet) (*PrivateServer,
 func (s *PrivateServer) fail(err error) error {
 	s.state = privServerFailed
 	s.set.Destroy()
-	s.images, s.blinded, s.returned = nil, nil, nil
+	s.images, s.blinded, s.returned, s.records = nil, nil, nil, nil
 	return err
 }
 
@@ -123,22 +125,29 @@ func (s *PrivateServer) ReceiveHello(h *wire.ClientHello) (*wire.PrivateParams, 
 	if err := limits.Check(h); err != nil {
 		return nil, s.fail(err)
 	}
-	if err := checkSuite(h, s.set.key.suite); err != nil {
+	if err := checkSuite(h.Suites, s.set.key.suite); err != nil {
 		return nil, s.fail(err)
 	}
+	return s.open(wire.ModePrivate, h.Kind, h.ClientSize, int(h.ClientSize))
+}
+
+// open sets the session's parameters once its hello passed the checks:
+// mode and kind are echoed with the announced client size, and the server
+// expects elements blinded elements (SPEC.md §10.2, §13.3).
+func (s *PrivateServer) open(mode wire.Mode, kind Kind, announced uint32, elements int) (*wire.PrivateParams, error) {
 	m := s.cfg.Mechanism
 	num, den := m.EpsilonFraction()
 	p := wire.PrivateParams{
-		Mode: wire.ModePrivate, Kind: h.Kind,
+		Mode: mode, Kind: kind,
 		CanonVersion: s.cfg.CanonVersion, CanonFlags: s.cfg.CanonFlags,
-		ClientSize: h.ClientSize, ServerSize: uint32(s.set.elems.Len()), ChunkSize: uint32(s.cfg.ChunkSize),
+		ClientSize: announced, ServerSize: uint32(s.set.elems.Len()), ChunkSize: uint32(s.cfg.ChunkSize),
 		Mechanism: m.Code(), EpsNum: num, EpsDen: den, Sensitivity: m.Sensitivity(), Threshold: s.cfg.Threshold,
 		Suite: wireSuite(s.set.key.suite),
 	}
 	if _, err := io.ReadFull(entropy(s.cfg.rand), p.SessionID[:]); err != nil {
 		return nil, s.fail(fmt.Errorf("psi: generating a session id: %w", err))
 	}
-	s.params, s.n = p, int(h.ClientSize)
+	s.params, s.n = p, elements
 	s.state = privServerSendElements
 	return &p, nil
 }
@@ -242,7 +251,11 @@ func (s *PrivateServer) ReceiveBlinded(c *wire.ElementChunk) error {
 	// 2^-128 per pair, distinct tags: equal tags are a repeated element,
 	// or in suite 2 one element under several torsion variants, whose
 	// products are equal (SPEC.md §12.6): refused either way.
-	slices.SortFunc(s.blinded, gcs.Uint128.Cmp)
+	if s.rec != nil {
+		s.records = sortByRecord(s.blinded, s.rec.slots)
+	} else {
+		slices.SortFunc(s.blinded, gcs.Uint128.Cmp)
+	}
 	if hasAdjacentEqual(s.blinded) {
 		return s.fail(fmt.Errorf("%w: the client's blinded identifiers contain a duplicate", ErrPeer))
 	}
@@ -299,7 +312,7 @@ func (s *PrivateServer) ReceiveReturned(c *wire.ElementChunk) error {
 		return s.fail(err)
 	}
 	s.release = rel
-	s.images, s.blinded, s.returned = nil, nil, nil
+	s.images, s.blinded, s.returned, s.records = nil, nil, nil, nil
 	s.state = privServerSendRelease
 	return nil
 }
@@ -335,14 +348,26 @@ func (s *PrivateServer) count() (*wire.PrivateRelease, error) {
 	}
 	c := 0
 	i := 0
-	for _, t := range s.blinded {
+	var hits *recordHits
+	if s.rec != nil {
+		hits = newRecordHits(s.rec.n)
+	}
+	for k, t := range s.blinded {
 		for i < len(real) && real[i].Less(t) {
 			i++
 		}
 		if i < len(real) && real[i] == t {
 			c++
 			i++
+			if hits != nil {
+				hits.mark(s.records[k])
+			}
 		}
+	}
+	if hits != nil {
+		// A record counts once, however many of its slots matched
+		// (SPEC.md §13.5 step 3).
+		c = hits.count
 	}
 	m := s.cfg.Mechanism
 	var z int64

@@ -301,6 +301,13 @@ func deviate(t *testing.T, rng *mrand.Rand, client, server [][32]byte, dev devia
 	if err := c.ReceiveParams(must(s.ReceiveHello(c.Hello()))); err != nil {
 		t.Fatal(err)
 	}
+	return deviateAfterHello(t, rng, c, s, ringerKeys, dev)
+}
+
+// deviateAfterHello plays the rest of a deviating session, from the
+// server's elements on; ringerKeys are the set's ringer keys.
+func deviateAfterHello(t *testing.T, rng *mrand.Rand, c *PrivateClient, s *PrivateServer, ringerKeys []edwards25519.Scalar, dev deviation) error {
+	t.Helper()
 	for {
 		ch, ok, err := s.NextServerElements()
 		if err != nil {
@@ -319,8 +326,8 @@ func deviate(t *testing.T, rng *mrand.Rand, client, server [][32]byte, dev devia
 		e := r255.NewElement().ScalarBaseMult(&ringerKeys[j])
 		ringers[[32]byte(e.ScalarMult(c.key.s1.k, e).Bytes())] = true
 	}
-	if len(ringers) != len(server) {
-		t.Fatalf("%d ringer images, want %d", len(ringers), len(server))
+	if len(ringers) != len(ringerKeys) {
+		t.Fatalf("%d ringer images, want %d", len(ringers), len(ringerKeys))
 	}
 	dev(rng, c.out, ringers)
 	if err := s.ReceiveClientKey(must(c.ClientKey())); err != nil {

@@ -29,6 +29,7 @@ type SetConfig struct {
 // request. It must not be reused: NewServer refuses a used set.
 type PreparedSet struct {
 	kind  Kind
+	kinds KindSet // a record session's set: the union of these kinds' sets (SPEC.md §13.4); 0 otherwise
 	key   *gkey
 	salt  [32]byte
 	tags  []gcs.Uint128 // sorted, padded to bucket size
@@ -57,6 +58,7 @@ func (p *PreparedSet) Kind() Kind { return p.kind }
 func (p *PreparedSet) Suite() Suite { return p.key.suite }
 
 type setBuilder struct {
+	kind    Kind // the kind of the digests in batch
 	workers int
 	batch   [][32]byte
 	spare   [][32]byte    // the other buffer, while a batch is in flight
@@ -84,7 +86,7 @@ func NewSet(cfg SetConfig) (*PreparedSet, error) {
 		return nil, fmt.Errorf("psi: generating the server key: %w", err)
 	}
 	p := &PreparedSet{kind: cfg.Kind, key: key, rand: r,
-		build: &setBuilder{workers: workerCount(cfg.Workers)}}
+		build: &setBuilder{kind: cfg.Kind, workers: workerCount(cfg.Workers)}}
 	if _, err := io.ReadFull(r, p.salt[:]); err != nil {
 		return nil, fmt.Errorf("psi: generating the tag salt: %w", err)
 	}
@@ -123,19 +125,20 @@ func (p *PreparedSet) startFlush() {
 	p.tags = slices.Grow(p.tags, len(batch))[:start+len(batch)]
 	done := make(chan struct{})
 	b.done = done
+	kind := b.kind // AddOf may switch kinds while this batch is encoded
 	go func() {
 		defer close(done)
-		p.encode(b, batch, p.tags[start:start+len(batch)])
+		p.encode(b, kind, batch, p.tags[start:start+len(batch)])
 	}()
 	b.batch, b.spare = b.spare[:0], batch
 }
 
 // encode hashes, multiplies and tags digests into tags.
-func (p *PreparedSet) encode(b *setBuilder, digests [][32]byte, tags []gcs.Uint128) {
+func (p *PreparedSet) encode(b *setBuilder, kind Kind, digests [][32]byte, tags []gcs.Uint128) {
 	err := parallel(len(digests), b.workers, func(lo, hi int) error {
 		var pts points
 		enc := make([]byte, 32*(hi-lo))
-		if err := p.key.hashOwn(p.kind, digests[lo:hi], &pts, enc, true); err != nil {
+		if err := p.key.hashOwn(kind, digests[lo:hi], &pts, enc, true); err != nil {
 			return err
 		}
 		for i := lo; i < hi; i++ {
@@ -252,6 +255,7 @@ type Server struct {
 	enc     *gcs.Encoder
 	encOut  []byte // the chunk the encoder emitted last
 	workers int
+	rec     *recordsLayout // a record session's (SPEC.md §13.4); nil otherwise
 }
 
 // String never prints keys.
@@ -293,20 +297,27 @@ func (s *Server) ReceiveHello(h *wire.ClientHello) (*wire.ServerParams, error) {
 	if err := limits.Check(h); err != nil {
 		return nil, s.fail(err)
 	}
-	if err := checkSuite(h, s.set.key.suite); err != nil {
+	if err := checkSuite(h.Suites, s.set.key.suite); err != nil {
 		return nil, s.fail(err)
 	}
-	gp, err := gcs.ChooseParams(uint64(len(s.set.tags)), uint64(h.ClientSize), s.cfg.FalsePositive)
+	return s.open(wire.ModeExact, h.Kind, h.ClientSize, int(h.ClientSize))
+}
+
+// open chooses the session's parameters once its hello passed the checks:
+// mode and kind are echoed with the announced client size, and the server
+// expects elements blinded elements (SPEC.md §4.1, §13.3).
+func (s *Server) open(mode wire.Mode, kind Kind, announced uint32, elements int) (*wire.ServerParams, error) {
+	gp, err := gcs.ChooseParams(uint64(len(s.set.tags)), uint64(elements), s.cfg.FalsePositive)
 	if err != nil {
 		return nil, s.fail(fmt.Errorf("%w: %v", ErrParams, err))
 	}
 	s.gcsp = gp
-	s.n = int(h.ClientSize)
+	s.n = elements
 	p := wire.ServerParams{
-		Mode: wire.ModeExact, Kind: h.Kind,
+		Mode: mode, Kind: kind,
 		CanonVersion: s.cfg.CanonVersion, CanonFlags: s.cfg.CanonFlags,
 		Salt:       s.set.salt,
-		ClientSize: h.ClientSize, ServerSize: uint32(len(s.set.tags)),
+		ClientSize: announced, ServerSize: uint32(len(s.set.tags)),
 		GCSM: gp.M, GCSK: gp.K, ChunkSize: uint32(s.cfg.ChunkSize),
 		Suite: wireSuite(s.set.key.suite),
 	}
@@ -365,13 +376,17 @@ func (s *Server) ReceiveBlinded(c *wire.ElementChunk) error {
 		return s.fail(fmt.Errorf("%w: blinded element %d is a duplicate", ErrPeer, i))
 	}
 	var tmp [elemSize]byte
-	err = shuffle(entropy(s.cfg.rand), s.n, func(i, j int) {
-		a := s.out[i*elemSize : (i+1)*elemSize]
-		b := s.out[j*elemSize : (j+1)*elemSize]
-		copy(tmp[:], a)
-		copy(a, b)
-		copy(b, tmp[:])
-	})
+	if s.rec != nil {
+		err = permuteRecords(entropy(s.cfg.rand), s.out, s.rec.slots)
+	} else {
+		err = shuffle(entropy(s.cfg.rand), s.n, func(i, j int) {
+			a := s.out[i*elemSize : (i+1)*elemSize]
+			b := s.out[j*elemSize : (j+1)*elemSize]
+			copy(tmp[:], a)
+			copy(a, b)
+			copy(b, tmp[:])
+		})
+	}
 	if err != nil {
 		return s.fail(fmt.Errorf("psi: shuffling: %w", err))
 	}

@@ -218,11 +218,11 @@ func RecvHello(conn Conn) (*wire.ClientHello, error) {
 }
 
 // Run plays the client's side of an exact-mode session over conn (SPEC.md
-// §4, §5.8): the hello, the server's parameters, the blinded list (the next
+// §4, §5.8), of identifiers or of records (§13.4): the hello, the server's parameters, the blinded list (the next
 // chunk blinded while the previous one is sent), then the evaluated
 // elements and the server's set until the server closes its side.
 func (c *Client) Run(conn Conn, h *Hooks) (Result, error) {
-	if err := send(conn, c.Hello()); err != nil {
+	if err := send(conn, c.opening()); err != nil {
 		return Result{}, err
 	}
 	b, err := recv(conn, "the ServerParams")
@@ -284,7 +284,20 @@ func (c *Client) Run(conn Conn, h *Hooks) (Result, error) {
 // elements and the Golomb-coded set. The caller closes the stream when
 // Serve returns.
 func (s *Server) Serve(conn Conn, hello *wire.ClientHello, h *Hooks) error {
-	p, err := s.ReceiveHello(hello)
+	return s.serve(conn, func() (*wire.ServerParams, error) { return s.ReceiveHello(hello) }, h)
+}
+
+// ServeRecords plays the server's side of a record session in exact mode
+// (SPEC.md §13.4) after its hello (RecvOpening) passed the caller's
+// admission: the sequence of Serve.
+func (s *Server) ServeRecords(conn Conn, hello *wire.RecordsHello, h *Hooks) error {
+	return s.serve(conn, func() (*wire.ServerParams, error) { return s.ReceiveRecordsHello(hello) }, h)
+}
+
+// serve is the sequence of an exact-mode session, of identifiers or of
+// records, once the hello has been received.
+func (s *Server) serve(conn Conn, receiveHello func() (*wire.ServerParams, error), h *Hooks) error {
+	p, err := receiveHello()
 	if err != nil {
 		return err
 	}
@@ -323,7 +336,7 @@ func (s *Server) Serve(conn Conn, hello *wire.ClientHello, h *Hooks) error {
 // client's key, the client key, the blinded list and the returned elements,
 // then the release, after which the server must close its side.
 func (c *PrivateClient) Run(conn Conn, h *Hooks) (PrivateResult, error) {
-	if err := send(conn, c.Hello()); err != nil {
+	if err := send(conn, c.opening()); err != nil {
 		return PrivateResult{}, err
 	}
 	b, err := recv(conn, "the PrivateParams")
@@ -373,7 +386,20 @@ func (c *PrivateClient) Run(conn Conn, h *Hooks) (PrivateResult, error) {
 // nothing more, then the release. Disclosed tells, when Serve returns,
 // whether anything derived from the set was sent.
 func (s *PrivateServer) Serve(conn Conn, hello *wire.ClientHello, h *Hooks) error {
-	p, err := s.ReceiveHello(hello)
+	return s.serve(conn, func() (*wire.PrivateParams, error) { return s.ReceiveHello(hello) }, h)
+}
+
+// ServeRecords plays the server's side of a record session in private mode
+// (SPEC.md §13.5) after its hello (RecvOpening) passed the caller's
+// admission, with the privacy budget reserved: the sequence of Serve.
+func (s *PrivateServer) ServeRecords(conn Conn, hello *wire.RecordsHello, h *Hooks) error {
+	return s.serve(conn, func() (*wire.PrivateParams, error) { return s.ReceiveRecordsHello(hello) }, h)
+}
+
+// serve is the sequence of a private-mode session, of identifiers or of
+// records, once the hello has been received.
+func (s *PrivateServer) serve(conn Conn, receiveHello func() (*wire.PrivateParams, error), h *Hooks) error {
+	p, err := receiveHello()
 	if err != nil {
 		return err
 	}

@@ -81,22 +81,53 @@ var suiteFlag = &cli.StringFlag{Name: "suite", EnvVars: []string{"OVERLAP_SUITE"
 
 // snapshotOutput is the consent snapshot in --json.
 type snapshotOutput struct {
+	Kind    string    `json:"kind,omitempty"` // in a customer file's snapshots, one per kind
 	Version int64     `json:"version"`
 	Digest  string    `json:"digest"`
 	TakenAt time.Time `json:"taken_at"`
 }
 
 func snapshotOf(s client.Snapshot) snapshotOutput {
-	return snapshotOutput{Version: s.Version, Digest: hex.EncodeToString(s.Digest[:]), TakenAt: s.TakenAt}
+	out := snapshotOutput{Version: s.Version, Digest: hex.EncodeToString(s.Digest[:]), TakenAt: s.TakenAt}
+	if s.Kind != 0 {
+		out.Kind = s.Kind.String()
+	}
+	return out
+}
+
+// snapshotsOf is a record session's snapshot of each kind, nil for others.
+func snapshotsOf(snaps []client.Snapshot) []snapshotOutput {
+	var out []snapshotOutput
+	for _, s := range snaps {
+		out = append(out, snapshotOf(s))
+	}
+	return out
 }
 
 // listOutput and sessionOutput are the parts of --json both modes share.
 type listOutput struct {
-	ListSize   int `json:"list_size"`
+	ListSize   int `json:"list_size"` // distinct identifiers, or customers of a customer file
 	Rows       int `json:"rows"`
 	Duplicates int `json:"duplicates"`
 	Rejected   int `json:"rejected"`
+	// A customer file's (SPEC.md §13.8): the bad cells, the slots per
+	// customer (its identifier columns) and the kinds of its columns.
+	BadCells int    `json:"bad_cells,omitempty"`
+	Slots    int    `json:"slots,omitempty"`
+	Kinds    string `json:"kinds,omitempty"`
 }
+
+// unit names what the list counts: identifiers, or customers.
+func (lo listOutput) unit() string {
+	if lo.Slots > 0 {
+		return "customers"
+	}
+	return "identifiers"
+}
+
+// elements is what the session sends: one element per identifier, or s
+// per customer (SPEC.md §13.2).
+func (lo listOutput) elements() int { return lo.ListSize * max(lo.Slots, 1) }
 
 type sessionOutput struct {
 	Session        string  `json:"session"`
@@ -107,11 +138,12 @@ type sessionOutput struct {
 
 // matchOutput is what --json prints in exact mode.
 type matchOutput struct {
-	Mode            string         `json:"mode"`
-	Overlap         int            `json:"overlap"`
-	MatchRate       float64        `json:"match_rate"`
-	ServerSetBucket int            `json:"server_set_bucket"`
-	Snapshot        snapshotOutput `json:"snapshot"`
+	Mode            string           `json:"mode"`
+	Overlap         int              `json:"overlap"`
+	MatchRate       float64          `json:"match_rate"`
+	ServerSetBucket int              `json:"server_set_bucket"`
+	Snapshot        snapshotOutput   `json:"snapshot"`
+	Snapshots       []snapshotOutput `json:"snapshots,omitempty"` // a customer file's, one per kind
 	listOutput
 	FalsePositiveBound float64 `json:"false_positive_bound"`
 	sessionOutput
@@ -131,8 +163,9 @@ type privateOutput struct {
 	Sensitivity uint32 `json:"sensitivity"`
 	// ServerSetBucket is N: the platform's consented set plus its ringers,
 	// rounded up to a public bucket.
-	ServerSetBucket int            `json:"server_set_bucket"`
-	Snapshot        snapshotOutput `json:"snapshot"`
+	ServerSetBucket int              `json:"server_set_bucket"`
+	Snapshot        snapshotOutput   `json:"snapshot"`
+	Snapshots       []snapshotOutput `json:"snapshots,omitempty"` // a customer file's, one per kind
 	// Epoch and EpochExpiresAt: an epoch session's epoch, and when it
 	// ends (withdrawals since its snapshot count until then).
 	Epoch          string    `json:"epoch,omitempty"`
@@ -169,7 +202,15 @@ func match(c *cli.Context) error {
 		return err
 	}
 	defer mc.Close()
-	list, rejects, err := readMatchList(c, path, kind)
+	in, err := openMatchInput(c, path)
+	if err != nil {
+		return err
+	}
+	defer in.finish()
+	if in.customers {
+		return matchRecords(c, mc, path, in, mode)
+	}
+	list, rejects, err := readMatchList(c, path, kind, in.r)
 	if err != nil {
 		return err
 	}
@@ -201,8 +242,8 @@ func match(c *cli.Context) error {
 // matchExact runs an exact-mode session (SPEC.md §4) and prints the overlap.
 func matchExact(ctx context.Context, c *cli.Context, mc *client.Client, req client.MatchRequest, lo listOutput) error {
 	var bar *progressbar.ProgressBar
-	if isTerminal(c.App.ErrWriter) && lo.ListSize >= 50_000 {
-		bar = newBar(c.App.ErrWriter, 2*lo.ListSize)
+	if isTerminal(c.App.ErrWriter) && lo.elements() >= 50_000 {
+		bar = newBar(c.App.ErrWriter, 2*lo.elements())
 		req.Progress = func(p client.Progress) {
 			switch p.Phase {
 			case "sending":
@@ -221,7 +262,8 @@ func matchExact(ctx context.Context, c *cli.Context, mc *client.Client, req clie
 	}
 
 	out := matchOutput{Mode: wire.ModeExact.String(), Overlap: res.Overlap, MatchRate: float64(res.Overlap) / float64(res.ClientSize),
-		ServerSetBucket: res.ServerSize, Snapshot: snapshotOf(res.Snapshot), FalsePositiveBound: res.FalsePositive, listOutput: lo,
+		ServerSetBucket: res.ServerSize, Snapshot: snapshotOf(res.Snapshot), Snapshots: snapshotsOf(res.Snapshots),
+		FalsePositiveBound: res.FalsePositive, listOutput: lo,
 		sessionOutput: sessionOutput{Session: res.SessionID, ElapsedSeconds: res.Elapsed.Seconds(),
 			BytesSent: res.Traffic.WireBytesSent, BytesReceived: res.Traffic.WireBytesReceived}}
 	out.ListSize = res.ClientSize
@@ -229,10 +271,10 @@ func matchExact(ctx context.Context, c *cli.Context, mc *client.Client, req clie
 	if c.Bool("json") {
 		return printJSON(w, out)
 	}
-	fmt.Fprintf(w, "overlap:           %d of %d identifiers (%.1f%%)\n", out.Overlap, out.ListSize, 100*out.MatchRate)
+	fmt.Fprintf(w, "overlap:           %d of %d %s (%.1f%%)\n", out.Overlap, out.ListSize, lo.unit(), 100*out.MatchRate)
 	printList(w, lo)
 	fmt.Fprintf(w, "platform set:      %d, its consented set rounded up to a public bucket\n", out.ServerSetBucket)
-	printSnapshot(w, out.Snapshot)
+	printSnapshots(w, out.Snapshot, out.Snapshots)
 	fmt.Fprintf(w, "session:           %s, %.2fs, %d bytes sent, %d received; expected false matches ≤ %.0e\n",
 		out.Session, out.ElapsedSeconds, out.BytesSent, out.BytesReceived, out.FalsePositiveBound)
 	return nil
@@ -242,7 +284,7 @@ func matchExact(ctx context.Context, c *cli.Context, mc *client.Client, req clie
 // --strict and --max-rejects stop the reader, through the reporter, before
 // the platform is contacted. The caller closes the reporter (again: a
 // second close does nothing) and returns its err at the end.
-func readMatchList(c *cli.Context, path string, kind psi.Kind) (_ idfile.ListResult, _ *rejectReporter, err error) {
+func readMatchList(c *cli.Context, path string, kind psi.Kind, in io.Reader) (_ idfile.ListResult, _ *rejectReporter, err error) {
 	opts, err := identOptions(c)
 	if err != nil {
 		return idfile.ListResult{}, nil, err
@@ -262,13 +304,8 @@ func readMatchList(c *cli.Context, path string, kind psi.Kind) (_ idfile.ListRes
 			rejects.close()
 		}
 	}()
-	in, finish, err := openInput(path, "reading", c.App.ErrWriter)
-	if err != nil {
-		return idfile.ListResult{}, nil, err
-	}
 	list, err := idfile.ReadList(in, idfile.ListOptions{Format: format, Kind: kind, Column: c.String("column"),
 		Ident: opts}, rejects.add)
-	finish()
 	if cerr := rejects.close(); cerr != nil {
 		return idfile.ListResult{}, nil, cerr
 	}
@@ -294,7 +331,7 @@ func matchPrivate(ctx context.Context, c *cli.Context, mc *client.Client, req cl
 	var (
 		mu     sync.Mutex
 		bar    *progressbar.ProgressBar
-		n      = len(req.Digests)
+		n      = lo.elements()
 		server int
 	)
 	if isTerminal(c.App.ErrWriter) {
@@ -342,7 +379,7 @@ func matchPrivate(ctx context.Context, c *cli.Context, mc *client.Client, req cl
 	printList(w, lo)
 	fmt.Fprintf(w, "platform set:      %d elements, its consented set plus ringers (at least %d by default), rounded up to a public bucket\n",
 		out.ServerSetBucket, psi.DefaultRingers)
-	printSnapshot(w, out.Snapshot)
+	printSnapshots(w, out.Snapshot, out.Snapshots)
 	fmt.Fprintf(w, "session:           %s, %.2fs, %d bytes sent, %d received\n",
 		out.Session, out.ElapsedSeconds, out.BytesSent, out.BytesReceived)
 	return nil
@@ -354,7 +391,7 @@ func privateOutputOf(mode wire.Mode, res client.PrivateMatchResult, lo listOutpu
 	m := r.Mechanism
 	out := privateOutput{Mode: mode.String(), Below: r.Below, Count: r.Count, Low: r.Low, High: r.High,
 		Threshold: r.Threshold, Mechanism: m.Name(), Epsilon: m.Epsilon().RatString(), Sensitivity: m.Sensitivity(),
-		ServerSetBucket: r.ServerSize, Snapshot: snapshotOf(res.Snapshot), listOutput: lo,
+		ServerSetBucket: r.ServerSize, Snapshot: snapshotOf(res.Snapshot), Snapshots: snapshotsOf(res.Snapshots), listOutput: lo,
 		sessionOutput: sessionOutput{Session: res.SessionID, ElapsedSeconds: res.Elapsed.Seconds(),
 			BytesSent: res.Traffic.WireBytesSent, BytesReceived: res.Traffic.WireBytesReceived}}
 	out.ListSize = r.ClientSize
@@ -363,11 +400,15 @@ func privateOutputOf(mode wire.Mode, res client.PrivateMatchResult, lo listOutpu
 
 // releaseText describes a private-mode release for a person.
 func releaseText(r psi.PrivateResult) string {
-	if r.Below {
-		return fmt.Sprintf("under %d of %d identifiers (95%% interval %d–%d)", r.Threshold, r.ClientSize, r.Low, r.High)
+	unit := "identifiers"
+	if r.Slots > 0 {
+		unit = "customers"
 	}
-	return fmt.Sprintf("about %d of %d identifiers (%.1f%%), 95%% interval %d–%d",
-		r.Count, r.ClientSize, 100*float64(r.Count)/float64(r.ClientSize), r.Low, r.High)
+	if r.Below {
+		return fmt.Sprintf("under %d of %d %s (95%% interval %d–%d)", r.Threshold, r.ClientSize, unit, r.Low, r.High)
+	}
+	return fmt.Sprintf("about %d of %d %s (%.1f%%), 95%% interval %d–%d",
+		r.Count, r.ClientSize, unit, 100*float64(r.Count)/float64(r.ClientSize), r.Low, r.High)
 }
 
 // mechanismText reads "discrete Laplace, ε = 1/2, Δ = 1".
@@ -376,11 +417,28 @@ func mechanismText(m dp.Mechanism) string {
 }
 
 func printList(w io.Writer, lo listOutput) {
+	if lo.Slots > 0 {
+		fmt.Fprintf(w, "list size:         %d customers (%d rows, %d duplicates, %d rejected; %d bad cells), %d slots each, kinds %s\n",
+			lo.ListSize, lo.Rows, lo.Duplicates, lo.Rejected, lo.BadCells, lo.Slots, lo.Kinds)
+		return
+	}
 	fmt.Fprintf(w, "list size:         %d distinct identifiers (%d rows, %d duplicates, %d rejected)\n", lo.ListSize, lo.Rows, lo.Duplicates, lo.Rejected)
 }
 
 func printSnapshot(w io.Writer, s snapshotOutput) {
 	fmt.Fprintf(w, "consent snapshot:  v%d, digest %s, taken %s\n", s.Version, s.Digest, s.TakenAt.Format(time.RFC3339))
+}
+
+// printSnapshots prints a record session's snapshot of each kind, or the
+// session's one snapshot.
+func printSnapshots(w io.Writer, s snapshotOutput, kinds []snapshotOutput) {
+	if len(kinds) == 0 {
+		printSnapshot(w, s)
+		return
+	}
+	for _, k := range kinds {
+		fmt.Fprintf(w, "consent snapshot:  %s v%d, digest %s, taken %s\n", k.Kind, k.Version, k.Digest, k.TakenAt.Format(time.RFC3339))
+	}
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -86,11 +86,15 @@ const exitStatusHelp = "Exit status: 0 when every row was used; 3 when the comma
 // rows and rejected some; run exits with exitRejected for it.
 type rejectedError struct {
 	file     string // the input, as the user named it
-	rejected int
+	rejected int    // reports: rows, and a customer file's bad cells
+	cells    int    // of which bad cells, in rows otherwise used or rejected
 	out      string // the --rejects file, if any
 }
 
 func (e *rejectedError) Error() string {
+	if e.cells > 0 {
+		return fmt.Sprintf("%s and %d bad cells of %s rejected; the other rows and cells were used", nRows(e.rejected-e.cells), e.cells, e.file)
+	}
 	return fmt.Sprintf("%s of %s rejected; the other rows were used", nRows(e.rejected), e.file)
 }
 
@@ -126,14 +130,28 @@ type rejectReporter struct {
 	outErr     error // the first error writing out
 
 	n        int
+	cellN    int // reports of one cell (Reject.Column set), among n
 	byReason map[string]int
 	closed   bool
+	cells    bool // a customer file's reporter: --rejects OUT has a column column
 }
 
 // newRejectReporter reads the reject flags of c for input file and creates
 // the --rejects file, if one is asked for. The caller must call close.
 func newRejectReporter(c *cli.Context, file string) (*rejectReporter, error) {
-	r := &rejectReporter{w: c.App.ErrWriter, file: file, strict: c.Bool(strictFlag.Name), max: c.Int(maxRejectsFlag.Name),
+	return newReporter(c, file, false)
+}
+
+// newCellRejectReporter is newRejectReporter for a customer file, whose
+// reports name a bad cell's column (SPEC.md §13.8): on stderr
+// "FILE:LINE: COLUMN: rejected: REASON", and in --rejects OUT the CSV
+// "line,column,reason" (column empty for a whole row).
+func newCellRejectReporter(c *cli.Context, file string) (*rejectReporter, error) {
+	return newReporter(c, file, true)
+}
+
+func newReporter(c *cli.Context, file string, cells bool) (*rejectReporter, error) {
+	r := &rejectReporter{cells: cells, w: c.App.ErrWriter, file: file, strict: c.Bool(strictFlag.Name), max: c.Int(maxRejectsFlag.Name),
 		outPath: c.String(rejectsFlag.Name), withValues: c.Bool(rejectsWithValuesFlag.Name), byReason: map[string]int{}}
 	if r.max < 0 {
 		return nil, withHint(errors.New("--max-rejects is negative"), "pass 0 for no limit, or --strict to stop at the first rejected row")
@@ -154,6 +172,9 @@ func newRejectReporter(c *cli.Context, file string) (*rejectReporter, error) {
 	}
 	r.out, r.cw = f, csv.NewWriter(f)
 	header := []string{"line", "reason"}
+	if r.cells {
+		header = []string{"line", "column", "reason"}
+	}
 	if r.withValues {
 		header = append(header, "value")
 	}
@@ -171,12 +192,22 @@ func (r *rejectReporter) write(rec []string) {
 // --rejects file, and, with --strict or at --max-rejects, stops the reader.
 func (r *rejectReporter) add(rej idfile.Reject) {
 	r.n++
+	if rej.Column != "" {
+		r.cellN++
+	}
 	r.byReason[rej.Reason]++
 	if r.n <= rejectsListed {
-		fmt.Fprintf(r.w, "overlap: %s:%d: rejected: %s\n", r.file, rej.Line, rej.Reason)
+		if rej.Column != "" {
+			fmt.Fprintf(r.w, "overlap: %s:%d: %s: rejected: %s\n", r.file, rej.Line, rej.Column, rej.Reason)
+		} else {
+			fmt.Fprintf(r.w, "overlap: %s:%d: rejected: %s\n", r.file, rej.Line, rej.Reason)
+		}
 	}
 	if r.cw != nil {
 		rec := []string{strconv.Itoa(rej.Line), rej.Reason}
+		if r.cells {
+			rec = []string{strconv.Itoa(rej.Line), rej.Column, rej.Reason}
+		}
 		if r.withValues {
 			rec = append(rec, rej.Row())
 		}
@@ -241,7 +272,7 @@ func (r *rejectReporter) err() error {
 	if r.n == 0 {
 		return nil
 	}
-	e := &rejectedError{file: r.file, rejected: r.n}
+	e := &rejectedError{file: r.file, rejected: r.n, cells: r.cellN}
 	if r.out != nil {
 		e.out = r.outPath
 		return withHint(e, "the rejected rows are in %s (%s); fix them and run again", r.outPath, r.reasons())

@@ -161,6 +161,13 @@ type MatchRequest struct {
 	Kind       psi.Kind
 	CanonFlags uint16     // optional canonicalization rules applied to Digests (SPEC.md §7.4)
 	Digests    [][32]byte // identifier digests (SPEC.md §3.1); duplicates are sent once
+	// Records, when not nil, makes the session a record session (SPEC.md
+	// §13): customer records of identifiers of any kinds, counted as
+	// records. Kind and Digests are then not used.
+	Records [][]psi.RecordID
+	// RecordsConfig is what a record session announces: its kinds and
+	// its slots per record.
+	RecordsConfig psi.RecordsConfig
 	// Progress, if not nil, is called as chunks go out and come back.
 	Progress func(Progress)
 }
@@ -187,6 +194,7 @@ type Progress struct {
 // Snapshot identifies the consent snapshot the server's set came from
 // (SPEC.md §8.5, §11).
 type Snapshot struct {
+	Kind    psi.Kind // the snapshot's kind, in a record session's Snapshots; 0 otherwise
 	Version int64
 	Digest  [32]byte
 	TakenAt time.Time
@@ -206,6 +214,7 @@ type MatchResult struct {
 	psi.Result
 	SessionID string // the server's audit id of the session
 	Snapshot  Snapshot
+	Snapshots []Snapshot // a record session's snapshot of each kind (SPEC.md §13.3); nil otherwise
 	Traffic   Traffic
 	Elapsed   time.Duration
 	// Phases of Elapsed: until ServerParams arrived (the server checks the
@@ -218,8 +227,15 @@ type MatchResult struct {
 // errors (connect.CodeOf); RefusalOf tells a policy refusal.
 func (c *Client) Match(ctx context.Context, req MatchRequest) (MatchResult, error) {
 	start := time.Now()
-	pc, err := psi.NewClient(psi.ClientConfig{Kind: req.Kind, CanonVersion: ident.Version, CanonFlags: req.CanonFlags,
-		FalsePositive: c.cfg.FalsePositive, MaxServerSize: c.cfg.MaxServerSize, Workers: c.cfg.Workers, Suites: c.suites()}, req.Digests)
+	cfg := psi.ClientConfig{Kind: req.Kind, CanonVersion: ident.Version, CanonFlags: req.CanonFlags,
+		FalsePositive: c.cfg.FalsePositive, MaxServerSize: c.cfg.MaxServerSize, Workers: c.cfg.Workers, Suites: c.suites()}
+	var pc *psi.Client
+	var err error
+	if req.Records != nil {
+		pc, err = psi.NewRecordsClient(cfg, req.RecordsConfig, req.Records)
+	} else {
+		pc, err = psi.NewClient(cfg, req.Digests)
+	}
 	if err != nil {
 		return MatchResult{}, err
 	}
@@ -230,7 +246,7 @@ func (c *Client) Match(ctx context.Context, req MatchRequest) (MatchResult, erro
 	var sent time.Duration
 	st.closed = func() { sent = time.Since(start) }
 	r, err := pc.Run(st, req.hooks(func() { res.Phases.Params = time.Since(start) }))
-	res.SessionID, res.Snapshot = st.sessionID(), st.snap
+	res.SessionID, res.Snapshot, res.Snapshots = st.sessionID(), st.snap, st.snaps
 	if err != nil {
 		return res, err
 	}
@@ -261,8 +277,9 @@ type stream struct {
 	st        *connect.BidiStreamForClient[pb.MatchRequest, pb.MatchResponse]
 	tr        *Traffic
 	snap      Snapshot
-	received  bool   // the first response arrived
-	closed    func() // if not nil, told when the request side closes
+	snaps     []Snapshot // a record session's, one per kind
+	received  bool       // the first response arrived
+	closed    func()     // if not nil, told when the request side closes
 	c         *Client
 	in0, out0 int64 // the client's wire counters when the stream opened
 }
@@ -329,6 +346,15 @@ func (s *stream) Recv() ([]byte, error) {
 		}
 		s.snap = Snapshot{Version: m.Snapshot.Version, TakenAt: time.UnixMicro(m.Snapshot.TakenAtUnixMicros).UTC()}
 		copy(s.snap.Digest[:], m.Snapshot.Digest)
+		for _, ks := range m.Snapshots {
+			k := psi.Kind(ks.Kind)
+			if len(ks.Digest) != 32 || !k.Valid() || ks.Kind != int32(k) {
+				return nil, fmt.Errorf("%w: a record session's snapshot is malformed (SPEC.md §13.3)", psi.ErrPeer)
+			}
+			snap := Snapshot{Kind: k, Version: ks.Version, TakenAt: time.UnixMicro(ks.TakenAtUnixMicros).UTC()}
+			copy(snap.Digest[:], ks.Digest)
+			s.snaps = append(s.snaps, snap)
+		}
 	}
 	return m.Frame, nil
 }

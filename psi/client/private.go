@@ -15,6 +15,7 @@ type PrivateMatchResult struct {
 	Result    psi.PrivateResult
 	SessionID string // the server's audit id of the session
 	Snapshot  Snapshot
+	Snapshots []Snapshot // a record session's snapshot of each kind (SPEC.md §13.3); nil otherwise
 	Traffic   Traffic
 	Elapsed   time.Duration
 	// Params is when PrivateParams arrived, from the start of the call: the
@@ -32,8 +33,15 @@ type PrivateMatchResult struct {
 func (c *Client) MatchPrivate(ctx context.Context, req MatchRequest) (PrivateMatchResult, error) {
 	start := time.Now()
 	// MaxServerSize 0 takes psi.DefaultPrivateMaxServerSize.
-	pc, err := psi.NewPrivateClient(psi.PrivateClientConfig{Kind: req.Kind, CanonVersion: ident.Version, CanonFlags: req.CanonFlags,
-		MaxServerSize: c.cfg.MaxServerSize, Workers: c.cfg.Workers, Suites: c.suites()}, req.Digests)
+	cfg := psi.PrivateClientConfig{Kind: req.Kind, CanonVersion: ident.Version, CanonFlags: req.CanonFlags,
+		MaxServerSize: c.cfg.MaxServerSize, Workers: c.cfg.Workers, Suites: c.suites()}
+	var pc *psi.PrivateClient
+	var err error
+	if req.Records != nil {
+		pc, err = psi.NewPrivateRecordsClient(cfg, req.RecordsConfig, req.Records)
+	} else {
+		pc, err = psi.NewPrivateClient(cfg, req.Digests)
+	}
 	if err != nil {
 		return PrivateMatchResult{}, err
 	}
@@ -42,7 +50,7 @@ func (c *Client) MatchPrivate(ctx context.Context, req MatchRequest) (PrivateMat
 	st := c.open(ctx, &res.Traffic)
 	defer st.close()
 	r, err := pc.Run(st, req.hooks(func() { res.Params = time.Since(start) }))
-	res.SessionID, res.Snapshot = st.sessionID(), st.snap
+	res.SessionID, res.Snapshot, res.Snapshots = st.sessionID(), st.snap, st.snaps
 	if err != nil {
 		return res, err
 	}

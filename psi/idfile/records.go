@@ -90,17 +90,9 @@ func (c Column) Describe() string {
 }
 
 // RecordID is one identifier of a record: its kind and digest (SPEC.md
-// §3.1). It never prints its digest: every fmt verb gives the kind only.
-type RecordID struct {
-	Kind   psi.Kind
-	Digest [32]byte
-}
-
-// String returns a redacted description such as "idfile.RecordID{kind=email}".
-func (id RecordID) String() string { return "idfile.RecordID{kind=" + id.Kind.String() + "}" }
-
-// Format writes the redacted String for every verb.
-func (id RecordID) Format(f fmt.State, verb rune) { io.WriteString(f, id.String()) }
+// §3.1), the input of a record session (psi.NewRecordsClient). It never
+// prints its digest: every fmt verb gives the kind only.
+type RecordID = psi.RecordID
 
 // Record is one customer: the identifiers of one row of a customer file.
 type Record struct {
@@ -497,4 +489,37 @@ func parseCell(col *Column, v string, opts ident.Options) (RecordID, bool, strin
 		return RecordID{}, false, identReason(err)
 	}
 	return RecordID{Kind: col.Kind, Digest: p.Digest}, p.Prehashed, ""
+}
+
+// RecordIDs returns the identifiers of each record, in order: the input of
+// a record session (psi.NewRecordsClient, psi.NewPrivateRecordsClient).
+func RecordIDs(records []Record) [][]psi.RecordID {
+	out := make([][]psi.RecordID, len(records))
+	for i, r := range records {
+		out[i] = r.IDs
+	}
+	return out
+}
+
+// IsCustomerHeader reports whether the fields of a CSV header make a
+// customer file to read as records (SPEC.md §13.8) rather than a list of
+// one column: a header ReadRecords accepts with at least two identifier
+// columns, or with a column of the upload formats that is not an
+// identifier (Country, First Name, Meta's fn, …). A header of one
+// identifier column and unknown columns, such as "email" alone, is a list.
+func IsCustomerHeader(fields []string) bool {
+	cols, err := recordHeader(fields)
+	if err != nil {
+		return false
+	}
+	ids, known := 0, false
+	for _, c := range cols {
+		switch c.Use {
+		case ColumnIdentifier:
+			ids++
+		case ColumnIgnored, ColumnRegion:
+			known = true
+		}
+	}
+	return ids >= 2 || known
 }

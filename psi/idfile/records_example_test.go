@@ -47,7 +47,7 @@ Carol <carol@example.com>,,Carol,King,US,94016,c5
 	// rejected line 6: no_identifier
 	// using columns Email (email, plain 2, sha256 1), Phone (phone, plain), Country (phone region); ignoring First Name, Last Name, Zip; unknown columns: customer_id
 	// 5 rows: 3 customers, 1 duplicates, 1 rejected; 2 bad cells; 2 slots
-	// line 2 [idfile.RecordID{kind=email} idfile.RecordID{kind=phone}]
-	// line 3 [idfile.RecordID{kind=phone}]
-	// line 5 [idfile.RecordID{kind=email}]
+	// line 2 [psi.RecordID{kind=email} psi.RecordID{kind=phone}]
+	// line 3 [psi.RecordID{kind=phone}]
+	// line 5 [psi.RecordID{kind=email}]
 }

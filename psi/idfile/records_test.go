@@ -424,3 +424,27 @@ func BenchmarkReadRecords(b *testing.B) {
 		})
 	}
 }
+
+func TestIsCustomerHeader(t *testing.T) {
+	for _, tc := range []struct {
+		header []string
+		want   bool
+	}{
+		{[]string{"email"}, false},
+		{[]string{"email", "customer_id"}, false},
+		{[]string{"phone"}, false},
+		{[]string{"Email", "Phone"}, true},
+		{[]string{"email", "email"}, true},
+		{[]string{"Email", "First Name", "Last Name", "Country", "Zip"}, true},
+		{[]string{"email", "fn"}, true},
+		{[]string{"madid", "country"}, true},
+		{[]string{"name", "city"}, false},       // no identifier column
+		{[]string{"email", "email_md5"}, false}, // refused by ReadRecords
+		{[]string{"country", "Country"}, false}, // two country columns
+		{nil, false},
+	} {
+		if got := IsCustomerHeader(tc.header); got != tc.want {
+			t.Errorf("%q: %v, want %v", tc.header, got, tc.want)
+		}
+	}
+}

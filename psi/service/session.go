@@ -112,11 +112,17 @@ func (s *Server) match(ctx context.Context, st *connect.BidiStream[pb.MatchReque
 
 	// The hello, and every policy check, before any scalar multiplication.
 	conn := s.newStreamConn(ctx, ss, st)
-	hello, err := psi.RecvHello(conn)
+	hello, records, err := psi.RecvOpening(conn)
 	if err != nil {
 		return s.sessionError(ss, err)
 	}
 	pol := s.cfg.Policy.For(ss.adv.Policy)
+	if records != nil {
+		if err := s.checkRecordsHello(ss, records, pol); err != nil {
+			return err
+		}
+		return s.sessionError(ss, s.serveRecords(ctx, ss, conn, records, pol))
+	}
 	if err := s.checkHello(ss, hello, pol); err != nil {
 		return err
 	}
@@ -456,6 +462,8 @@ func (s *Server) finish(ctx context.Context, ss *session) {
 		slog.Int64("advertiser_id", ss.adv.ID),
 		slog.String("mode", ss.rec.Mode),
 		slog.String("kind", kindName(ss.rec.Kind)),
+		slog.Int("kinds", int(ss.rec.Kinds)), // a record session's kind set (SPEC.md §13.3); 0 otherwise
+		slog.Int("slots", ss.rec.Slots),
 		slog.Int64("list_size", ss.rec.ListSize),
 		slog.Int64("server_set_bucket", ss.rec.ServerSize),
 		slog.Int64("snapshot_version", ss.rec.SnapshotVersion),

@@ -28,8 +28,11 @@ type streamConn struct {
 	st   *connect.BidiStream[pb.MatchRequest, pb.MatchResponse]
 	ci   *connInfo
 	snap *store.SnapshotInfo // set before the first Send
-	sent int                 // frames sent
-	recv int                 // frames received
+	// kindSnaps are a record session's snapshots, one per kind (SPEC.md
+	// §13.3), sent with the first response; nil otherwise.
+	kindSnaps []store.SnapshotInfo
+	sent      int // frames sent
+	recv      int // frames received
 }
 
 var _ psi.Conn = (*streamConn)(nil)
@@ -91,6 +94,10 @@ func (c *streamConn) Send(frame []byte) error {
 			return err
 		}
 		m.Snapshot = &pb.Snapshot{Version: c.snap.Version, Digest: c.snap.Digest[:], TakenAtUnixMicros: c.snap.TakenAt.UnixMicro()}
+		for _, ks := range c.kindSnaps {
+			m.Snapshots = append(m.Snapshots, &pb.Snapshot{Version: ks.Version, Digest: ks.Digest[:],
+				TakenAtUnixMicros: ks.TakenAt.UnixMicro(), Kind: int32(ks.Kind)})
+		}
 	}
 	if t, _ := wire.PeekType(frame); c.ss.phase == store.PhaseAdmitted && derivedFromSet(t) {
 		if err := c.s.elementsSent(c.ss); err != nil {

@@ -42,6 +42,25 @@ type SessionRecord struct {
 	// reconciled from its journal row) or the row is from before suites
 	// (all of which were suite 1).
 	Suite psi.Suite
+	// Kinds is a record session's kind set (SPEC.md §13.3), 0 for an
+	// identifier-level session. Kind is then the set's first kind, and
+	// SnapshotVersion and SnapshotDigest name that kind's snapshot.
+	Kinds psi.KindSet
+	// Slots is a record session's s, its elements per record; 0 for an
+	// identifier-level session. ListSize counts records and BudgetSpent
+	// the n·s elements (SPEC.md §13.3).
+	Slots int
+	// Snapshots is the snapshot of each kind of a record session's set,
+	// in kind order; nil for an identifier-level session.
+	Snapshots []KindSnapshot
+}
+
+// KindSnapshot is the snapshot one kind of a record session's set was
+// built from (SPEC.md §13.3).
+type KindSnapshot struct {
+	Kind    psi.Kind
+	Version int64
+	Digest  [32]byte
 }
 
 // MaxDetailLen bounds SessionRecord.Detail, in bytes.
@@ -62,6 +81,14 @@ func validateSession(r *SessionRecord) error {
 	}
 	if r.Suite != 0 && !r.Suite.Known() {
 		return fmt.Errorf("store: invalid ciphersuite %d", uint8(r.Suite))
+	}
+	if err := validateRecordsRef(r.Kinds, r.Slots); err != nil {
+		return err
+	}
+	for _, ks := range r.Snapshots {
+		if !r.Kinds.Has(ks.Kind) || ks.Version <= 0 {
+			return fmt.Errorf("store: a snapshot of kind %d, version %d, for a session of kinds %v", uint8(ks.Kind), ks.Version, r.Kinds)
+		}
 	}
 	if r.BudgetSpent < 0 || r.EpsilonSpent < 0 {
 		return errors.New("store: session with a negative budget spend")
@@ -130,12 +157,40 @@ func (r *SessionRecord) snapshotArgs() (version, digest any) {
 }
 
 const sessionColumns = `s.id, s.advertiser_id, a.name, s.kind, s.mode, s.list_size, s.server_size, s.snapshot_version, s.snapshot_digest,
-	s.budget_spent, s.epsilon_spent, s.result, s.detail, s.started_at, s.ended_at, s.epoch_id, s.epoch_expires_at, s.suite`
+	s.budget_spent, s.epsilon_spent, s.result, s.detail, s.started_at, s.ended_at, s.epoch_id, s.epoch_expires_at, s.suite, s.kinds, s.slots`
 
 // sqlInsertSession is shared by both engines.
 const sqlInsertSession = `INSERT INTO sessions (id, advertiser_id, kind, mode, list_size, server_size, snapshot_version, snapshot_digest,
-	budget_spent, epsilon_spent, result, detail, started_at, ended_at, duration_us, epoch_id, epoch_expires_at, suite)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`
+	budget_spent, epsilon_spent, result, detail, started_at, ended_at, duration_us, epoch_id, epoch_expires_at, suite, kinds, slots)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`
+
+// sqlInsertSessionSnapshot appends one kind's snapshot of a record session.
+const sqlInsertSessionSnapshot = `INSERT INTO session_snapshots (session_id, kind, snapshot_version, snapshot_digest) VALUES ($1, $2, $3, $4)`
+
+// sqlSessionSnapshots reads a record session's snapshots.
+const sqlSessionSnapshots = `SELECT kind, snapshot_version, snapshot_digest FROM session_snapshots WHERE session_id = $1 ORDER BY kind`
+
+// validateRecordsRef checks a row's kind set and slots: both 0, or a
+// valid set and 1 ≤ s ≤ psi.MaxSlots.
+func validateRecordsRef(kinds psi.KindSet, slots int) error {
+	if kinds == 0 && slots == 0 || kinds.Valid() && slots >= 1 && slots <= psi.MaxSlots {
+		return nil
+	}
+	return fmt.Errorf("store: session of kind set %#x and %d slots per record", uint8(kinds), slots)
+}
+
+// insertSession appends the audit row r and its per-kind snapshots in tx.
+func (c *core) insertSession(ctx context.Context, tx q, r *SessionRecord) error {
+	if _, err := tx.exec(ctx, sqlInsertSession, c.sessionArgs(r)...); err != nil {
+		return err
+	}
+	for _, ks := range r.Snapshots {
+		if _, err := tx.exec(ctx, sqlInsertSessionSnapshot, r.ID, int64(ks.Kind), ks.Version, ks.Digest[:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func sessionsQuery(limit int) string {
 	q := `SELECT ` + sessionColumns + ` FROM sessions s JOIN advertisers a ON a.id = s.advertiser_id
@@ -151,7 +206,7 @@ func (c *core) RecordSession(ctx context.Context, r SessionRecord) error {
 	if err := validateSession(&r); err != nil {
 		return err
 	}
-	if _, err := c.writer.exec(ctx, sqlInsertSession, c.sessionArgs(&r)...); err != nil {
+	if err := c.inTx(ctx, "record session", func(tx q) error { return c.insertSession(ctx, tx, &r) }); err != nil {
 		return fmt.Errorf("store: record session: %w", err)
 	}
 	return nil
@@ -166,12 +221,38 @@ func (c *core) sessionArgs(r *SessionRecord) []any {
 		suite = int64(r.Suite)
 	}
 	return []any{r.ID, r.Advertiser, int64(r.Kind), r.Mode, r.ListSize, r.ServerSize, v, d, r.BudgetSpent, r.EpsilonSpent, r.Result, r.Detail,
-		c.ts(r.StartedAt), c.ts(r.EndedAt), r.EndedAt.Sub(r.StartedAt).Microseconds(), ei, ee, suite}
+		c.ts(r.StartedAt), c.ts(r.EndedAt), r.EndedAt.Sub(r.StartedAt).Microseconds(), ei, ee, suite, int64(r.Kinds), int64(r.Slots)}
 }
 
 // Sessions implements [Registry].
 func (c *core) Sessions(ctx context.Context, advertiser int64, limit int) ([]SessionRecord, error) {
-	return queryAll(ctx, c.reader, "sessions", scanSession, sessionsQuery(limit), advertiser)
+	rows, err := queryAll(ctx, c.reader, "sessions", scanSession, sessionsQuery(limit), advertiser)
+	if err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		if rows[i].Kinds == 0 {
+			continue
+		}
+		if rows[i].Snapshots, err = queryAll(ctx, c.reader, "session snapshots", scanKindSnapshot, sqlSessionSnapshots, rows[i].ID); err != nil {
+			return nil, err
+		}
+	}
+	return rows, nil
+}
+
+func scanKindSnapshot(row scanner) (KindSnapshot, error) {
+	var (
+		ks     KindSnapshot
+		kind   int64
+		digest []byte
+	)
+	if err := row.Scan(&kind, &ks.Version, &digest); err != nil {
+		return KindSnapshot{}, err
+	}
+	ks.Kind = psi.Kind(kind)
+	copy(ks.Digest[:], digest)
+	return ks, nil
 }
 
 func scanSession(row scanner) (SessionRecord, error) {
@@ -184,11 +265,13 @@ func scanSession(row scanner) (SessionRecord, error) {
 		epochID        sql.NullString
 		epochExpires   stamp
 		suite          sql.NullInt64
+		kinds, slots   int64
 	)
 	if err := row.Scan(&r.ID, &r.Advertiser, &r.AdvertiserName, &kind, &r.Mode, &r.ListSize, &r.ServerSize, &version, &digest,
-		&r.BudgetSpent, &r.EpsilonSpent, &r.Result, &r.Detail, &started, &ended, &epochID, &epochExpires, &suite); err != nil {
+		&r.BudgetSpent, &r.EpsilonSpent, &r.Result, &r.Detail, &started, &ended, &epochID, &epochExpires, &suite, &kinds, &slots); err != nil {
 		return SessionRecord{}, err
 	}
+	r.Kinds, r.Slots = psi.KindSet(kinds), int(slots)
 	r.EpochID, r.EpochExpiresAt = epochID.String, epochExpires.t
 	r.Suite = psi.Suite(suite.Int64)
 	r.Kind, r.SnapshotVersion = psi.Kind(kind), version.Int64

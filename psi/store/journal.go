@@ -73,6 +73,12 @@ type JournalEntry struct {
 	// BeginSession only.
 	EpochID        string
 	EpochExpiresAt time.Time
+	// Kinds and Slots are a record session's kind set and slots per
+	// record (SPEC.md §13.3), 0 and 0 otherwise, as in SessionRecord. A
+	// crashed record session's audit row names its first kind's snapshot
+	// only: the journal keeps one.
+	Kinds psi.KindSet
+	Slots int
 }
 
 // Journal is the session journal. Both engines implement it; see the
@@ -142,6 +148,9 @@ func validateEntry(r BudgetRequest, e *JournalEntry) error {
 	case e.Mode == "" || e.Owner == "":
 		return errors.New("store: journal entry without a mode or an owner")
 	}
+	if err := validateRecordsRef(e.Kinds, e.Slots); err != nil {
+		return err
+	}
 	e.Identifiers, e.Epsilon, e.Phase = r.Identifiers, r.Epsilon, PhaseAdmitted
 	e.StartedAt, e.RenewedAt, e.LeaseUntil = microTime(e.StartedAt), microTime(r.At), microTime(e.LeaseUntil)
 	return validateEpochRef(e.EpochID, &e.EpochExpiresAt)
@@ -163,6 +172,7 @@ func crashedRecord(e JournalEntry) (rec SessionRecord, refund bool) {
 		SnapshotVersion: e.SnapshotVersion, SnapshotDigest: e.SnapshotDigest,
 		BudgetSpent: e.Identifiers, EpsilonSpent: e.Epsilon, Result: ResultCrashed,
 		StartedAt: e.StartedAt, EndedAt: e.RenewedAt, EpochID: e.EpochID, EpochExpiresAt: e.EpochExpiresAt,
+		Kinds: e.Kinds, Slots: e.Slots,
 	}
 	if refund {
 		rec.BudgetSpent, rec.EpsilonSpent = 0, 0
@@ -178,13 +188,14 @@ func crashedRecord(e JournalEntry) (rec SessionRecord, refund bool) {
 
 const (
 	sqlInsertJournal = `INSERT INTO session_journal (id, advertiser_id, kind, mode, list_size, identifiers, epsilon_micros, phase,
-		owner, started_at, renewed_at, lease_until, epoch_id, epoch_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
+		owner, started_at, renewed_at, lease_until, epoch_id, epoch_expires_at, kinds, slots)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
 	sqlAdvanceJournal = `UPDATE session_journal SET phase = $3, server_size = $4, snapshot_version = $5, snapshot_digest = $6,
 		renewed_at = $7, lease_until = $8 WHERE id = $1 AND owner = $2`
 	sqlRenewJournal  = `UPDATE session_journal SET renewed_at = $2, lease_until = $3 WHERE owner = $1`
 	sqlDeleteJournal = `DELETE FROM session_journal WHERE id = $1`
 	journalColumns   = `id, advertiser_id, kind, mode, list_size, identifiers, epsilon_micros, phase, server_size,
-		snapshot_version, snapshot_digest, owner, started_at, renewed_at, lease_until, epoch_id, epoch_expires_at`
+		snapshot_version, snapshot_digest, owner, started_at, renewed_at, lease_until, epoch_id, epoch_expires_at, kinds, slots`
 	sqlOpenSessions = `SELECT ` + journalColumns + ` FROM session_journal ORDER BY started_at, id`
 	// sqlSnapshotKnown: the journal's snapshot version is a recorded
 	// snapshot (a service reading its sets from another source records
@@ -225,7 +236,7 @@ func (c *core) BeginSession(ctx context.Context, r BudgetRequest, e JournalEntry
 		}
 		ei, ee := c.epochRefArgs(e.EpochID, e.EpochExpiresAt)
 		if _, err := tx.exec(ctx, sqlInsertJournal, e.ID, e.Advertiser, int64(e.Kind), e.Mode, e.ListSize, e.Identifiers, e.Epsilon,
-			e.Phase, e.Owner, c.ts(e.StartedAt), c.ts(e.RenewedAt), c.ts(e.LeaseUntil), ei, ee); err != nil {
+			e.Phase, e.Owner, c.ts(e.StartedAt), c.ts(e.RenewedAt), c.ts(e.LeaseUntil), ei, ee, int64(e.Kinds), int64(e.Slots)); err != nil {
 			return fmt.Errorf("store: begin session: %w", err)
 		}
 		return nil
@@ -293,7 +304,7 @@ func (c *core) closeSession(ctx context.Context, tx q, rec SessionRecord, refund
 			return fmt.Errorf("store: end session: refund: %w", err)
 		}
 	}
-	if _, err := tx.exec(ctx, sqlInsertSession, c.sessionArgs(&rec)...); err != nil {
+	if err := c.insertSession(ctx, tx, &rec); err != nil {
 		return fmt.Errorf("store: end session: %w", err)
 	}
 	return nil
@@ -308,11 +319,13 @@ func scanJournal(row scanner) (JournalEntry, error) {
 		started, renewed, leased stamp
 		epochID                  sql.NullString
 		epochExpires             stamp
+		kinds, slots             int64
 	)
 	if err := row.Scan(&e.ID, &e.Advertiser, &kind, &e.Mode, &e.ListSize, &e.Identifiers, &e.Epsilon, &e.Phase, &e.ServerSize,
-		&version, &digest, &e.Owner, &started, &renewed, &leased, &epochID, &epochExpires); err != nil {
+		&version, &digest, &e.Owner, &started, &renewed, &leased, &epochID, &epochExpires, &kinds, &slots); err != nil {
 		return JournalEntry{}, err
 	}
+	e.Kinds, e.Slots = psi.KindSet(kinds), int(slots)
 	e.EpochID, e.EpochExpiresAt = epochID.String, epochExpires.t
 	e.Kind, e.SnapshotVersion = psi.Kind(kind), version.Int64
 	copy(e.SnapshotDigest[:], digest)

@@ -549,6 +549,52 @@ CREATE UNLOGGED TABLE bulk_batches (
 );
 `,
 	},
+	{
+		version: 10,
+		name:    "record sessions",
+		// Record sessions (SPEC.md §13): the audit and journal rows of a
+		// record session carry its kind set (bit K-1 for kind K) and its
+		// slots per record s, 0 and 0 for an identifier-level session;
+		// kind and the snapshot columns name the set's first kind and its
+		// snapshot. session_snapshots holds the snapshot of each kind of
+		// the set, appended with the audit row.
+		sqlite: `
+ALTER TABLE sessions ADD COLUMN kinds INTEGER NOT NULL DEFAULT 0 CHECK (kinds BETWEEN 0 AND 7);
+ALTER TABLE sessions ADD COLUMN slots INTEGER NOT NULL DEFAULT 0 CHECK (slots BETWEEN 0 AND 8);
+ALTER TABLE session_journal ADD COLUMN kinds INTEGER NOT NULL DEFAULT 0 CHECK (kinds BETWEEN 0 AND 7);
+ALTER TABLE session_journal ADD COLUMN slots INTEGER NOT NULL DEFAULT 0 CHECK (slots BETWEEN 0 AND 8);
+CREATE TABLE session_snapshots (
+	session_id       TEXT NOT NULL REFERENCES sessions (id),
+	kind             INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 3),
+	snapshot_version INTEGER NOT NULL, -- no reference, as in session_journal
+	snapshot_digest  BLOB NOT NULL CHECK (typeof(snapshot_digest) = 'blob' AND length(snapshot_digest) = 32),
+	PRIMARY KEY (session_id, kind)
+) WITHOUT ROWID;
+CREATE TRIGGER session_snapshots_no_update BEFORE UPDATE ON session_snapshots
+BEGIN SELECT RAISE(ABORT, 'session_snapshots is append-only'); END;
+CREATE TRIGGER session_snapshots_no_delete BEFORE DELETE ON session_snapshots
+BEGIN SELECT RAISE(ABORT, 'session_snapshots is append-only'); END;
+`,
+		postgres: `
+ALTER TABLE sessions
+	ADD COLUMN kinds smallint NOT NULL DEFAULT 0 CHECK (kinds BETWEEN 0 AND 7),
+	ADD COLUMN slots smallint NOT NULL DEFAULT 0 CHECK (slots BETWEEN 0 AND 8);
+ALTER TABLE session_journal
+	ADD COLUMN kinds smallint NOT NULL DEFAULT 0 CHECK (kinds BETWEEN 0 AND 7),
+	ADD COLUMN slots smallint NOT NULL DEFAULT 0 CHECK (slots BETWEEN 0 AND 8);
+CREATE TABLE session_snapshots (
+	session_id       text NOT NULL REFERENCES sessions (id),
+	kind             smallint NOT NULL CHECK (kind BETWEEN 1 AND 3),
+	snapshot_version bigint NOT NULL,
+	snapshot_digest  bytea NOT NULL CHECK (octet_length(snapshot_digest) = 32),
+	PRIMARY KEY (session_id, kind)
+);
+CREATE TRIGGER session_snapshots_no_update_delete BEFORE UPDATE OR DELETE ON session_snapshots
+	FOR EACH ROW EXECUTE FUNCTION overlap_append_only();
+CREATE TRIGGER session_snapshots_no_truncate BEFORE TRUNCATE ON session_snapshots
+	FOR EACH STATEMENT EXECUTE FUNCTION overlap_append_only();
+`,
+	},
 }
 
 // derivedMigration names the migration that adds the bulk import batches

@@ -56,7 +56,7 @@ func TestPrivateLayouts(t *testing.T) {
 	if PrivateParamsSize != 53 || ClientKeySize != 34 || PrivateReleaseSize != 48 {
 		t.Errorf("sizes %d %d %d, want 53 34 48", PrivateParamsSize, ClientKeySize, PrivateReleaseSize)
 	}
-	for typ, name := range map[Type]string{6: "PrivateParams", 7: "ServerElementChunk", 8: "ClientKey", 9: "ReturnedChunk", 10: "PrivateRelease", 15: "type(15)"} {
+	for typ, name := range map[Type]string{6: "PrivateParams", 7: "ServerElementChunk", 8: "ClientKey", 9: "ReturnedChunk", 10: "PrivateRelease", 16: "type(16)"} {
 		if typ.String() != name {
 			t.Errorf("Type(%d) = %q, want %q", typ, typ.String(), name)
 		}

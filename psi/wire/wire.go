@@ -63,6 +63,9 @@ func (t Type) String() string {
 	if name, ok := privateTypeName(t); ok {
 		return name
 	}
+	if name, ok := recordsTypeName(t); ok {
+		return name
+	}
 	if name, ok := epochTypeName(t); ok {
 		return name
 	}
@@ -88,6 +91,9 @@ func (m Mode) String() string {
 		return "epoch-setup"
 	case ModeEpochSession:
 		return "epoch-session"
+	}
+	if name, ok := recordsModeName(m); ok {
+		return name
 	}
 	return fmt.Sprintf("mode(%d)", uint8(m))
 }

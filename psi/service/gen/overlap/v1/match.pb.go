@@ -80,8 +80,13 @@ type MatchResponse struct {
 	// then PrivateRelease (private mode).
 	Frame []byte `protobuf:"bytes,1,opt,name=frame,proto3" json:"frame,omitempty"`
 	// The consent snapshot the session's set was built from; set on the first
-	// response (the one carrying ServerParams or PrivateParams) only.
-	Snapshot      *Snapshot `protobuf:"bytes,2,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// response (the one carrying ServerParams or PrivateParams) only. In a
+	// record session (SPEC.md §13.3) it is the snapshot of the set's first
+	// kind.
+	Snapshot *Snapshot `protobuf:"bytes,2,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// A record session's snapshot of each kind of its set, in kind order, on
+	// the first response only (SPEC.md §13.3); empty for other sessions.
+	Snapshots     []*Snapshot `protobuf:"bytes,3,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -130,6 +135,13 @@ func (x *MatchResponse) GetSnapshot() *Snapshot {
 	return nil
 }
 
+func (x *MatchResponse) GetSnapshots() []*Snapshot {
+	if x != nil {
+		return x.Snapshots
+	}
+	return nil
+}
+
 // Snapshot identifies a consent snapshot (SPEC.md §8.5).
 type Snapshot struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -139,8 +151,11 @@ type Snapshot struct {
 	Digest []byte `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
 	// When the snapshot's read transaction began, in Unix microseconds.
 	TakenAtUnixMicros int64 `protobuf:"varint,3,opt,name=taken_at_unix_micros,json=takenAtUnixMicros,proto3" json:"taken_at_unix_micros,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The identifier kind of the snapshot (SPEC.md §3.2: 1 email, 2 phone,
+	// 3 id); set in a record session's snapshots, 0 elsewhere.
+	Kind          int32 `protobuf:"varint,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -190,6 +205,13 @@ func (x *Snapshot) GetDigest() []byte {
 func (x *Snapshot) GetTakenAtUnixMicros() int64 {
 	if x != nil {
 		return x.TakenAtUnixMicros
+	}
+	return 0
+}
+
+func (x *Snapshot) GetKind() int32 {
+	if x != nil {
+		return x.Kind
 	}
 	return 0
 }
@@ -373,14 +395,16 @@ const file_overlap_v1_match_proto_rawDesc = "" +
 	"\x16overlap/v1/match.proto\x12\n" +
 	"overlap.v1\"$\n" +
 	"\fMatchRequest\x12\x14\n" +
-	"\x05frame\x18\x01 \x01(\fR\x05frame\"W\n" +
+	"\x05frame\x18\x01 \x01(\fR\x05frame\"\x8b\x01\n" +
 	"\rMatchResponse\x12\x14\n" +
 	"\x05frame\x18\x01 \x01(\fR\x05frame\x120\n" +
-	"\bsnapshot\x18\x02 \x01(\v2\x14.overlap.v1.SnapshotR\bsnapshot\"m\n" +
+	"\bsnapshot\x18\x02 \x01(\v2\x14.overlap.v1.SnapshotR\bsnapshot\x122\n" +
+	"\tsnapshots\x18\x03 \x03(\v2\x14.overlap.v1.SnapshotR\tsnapshots\"\x81\x01\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\fR\x06digest\x12/\n" +
-	"\x14taken_at_unix_micros\x18\x03 \x01(\x03R\x11takenAtUnixMicros\"\x12\n" +
+	"\x14taken_at_unix_micros\x18\x03 \x01(\x03R\x11takenAtUnixMicros\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\x05R\x04kind\"\x12\n" +
 	"\x10GetPolicyRequest\"\xa8\x03\n" +
 	"\x11GetPolicyResponse\x12\x1e\n" +
 	"\n" +
@@ -428,15 +452,16 @@ var file_overlap_v1_match_proto_goTypes = []any{
 }
 var file_overlap_v1_match_proto_depIdxs = []int32{
 	2, // 0: overlap.v1.MatchResponse.snapshot:type_name -> overlap.v1.Snapshot
-	0, // 1: overlap.v1.MatchService.Match:input_type -> overlap.v1.MatchRequest
-	3, // 2: overlap.v1.MatchService.GetPolicy:input_type -> overlap.v1.GetPolicyRequest
-	1, // 3: overlap.v1.MatchService.Match:output_type -> overlap.v1.MatchResponse
-	4, // 4: overlap.v1.MatchService.GetPolicy:output_type -> overlap.v1.GetPolicyResponse
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	2, // 1: overlap.v1.MatchResponse.snapshots:type_name -> overlap.v1.Snapshot
+	0, // 2: overlap.v1.MatchService.Match:input_type -> overlap.v1.MatchRequest
+	3, // 3: overlap.v1.MatchService.GetPolicy:input_type -> overlap.v1.GetPolicyRequest
+	1, // 4: overlap.v1.MatchService.Match:output_type -> overlap.v1.MatchResponse
+	4, // 5: overlap.v1.MatchService.GetPolicy:output_type -> overlap.v1.GetPolicyResponse
+	4, // [4:6] is the sub-list for method output_type
+	2, // [2:4] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_overlap_v1_match_proto_init() }

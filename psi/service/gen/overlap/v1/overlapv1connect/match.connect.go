@@ -45,7 +45,8 @@ const (
 
 // MatchServiceClient is a client for the overlap.v1.MatchService service.
 type MatchServiceClient interface {
-	// Match runs one session, in the mode the ClientHello names. Exact mode
+	// Match runs one session, in the mode the ClientHello (or, for a record
+	// session, SPEC.md §13, the RecordsHello) names. Exact mode
 	// (SPEC.md §4): the client sends the ClientHello and then its
 	// BlindedChunks, one per request; the server answers ServerParams (with
 	// the consent snapshot of the session), then its EvaluatedChunks and
@@ -106,7 +107,8 @@ func (c *matchServiceClient) GetPolicy(ctx context.Context, req *connect.Request
 
 // MatchServiceHandler is an implementation of the overlap.v1.MatchService service.
 type MatchServiceHandler interface {
-	// Match runs one session, in the mode the ClientHello names. Exact mode
+	// Match runs one session, in the mode the ClientHello (or, for a record
+	// session, SPEC.md §13, the RecordsHello) names. Exact mode
 	// (SPEC.md §4): the client sends the ClientHello and then its
 	// BlindedChunks, one per request; the server answers ServerParams (with
 	// the consent snapshot of the session), then its EvaluatedChunks and
