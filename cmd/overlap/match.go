@@ -666,6 +666,10 @@ func modesText(modes []string) string {
 	}
 	var parts []string
 	for _, m := range modes {
+		if base, ok := strings.CutSuffix(m, "-records"); ok {
+			parts = append(parts, fmt.Sprintf("%s (a customer file, --mode %s)", m, base))
+			continue
+		}
 		parts = append(parts, fmt.Sprintf("%s (--mode %s)", m, m))
 	}
 	return strings.Join(parts, ", ")

@@ -84,7 +84,7 @@ func TestPrivateMatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(pol.Modes, ",") != "private" || pol.PrivacyBudget != 2_000_000 || pol.PrivacyUsed != 500_000 || pol.PrivacyCost != 500_000 {
+	if strings.Join(pol.Modes, ",") != "private,private-records" || pol.PrivacyBudget != 2_000_000 || pol.PrivacyUsed != 500_000 || pol.PrivacyCost != 500_000 {
 		t.Errorf("policy %+v", pol)
 	}
 }

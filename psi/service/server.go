@@ -449,6 +449,13 @@ func (r *rpc) GetPolicy(ctx context.Context, req *connect.Request[pb.GetPolicyRe
 	if a.Policy.Modes&store.ModesEpoch == store.ModesEpoch {
 		resp.Modes = append(resp.Modes, "epoch") // setups and epoch sessions: match --mode epoch
 	}
+	// Record sessions (SPEC.md §13) follow the identifier-level modes:
+	// a customer file with match --mode exact or private.
+	for _, m := range []wire.Mode{wire.ModeExactRecords, wire.ModePrivateRecords} {
+		if a.Policy.Modes.Has(uint8(recordsModeServed(m))) {
+			resp.Modes = append(resp.Modes, m.String())
+		}
+	}
 	for _, k := range psi.Kinds {
 		resp.Kinds = append(resp.Kinds, k.String())
 	}
