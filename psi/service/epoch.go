@@ -145,7 +145,7 @@ func (s *Server) serveSetup(ctx context.Context, ss *session, conn *streamConn, 
 // writes the journal row (no budget is reserved).
 func (s *Server) beginSetup(ss *session, pol Policy, now time.Time) error {
 	e := store.JournalEntry{ID: ss.rec.ID, Advertiser: ss.adv.ID, Kind: ss.rec.Kind, Mode: ss.rec.Mode,
-		Owner: s.owner, StartedAt: ss.rec.StartedAt, LeaseUntil: now.Add(s.cfg.Lease)}
+		Owner: s.owner, StartedAt: ss.rec.StartedAt, LeaseUntil: now.Add(s.cfg.Lease), Suite: ss.rec.Suite}
 	var st store.SetupStatus
 	err := s.retryBusy(ss.ctx, time.Now().Add(s.cfg.IdleTimeout), func(ctx context.Context) error {
 		var err error

@@ -91,7 +91,7 @@ func (s *Server) admit(ss *session, r store.BudgetRequest) error {
 	now := s.cfg.now()
 	e := store.JournalEntry{ID: ss.rec.ID, Advertiser: ss.adv.ID, Kind: ss.rec.Kind, Mode: ss.rec.Mode, ListSize: ss.rec.ListSize,
 		Owner: s.owner, StartedAt: ss.rec.StartedAt, LeaseUntil: now.Add(s.cfg.Lease),
-		EpochID: ss.rec.EpochID, EpochExpiresAt: ss.rec.EpochExpiresAt, Kinds: ss.rec.Kinds, Slots: ss.rec.Slots}
+		EpochID: ss.rec.EpochID, EpochExpiresAt: ss.rec.EpochExpiresAt, Kinds: ss.rec.Kinds, Slots: ss.rec.Slots, Suite: ss.rec.Suite}
 	err := s.retryBusy(ss.ctx, time.Now().Add(s.cfg.IdleTimeout), func(ctx context.Context) error {
 		st, err := s.cfg.Store.BeginSession(ctx, r, e)
 		s.reconciled(st.Reconciled)

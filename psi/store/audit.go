@@ -212,14 +212,19 @@ func (c *core) RecordSession(ctx context.Context, r SessionRecord) error {
 	return nil
 }
 
+// suiteArg is a suite column's value: NULL for none.
+func suiteArg(s psi.Suite) any {
+	if s == 0 {
+		return nil
+	}
+	return int64(s)
+}
+
 // sessionArgs are the arguments of sqlInsertSession for the validated r.
 func (c *core) sessionArgs(r *SessionRecord) []any {
 	v, d := r.snapshotArgs()
 	ei, ee := c.epochRefArgs(r.EpochID, r.EpochExpiresAt)
-	var suite any
-	if r.Suite != 0 {
-		suite = int64(r.Suite)
-	}
+	suite := suiteArg(r.Suite)
 	return []any{r.ID, r.Advertiser, int64(r.Kind), r.Mode, r.ListSize, r.ServerSize, v, d, r.BudgetSpent, r.EpsilonSpent, r.Result, r.Detail,
 		c.ts(r.StartedAt), c.ts(r.EndedAt), r.EndedAt.Sub(r.StartedAt).Microseconds(), ei, ee, suite, int64(r.Kinds), int64(r.Slots)}
 }

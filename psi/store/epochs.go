@@ -375,7 +375,7 @@ func (c *core) BeginSetup(ctx context.Context, e JournalEntry, since time.Time, 
 		}
 		ei, ee := c.epochRefArgs(e.EpochID, e.EpochExpiresAt)
 		if _, err := tx.exec(ctx, sqlInsertJournal, e.ID, e.Advertiser, int64(e.Kind), e.Mode, e.ListSize, int64(0), int64(0),
-			e.Phase, e.Owner, c.ts(e.StartedAt), c.ts(e.RenewedAt), c.ts(e.LeaseUntil), ei, ee, int64(0), int64(0)); err != nil {
+			e.Phase, e.Owner, c.ts(e.StartedAt), c.ts(e.RenewedAt), c.ts(e.LeaseUntil), ei, ee, int64(0), int64(0), suiteArg(e.Suite)); err != nil {
 			return fmt.Errorf("store: begin setup: %w", err)
 		}
 		return nil

@@ -79,6 +79,9 @@ type JournalEntry struct {
 	// only: the journal keeps one.
 	Kinds psi.KindSet
 	Slots int
+	// Suite is the session's ciphersuite (SPEC.md §12.1), zero if none
+	// was chosen yet, for the audit row Reconcile writes.
+	Suite psi.Suite
 }
 
 // Journal is the session journal. Both engines implement it; see the
@@ -147,6 +150,8 @@ func validateEntry(r BudgetRequest, e *JournalEntry) error {
 		return fmt.Errorf("store: journal entry of invalid kind %d", uint8(e.Kind))
 	case e.Mode == "" || e.Owner == "":
 		return errors.New("store: journal entry without a mode or an owner")
+	case e.Suite != 0 && !e.Suite.Known():
+		return fmt.Errorf("store: journal entry of invalid ciphersuite %d", uint8(e.Suite))
 	}
 	if err := validateRecordsRef(e.Kinds, e.Slots); err != nil {
 		return err
@@ -172,7 +177,7 @@ func crashedRecord(e JournalEntry) (rec SessionRecord, refund bool) {
 		SnapshotVersion: e.SnapshotVersion, SnapshotDigest: e.SnapshotDigest,
 		BudgetSpent: e.Identifiers, EpsilonSpent: e.Epsilon, Result: ResultCrashed,
 		StartedAt: e.StartedAt, EndedAt: e.RenewedAt, EpochID: e.EpochID, EpochExpiresAt: e.EpochExpiresAt,
-		Kinds: e.Kinds, Slots: e.Slots,
+		Kinds: e.Kinds, Slots: e.Slots, Suite: e.Suite,
 	}
 	if refund {
 		rec.BudgetSpent, rec.EpsilonSpent = 0, 0
@@ -188,14 +193,14 @@ func crashedRecord(e JournalEntry) (rec SessionRecord, refund bool) {
 
 const (
 	sqlInsertJournal = `INSERT INTO session_journal (id, advertiser_id, kind, mode, list_size, identifiers, epsilon_micros, phase,
-		owner, started_at, renewed_at, lease_until, epoch_id, epoch_expires_at, kinds, slots)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
+		owner, started_at, renewed_at, lease_until, epoch_id, epoch_expires_at, kinds, slots, suite)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
 	sqlAdvanceJournal = `UPDATE session_journal SET phase = $3, server_size = $4, snapshot_version = $5, snapshot_digest = $6,
 		renewed_at = $7, lease_until = $8 WHERE id = $1 AND owner = $2`
 	sqlRenewJournal  = `UPDATE session_journal SET renewed_at = $2, lease_until = $3 WHERE owner = $1`
 	sqlDeleteJournal = `DELETE FROM session_journal WHERE id = $1`
 	journalColumns   = `id, advertiser_id, kind, mode, list_size, identifiers, epsilon_micros, phase, server_size,
-		snapshot_version, snapshot_digest, owner, started_at, renewed_at, lease_until, epoch_id, epoch_expires_at, kinds, slots`
+		snapshot_version, snapshot_digest, owner, started_at, renewed_at, lease_until, epoch_id, epoch_expires_at, kinds, slots, suite`
 	sqlOpenSessions = `SELECT ` + journalColumns + ` FROM session_journal ORDER BY started_at, id`
 	// sqlSnapshotKnown: the journal's snapshot version is a recorded
 	// snapshot (a service reading its sets from another source records
@@ -236,7 +241,7 @@ func (c *core) BeginSession(ctx context.Context, r BudgetRequest, e JournalEntry
 		}
 		ei, ee := c.epochRefArgs(e.EpochID, e.EpochExpiresAt)
 		if _, err := tx.exec(ctx, sqlInsertJournal, e.ID, e.Advertiser, int64(e.Kind), e.Mode, e.ListSize, e.Identifiers, e.Epsilon,
-			e.Phase, e.Owner, c.ts(e.StartedAt), c.ts(e.RenewedAt), c.ts(e.LeaseUntil), ei, ee, int64(e.Kinds), int64(e.Slots)); err != nil {
+			e.Phase, e.Owner, c.ts(e.StartedAt), c.ts(e.RenewedAt), c.ts(e.LeaseUntil), ei, ee, int64(e.Kinds), int64(e.Slots), suiteArg(e.Suite)); err != nil {
 			return fmt.Errorf("store: begin session: %w", err)
 		}
 		return nil
@@ -320,11 +325,13 @@ func scanJournal(row scanner) (JournalEntry, error) {
 		epochID                  sql.NullString
 		epochExpires             stamp
 		kinds, slots             int64
+		suite                    sql.NullInt64
 	)
 	if err := row.Scan(&e.ID, &e.Advertiser, &kind, &e.Mode, &e.ListSize, &e.Identifiers, &e.Epsilon, &e.Phase, &e.ServerSize,
-		&version, &digest, &e.Owner, &started, &renewed, &leased, &epochID, &epochExpires, &kinds, &slots); err != nil {
+		&version, &digest, &e.Owner, &started, &renewed, &leased, &epochID, &epochExpires, &kinds, &slots, &suite); err != nil {
 		return JournalEntry{}, err
 	}
+	e.Suite = psi.Suite(suite.Int64)
 	e.Kinds, e.Slots = psi.KindSet(kinds), int(slots)
 	e.EpochID, e.EpochExpiresAt = epochID.String, epochExpires.t
 	e.Kind, e.SnapshotVersion = psi.Kind(kind), version.Int64

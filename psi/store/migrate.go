@@ -595,6 +595,20 @@ CREATE TRIGGER session_snapshots_no_truncate BEFORE TRUNCATE ON session_snapshot
 	FOR EACH STATEMENT EXECUTE FUNCTION overlap_append_only();
 `,
 	},
+	{
+		version: 11,
+		name:    "journal suites",
+		// The ciphersuite of a journaled session (SPEC.md §12.1), so that
+		// the audit row Reconcile writes for a crashed session names it;
+		// NULL before a suite is chosen, and on rows from before this
+		// migration.
+		sqlite: `
+ALTER TABLE session_journal ADD COLUMN suite INTEGER CHECK (suite IS NULL OR suite BETWEEN 1 AND 2);
+`,
+		postgres: `
+ALTER TABLE session_journal ADD COLUMN suite smallint CHECK (suite IS NULL OR suite BETWEEN 1 AND 2);
+`,
+	},
 }
 
 // derivedMigration names the migration that adds the bulk import batches

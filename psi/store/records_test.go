@@ -78,22 +78,22 @@ func runRecordSessionSuite(t *testing.T, open func(t *testing.T) Store) {
 		t.Error("session_snapshots rows deleted")
 	}
 
-	// A journaled record session that crashes keeps its kind set and slots
-	// in the audit row Reconcile writes.
+	// A journaled record session that crashes keeps its kind set, slots
+	// and ciphersuite in the audit row Reconcile writes.
 	_, err := s.BeginSession(ctx,
 		BudgetRequest{Advertiser: a.ID, Session: "s-crash", Identifiers: 10, Limit: 1000, Window: time.Hour, At: et0},
 		JournalEntry{ID: "s-crash", Advertiser: a.ID, Kind: psi.KindEmail, Mode: "exact-records", ListSize: 5, Owner: "me",
-			StartedAt: et0, LeaseUntil: et0.Add(time.Minute), Kinds: ep, Slots: 2})
+			StartedAt: et0, LeaseUntil: et0.Add(time.Minute), Kinds: ep, Slots: 2, Suite: psi.Suite2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if open, err := s.OpenSessions(ctx); err != nil || len(open) != 1 || open[0].Kinds != ep || open[0].Slots != 2 {
+	if open, err := s.OpenSessions(ctx); err != nil || len(open) != 1 || open[0].Kinds != ep || open[0].Slots != 2 || open[0].Suite != psi.Suite2 {
 		t.Errorf("journal: %+v, %v", open, err)
 	}
 	if _, err := s.Reconcile(ctx, et0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if r, ok := auditRow(t, s, "s-crash"); !ok || r.Kinds != ep || r.Slots != 2 || r.Result != ResultCrashed {
+	if r, ok := auditRow(t, s, "s-crash"); !ok || r.Kinds != ep || r.Slots != 2 || r.Suite != psi.Suite2 || r.Result != ResultCrashed {
 		t.Errorf("crashed audit row %+v", r)
 	}
 	_, err = s.BeginSession(ctx,
