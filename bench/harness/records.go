@@ -44,8 +44,9 @@ var recordsKinds = wire.KindSetOf(psi.KindEmail, psi.KindPhone)
 //   - through both identifiers, of two different platform people (an email
 //     of one, a phone of another: still one customer).
 //
-// The other customers match through neither. Each platform person is used
-// by at most one customer, so no identifier is in two records (SPEC.md
+// (the last when the platform has people to spare: it takes two). The
+// other customers match through neither. Each platform person is used by
+// at most one customer, so no identifier is in two records (SPEC.md
 // §13.2) and nothing is dropped as shared. Generation is never timed.
 type recordsData struct {
 	// records are the customers in the order the client sends them:
@@ -69,8 +70,10 @@ func generateRecords(seed uint64, p Pair, fraction float64) *recordsData {
 		phone := digestOf(seed, 'q', j)
 		if j < k {
 			way := j % 4
-			if way == 3 && next+2 > p.Server {
-				way = 0 // too few platform people left for two
+			if way == 3 && next+2+(k-j-1) > p.Server {
+				// Too few platform people left for two to this customer
+				// and one to each matching customer after it.
+				way = 0
 			}
 			switch way {
 			case 0:
