@@ -3,7 +3,7 @@
 // phase, checks every count against the true overlap, and writes JSON, CSV,
 // a Markdown table and plots. `go run ./bench` and `overlap bench` run it.
 //
-// Five modes run (bench/RESULTS.md explains every column):
+// Seven modes run (bench/RESULTS.md explains every column):
 //
 //   - in-process: exact mode, both roles in this process, every message
 //     through its wire encoding;
@@ -21,6 +21,12 @@
 //   - epoch-loopback: epochs (SPEC.md §10.12) through the real service,
 //     one process per side: one setup per set size, then an epoch session
 //     of each list size against it (epoch_loopback.go).
+//   - records-loopback and private-records-loopback: a record session
+//     (SPEC.md §13, mode 5 cold or mode 6) of customers with an email and
+//     a phone each against platform people with an email and a phone each,
+//     through the real service, one process per side, and the two
+//     identifier-level sessions of the same customers' emails and phones it
+//     replaces (records_loopback.go).
 //
 // Every run also measures the single-core cost of hash-to-group and scalar
 // multiplication, and reports the lower bound they imply: the minimal number
