@@ -5,7 +5,8 @@
 //	go run ./bench --out bench/results     # the full grid, all modes: about 50 minutes on 2 cores
 //	go run ./bench --modes loopback --grid 1e5/1e6
 //
-// The loopback modes (loopback, private-loopback) re-execute this binary
+// The loopback modes (loopback, private-loopback, epoch-loopback,
+// records-loopback, private-records-loopback) re-execute this binary
 // for their server and client processes (harness.RunChild, called from
 // harness.Main).
 package main

@@ -3,7 +3,7 @@
 // phase, checks every count against the true overlap, and writes JSON, CSV,
 // a Markdown table and plots. `go run ./bench` and `overlap bench` run it.
 //
-// Five modes run (bench/RESULTS.md explains every column):
+// Seven modes run (bench/RESULTS.md explains every column):
 //
 //   - in-process: exact mode, both roles in this process, every message
 //     through its wire encoding;
@@ -21,6 +21,12 @@
 //   - epoch-loopback: epochs (SPEC.md §10.12) through the real service,
 //     one process per side: one setup per set size, then an epoch session
 //     of each list size against it (epoch_loopback.go).
+//   - records-loopback and private-records-loopback: a record session
+//     (SPEC.md §13, mode 5 cold or mode 6) of customers with an email and
+//     a phone each against platform people with an email and a phone each,
+//     through the real service, one process per side, and the two
+//     identifier-level sessions of the same customers' emails and phones it
+//     replaces (records_loopback.go).
 //
 // Every run also measures the single-core cost of hash-to-group and scalar
 // multiplication, and reports the lower bound they imply: the minimal number
@@ -72,6 +78,12 @@ var (
 		{10_000, 10_000_000}, {100_000, 10_000_000}, {1_000_000, 10_000_000}}
 	// QuickEpoch is the epoch grid of --quick, run with QuickEpochDelta.
 	QuickEpoch = []Pair{{1_000, 10_000}}
+	// DefaultRecords is the grid of the record modes: CLIENT customers
+	// with an email and a phone each against SERVER platform people with
+	// an email and a phone each (records.go).
+	DefaultRecords = []Pair{{100_000, 1_000_000}}
+	// QuickRecords is the record modes' grid of --quick.
+	QuickRecords = []Pair{{1_000, 10_000}}
 )
 
 // QuickEpochDelta is the bound on δ_E of --quick's epoch setups, a
@@ -90,13 +102,26 @@ const (
 	// ModeEpochLoopback is epochs (a setup, then epoch sessions) through
 	// the real service over TLS, one process per side.
 	ModeEpochLoopback = "epoch-loopback"
+	// ModeRecordsLoopback is a record session in exact mode (SPEC.md §13,
+	// mode 5) through the real service, cold, one process per side, with
+	// the identifier-level exact sessions it replaces (records_loopback.go).
+	ModeRecordsLoopback = "records-loopback"
+	// ModePrivateRecordsLoopback is the same in private mode (mode 6), with
+	// the identifier-level private sessions it replaces.
+	ModePrivateRecordsLoopback = "private-records-loopback"
 )
 
 // Modes lists every mode, in the order a run measures them.
-var Modes = []string{ModeInProcess, ModeLoopback, ModePrivate, ModePrivateLoopback, ModeEpochLoopback}
+var Modes = []string{ModeInProcess, ModeLoopback, ModePrivate, ModePrivateLoopback, ModeEpochLoopback,
+	ModeRecordsLoopback, ModePrivateRecordsLoopback}
 
 // isPrivate reports whether mode runs private mode (on the private grid).
 func isPrivate(mode string) bool { return mode == ModePrivate || mode == ModePrivateLoopback }
+
+// isRecords reports whether mode runs record sessions (on the records grid).
+func isRecords(mode string) bool {
+	return mode == ModeRecordsLoopback || mode == ModePrivateRecordsLoopback
+}
 
 // Config configures a harness run.
 type Config struct {
@@ -119,6 +144,9 @@ type Config struct {
 	// Suites lists the ciphersuites every grid point runs in, side by side
 	// in the same run (SPEC.md §12); nil means both, suite 1 first.
 	Suites []psi.Suite
+	// RecordsPairs is the grid of the record modes: CLIENT customers
+	// against SERVER platform people, two identifiers each; nil means Pairs.
+	RecordsPairs []Pair
 
 	suite  psi.Suite   // the suite of the step being run
 	tamper func(*data) // tests only: corrupt the generated data
@@ -137,15 +165,23 @@ type Phase struct {
 
 // Run is the measurement of one session.
 type Run struct {
-	Mode         string `json:"mode"`           // ModeInProcess, ModeLoopback, ModePrivate or ModePrivateLoopback
-	Suite        int    `json:"suite"`          // the ciphersuite (SPEC.md §12)
-	Pool         string `json:"pool,omitempty"` // loopback: "cold" (the session encodes the set) or "warm" (from the pool)
-	Client       int    `json:"client"`
-	Server       int    `json:"server"`
-	ServerPadded int    `json:"server_padded"` // N: the bucket; private mode: ringers included
-	Ringers      int    `json:"ringers,omitempty"`
-	TrueOverlap  int    `json:"true_overlap"`
-	Counted      int    `json:"counted"` // private mode: the released, noised count (0 when below the threshold)
+	Mode  string `json:"mode"`           // one of Modes
+	Suite int    `json:"suite"`          // the ciphersuite (SPEC.md §12)
+	Pool  string `json:"pool,omitempty"` // loopback: "cold" (the session encodes the set) or "warm" (from the pool)
+	// Part is, in the record modes, which session of the grid point this
+	// is: PartRecords (the record session) or the identifier-level session
+	// of one column, PartEmail or PartPhone.
+	Part   string `json:"part,omitempty"`
+	Client int    `json:"client"` // n: identifiers, or records (customers) in a record session
+	Server int    `json:"server"` // |Y|: identifiers, or platform people in a record session
+	// Record sessions: the elements the client sends (n·s, SPEC.md §13.2)
+	// and the server's set (Σ_K |Y_K|, the union of the kinds' sets).
+	Elements     int `json:"elements,omitempty"`
+	ServerSet    int `json:"server_set,omitempty"`
+	ServerPadded int `json:"server_padded"` // N: the bucket; private mode: ringers included
+	Ringers      int `json:"ringers,omitempty"`
+	TrueOverlap  int `json:"true_overlap"`
+	Counted      int `json:"counted"` // private mode: the released, noised count (0 when below the threshold)
 	// Private mode: the release and how the count was checked.
 	Private *PrivateCheck `json:"private,omitempty"`
 	Phases  []Phase       `json:"phases"`
@@ -183,10 +219,31 @@ func (r *Run) label() string {
 	if r.Pool != "" {
 		l += " (" + r.Pool + ")"
 	}
+	if r.Part != "" && r.Part != PartRecords {
+		l += ": " + r.Part + " ids"
+	}
 	if r.Suite > 1 {
 		l += fmt.Sprintf(" suite %d", r.Suite)
 	}
 	return l
+}
+
+// elements returns the elements the client sends: n, or n·s in a record
+// session.
+func (r *Run) elements() int {
+	if r.Elements > 0 {
+		return r.Elements
+	}
+	return r.Client
+}
+
+// setSize returns |Y|, the server's set: Server, or the union of the
+// kinds' sets in a record session.
+func (r *Run) setSize() int {
+	if r.ServerSet > 0 {
+		return r.ServerSet
+	}
+	return r.Server
 }
 
 // SuiteOps is the per-operation cost of one ciphersuite, measured once at
@@ -241,6 +298,9 @@ func Execute(cfg Config) (*Report, error) {
 	if cfg.EpochPairs == nil {
 		cfg.EpochPairs = cfg.Pairs
 	}
+	if cfg.RecordsPairs == nil {
+		cfg.RecordsPairs = cfg.Pairs
+	}
 	if cfg.Suites == nil {
 		cfg.Suites = psi.Suites
 	}
@@ -277,6 +337,8 @@ func Execute(cfg Config) (*Report, error) {
 		pairs := cfg.Pairs
 		if isPrivate(m) {
 			pairs = cfg.PrivatePairs
+		} else if isRecords(m) {
+			pairs = cfg.RecordsPairs
 		}
 		for _, p := range pairs {
 			for _, s := range cfg.Suites {
@@ -333,6 +395,8 @@ func Execute(cfg Config) (*Report, error) {
 				su.Suite = int(st.suite)
 				rep.EpochSetups = append(rep.EpochSetups, su)
 			}
+		case ModeRecordsLoopback, ModePrivateRecordsLoopback:
+			runs, err = runRecordsLoopback(cfg, st.p, rep, st.mode == ModePrivateRecordsLoopback, progress)
 		case ModePrivate, ModePrivateLoopback:
 			var r Run
 			if st.mode == ModePrivate {
@@ -736,25 +800,29 @@ func count(c *psi.Client, setChunks [][]byte) (psi.Result, error) {
 // of an exact-mode run with element chunks of chunk elements and Golomb
 // range m.
 func finish(r *Run, rep *Report, chunk int, m uint64) {
-	r.ClientBPE = float64(r.ClientBytes) / float64(r.Client)
+	n := r.elements()
+	r.ClientBPE = float64(r.ClientBytes) / float64(n)
 	r.ServerBPE = float64(r.ServerBytes) / float64(r.ServerPadded)
 	var setBytes int64
 	// Server bytes are params + evaluated chunks + set chunks; the set's
 	// share is what remains after the evaluated elements and their headers.
-	evalBytes := int64(r.Client)*wire.ElementSize + int64((r.Client+chunk-1)/chunk)*wire.ElementChunkHeaderSize
+	evalBytes := int64(n)*wire.ElementSize + int64((n+chunk-1)/chunk)*wire.ElementChunkHeaderSize
 	setBytes = r.ServerBytes - evalBytes - wire.ServerParamsSize - suiteByte(r.Suite)
 	r.SetBitsPerEl = 8 * float64(setBytes) / float64(r.ServerPadded)
 	r.SetOptimum = optimumBits(m)
 
 	// Minimal operations of exact mode: the client hashes and blinds each
 	// element and unblinds it; the server evaluates each client element and
-	// hashes and multiplies each of its own.
-	hashes := float64(r.Client + r.Server)
-	mults := float64(2*r.Client + r.Client + r.Server)
+	// hashes and multiplies each of its own. A record session's elements
+	// are its n·s slots, dummies included (each hashed and blinded like an
+	// identifier, SPEC.md §13.2), and its set the union of the kinds'.
+	y := r.setSize()
+	hashes := float64(n + y)
+	mults := float64(3*n + y)
 	cores := float64(rep.Workers)
 	r.BoundS = (hashes*r.HashNS + mults*r.MultNS) / cores / 1e9
 	r.Efficiency = r.BoundS / r.WallS
-	r.OnlineBoundS = float64(r.Client) * (r.HashNS + 3*r.MultNS) / cores / 1e9
+	r.OnlineBoundS = float64(n) * (r.HashNS + 3*r.MultNS) / cores / 1e9
 	r.OnlineEff = r.OnlineBoundS / r.OnlineS
 }
 

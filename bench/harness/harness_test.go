@@ -140,7 +140,7 @@ func TestMainLoopback(t *testing.T) {
 
 func TestMainFlags(t *testing.T) {
 	for _, args := range [][]string{{"--modes", "nope"}, {"--grid", "10"}, {"--private-grid", "x/y"}, {"--overlap", "2"}, {"extra"},
-		{"--epoch-grid", "1e4"}, {"--epoch-delta", "1"}, {"--epoch-delta", "-0.1"}, {"--pools", "hot"}, {"--pools", "warm,"}} {
+		{"--epoch-grid", "1e4"}, {"--records-grid", "1e5"}, {"--records-grid", "0/10"}, {"--epoch-delta", "1"}, {"--epoch-delta", "-0.1"}, {"--pools", "hot"}, {"--pools", "warm,"}} {
 		var out strings.Builder
 		if code := Main(append([]string{"bench"}, args...), &out, &out); code != 2 {
 			t.Errorf("%v: exit %d, want 2:\n%s", args, code, out.String())
@@ -208,7 +208,8 @@ func TestSeededSourcePerSubject(t *testing.T) {
 
 func TestParseModes(t *testing.T) {
 	got, err := parseModes(strings.Join(Modes, ","))
-	if err != nil || !slices.Equal(got, []string{"in-process", "loopback", "private", "private-loopback", "epoch-loopback"}) {
+	if err != nil || !slices.Equal(got, []string{"in-process", "loopback", "private", "private-loopback", "epoch-loopback",
+		"records-loopback", "private-records-loopback"}) {
 		t.Fatalf("parseModes(default): %v, %v", got, err)
 	}
 	if got, err := parseModes("private-loopback, private-loopback"); err != nil || !slices.Equal(got, []string{ModePrivateLoopback}) {

@@ -56,6 +56,8 @@ type serverChildConfig struct {
 	Epoch      bool    `json:"epoch,omitempty"`
 	EpochDelta float64 `json:"epoch_delta,omitempty"`
 	Suite      int     `json:"suite"` // the only ciphersuite served
+	// Record modes: the source also serves the phone set (seededSource).
+	Phones bool `json:"phones,omitempty"`
 }
 
 // serverReady is the server child's first report: it serves, and its pool
@@ -90,6 +92,11 @@ type clientChildConfig struct {
 	// Epoch-loopback mode: one setup, then a session of each size.
 	EpochSessions []int `json:"epoch_sessions,omitempty"`
 	Suite         int   `json:"suite"` // the only ciphersuite offered
+	// Record modes: which session of the grid point's customers
+	// (recordsData) to run: PartRecords, a record session; PartEmail or
+	// PartPhone, the identifier-level session of that column. Empty: the
+	// seeded list of the other modes.
+	Records string `json:"records,omitempty"`
 }
 
 // clientReport is what the client child measured of its session. Times
@@ -184,7 +191,10 @@ func report(v any) error {
 }
 
 // seededSource is a service.SetSource that streams the seeded server set
-// of the harness (digestOf), for email; other kinds are empty. Its
+// of the harness (digestOf), for email, and with phones set also the
+// seeded phone set of the record modes (recordsData: subject i has email
+// digestOf(seed, 's', i) and phone digestOf(seed, 'p', i)); other kinds
+// are empty. Its
 // snapshot digest names the seed and size, which determine the set, so two
 // snapshots of one source are equal, as two of an unchanged store are.
 // Private-mode sessions read it through SnapshotPerSubject. Each snapshot
@@ -200,6 +210,7 @@ type seededSource struct {
 	st     store.Store
 	seed   uint64
 	n      int
+	phones bool
 	limit  int64
 	served atomic.Int64
 }
@@ -212,9 +223,9 @@ func (s *seededSource) Snapshot(ctx context.Context, kind psi.Kind, fn func([32]
 
 // SnapshotPerSubject is the snapshot of a private-mode session, each
 // subject contributing at most maxPerSubject digests (SPEC.md §10.9), as
-// store.Store's is. The synthetic set has one identifier per subject, so
-// any cap keeps all of it: the stream is Snapshot's, and the info records
-// the cap.
+// store.Store's is. The synthetic set has one identifier of each kind per
+// subject, so any cap keeps all of it: the stream is Snapshot's, and the
+// info records the cap.
 func (s *seededSource) SnapshotPerSubject(ctx context.Context, kind psi.Kind, maxPerSubject int, fn func([32]byte) error) (store.SnapshotInfo, error) {
 	if maxPerSubject < 1 || maxPerSubject > store.MaxSnapshotPerSubject {
 		return store.SnapshotInfo{}, fmt.Errorf("harness: snapshot: at most %d digests per subject is outside 1..%d", maxPerSubject, store.MaxSnapshotPerSubject)
@@ -227,12 +238,19 @@ func (s *seededSource) snapshot(ctx context.Context, kind psi.Kind, maxPerSubjec
 		return store.SnapshotInfo{}, errSourceSpent
 	}
 	info := store.SnapshotInfo{Kind: kind, TakenAt: time.Now().UTC(), MaxPerSubject: maxPerSubject}
-	if kind == psi.KindEmail {
+	side := byte(0)
+	switch {
+	case kind == psi.KindEmail:
+		side = 's'
+	case kind == psi.KindPhone && s.phones:
+		side = 'p'
+	}
+	if side != 0 {
 		for i := range s.n {
 			if i%4096 == 0 && ctx.Err() != nil {
 				return store.SnapshotInfo{}, ctx.Err()
 			}
-			if err := fn(digestOf(s.seed, 's', i)); err != nil {
+			if err := fn(digestOf(s.seed, side, i)); err != nil {
 				return store.SnapshotInfo{}, err
 			}
 		}
@@ -287,7 +305,7 @@ func serverChild(cfg serverChildConfig) error {
 	}
 	srv, err := service.New(service.Config{
 		Store:  st,
-		Sets:   &seededSource{st: st, seed: cfg.Seed, n: cfg.Server, limit: int64(2 * cfg.PoolSize)},
+		Sets:   &seededSource{st: st, seed: cfg.Seed, n: cfg.Server, phones: cfg.Phones, limit: int64(2 * cfg.PoolSize)},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		// PrivacyCost, Ringers, Threshold and Sensitivity stay at their
 		// defaults (ε 1/2 per private session).
@@ -338,25 +356,35 @@ func serverChild(cfg serverChildConfig) error {
 	return report(serverDone{Hits: stats.Hits, Misses: stats.Misses, CPUNS: int64(cpuTime()), Epochs: epochs})
 }
 
-// newClientChild generates the grid point's client list and connects a
-// client to the server child.
-func newClientChild(cfg clientChildConfig) (*client.Client, *data, error) {
-	d := generate(cfg.Seed, Pair{Client: cfg.Client, Server: cfg.Server}, cfg.Overlap)
+// newClientChild generates the grid point's client list, or in the record
+// modes its customers, connects a client to the server child, and returns
+// the session's request (without Progress).
+func newClientChild(cfg clientChildConfig) (*client.Client, client.MatchRequest, error) {
+	p := Pair{Client: cfg.Client, Server: cfg.Server}
+	var req client.MatchRequest
+	if cfg.Records == "" {
+		req = client.MatchRequest{Kind: psi.KindEmail, Digests: generate(cfg.Seed, p, cfg.Overlap).client}
+	} else {
+		var err error
+		if req, err = generateRecords(cfg.Seed, p, cfg.Overlap).request(cfg.Records); err != nil {
+			return nil, req, err
+		}
+	}
 	tlsCfg, err := client.TLSConfig(cfg.CAFile, "", "")
 	if err != nil {
-		return nil, nil, err
+		return nil, req, err
 	}
 	c, err := client.New(client.Config{Addr: cfg.Addr, APIKey: cfg.APIKey, TLS: tlsCfg, Suites: []psi.Suite{psi.Suite(cfg.Suite).Or1()}})
 	if err != nil {
-		return nil, nil, err
+		return nil, req, err
 	}
 	runtime.GC()
-	return c, d, nil
+	return c, req, nil
 }
 
 // clientChild runs one session with the seeded client list and reports it.
 func clientChild(cfg clientChildConfig) error {
-	c, d, err := newClientChild(cfg)
+	c, req, err := newClientChild(cfg)
 	if err != nil {
 		return err
 	}
@@ -364,18 +392,18 @@ func clientChild(cfg clientChildConfig) error {
 	var rep clientReport
 	cpu0 := cpuTime()
 	start := time.Now()
-	res, err := c.Match(context.Background(), client.MatchRequest{Kind: psi.KindEmail, Digests: d.client,
-		Progress: func(p client.Progress) {
-			if p.Phase != "receiving" {
-				return
-			}
-			if rep.FirstNS == 0 {
-				rep.FirstNS = int64(time.Since(start))
-			}
-			if p.Done == p.Total {
-				rep.LastNS = int64(time.Since(start))
-			}
-		}})
+	req.Progress = func(p client.Progress) {
+		if p.Phase != "receiving" {
+			return
+		}
+		if rep.FirstNS == 0 {
+			rep.FirstNS = int64(time.Since(start))
+		}
+		if p.Done == p.Total {
+			rep.LastNS = int64(time.Since(start))
+		}
+	}
+	res, err := c.Match(context.Background(), req)
 	rep.CPUNS = int64(cpuTime() - cpu0)
 	if err != nil {
 		return err
@@ -568,8 +596,18 @@ func loopbackSession(cfg Config, p Pair, rep *Report, warm bool) (Run, error) {
 		cfg.tamper(d)
 	}
 	r.TrueOverlap = d.overlap
+	sc, cc := childConfigs(cfg, p, poolSize, false)
+	return exactLoopback(cfg, r, rep, sc, cc)
+}
+
+// exactLoopback runs one exact-mode session, identifier-level or a record
+// session (mode 5), through the real service with children configured by
+// sc and cc, and completes r, whose description (mode, pool, part, sizes)
+// and TrueOverlap are set. A wrong count fails with ErrWrongCount.
+func exactLoopback(cfg Config, r Run, rep *Report, sc serverChildConfig, cc clientChildConfig) (Run, error) {
+	warm := r.Pool == "warm"
 	var cr clientReport
-	lb, err := runChildren(cfg, p, poolSize, false, &cr)
+	lb, err := runChildPair(cfg, sc, cc, &cr)
 	if err != nil {
 		return r, err
 	}
@@ -577,7 +615,7 @@ func loopbackSession(cfg Config, p Pair, rep *Report, warm bool) (Run, error) {
 	r.ClientRSS, r.ServerRSS = lb.clientRSS, lb.serverRSS
 	if warm && (done.Hits != 1 || done.Misses != 0) {
 		return r, fmt.Errorf("harness: loopback, client %d, server %d: the warm session was not served from the pool (%d hits, %d misses)",
-			p.Client, p.Server, done.Hits, done.Misses)
+			r.Client, r.Server, done.Hits, done.Misses)
 	}
 
 	r.Counted, r.ServerPadded = cr.Overlap, cr.ServerSize
@@ -595,19 +633,20 @@ func loopbackSession(cfg Config, p Pair, rep *Report, warm bool) (Run, error) {
 	if warm {
 		open = "open: TLS, policy, snapshot, pooled set (until ServerParams)"
 	}
+	n := r.elements()
 	phase := func(name, side string, from, to int64, elements int) { addPhase(&r, name, side, from, to, elements) }
-	phase(open, "both", 0, cr.ParamsNS, p.Server)
-	phase("hash, blind and send", "client", cr.ParamsNS, cr.SendNS, p.Client)
-	phase("evaluate (server), first chunk unblinded", "both", cr.SendNS, cr.FirstNS, p.Client)
-	phase("unblind the rest (check, multiply, tag)", "client", cr.FirstNS, cr.LastNS, p.Client-min(p.Client, psi.DefaultChunkSize))
+	phase(open, "both", 0, cr.ParamsNS, r.setSize())
+	phase("hash, blind and send", "client", cr.ParamsNS, cr.SendNS, n)
+	phase("evaluate (server), first chunk unblinded", "both", cr.SendNS, cr.FirstNS, n)
+	phase("unblind the rest (check, multiply, tag)", "client", cr.FirstNS, cr.LastNS, n-min(n, psi.DefaultChunkSize))
 	phase("Golomb-coded set: transfer, decode, count", "both", cr.LastNS, cr.ElapsedNS, r.ServerPadded)
 
 	if r.Counted != r.TrueOverlap {
-		return r, fmt.Errorf("%w: loopback (%s), client %d, server %d: counted %d, true overlap %d",
-			ErrWrongCount, r.Pool, p.Client, p.Server, r.Counted, r.TrueOverlap)
+		return r, fmt.Errorf("%w: %s, client %d, server %d: counted %d, true overlap %d",
+			ErrWrongCount, r.label(), r.Client, r.Server, r.Counted, r.TrueOverlap)
 	}
 	r.HashNS, r.MultNS = float64(oc.HashToGroup.Nanoseconds()), float64(oc.ScalarMult.Nanoseconds())
-	gp, err := gcs.ChooseParams(uint64(r.ServerPadded), uint64(p.Client), psi.DefaultFalsePositive)
+	gp, err := gcs.ChooseParams(uint64(r.ServerPadded), uint64(n), psi.DefaultFalsePositive)
 	if err != nil {
 		return r, err
 	}
@@ -624,11 +663,29 @@ type childRun struct {
 	base                 time.Duration // fixed-base multiplication, likewise (private mode only)
 }
 
+// childConfigs returns the children's configurations of one session at
+// grid point p: a server child with a pool of poolSize sets, a client child
+// in exact or private mode. The server's Dir and the client's address and
+// credentials are filled in by runChildPair.
+func childConfigs(cfg Config, p Pair, poolSize int, private bool) (serverChildConfig, clientChildConfig) {
+	return serverChildConfig{Seed: cfg.Seed, Server: p.Server, PoolSize: poolSize, Suite: int(cfg.suite)},
+		clientChildConfig{Private: private, Seed: cfg.Seed, Client: p.Client, Server: p.Server, Suite: int(cfg.suite), Overlap: cfg.Overlap}
+}
+
 // runChildren runs one session through the real service: a server child
 // with a throwaway registry (pool of poolSize sets), then a client child
 // for the grid point in exact or private mode, whose report it reads into
 // cr. Each child's peak RSS is that of its process over its life.
 func runChildren(cfg Config, p Pair, poolSize int, private bool, cr any) (childRun, error) {
+	sc, cc := childConfigs(cfg, p, poolSize, private)
+	return runChildPair(cfg, sc, cc, cr)
+}
+
+// runChildPair runs one session through the real service: a server child
+// configured by sc with a throwaway registry in a temporary directory,
+// then a client child configured by cc against it, whose report it reads
+// into cr.
+func runChildPair(cfg Config, sc serverChildConfig, cc clientChildConfig, cr any) (childRun, error) {
 	var lb childRun
 	dir, err := os.MkdirTemp("", "overlap-bench-")
 	if err != nil {
@@ -638,7 +695,8 @@ func runChildren(cfg Config, p Pair, poolSize int, private bool, cr any) (childR
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel() // kills the children if they are still running
 
-	srv, err := startChild(ctx, "server", serverChildConfig{Seed: cfg.Seed, Server: p.Server, PoolSize: poolSize, Dir: dir, Suite: int(cfg.suite)})
+	sc.Dir = dir
+	srv, err := startChild(ctx, "server", sc)
 	if err != nil {
 		return lb, err
 	}
@@ -651,8 +709,8 @@ func runChildren(cfg Config, p Pair, poolSize int, private bool, cr any) (childR
 	// server child waits.
 	lb.oc = psi.MeasureSuiteOpCosts(cfg.suite, cfg.OpSample/4)
 	lb.base = lb.oc.BaseMult
-	cl, err := startChild(ctx, "client", clientChildConfig{Private: private, Seed: cfg.Seed, Client: p.Client, Server: p.Server, Suite: int(cfg.suite),
-		Overlap: cfg.Overlap, Addr: lb.ready.Addr, CAFile: lb.ready.CAFile, APIKey: lb.ready.APIKey})
+	cc.Addr, cc.CAFile, cc.APIKey = lb.ready.Addr, lb.ready.CAFile, lb.ready.APIKey
+	cl, err := startChild(ctx, "client", cc)
 	if err != nil {
 		return lb, err
 	}

@@ -25,21 +25,25 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	grid := fs.String("grid", "", "grid points as CLIENT/SERVER pairs, comma separated (e.g. 1000/10000,1e5/1e6); also private mode's unless --private-grid")
 	privateGrid := fs.String("private-grid", "", "grid points of the private modes, private and private-loopback (default 1e4/1e6,1e5/1e7; with --quick 1e3/1e4)")
 	epochGrid := fs.String("epoch-grid", "", "grid points of epoch-loopback as CLIENT/SERVER pairs: one setup per SERVER size, then a session of each CLIENT size (default 1e4/1e6,1e5/1e6,1e6/1e6,1e4/1e7,1e5/1e7,1e6/1e7; with --quick 1e3/1e4)")
+	recordsGrid := fs.String("records-grid", "", "grid points of the record modes, records-loopback and private-records-loopback, as CLIENT/SERVER pairs: CLIENT customers with an email and a phone each against SERVER platform people with an email and a phone each (default 1e5/1e6; with --quick 1e3/1e4)")
 	epochDelta := fs.Float64("epoch-delta", 0, "TEST-ONLY: the bound on a setup's δ_E, larger than the protocol's 1e-6 (fewer ringers); 0 means 1e-6, --quick means 1e-2")
-	modes := fs.String("modes", strings.Join(Modes, ","), "modes to run, comma separated: in-process, loopback, private, private-loopback, epoch-loopback")
+	modes := fs.String("modes", strings.Join(Modes, ","), "modes to run, comma separated: in-process, loopback, private, private-loopback, epoch-loopback, records-loopback, private-records-loopback")
 	out := fs.String("out", "bench/out", "directory for results.json, results.csv, phases.csv, results.md and plots")
 	overlap := fs.Float64("overlap", 0.5, "fraction of the client's list that is in the server's set")
 	seed := fs.Uint64("seed", 1, "data generation seed")
 	suites := fs.String("suites", "1,2", "ciphersuites every grid point runs in, side by side, comma separated (SPEC.md §12): 1 ristretto255, 2 curve25519 with the X25519 ladder; results.md gives the time ratio suite2/suite1 per grid point")
 	pools := fs.String("pools", "cold,warm", "loopback runs of each grid point, comma separated: cold (the session encodes the set), warm (a pool of one set, filled first)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: bench [--quick] [--modes M,...] [--grid C/S,...] [--private-grid C/S,...] [--pools cold,warm] [--suites 1,2] [--out DIR] [--overlap F] [--seed N]\n\n"+
+		fmt.Fprintf(stderr, "usage: bench [--quick] [--modes M,...] [--grid C/S,...] [--private-grid C/S,...] [--records-grid C/S,...] [--pools cold,warm] [--suites 1,2] [--out DIR] [--overlap F] [--seed N]\n\n"+
 			"Runs sessions at a grid of sizes in each mode (in-process: exact mode in this\n"+
 			"process; loopback: exact mode through the real service over TLS, one process per\n"+
 			"side, cold and with a warm pool; private: private mode in this process;\n"+
 			"private-loopback: private mode through the real service, one process per side;\n"+
 			"epoch-loopback: an epoch's setup, then epoch sessions of several sizes against it,\n"+
-			"through the real service, one process per side),\n"+
+			"through the real service, one process per side; records-loopback and\n"+
+			"private-records-loopback: a record session of customers with an email and a\n"+
+			"phone each, exact (mode 5, cold) or private (mode 6), and the two\n"+
+			"identifier-level sessions it replaces, through the real service),\n"+
 			"checks each count against the true overlap (a private release against the\n"+
 			"noise's tail bound), and writes timings per phase, bytes on the\n"+
 			"wire, peak memory, the lower bound from measured per-operation costs, and plots.\n"+
@@ -56,9 +60,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: error: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	pairs, private, epoch, delta := Default, DefaultPrivate, DefaultEpoch, *epochDelta
+	pairs, private, epoch, records, delta := Default, DefaultPrivate, DefaultEpoch, DefaultRecords, *epochDelta
 	if *quick {
-		pairs, private, epoch = Quick, QuickPrivate, QuickEpoch
+		pairs, private, epoch, records = Quick, QuickPrivate, QuickEpoch, QuickRecords
 		if delta == 0 {
 			delta = QuickEpochDelta
 		}
@@ -79,6 +83,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		var err error
 		if private, err = parseGrid(*privateGrid); err != nil {
 			fmt.Fprintf(stderr, "bench: error: --private-grid: %v\n", err)
+			return 2
+		}
+	}
+	if *recordsGrid != "" {
+		var err error
+		if records, err = parseGrid(*recordsGrid); err != nil {
+			fmt.Fprintf(stderr, "bench: error: --records-grid: %v\n", err)
 			return 2
 		}
 	}
@@ -111,7 +122,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: error: --suites: %v\n", err)
 		return 2
 	}
-	rep, err := Execute(Config{Pairs: pairs, PrivatePairs: private, EpochPairs: epoch, EpochDelta: delta, Modes: ms, Overlap: *overlap, Seed: *seed, Pools: ps, Suites: ss, Progress: stderr})
+	rep, err := Execute(Config{Pairs: pairs, PrivatePairs: private, EpochPairs: epoch, EpochDelta: delta, RecordsPairs: records, Modes: ms, Overlap: *overlap, Seed: *seed, Pools: ps, Suites: ss, Progress: stderr})
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: error: %v\n", err)
 		return 1

@@ -64,14 +64,14 @@ func writeRows(path string, rows [][]string) error {
 }
 
 func writeCSV(rep *Report, dir string) error {
-	runs := [][]string{{"mode", "pool", "client", "server", "server_padded", "ringers", "true_overlap", "counted",
+	runs := [][]string{{"mode", "pool", "part", "client", "server", "elements", "server_set", "server_padded", "ringers", "true_overlap", "counted",
 		"private_below", "private_low", "private_high", "private_tail_bound",
 		"wall_s", "online_s", "cpu_s", "client_cpu_s", "server_cpu_s",
 		"hash_ns", "mult_ns", "base_mult_ns", "bound_s", "efficiency", "online_bound_s", "online_efficiency",
 		"client_bytes", "server_bytes", "client_wire_bytes", "server_wire_bytes",
 		"client_bytes_per_element", "server_bytes_per_element", "set_bits_per_element", "set_optimum_bits",
 		"peak_heap_bytes", "client_peak_rss_bytes", "server_peak_rss_bytes"}}
-	phases := [][]string{{"mode", "pool", "client", "server", "phase", "side", "wall_s", "cpu_s", "elements", "elements_per_s", "peak_heap_bytes"}}
+	phases := [][]string{{"mode", "pool", "part", "client", "server", "phase", "side", "wall_s", "cpu_s", "elements", "elements_per_s", "peak_heap_bytes"}}
 	i64 := func(v int64) string { return strconv.FormatInt(v, 10) }
 	u64 := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	for _, r := range rep.Runs {
@@ -79,7 +79,8 @@ func writeCSV(rep *Report, dir string) error {
 		if pc := r.Private; pc != nil {
 			pv = []string{strconv.FormatBool(pc.Below), strconv.Itoa(pc.Low), strconv.Itoa(pc.High), strconv.Itoa(pc.TailBound)}
 		}
-		row := []string{r.Mode, r.Pool, strconv.Itoa(r.Client), strconv.Itoa(r.Server), strconv.Itoa(r.ServerPadded),
+		row := []string{r.Mode, r.Pool, r.Part, strconv.Itoa(r.Client), strconv.Itoa(r.Server), strconv.Itoa(r.elements()),
+			strconv.Itoa(r.setSize()), strconv.Itoa(r.ServerPadded),
 			strconv.Itoa(r.Ringers), strconv.Itoa(r.TrueOverlap), strconv.Itoa(r.Counted)}
 		row = append(row, pv...)
 		row = append(row, g(r.WallS), g(r.OnlineS), g(r.CPUS), g(r.ClientCPUS), g(r.ServerCPUS),
@@ -89,7 +90,7 @@ func writeCSV(rep *Report, dir string) error {
 			u64(r.PeakHeapBytes), u64(r.ClientRSS), u64(r.ServerRSS))
 		runs = append(runs, row)
 		for _, p := range r.Phases {
-			phases = append(phases, []string{r.Mode, r.Pool, strconv.Itoa(r.Client), strconv.Itoa(r.Server), p.Name, p.Side,
+			phases = append(phases, []string{r.Mode, r.Pool, r.Part, strconv.Itoa(r.Client), strconv.Itoa(r.Server), p.Name, p.Side,
 				g(p.WallS), g(p.CPUS), strconv.Itoa(p.Elements), g(p.PerSec), u64(p.PeakHeap)})
 		}
 	}
@@ -114,7 +115,9 @@ func Markdown(rep *Report) string {
 		rep.OS, rep.Arch, rep.CPUs, rep.Workers, rep.GoVersion, rep.HashNS/1e3, rep.MultNS/1e3, rep.BaseMultNS/1e3, rep.Overlap, rep.Seed, rep.TotalCheck)
 	sb.WriteString("The bound of each run uses per-operation costs measured just before it (columns hash µs, mult µs). " +
 		"Loopback and private-loopback rows are the real service over TLS on 127.0.0.1, one process per side: cold encodes the server set in the session, warm takes it from a pool filled before; private-loopback encodes it in the session. " +
-		"Bytes are SPEC.md §5 frames, and for the loopback modes also TCP payload (TLS, HTTP/2, envelopes). bench/RESULTS.md explains every column.\n\n")
+		"Bytes are SPEC.md §5 frames, and for the loopback modes also TCP payload (TLS, HTTP/2, envelopes). " +
+		"Rows of the record modes (records-loopback, private-records-loopback) are record sessions (SPEC.md §13), whose client is customers (2 slots each), server platform people (an email and a phone each) and N the union of the two sets, padded; " +
+		"their rows marked email ids and phone ids are the identifier-level sessions of the same customers' emails and phones. bench/RESULTS.md explains every column.\n\n")
 	sb.WriteString("| mode | client | server | overlap | true | N | hash µs | mult µs | wall s | bound s | efficiency | online s | online bound s | online efficiency | client→server MB (frames / TCP) | server→client MB (frames / TCP) | client B/elem | server B/elem | set bits/elem | optimum bits | vs optimum | peak heap MiB | client RSS MiB | server RSS MiB |\n")
 	sb.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	mb := func(frames, tcp int64) string {
@@ -163,12 +166,13 @@ func Markdown(rep *Report) string {
 	}
 	suiteMarkdown(&sb, rep)
 	epochMarkdown(&sb, rep)
+	recordsMarkdown(&sb, rep)
 	sb.WriteString("\nPer phase (wall seconds; elements per second). Loopback and private-loopback phases are timed by the client; their CPU time is per side in results.csv.\n\n" +
 		"| mode | client | server | phase | side | wall s | cpu s | elements/s |\n|---|---:|---:|---|---|---:|---:|---:|\n")
 	for _, r := range rep.Runs {
 		for _, p := range r.Phases {
 			cpu := fmt.Sprintf("%.3f", p.CPUS)
-			if r.Mode == ModeLoopback || r.Mode == ModePrivateLoopback || r.Mode == ModeEpochLoopback {
+			if r.Mode != ModeInProcess && r.Mode != ModePrivate {
 				cpu = "—"
 			}
 			rate := "—"
@@ -256,13 +260,18 @@ func plotTimes(rep *Report, dir string) error {
 			if r.Pool != "" {
 				name = fmt.Sprintf("%s, client %d", r.Pool, r.Client)
 			}
+			if r.Part != "" {
+				name = fmt.Sprintf("%s session, client %d", r.Part, r.Client)
+			}
 			s.add(name, float64(r.Server), r.WallS)
 		}
 		if len(s.names) == 0 || mode == ModeEpochLoopback { // plotEpoch
 			continue
 		}
 		titles := map[string]string{ModeInProcess: "Exact mode, in process", ModeLoopback: "Exact mode, loopback (service over TLS)",
-			ModePrivate: "Private mode, in process", ModePrivateLoopback: "Private mode, loopback (service over TLS)"}
+			ModePrivate: "Private mode, in process", ModePrivateLoopback: "Private mode, loopback (service over TLS)",
+			ModeRecordsLoopback:        "Record session (mode 5, cold) and identifier-level exact sessions, loopback",
+			ModePrivateRecordsLoopback: "Record session (mode 6) and identifier-level private sessions, loopback"}
 		p := newPlot(titles[mode]+": wall time of a session", "server set size", "seconds", true, true)
 		if err := plotutil.AddLinePoints(p, s.args()...); err != nil {
 			return err
@@ -328,6 +337,17 @@ func plotBytes(rep *Report, dir string) error {
 			if r.ClientWire > 0 {
 				by.add("private-loopback TCP: client → server, B per element sent (n + N)", x, float64(r.ClientWire)/float64(r.Client+r.ServerPadded))
 				by.add("private-loopback TCP: server → client, B per server element", x, float64(r.ServerWire)/float64(r.ServerPadded))
+			}
+		case ModeRecordsLoopback, ModePrivateRecordsLoopback:
+			// Per element the client sends (n·s slots in a record session)
+			// and, private, per server element it returns.
+			if r.ClientWire > 0 {
+				up := float64(r.elements())
+				if r.Private != nil {
+					up += float64(r.ServerPadded)
+				}
+				by.add(r.Mode+" "+r.Part+" TCP: client → server, B per element sent", x, float64(r.ClientWire)/up)
+				by.add(r.Mode+" "+r.Part+" TCP: server → client, B per server element", x, float64(r.ServerWire)/float64(r.ServerPadded))
 			}
 		case ModeEpochLoopback:
 			if r.ClientWire > 0 {
@@ -419,13 +439,13 @@ func suiteMarkdown(sb *strings.Builder, rep *Report) {
 	}
 	fmt.Fprintf(sb, "| 2/1 | %.2f | %.2f | %.2f |\n", two.HashNS/one.HashNS, two.MultNS/one.MultNS, two.BaseMultNS/one.BaseMultNS)
 	type key struct {
-		mode, pool     string
-		client, server int
+		mode, pool, part string
+		client, server   int
 	}
 	runs := map[key]map[int]Run{}
 	var order []key
 	for _, r := range rep.Runs {
-		k := key{r.Mode, r.Pool, r.Client, r.Server}
+		k := key{r.Mode, r.Pool, r.Part, r.Client, r.Server}
 		if runs[k] == nil {
 			runs[k] = map[int]Run{}
 			order = append(order, k)
@@ -440,12 +460,71 @@ func suiteMarkdown(sb *strings.Builder, rep *Report) {
 		if !ok1 || !ok2 {
 			continue
 		}
-		label := k.mode
-		if k.pool != "" {
-			label += " (" + k.pool + ")"
-		}
+		label := a.label()
 		fmt.Fprintf(sb, "| %s | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.2f | %.0f%% | %.0f%% |\n",
 			label, k.client, k.server, a.WallS, b.WallS, b.WallS/a.WallS, a.OnlineS, b.OnlineS, b.OnlineS/a.OnlineS,
 			a.MultNS/1e3, b.MultNS/1e3, b.MultNS/a.MultNS, 100*a.Efficiency, 100*b.Efficiency)
+	}
+}
+
+// recordsMarkdown writes, for each grid point of the record modes and
+// each suite, the record session against the two identifier-level sessions
+// it replaces: counts, wall time, CPU time of both sides and bytes each
+// way, the identifier-level columns summed, and the ratio record session /
+// sum.
+func recordsMarkdown(sb *strings.Builder, rep *Report) {
+	type key struct {
+		mode           string
+		suite          int
+		client, server int
+	}
+	parts := map[key]map[string]Run{}
+	var order []key
+	for _, r := range rep.Runs {
+		if r.Part == "" {
+			continue
+		}
+		k := key{r.Mode, max(r.Suite, 1), r.Client, r.Server}
+		if parts[k] == nil {
+			parts[k] = map[string]Run{}
+			order = append(order, k)
+		}
+		parts[k][r.Part] = r
+	}
+	if len(order) == 0 {
+		return
+	}
+	sb.WriteString("\nPerson-level sessions (SPEC.md §13): the record session of the customers, each with an email and a phone (2 slots), " +
+		"against the platform's people, each with an email and a phone, versus the two identifier-level sessions of the same file " +
+		"(its emails against the platform's emails, its phones against its phones), each through a server of its own, in the same mode; " +
+		"the sums add the two sessions, run one after the other. Counts: customers (record session), identifiers (each column). " +
+		"Bytes are SPEC.md §5 frames / TCP payload; ratios are record session / sum, of frames for bytes. CPU is both sides' processes.\n\n")
+	sb.WriteString("| mode | suite | customers | platform people | customers matched (true) | email + phone matched (true) | record wall s | sum wall s | wall ratio | record CPU s | sum CPU s | CPU ratio | record client→server MB | sum client→server MB | up ratio | record server→client MB | sum server→client MB | down ratio |\n")
+	sb.WriteString("|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	mb := func(frames, tcp int64) string {
+		return fmt.Sprintf("%.2f / %.2f", float64(frames)/1e6, float64(tcp)/1e6)
+	}
+	count := func(r Run) string {
+		c := strconv.Itoa(r.Counted)
+		if r.Private != nil && r.Private.Below {
+			c = fmt.Sprintf("< %d", r.Private.Threshold)
+		}
+		return fmt.Sprintf("%s (%d)", c, r.TrueOverlap)
+	}
+	for _, k := range order {
+		rec, ok1 := parts[k][PartRecords]
+		em, ok2 := parts[k][PartEmail]
+		ph, ok3 := parts[k][PartPhone]
+		if !ok1 || !ok2 || !ok3 {
+			continue
+		}
+		wall, cpu := em.WallS+ph.WallS, em.CPUS+ph.CPUS
+		up, upTCP := em.ClientBytes+ph.ClientBytes, em.ClientWire+ph.ClientWire
+		down, downTCP := em.ServerBytes+ph.ServerBytes, em.ServerWire+ph.ServerWire
+		fmt.Fprintf(sb, "| %s | %d | %d | %d | %s | %s + %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %s | %.2f | %s | %s | %.2f |\n",
+			k.mode, k.suite, k.client, k.server, count(rec), count(em), count(ph),
+			rec.WallS, wall, rec.WallS/wall, rec.CPUS, cpu, rec.CPUS/cpu,
+			mb(rec.ClientBytes, rec.ClientWire), mb(up, upTCP), float64(rec.ClientBytes)/float64(up),
+			mb(rec.ServerBytes, rec.ServerWire), mb(down, downTCP), float64(rec.ServerBytes)/float64(down))
 	}
 }

@@ -242,7 +242,7 @@ func privateOpening(sh *shipper, c *psi.PrivateClient, s *psi.PrivateServer) err
 // whose WallS, OnlineS, per-op costs, bytes and sizes are set; elemBytes is
 // the size of the server's element chunks.
 func privateFinish(r *Run, rep *Report, elemBytes int64) {
-	r.ClientBPE = float64(r.ClientBytes) / float64(r.Client+r.ServerPadded)
+	r.ClientBPE = float64(r.ClientBytes) / float64(r.elements()+r.ServerPadded)
 	r.ServerBPE = float64(r.ServerBytes) / float64(r.ServerPadded)
 	r.SetBitsPerEl = 8 * float64(elemBytes) / float64(r.ServerPadded)
 
@@ -253,7 +253,9 @@ func privateFinish(r *Run, rep *Report, elemBytes int64) {
 	// hashes and blinds its n identifiers; the server computes R' ringer
 	// images and raises the n blinded identifiers. The client key A = B^a is
 	// one more fixed-base multiplication.
-	n, y, bigN, rp := float64(r.Client), float64(r.Server), float64(r.ServerPadded), float64(r.Ringers)
+	// A record session's n is its n·s slots, its |Y| the union of the
+	// kinds' sets.
+	n, y, bigN, rp := float64(r.elements()), float64(r.setSize()), float64(r.ServerPadded), float64(r.Ringers)
 	cores := float64(rep.Workers)
 	cost := func(hashes, mults, bases float64) float64 {
 		return (hashes*r.HashNS + mults*r.MultNS + bases*r.BaseMultNS) / cores / 1e9

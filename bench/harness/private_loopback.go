@@ -51,7 +51,7 @@ func (cr *privateClientReport) paramsNS() int64 { return cr.ParamsNS }
 // privateClientChild runs one private-mode session with the seeded client
 // list and reports it.
 func privateClientChild(cfg clientChildConfig) error {
-	c, d, err := newClientChild(cfg)
+	c, req, err := newClientChild(cfg)
 	if err != nil {
 		return err
 	}
@@ -59,24 +59,24 @@ func privateClientChild(cfg clientChildConfig) error {
 	var rep privateClientReport
 	cpu0 := cpuTime()
 	start := time.Now()
-	res, err := c.MatchPrivate(context.Background(), client.MatchRequest{Kind: psi.KindEmail, Digests: d.client,
-		Progress: func(p client.Progress) {
-			t := int64(time.Since(start))
-			switch p.Phase {
-			case "raising":
-				if p.Done == p.Total {
-					rep.RaisedNS = t
-				}
-			case "sending":
-				if p.Done == p.Total {
-					rep.SentNS = t
-				}
-			case "returning":
-				if p.Done == p.Total {
-					rep.ReturnedNS = t
-				}
+	req.Progress = func(p client.Progress) {
+		t := int64(time.Since(start))
+		switch p.Phase {
+		case "raising":
+			if p.Done == p.Total {
+				rep.RaisedNS = t
 			}
-		}})
+		case "sending":
+			if p.Done == p.Total {
+				rep.SentNS = t
+			}
+		case "returning":
+			if p.Done == p.Total {
+				rep.ReturnedNS = t
+			}
+		}
+	}
+	res, err := c.MatchPrivate(context.Background(), req)
 	// On the clock of the progress reports, so that the phases add up.
 	rep.ElapsedNS = int64(time.Since(start))
 	rep.CPUNS = int64(cpuTime() - cpu0)
@@ -104,18 +104,34 @@ func runPrivateLoopback(cfg Config, p Pair, rep *Report) (Run, error) {
 		cfg.tamper(d)
 	}
 	r.TrueOverlap = d.overlap
+	sc, cc := childConfigs(cfg, p, 0, true)
+	return privateLoopback(cfg, r, rep, sc, cc, nil)
+}
+
+// privateLoopback runs one private-mode session, identifier-level or a
+// record session (mode 6), through the real service with children
+// configured by sc and cc, and completes r, whose description (mode, part,
+// sizes) and TrueOverlap are set. check, if not nil, checks the client's
+// report before the release is checked against the truth.
+func privateLoopback(cfg Config, r Run, rep *Report, sc serverChildConfig, cc clientChildConfig, check func(*privateClientReport) error) (Run, error) {
+	p := Pair{Client: r.Client, Server: r.Server}
 	var cr privateClientReport
-	lb, err := runChildren(cfg, p, 0, true, &cr)
+	lb, err := runChildPair(cfg, sc, cc, &cr)
 	if err != nil {
 		return r, err
 	}
-	if cr.ClientSize != p.Client || cr.ServerSize <= p.Server {
-		return r, fmt.Errorf("harness: private-loopback, client %d, server %d: the session had n = %d, N = %d",
-			p.Client, p.Server, cr.ClientSize, cr.ServerSize)
+	if cr.ClientSize != p.Client || cr.ServerSize <= r.setSize() {
+		return r, fmt.Errorf("harness: %s, client %d, server %d: the session had n = %d, N = %d",
+			r.label(), p.Client, p.Server, cr.ClientSize, cr.ServerSize)
+	}
+	if check != nil {
+		if err := check(&cr); err != nil {
+			return r, err
+		}
 	}
 	r.ClientRSS, r.ServerRSS = lb.clientRSS, lb.serverRSS
 	r.ServerPadded = cr.ServerSize
-	r.Ringers = r.ServerPadded - p.Server // one identifier per subject: the whole set is in the snapshot
+	r.Ringers = r.ServerPadded - r.setSize() // one identifier per subject and kind: the whole set is in the snapshot
 
 	ns := func(v int64) float64 { return time.Duration(v).Seconds() }
 	params := cr.paramsNS()
@@ -125,16 +141,16 @@ func runPrivateLoopback(cfg Config, p Pair, rep *Report) (Run, error) {
 	r.CPUS = r.ClientCPUS + r.ServerCPUS
 	r.ClientBytes, r.ServerBytes = cr.FrameBytesSent, cr.FrameBytesReceived
 	r.ClientWire, r.ServerWire = cr.WireBytesSent, cr.WireBytesReceived
-	addPhase(&r, "open: TLS, policy, budget, snapshot, set encoding with ringers (until PrivateParams)", "both", 0, params, p.Server)
+	addPhase(&r, "open: TLS, policy, budget, snapshot, set encoding with ringers (until PrivateParams)", "both", 0, params, r.setSize())
 	addPhase(&r, "client: receive and raise server elements (check, multiply, duplicate check, shuffle)", "client", params, cr.RaisedNS, r.ServerPadded)
 	addPhase(&r, "client: key, hash, blind and send the list (the server computes ringer images, evaluates as chunks arrive)", "both",
-		cr.RaisedNS, cr.SentNS, p.Client)
+		cr.RaisedNS, cr.SentNS, r.elements())
 	addPhase(&r, "client: return the raised elements (the server checks them as they arrive)", "both", cr.SentNS, cr.ReturnedNS, r.ServerPadded)
 	addPhase(&r, "server: check the last returned, ringer check, count, release (until PrivateRelease)", "server", cr.ReturnedNS, cr.ElapsedNS, 0)
 
 	mech, err := dp.FromWire(cr.MechCode, cr.EpsNum, cr.EpsDen, cr.Sensitivity)
 	if err != nil {
-		return r, fmt.Errorf("harness: private-loopback, client %d, server %d: the release's mechanism: %w", p.Client, p.Server, err)
+		return r, fmt.Errorf("harness: %s, client %d, server %d: the release's mechanism: %w", r.label(), p.Client, p.Server, err)
 	}
 	res := psi.PrivateResult{ClientSize: cr.ClientSize, ServerSize: cr.ServerSize, Mechanism: mech, Threshold: cr.Threshold,
 		Below: cr.Below, Count: cr.Count, Low: cr.Low, High: cr.High}
