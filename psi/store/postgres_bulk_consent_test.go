@@ -154,17 +154,34 @@ func TestPostgresBulkConsent(t *testing.T) {
 		name       string
 		rebuildMin int64
 		preload    bool // the first third appended (chunked) first
+		other      bool // the ledger holds twice as many other events (the file moved back in time), analyzed
+		phase      string
 	}{
-		{"rebuild", 0, false},
-		{"no rebuild", 1 << 62, false},
-		{"preloaded rebuild", 0, true},
-		{"preloaded no rebuild", 1 << 62, true},
+		{"rebuild", 0, false, false, "rebuilding the consent ledger's index and foreign keys"},
+		{"no rebuild", 1 << 62, false, false, ""},
+		{"preloaded rebuild", 0, true, false, "rebuilding the consent ledger's index and foreign keys"},
+		{"preloaded no rebuild", 1 << 62, true, false, ""},
+		{"foreign keys only", 10, true, true, "checking the consent ledger's foreign keys"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			withRebuildMin(tc.rebuildMin, func() {
 				ref, s := openPostgresTest(t), openPostgresTest(t)
 				for _, st := range []Store{ref, s} {
 					mustImport(t, st, ids...)
+					if tc.other {
+						for _, back := range []time.Duration{1000 * time.Hour, 2000 * time.Hour} {
+							moved := slices.Clone(events)
+							for i := range moved {
+								moved[i].At = moved[i].At.Add(-back)
+							}
+							if _, _, err := appendAll(t, t.Context(), st, moved, ImportOptions{}); err != nil {
+								t.Fatal(err)
+							}
+						}
+						if _, err := st.(*Postgres).pool.Exec(t.Context(), `ANALYZE consent_events`); err != nil {
+							t.Fatal(err)
+						}
+					}
 					if tc.preload {
 						if _, _, err := appendAll(t, t.Context(), st, events[:third], ImportOptions{ChunkRows: 200}); err != nil {
 							t.Fatal(err)
@@ -190,8 +207,10 @@ func TestPostgresBulkConsent(t *testing.T) {
 				if !maps.Equal(rejects, wantRejects) {
 					t.Errorf("bulk import refused %d rows, want %d (or other rows)", len(rejects), len(wantRejects))
 				}
-				if rebuilt := slices.Contains(phases, "rebuilding the consent ledger's index and foreign keys"); rebuilt != (tc.rebuildMin == 0) {
-					t.Errorf("phases %q: rebuilt %t", phases, rebuilt)
+				for _, p := range []string{"rebuilding the consent ledger's index and foreign keys", "checking the consent ledger's foreign keys"} {
+					if slices.Contains(phases, p) != (p == tc.phase) {
+						t.Errorf("phases %q, want %q", phases, tc.phase)
+					}
 				}
 				wantLedger := consentDump(t, ref)
 				if got := consentDump(t, s); got != wantLedger {
