@@ -58,8 +58,11 @@ func consentCommand() *cli.Command {
 					store.ClockSkew.String() + " in the future (future_at). A row identical to an event already in the\n" +
 					"ledger is counted as already present and not appended again; the summary reads\n" +
 					"\"R rows read, A appended, P already present, J rejected\" with R = A + P + J.\n\n" +
-					importHelp + "\n\n" + exitStatusHelp,
-				Flags:  append([]cli.Flag{dbFlag, regionFlag, formatFlag}, rejectFlags...),
+					importHelp + "\n\n" + consentBulkHelp + "\n\n" + exitStatusHelp,
+				Flags: append([]cli.Flag{dbFlag, regionFlag, formatFlag, &cli.BoolFlag{
+					Name:  bulkFlag.Name,
+					Usage: "PostgreSQL: stage the file in an unlogged table, then append it in one transaction (fast; resumable; see below)",
+				}}, rejectFlags...),
 				Action: consentImport,
 			},
 		},
@@ -134,8 +137,21 @@ func consentHint(err error, e store.ConsentEvent) error {
 	return err
 }
 
+const consentBulkHelp = "With --bulk (PostgreSQL only) the events are first copied into an unlogged\n" +
+	"staging table, then appended in one transaction under the same rules: the\n" +
+	"ledger ends with the events the import without --bulk appends, in the same\n" +
+	"order, with the same rows refused, except that every event of the file is\n" +
+	"recorded at the time of the merge. Nothing is appended until the merge\n" +
+	"commits, and while it runs it holds other consent appends off. Stopped (a kill,\n" +
+	"an error), it resumes when run again on the same unchanged file: the rows\n" +
+	"staged before are read and checked again, not staged again, and every run of\n" +
+	"the file judges future_at against the time its first run began. The rows the\n" +
+	"ledger refuses (unknown_subject, unknown_identifier) are reported by the merge,\n" +
+	"after the rows rejected while reading; --strict and --max-rejects stopping on\n" +
+	"one of them leave nothing appended."
+
 func consentImport(c *cli.Context) error {
-	return ledgerImport(c, "overlap consent import testdata/sample/platform_consent.csv", "importing consent",
+	return ledgerImport(c, "overlap consent import testdata/sample/platform_consent.csv", "importing consent", "consent",
 		readConsent, eventOf, func(r idfile.ConsentRow) int { return r.Line },
 		func(ctx context.Context, st store.Store, events iter.Seq[store.ConsentEvent], o store.ImportOptions) (store.ImportResult, error) {
 			return st.AppendConsent(ctx, events, o)

@@ -49,7 +49,7 @@ func idsCommand() *cli.Command {
 }
 
 func idsImport(c *cli.Context) error {
-	return ledgerImport(c, "overlap ids import testdata/sample/platform_identifiers.csv", "importing",
+	return ledgerImport(c, "overlap ids import testdata/sample/platform_identifiers.csv", "importing", "identifiers",
 		readRows, identifierOf, func(r idfile.Row) int { return r.Line },
 		func(ctx context.Context, st store.Store, rows iter.Seq[store.Identifier], o store.ImportOptions) (store.ImportResult, error) {
 			return st.ImportIdentifiers(ctx, rows, o)
@@ -59,7 +59,8 @@ func idsImport(c *cli.Context) error {
 		})
 }
 
-// bulkFlag makes ids import a bulk import (store.ImportOptions.Bulk).
+// bulkFlag makes ids import and consent import bulk imports
+// (store.ImportOptions.Bulk).
 var bulkFlag = &cli.BoolFlag{
 	Name:  "bulk",
 	Usage: "PostgreSQL: stage the file in an unlogged table, then merge it in one transaction (fast; resumable; see below)",

@@ -10,6 +10,7 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -37,30 +38,50 @@ const importHelp = "The store commits every 5,000 rows, so sessions served meanw
 	"same ledger as one uninterrupted run, since rows already present are counted\n" +
 	"as such and not added twice."
 
-// lineMap remembers the file line of each row passed to the store (its
-// 1-based sequence number), for the rows whose chunk is not committed yet:
-// the store reports a refused row after its chunk is committed.
+// lineMap maps the sequence number of each row passed to the store
+// (1-based) to its file line, for the store's reports of refused rows.
+// Every row is one line, so line - seq only grows, at a blank line, a
+// header or a row the reader rejected; the map keeps the rows where it
+// changes, a few words per skipped line however long the file, and can
+// answer for every row (a bulk import reports the rows the ledger refused
+// after the whole file was read).
 type lineMap struct {
-	base        int64 // sequence number of lines[0] minus 1
-	lines       []int
-	settledLine int // the line of row base
+	n    int64   // rows added
+	seqs []int64 // the first row of each run of rows with equal line - seq
+	offs []int   // line - seq of each run
 }
 
-func (m *lineMap) add(line int) { m.lines = append(m.lines, line) }
+func (m *lineMap) add(line int) {
+	m.n++
+	off := line - int(m.n)
+	if k := len(m.offs); k == 0 || m.offs[k-1] != off {
+		m.seqs = append(m.seqs, m.n)
+		m.offs = append(m.offs, off)
+	}
+}
 
+// run is the index of the run holding row seq, or -1.
+func (m *lineMap) run(seq int64) int {
+	return sort.Search(len(m.seqs), func(i int) bool { return m.seqs[i] > seq }) - 1
+}
+
+// line is the file line of row seq, or 0 when the map does not know it.
 func (m *lineMap) line(seq int64) int {
-	if i := seq - 1 - m.base; i >= 0 && i < int64(len(m.lines)) {
-		return m.lines[i]
+	if seq < 1 || seq > m.n {
+		return 0
+	}
+	if i := m.run(seq); i >= 0 {
+		return int(seq) + m.offs[i]
 	}
 	return 0
 }
 
-// settled forgets the lines of rows up to seq.
+// settled forgets the runs that end before row seq: the store will not
+// report those rows again.
 func (m *lineMap) settled(seq int64) {
-	if n := seq - m.base; n > 0 && n <= int64(len(m.lines)) {
-		m.settledLine = m.lines[n-1]
-		m.lines = append(m.lines[:0], m.lines[n:]...)
-		m.base = seq
+	if i := m.run(seq); i > 0 {
+		m.seqs = append(m.seqs[:0], m.seqs[i:]...)
+		m.offs = append(m.offs[:0], m.offs[i:]...)
 	}
 }
 
@@ -70,7 +91,7 @@ func (m *lineMap) settled(seq int64) {
 // imported + already present + rejected, and any rejected row makes the
 // exit status 3. --strict and --max-rejects stop the import; the chunks
 // committed before stay, and the error says how far it got.
-func ledgerImport[R, T any](c *cli.Context, example, desc string, reader rowReader[R], conv func(R) T, lineOf func(R) int,
+func ledgerImport[R, T any](c *cli.Context, example, desc, bulkWhat string, reader rowReader[R], conv func(R) T, lineOf func(R) int,
 	write func(context.Context, store.Store, iter.Seq[T], store.ImportOptions) (store.ImportResult, error),
 	parts func(store.ImportResult) []summaryPart) error {
 	if c.NArg() != 1 {
@@ -84,6 +105,12 @@ func ledgerImport[R, T any](c *cli.Context, example, desc string, reader rowRead
 	format, err := fileFormat(c, path)
 	if err != nil {
 		return err
+	}
+	if c.Bool(bulkFlag.Name) {
+		// Before the store is opened: a refused --bulk needs no connection.
+		if err := bulkCheck(path, c.String(dbFlag.Name)); err != nil {
+			return err
+		}
 	}
 	rep, err := newRejectReporter(c, path)
 	if err != nil {
@@ -131,6 +158,7 @@ func ledgerImport[R, T any](c *cli.Context, example, desc string, reader rowRead
 		}
 	}
 	var stopErr error // --max-rejects stopping on a row the store refused
+	bulk := c.Bool(bulkFlag.Name)
 	sopts := store.ImportOptions{
 		OnReject: func(re *store.RowError) {
 			if err := storeReject(rep, path, lines.line(re.Row), re, maxRejects); err != nil && stopErr == nil {
@@ -139,15 +167,17 @@ func ledgerImport[R, T any](c *cli.Context, example, desc string, reader rowRead
 			}
 		},
 		Progress: func(res store.ImportResult) {
-			lines.settled(res.Read)
+			if !bulk {
+				lines.settled(res.Read)
+			}
 			if !isTerminal(c.App.ErrWriter) && time.Since(last) >= progressEvery {
 				last = time.Now()
 				fmt.Fprintf(c.App.ErrWriter, "overlap: %s: %s\n", path, progressLine(int64(read.Rejected)+res.Read, counted.n, size, time.Since(start)))
 			}
 		},
 	}
-	if c.Bool(bulkFlag.Name) {
-		if sopts.Bulk, err = bulkName(path, c.String(dbFlag.Name)); err != nil {
+	if bulk {
+		if sopts.Bulk, err = bulkName(bulkWhat, path, c.String(dbFlag.Name)); err != nil {
 			return err
 		}
 		sopts.Phase = func(p string) { fmt.Fprintf(c.App.ErrWriter, "overlap: %s: %s\n", path, p) }
@@ -168,7 +198,7 @@ func ledgerImport[R, T any](c *cli.Context, example, desc string, reader rowRead
 	if cerr := rep.close(); cerr != nil {
 		return cerr
 	}
-	if err := importStopped(rep, path, lines, res, readErr, storeStrict, stopErr, err); err != nil {
+	if err := importStopped(rep, path, lines, bulk, res, readErr, storeStrict, stopErr, err); err != nil {
 		return err
 	}
 	summary := read
@@ -193,14 +223,19 @@ func storeReject(rep *rejectReporter, path string, line int, re *store.RowError,
 // importStopped returns the error of an import that stopped before the
 // end of its file (the reader's stop, --strict or --max-rejects on a row
 // the store refused, or a store error), saying how far it got; nil when it
-// read the whole file.
-func importStopped(rep *rejectReporter, path string, lines lineMap, res store.ImportResult, readErr, storeStrict, stopErr, err error) error {
+// read the whole file. A bulk import that stopped merged nothing: the rows
+// it read were staged, not imported.
+func importStopped(rep *rejectReporter, path string, lines lineMap, bulk bool, res store.ImportResult, readErr, storeStrict, stopErr, err error) error {
 	stopped := func(e error) error {
-		if res.Read == 0 {
+		switch {
+		case res.Read == 0:
 			return fmt.Errorf("%w (nothing was imported)", e)
+		case bulk:
+			return fmt.Errorf("%w (nothing was imported; the valid rows of the first %d, up to line %d, are staged, and running the same --bulk import on the unchanged file resumes)",
+				e, res.Read, lines.line(res.Read))
 		}
 		return fmt.Errorf("%w (the first %d rows, up to line %d, were imported; running the same import again is safe)",
-			e, res.Read, lastLine(lines, res.Read))
+			e, res.Read, lines.line(res.Read))
 	}
 	switch {
 	case readErr != nil && !errors.Is(readErr, errStopped):
@@ -213,17 +248,6 @@ func importStopped(rep *rejectReporter, path string, lines lineMap, res store.Im
 		return stopped(fmt.Errorf("importing %s: %w", path, err))
 	}
 	return nil
-}
-
-// lastLine is the file line of row seq, when the map still knows it.
-func lastLine(m lineMap, seq int64) int {
-	if l := m.line(seq); l > 0 {
-		return l
-	}
-	if seq == m.base {
-		return m.settledLine
-	}
-	return 0
 }
 
 // keepHint applies f to err's message and keeps its hint.
@@ -260,15 +284,24 @@ func progressLine(rows, done, size int64, elapsed time.Duration) string {
 	return s
 }
 
-// bulkName names the bulk import of the file at path: its absolute path,
-// size and modification time, so that a run on the same unchanged file
-// resumes it and a changed file starts a batch of its own.
-func bulkName(path, dsn string) (string, error) {
+// bulkCheck refuses --bulk for a SQLite store or standard input.
+func bulkCheck(path, dsn string) error {
 	if !store.IsPostgres(dsn) {
-		return "", withHint(errors.New("--bulk needs a PostgreSQL store"), "drop --bulk for a SQLite store, or pass --db postgres://...")
+		return withHint(errors.New("--bulk needs a PostgreSQL store"), "drop --bulk for a SQLite store, or pass --db postgres://...")
 	}
 	if path == "-" {
-		return "", withHint(errors.New("--bulk needs a file, not standard input"), "a bulk import resumes by the file's path, size and time")
+		return withHint(errors.New("--bulk needs a file, not standard input"), "a bulk import resumes by the file's path, size and time")
+	}
+	return nil
+}
+
+// bulkName names the bulk import of the file at path: its absolute path,
+// size and modification time, so that a run on the same unchanged file
+// resumes it and a changed file starts a batch of its own. what is
+// "identifiers" or "consent".
+func bulkName(what, path, dsn string) (string, error) {
+	if err := bulkCheck(path, dsn); err != nil {
+		return "", err
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -278,5 +311,5 @@ func bulkName(path, dsn string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("identifiers %s %d %d", abs, fi.Size(), fi.ModTime().UnixNano()), nil
+	return fmt.Sprintf("%s %s %d %d", what, abs, fi.Size(), fi.ModTime().UnixNano()), nil
 }

@@ -25,7 +25,8 @@
 //	session_journal         open sessions: reservation, phase and lease, until the audit row replaces them
 //	epochs, epoch_tags      the epochs of SPEC.md §10.12: description, key b_E (a secret) and kept tags,
 //	                        until DeleteEpochs (see epochs.go)
-//	bulk_batches            PostgreSQL, unlogged: bulk identifier imports being staged (postgres_bulk.go)
+//	bulk_batches            PostgreSQL, unlogged: bulk identifier and consent imports being staged
+//	                        (postgres_bulk.go, postgres_bulk_consent.go)
 //	derived_state, matchable_digests, identifier_stats
 //	                        PostgreSQL, unlogged: the kept matchable set and Stats, and the
 //	                        generation they are of (postgres_derived.go)
@@ -198,9 +199,9 @@
 // COPYed into it and written with INSERT … SELECT … ON CONFLICT DO NOTHING;
 // each append chunk goes in through unnest under an EXCLUSIVE lock on
 // consent_events, taken before it looks for identical events, so event ids
-// follow commit order and the lookup cannot race. A bulk identifier import
-// ([ImportOptions].Bulk) stages in an unlogged table and merges in one
-// transaction (postgres_bulk.go). Snapshots read in a REPEATABLE READ, READ
+// follow commit order and the lookup cannot race. A bulk identifier or
+// consent import ([ImportOptions].Bulk) stages in an unlogged table and
+// merges in one transaction (postgres_bulk.go, postgres_bulk_consent.go). Snapshots read in a REPEATABLE READ, READ
 // ONLY transaction; on PostgreSQL, Snapshot and Stats read the kept
 // matchable set and counts, rebuilt set-based when the ledger generation
 // moved (postgres_derived.go), and SnapshotPerSubject reads the ledger. On both, the callback of

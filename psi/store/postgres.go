@@ -171,8 +171,12 @@ const consentRows = `unnest($1::bigint[], $2::text[], $3::smallint[], $4::text[]
 // one transaction that holds an EXCLUSIVE lock on consent_events from
 // before its first read, so ids are assigned in commit order, a snapshot's
 // LedgerPosition covers exactly the events it saw, and the check for an
-// identical event already in the ledger cannot race another append.
+// identical event already in the ledger cannot race another append. With
+// opts.Bulk set it is a bulk consent import (postgres_bulk_consent.go).
 func (p *Postgres) AppendConsent(ctx context.Context, events iter.Seq[ConsentEvent], opts ImportOptions) (ImportResult, error) {
+	if opts.Bulk != "" {
+		return p.bulkAppendConsent(ctx, events, opts)
+	}
 	var total int64
 	res, err := runImport(ctx, "append consent", events, opts, validateEvent,
 		func(ctx context.Context, rows []seqRow[ConsentEvent], strict bool) (chunkResult, error) {

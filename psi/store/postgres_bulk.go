@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -70,47 +71,70 @@ var bulkIndexes = []struct{ drop, add string }{
 		`ALTER TABLE subjects ADD CONSTRAINT subjects_subject_key UNIQUE (subject)`},
 }
 
+// bulkSession acquires the connection a bulk import of the batch name
+// runs on, holding the session advisory lock of the batch, with
+// synchronous_commit off for the staged chunks. release gives it back.
+func (p *Postgres) bulkSession(ctx context.Context, op, name string) (conn *pgxpool.Conn, release func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	conn, err = p.pool.Acquire(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, int32(bulkLockKey), name).Scan(&locked); err != nil {
+		conn.Release()
+		return nil, nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	if !locked {
+		conn.Release()
+		return nil, nil, fmt.Errorf("store: %s: another bulk import of this batch is running", op)
+	}
+	unlock := func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		conn.Exec(uctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, int32(bulkLockKey), name)
+		conn.Exec(uctx, `RESET synchronous_commit`)
+		conn.Exec(uctx, `RESET temp_buffers`)
+		conn.Release()
+	}
+	// Room for the merge's temporary tables in memory (8 MB by default);
+	// PostgreSQL takes it only before the session's first temporary
+	// table, so a connection that had one keeps its setting.
+	conn.Exec(ctx, `SET temp_buffers = '256MB'`)
+	// Commits of staged chunks need not wait for the disk: an unlogged
+	// table does not survive a crash anyway. The merge's commit sets it
+	// back.
+	if _, err := conn.Exec(ctx, `SET synchronous_commit = off`); err != nil {
+		unlock()
+		return nil, nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	return conn, unlock, nil
+}
+
 // bulkImport runs a bulk identifier import of the batch opts.Bulk.
 func (p *Postgres) bulkImport(ctx context.Context, rows iter.Seq[Identifier], opts ImportOptions) (res ImportResult, err error) {
 	const op = "bulk import"
-	if err := ctx.Err(); err != nil {
-		return res, fmt.Errorf("store: %s: %w", op, err)
+	if strings.HasPrefix(opts.Bulk, bulkConsentPrefix) {
+		return res, fmt.Errorf("store: %s: a batch name may not begin with %q", op, bulkConsentPrefix)
 	}
 	phase := func(format string, args ...any) {
 		if opts.Phase != nil {
 			opts.Phase(fmt.Sprintf(format, args...))
 		}
 	}
-	conn, err := p.pool.Acquire(ctx)
-	if err != nil {
-		return res, fmt.Errorf("store: %s: %w", op, err)
-	}
-	defer conn.Release()
-	var locked bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, int32(bulkLockKey), opts.Bulk).Scan(&locked); err != nil {
-		return res, fmt.Errorf("store: %s: %w", op, err)
-	}
-	if !locked {
-		return res, fmt.Errorf("store: %s: another bulk import of this batch is running", op)
-	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		conn.Exec(uctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, int32(bulkLockKey), opts.Bulk)
-	}()
-	// Commits of staged chunks need not wait for the disk: an unlogged
-	// table does not survive a crash anyway. The merge's commit sets it
-	// back.
-	if _, err := conn.Exec(ctx, `SET synchronous_commit = off`); err != nil {
-		return res, fmt.Errorf("store: %s: %w", op, err)
-	}
-	defer conn.Exec(context.WithoutCancel(ctx), `RESET synchronous_commit`)
-
-	id, staged, err := bulkBatch(ctx, conn, opts.Bulk)
+	conn, release, err := p.bulkSession(ctx, op, opts.Bulk)
 	if err != nil {
 		return res, err
 	}
-	table := pgx.Identifier{"bulk_identifiers_" + strconv.FormatInt(id, 10)}
+	defer release()
+
+	id, staged, _, err := bulkBatch(ctx, conn, opts.Bulk, bulkIdentifiersTable, bulkIdentifiersColumns)
+	if err != nil {
+		return res, err
+	}
+	table := pgx.Identifier{bulkIdentifiersTable + strconv.FormatInt(id, 10)}
 	if staged > 0 {
 		phase("resuming: rows up to %d were staged before", staged)
 	} else {
@@ -123,7 +147,7 @@ func (p *Postgres) bulkImport(ctx context.Context, rows iter.Seq[Identifier], op
 	res, err = runImport(ctx, op, rows, opts, validateIdentifierAt, func(ctx context.Context, rows []seqRow[Identifier], _ bool) (chunkResult, error) {
 		valid += int64(len(rows))
 		if i := firstAfter(rows, staged); i < len(rows) {
-			if err := stageChunk(ctx, conn, id, table, rows[i:]); err != nil {
+			if err := stageChunk(ctx, conn, id, table, rows[i:], copyIdentifiers); err != nil {
 				return chunkResult{}, err
 			}
 		}
@@ -133,7 +157,7 @@ func (p *Postgres) bulkImport(ctx context.Context, rows iter.Seq[Identifier], op
 		return res, err
 	}
 	phase("merging %d staged rows into the ledger", valid)
-	inserted, err := p.bulkMerge(ctx, conn, id, table, phase)
+	inserted, err := p.bulkMerge(ctx, conn, id, table, valid, phase)
 	if err != nil {
 		return res, err
 	}
@@ -145,7 +169,7 @@ func (p *Postgres) bulkImport(ctx context.Context, rows iter.Seq[Identifier], op
 
 // firstAfter is the index of the first row of rows past sequence number
 // staged (rows are in sequence order).
-func firstAfter(rows []seqRow[Identifier], staged int64) int {
+func firstAfter[T any](rows []seqRow[T], staged int64) int {
 	for i := range rows {
 		if rows[i].seq > staged {
 			return i
@@ -154,39 +178,79 @@ func firstAfter(rows []seqRow[Identifier], staged int64) int {
 	return len(rows)
 }
 
-// bulkBatch finds or creates the batch name and its staging table, and
-// returns its id and staged mark.
-func bulkBatch(ctx context.Context, conn *pgxpool.Conn, name string) (id, staged int64, err error) {
+// The staging tables of bulk imports: bulk_identifiers_N and
+// bulk_consent_N for batch N, with their columns.
+const (
+	bulkIdentifiersTable   = "bulk_identifiers_"
+	bulkIdentifiersColumns = `seq bigint NOT NULL, subject text NOT NULL, kind smallint NOT NULL, value text NOT NULL,
+			digest bytea NOT NULL, collected_for text NOT NULL`
+)
+
+// bulkBatch finds or creates the batch name and its staging table (table
+// followed by the batch id, with columns), and returns its id, staged
+// mark and the time it was created.
+func bulkBatch(ctx context.Context, conn *pgxpool.Conn, name, table, columns string) (id, staged int64, created time.Time, err error) {
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `SELECT id, staged FROM bulk_batches WHERE name = $1`, name).Scan(&id, &staged)
+		err := tx.QueryRow(ctx, `SELECT id, staged, created_at FROM bulk_batches WHERE name = $1`, name).Scan(&id, &staged, &created)
 		if errors.Is(err, pgx.ErrNoRows) {
-			now := time.Now()
+			created = time.Now().UTC().Truncate(time.Microsecond)
 			err = tx.QueryRow(ctx, `INSERT INTO bulk_batches (name, created_at, updated_at) VALUES ($1, $2, $2) RETURNING id`,
-				name, now).Scan(&id)
+				name, created).Scan(&id)
 		}
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `CREATE UNLOGGED TABLE IF NOT EXISTS `+bulkTable(id)+` (
-			seq bigint NOT NULL, subject text NOT NULL, kind smallint NOT NULL, value text NOT NULL,
-			digest bytea NOT NULL, collected_for text NOT NULL)`)
+		_, err = tx.Exec(ctx, `CREATE UNLOGGED TABLE IF NOT EXISTS `+bulkTable(table, id)+` (`+columns+`)`)
 		return err
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("store: bulk import: batch: %w", err)
+		return 0, 0, time.Time{}, fmt.Errorf("store: bulk import: batch: %w", err)
 	}
-	return id, staged, nil
+	return id, staged, created, nil
 }
 
-func bulkTable(id int64) string {
-	return pgx.Identifier{"bulk_identifiers_" + strconv.FormatInt(id, 10)}.Sanitize()
+func bulkTable(table string, id int64) string {
+	return pgx.Identifier{table + strconv.FormatInt(id, 10)}.Sanitize()
+}
+
+// dropBatch drops the staging table and the batch row of batch id, in a
+// transaction of its own: the batch starts over at the next run.
+func dropBatch(ctx context.Context, conn *pgxpool.Conn, id int64, table pgx.Identifier) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+table.Sanitize()); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM bulk_batches WHERE id = $1`, id)
+		return err
+	})
+}
+
+// checkStaged compares the rows of the staging table t (in the merge's
+// transaction) with the valid rows the run read, staged by it or by a run
+// before it. They differ only if the staging table lost or gained rows
+// behind the batch's back; the batch is then dropped, so that the next run
+// starts over, rather than merged short of rows.
+func checkStaged(ctx context.Context, tx pgx.Tx, conn *pgxpool.Conn, id int64, table pgx.Identifier, valid int64) error {
+	var staged int64
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+table.Sanitize()).Scan(&staged); err != nil {
+		return fmt.Errorf("store: bulk import: merge: %w", err)
+	}
+	if staged == valid {
+		return nil
+	}
+	rollback(ctx, tx)
+	if err := dropBatch(ctx, conn, id, table); err != nil {
+		return fmt.Errorf("store: bulk import: the staging table holds %d rows where %d were read, and dropping the batch failed: %w", staged, valid, err)
+	}
+	return fmt.Errorf("store: bulk import: the staging table held %d rows where %d were read; the batch was dropped, run the import again to start over", staged, valid)
 }
 
 // stageChunk copies rows into the staging table and moves the batch's
 // mark to the last of them, in one transaction.
-func stageChunk(ctx context.Context, conn *pgxpool.Conn, id int64, table pgx.Identifier, rows []seqRow[Identifier]) error {
+func stageChunk[T any](ctx context.Context, conn *pgxpool.Conn, id int64, table pgx.Identifier, rows []seqRow[T],
+	copyRows func(context.Context, pgx.Tx, pgx.Identifier, []seqRow[T]) error) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if err := copyIdentifiers(ctx, tx, table, rows); err != nil {
+		if err := copyRows(ctx, tx, table, rows); err != nil {
 			return fmt.Errorf("store: bulk import: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE bulk_batches SET staged = $2, updated_at = $3 WHERE id = $1`,
@@ -200,7 +264,7 @@ func stageChunk(ctx context.Context, conn *pgxpool.Conn, id int64, table pgx.Ide
 // bulkMerge inserts the staged rows of batch id into the ledger, drops its
 // staging table and the batch, and returns how many identifier
 // collections it added (the chunked import's Inserted).
-func (p *Postgres) bulkMerge(ctx context.Context, conn *pgxpool.Conn, id int64, table pgx.Identifier, phase func(string, ...any)) (inserted int64, err error) {
+func (p *Postgres) bulkMerge(ctx context.Context, conn *pgxpool.Conn, id int64, table pgx.Identifier, valid int64, phase func(string, ...any)) (inserted int64, err error) {
 	t := table.Sanitize()
 	tx, err := conn.Begin(ctx)
 	if err != nil {
@@ -223,11 +287,14 @@ func (p *Postgres) bulkMerge(ctx context.Context, conn *pgxpool.Conn, id int64, 
 			return 0, err
 		}
 	}
-	var staged, ledger int64
-	if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+t+`), (SELECT reltuples::bigint FROM pg_class WHERE oid = 'identifiers'::regclass)`).Scan(&staged, &ledger); err != nil {
+	if err := checkStaged(ctx, tx, conn, id, table, valid); err != nil {
+		return 0, err
+	}
+	var ledger int64
+	if err := tx.QueryRow(ctx, `SELECT reltuples::bigint FROM pg_class WHERE oid = 'identifiers'::regclass`).Scan(&ledger); err != nil {
 		return 0, fmt.Errorf("store: bulk import: merge: %w", err)
 	}
-	rebuild := staged >= bulkRebuildMin && staged >= ledger
+	rebuild := valid >= bulkRebuildMin && valid >= ledger
 	if rebuild {
 		phase("dropping the ledger's indexes to rebuild them after the merge")
 		for _, ix := range bulkIndexes {

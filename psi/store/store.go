@@ -127,13 +127,15 @@ type ImportOptions struct {
 	// chunk (of a bulk import: after each staged chunk; its Inserted and
 	// Unchanged stay 0 until the merge).
 	Progress func(ImportResult)
-	// Bulk, when not empty, names a bulk identifier import on PostgreSQL
-	// (postgres_bulk.go): the rows are staged in an unlogged table, chunk
-	// by chunk, then merged into the ledger in one transaction. Running the
-	// same rows again under the same name after an interruption resumes:
-	// the rows staged before are not staged again. The name identifies the
-	// input (the CLI uses the file's path, size and modification time).
-	// SQLite and AppendConsent ignore it.
+	// Bulk, when not empty, names a bulk import on PostgreSQL, of
+	// identifiers (postgres_bulk.go) or of consent events
+	// (postgres_bulk_consent.go): the rows are staged in an unlogged
+	// table, chunk by chunk, then merged into the ledger in one
+	// transaction. Running the same rows again under the same name after
+	// an interruption resumes: the rows staged before are not staged
+	// again. The name identifies the input (the CLI uses the file's path,
+	// size and modification time); identifier and consent batches of one
+	// name are distinct. SQLite ignores it.
 	Bulk string
 	// Phase, when set, receives a short description of each phase of a
 	// bulk import as it begins (staging, merging, rebuilding indexes).
