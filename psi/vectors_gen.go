@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"filippo.io/edwards25519/field"
+
 	"github.com/overlap-psi/overlap/psi"
 	"github.com/overlap-psi/overlap/psi/internal/c25519"
 	"github.com/overlap-psi/overlap/psi/internal/r255"
@@ -104,6 +106,7 @@ type epochVector struct {
 }
 
 type negativeVector struct {
+	Suite   int    `json:"suite,omitempty"` // absent: suite 1
 	Name    string `json:"name"`
 	Expect  string `json:"expect"`
 	Hello   string `json:"hello"`
@@ -324,20 +327,74 @@ func negatives() []negativeVector {
 	notOnCurve := must(hex.DecodeString("26948d35ca62e643e26a83177332e6b6afeb9d08e4268b650f1f5bbd8d81d371"))
 	three := chunk(0, good(1), good(2), good(3))
 	return []negativeVector{
-		{"identity element", "psi.ErrPeer", hello(3), hexs(chunk(0, good(1), make([]byte, 32), good(3)))},
-		{"non-canonical encoding", "psi.ErrPeer", hello(3), hexs(chunk(0, good(1), nonCanonical, good(3)))},
-		{"not a point", "psi.ErrPeer", hello(3), hexs(chunk(0, good(1), notOnCurve, good(3)))},
-		{"31-byte element", "wire.ErrLength", hello(3), raw(three, func(b []byte) []byte { return b[:len(b)-1] })},
-		{"33-byte element", "wire.ErrLength", hello(3), raw(three, func(b []byte) []byte { return append(b, 0) })},
-		{"duplicate element", "psi.ErrPeer", hello(3), hexs(chunk(0, good(1), good(2), good(1)))},
-		{"count disagrees with the data", "wire.ErrLength", hello(3), raw(three, func(b []byte) []byte { b[9] = 4; return b })},
-		{"more elements than announced", "psi.ErrPeer", hello(2), hexs(three)},
-		{"wrong version", "wire.ErrVersion", hello(3), raw(three, func(b []byte) []byte { b[0] = 2; return b })},
-		{"wrong message type", "wire.ErrType", hello(3), raw(three, func(b []byte) []byte { b[1] = byte(wire.TypeEvaluated); return b })},
-		{"out-of-order chunk", "psi.ErrPeer", hello(3), hexs(chunk(1, good(1), good(2), good(3)))},
-		{"oversized request", "wire.ErrLimit", hello(3), raw(three, func(b []byte) []byte { b[6] = 0xFF; return b })},
-		{"request over the policy maximum", "psi.ErrParams", hello(1 << 20), ""},
-		{"hello over the protocol maximum", "wire.ErrLimit", raw(must(hex.DecodeString(hello(3))), func(b []byte) []byte { b[8] = 0x7F; return b }), ""},
+		{0, "identity element", "psi.ErrPeer", hello(3), hexs(chunk(0, good(1), make([]byte, 32), good(3)))},
+		{0, "non-canonical encoding", "psi.ErrPeer", hello(3), hexs(chunk(0, good(1), nonCanonical, good(3)))},
+		{0, "not a point", "psi.ErrPeer", hello(3), hexs(chunk(0, good(1), notOnCurve, good(3)))},
+		{0, "31-byte element", "wire.ErrLength", hello(3), raw(three, func(b []byte) []byte { return b[:len(b)-1] })},
+		{0, "33-byte element", "wire.ErrLength", hello(3), raw(three, func(b []byte) []byte { return append(b, 0) })},
+		{0, "duplicate element", "psi.ErrPeer", hello(3), hexs(chunk(0, good(1), good(2), good(1)))},
+		{0, "count disagrees with the data", "wire.ErrLength", hello(3), raw(three, func(b []byte) []byte { b[9] = 4; return b })},
+		{0, "more elements than announced", "psi.ErrPeer", hello(2), hexs(three)},
+		{0, "wrong version", "wire.ErrVersion", hello(3), raw(three, func(b []byte) []byte { b[0] = 2; return b })},
+		{0, "wrong message type", "wire.ErrType", hello(3), raw(three, func(b []byte) []byte { b[1] = byte(wire.TypeEvaluated); return b })},
+		{0, "out-of-order chunk", "psi.ErrPeer", hello(3), hexs(chunk(1, good(1), good(2), good(3)))},
+		{0, "oversized request", "wire.ErrLimit", hello(3), raw(three, func(b []byte) []byte { b[6] = 0xFF; return b })},
+		{0, "request over the policy maximum", "psi.ErrParams", hello(1 << 20), ""},
+		{0, "hello over the protocol maximum", "wire.ErrLimit", raw(must(hex.DecodeString(hello(3))), func(b []byte) []byte { b[8] = 0x7F; return b }), ""},
+	}
+}
+
+// negativesSuite2 are suite 2's elements that MUST be refused (SPEC.md
+// §12.5 and §12.6), each in a BlindedChunk of three with two valid ones.
+func negativesSuite2() []negativeVector {
+	hello := hexs(must((&wire.ClientHello{Mode: wire.ModeExact, Kind: 1, CanonVersion: 1, ClientSize: 3,
+		Suites: wire.SuitesOf(psi.Suite2)}).MarshalBinary()))
+	h := c25519.NewHasher([]byte("overlap negative vectors"))
+	good := func(i byte) [32]byte {
+		var e [32]byte
+		h.Hash(&e, []byte{i})
+		return e
+	}
+	chunk := func(elems ...[32]byte) string {
+		var all []byte
+		for _, e := range elems {
+			all = append(all, e[:]...)
+		}
+		return hexs(must((&wire.ElementChunk{Type: wire.TypeBlinded, Elements: all}).MarshalBinary()))
+	}
+	le := func(h string) [32]byte { return [32]byte(must(hex.DecodeString(h))) }
+	// The first u ≥ 2 whose point is on the twist: small, so canonical
+	// and not of low order, and refused only by the curve check.
+	var twist [32]byte
+	for u := byte(2); ; u++ {
+		twist = [32]byte{u}
+		if !c25519.Valid(&twist) {
+			break
+		}
+	}
+	// P + (0, 0), the point of order 2, has u-coordinate 1/u: a valid
+	// encoding, distinct from P, whose products equal P's (§12.6).
+	p := good(1)
+	fu := must(new(field.Element).SetBytes(p[:]))
+	torsioned := [32]byte(new(field.Element).Invert(fu).Bytes())
+	top := good(1)
+	top[31] |= 0x80
+	v := func(name string, bad [32]byte) negativeVector {
+		return negativeVector{2, name, "psi.ErrPeer", hello, chunk(good(2), bad, good(3))}
+	}
+	return []negativeVector{
+		v("zero: the identity, order 2", [32]byte{}),
+		v("one: order 4", [32]byte{1}),
+		v("order 8 (first)", le("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")),
+		v("order 8 (second)", le("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157")),
+		v("p − 1: the twist's order 4", le("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")),
+		v("p: non-canonical zero", le("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")),
+		v("p + 9: non-canonical base point", le("f6ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")),
+		v("bit 255 set", top),
+		v(fmt.Sprintf("on the twist (u = %d)", twist[0]), twist),
+		{2, "torsion variant: P and P + (0, 0), equal products", "psi.ErrPeer", hello, chunk(good(2), p, torsioned)},
+		{2, "duplicate element", "psi.ErrPeer", hello, chunk(good(2), p, good(2))},
+		{2, "valid: three distinct elements", "", hello, chunk(good(2), p, good(3))},
 	}
 }
 
@@ -408,4 +465,5 @@ func main() {
 		})
 	}
 	write(dir, "negative.json", negatives())
+	write(dir, "negative_suite2.json", negativesSuite2())
 }

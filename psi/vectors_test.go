@@ -241,8 +241,21 @@ func TestVectors(t *testing.T) {
 	})
 
 	t.Run("negative", func(t *testing.T) {
-		var vs []struct{ Name, Expect, Hello, Message string }
+		var vs, vs2 []struct {
+			Suite                        Suite
+			Name, Expect, Hello, Message string
+		}
 		loadVectors(t, "negative.json", &vs)
+		loadVectors(t, "negative_suite2.json", &vs2)
+		if len(vs2) == 0 {
+			t.Fatal("no suite-2 negative vectors")
+		}
+		for _, v := range vs2 {
+			if v.Suite != Suite2 {
+				t.Fatalf("%s: suite %d in negative_suite2.json", v.Name, v.Suite)
+			}
+		}
+		vs = append(vs, vs2...)
 		sentinels := map[string]error{
 			"psi.ErrPeer": ErrPeer, "psi.ErrParams": ErrParams,
 			"wire.ErrLength": wire.ErrLength, "wire.ErrVersion": wire.ErrVersion,
@@ -250,10 +263,10 @@ func TestVectors(t *testing.T) {
 		}
 		for _, v := range vs {
 			want, ok := sentinels[v.Expect]
-			if !ok {
+			if !ok && v.Expect != "" {
 				t.Fatalf("%s: unknown expectation %q", v.Name, v.Expect)
 			}
-			set := prepare(t, KindEmail, [][32]byte{digest("x")})
+			set := prepareSuite(t, v.Suite.Or1(), [][32]byte{digest("x")})
 			s := must(NewServer(ServerConfig{CanonVersion: 1, ChunkSize: 3, MaxClientSize: 1000}, set))
 			err := func() error {
 				var hello wire.ClientHello
@@ -269,8 +282,11 @@ func TestVectors(t *testing.T) {
 				}
 				return s.ReceiveBlinded(&ch)
 			}()
-			if !errors.Is(err, want) {
-				t.Errorf("%s: got %v, want %s", v.Name, err, v.Expect)
+			switch {
+			case v.Expect == "" && err != nil:
+				t.Errorf("suite %d, %s: refused (%v), want accepted", v.Suite.Or1(), v.Name, err)
+			case v.Expect != "" && !errors.Is(err, want):
+				t.Errorf("suite %d, %s: got %v, want %s", v.Suite.Or1(), v.Name, err, v.Expect)
 			}
 		}
 	})
