@@ -97,7 +97,8 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "setups-per-day", Usage: "setups each advertiser may make in any 24 hours; each costs the server one multiplication per identifier (SPEC.md §10.12.5)", EnvVars: []string{"OVERLAP_SETUPS_PER_DAY"}, Value: def.SetupsPerDay},
 			&cli.Int64Flag{Name: "sensitivity", Usage: "Δ of the private-mode noise: identifiers of a kind one person may contribute (SPEC.md §10.9)", EnvVars: []string{"OVERLAP_SENSITIVITY"}, Value: int64(def.Sensitivity)},
 			&cli.IntFlag{Name: "pool", Usage: "exact mode: prepared sets kept ready per kind, each under its own key, used by one session and only while the consent snapshot it came from is current; a warm session skips encoding the set (0: none; each holds 16 bytes per element)", EnvVars: []string{"OVERLAP_POOL"}},
-			&cli.StringFlag{Name: "suites", Usage: "ciphersuites served, in order of preference (SPEC.md §12): a session uses the first its client offers; 2 is curve25519 with the X25519 ladder, 1 ristretto255 (what clients from before suites offer); the warm pool prepares the first", EnvVars: []string{"OVERLAP_SUITES"}, Value: "2,1"},
+			&cli.StringFlag{Name: "suites", Usage: "ciphersuites served, in order of preference (SPEC.md §12): a session uses the first its client offers; 2 is curve25519 with the X25519 ladder, 1 ristretto255 (what clients from before suites offer)", EnvVars: []string{"OVERLAP_SUITES"}, Value: "2,1"},
+			&cli.StringFlag{Name: "pool-suites", Usage: "ciphersuites the warm pool prepares sets in, each one of --suites: --pool sets per kind in each, and a session takes one only in its own suite (default: the first of --suites; 2,1 also serves clients that offer only suite 1 warm, at twice the pool's memory and encoding)", EnvVars: []string{"OVERLAP_POOL_SUITES"}},
 			&cli.IntFlag{Name: "max-sessions", Usage: "sessions in flight in this process, all advertisers together (one per advertiser, across replicas)", EnvVars: []string{"OVERLAP_MAX_SESSIONS"}, Value: 8},
 			&cli.IntFlag{Name: "workers", Usage: "scalar-multiplication workers, all sessions together (0: the number of CPUs)", EnvVars: []string{"OVERLAP_WORKERS"}},
 			&cli.IntFlag{Name: "session-workers", Usage: "most workers one session uses (0: --workers)", EnvVars: []string{"OVERLAP_SESSION_WORKERS"}},
@@ -263,6 +264,12 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return withHint(err, "--suites takes a preference list such as 2,1")
 	}
+	var poolSuites []psi.Suite
+	if c.IsSet("pool-suites") {
+		if poolSuites, err = psi.ParseSuiteList(c.String("pool-suites")); err != nil {
+			return withHint(err, "--pool-suites takes suites of --suites, such as 2,1")
+		}
+	}
 	srv, err := service.New(service.Config{
 		Store:          st,
 		Logger:         logger,
@@ -272,6 +279,7 @@ func serve(c *cli.Context) error {
 		SessionWorkers: c.Int("session-workers"),
 		PoolSize:       c.Int("pool"),
 		Suites:         suites,
+		PoolSuites:     poolSuites,
 		IdleTimeout:    c.Duration("idle-timeout"),
 
 		Lease:             c.Duration("lease"),

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,5 +101,71 @@ func TestServiceEpochCiphersuite(t *testing.T) {
 	}
 	if rec := ts.lastSession(t, 2); rec.Suite != psi.Suite2 || rec.Mode != "epoch-session" {
 		t.Errorf("epoch session's audit row: suite %v mode %s", rec.Suite, rec.Mode)
+	}
+}
+
+// The warm pool keeps sets of every suite in Config.PoolSuites, and a
+// session takes one only in its own suite: by default the first of the
+// suites served, so that a client offering only another one prepares its
+// set cold (counted as neither hit nor miss, as a kind not pooled); with
+// both pooled, clients of either suite are served warm.
+func TestPoolSuites(t *testing.T) {
+	t.Parallel()
+	list := emails(300, 700) // 300 of them are on the platform
+	run := func(ts *testServer, key string, offer psi.Suite, n int) {
+		t.Helper()
+		res, err := match(t, ts.suiteClient(t, key, []psi.Suite{offer}), list)
+		if err != nil || res.Overlap != 300 {
+			t.Fatalf("suite %v: %+v, %v", offer, res.Result, err)
+		}
+		if rec := ts.lastSession(t, n); rec.Suite != offer || rec.Result != ResultOK {
+			t.Errorf("suite %v: audit row suite %v (%s)", offer, rec.Suite, rec.Result)
+		}
+	}
+	pooled := func(c *Config) { c.PoolSize = 1; c.PoolKinds = []psi.Kind{psi.KindEmail} }
+
+	// Default: suite 2 only.
+	ts := startServer(t, seedStore(t, 600), pooled)
+	key := ts.addAdvertiser(t, "acme", store.Policy{})
+	waitPool(t, ts)
+	if st := ts.PoolStats(); st.Ready[psi.KindEmail] != 1 {
+		t.Fatalf("default pool: %+v, want 1 set ready", st)
+	}
+	run(ts, key, psi.Suite1, 1)
+	if st := ts.PoolStats(); st.Hits != 0 || st.Misses != 0 || st.Ready[psi.KindEmail] != 1 {
+		t.Errorf("a suite-1 session against a pool of suite 2: %+v, want the set of suite 2 left in the pool", st)
+	}
+	run(ts, key, psi.Suite2, 2)
+	if st := ts.PoolStats(); st.Hits != 1 || st.Misses != 0 {
+		t.Errorf("a suite-2 session: %+v, want one hit", st)
+	}
+
+	// Both suites pooled.
+	ts2 := startServer(t, seedStore(t, 600), func(c *Config) {
+		pooled(c)
+		c.PoolSuites = []psi.Suite{psi.Suite2, psi.Suite1}
+	})
+	key2 := ts2.addAdvertiser(t, "acme", store.Policy{})
+	waitPool(t, ts2)
+	if st := ts2.PoolStats(); st.Ready[psi.KindEmail] != 2 {
+		t.Fatalf("pool of both suites: %+v, want 2 sets ready", st)
+	}
+	m := httptestGet(t, ts2.AdminHandler(), "/metrics")
+	for _, want := range []string{`overlap_pool_ready_sets{kind="email",suite="1"} 1`, `overlap_pool_ready_sets{kind="email",suite="2"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q:\n%s", want, grepLines(m, "overlap_pool"))
+		}
+	}
+	run(ts2, key2, psi.Suite1, 1)
+	run(ts2, key2, psi.Suite2, 2)
+	if st := ts2.PoolStats(); st.Hits != 2 || st.Misses != 0 {
+		t.Errorf("sessions of both suites against a pool of both: %+v, want two hits", st)
+	}
+
+	// A pooled suite must be one served, once.
+	for _, ps := range [][]psi.Suite{{psi.Suite1}, {psi.Suite2, psi.Suite2}} {
+		if _, err := New(Config{Store: seedStore(t, 0), Suites: []psi.Suite{psi.Suite2}, PoolSize: 1, PoolSuites: ps}); err == nil {
+			t.Errorf("a server of suite 2 started with pooled suites %v", ps)
+		}
 	}
 }

@@ -67,8 +67,8 @@ func newMetrics() *metrics {
 		}),
 		poolReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "overlap_pool_ready_sets",
-			Help: "Prepared sets in the warm pool, by identifier kind.",
-		}, []string{"kind"}),
+			Help: "Prepared sets in the warm pool, by identifier kind and ciphersuite.",
+		}, []string{"kind", "suite"}),
 		busyRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "overlap_store_busy_retries_total",
 			Help: "Store calls of sessions retried because the store was busy (a lock held by another writer).",

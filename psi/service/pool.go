@@ -49,8 +49,7 @@ const poolPoll = 20 * time.Millisecond
 type pool struct {
 	env    poolEnv
 	size   int
-	suite  psi.Suite // every pooled set is in this suite, the server's first
-	kinds  []*kindPool
+	kinds  []*kindPool // one per pooled kind and suite
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -59,9 +58,10 @@ type pool struct {
 	hits, misses, discarded atomic.Int64
 }
 
-// kindPool is the pool of one kind.
+// kindPool is the pool of one kind in one suite.
 type kindPool struct {
 	kind    psi.Kind
+	suite   psi.Suite
 	mu      sync.Mutex
 	entries []poolEntry
 	latest  store.SnapshotInfo // the newest snapshot seen for the kind
@@ -93,18 +93,25 @@ type poolEnv struct {
 	log    *slog.Logger
 }
 
-// newPool returns a pool of size sets per kind, all in suite, or nil when
-// size is 0. Its goroutines start with start.
-func newPool(env poolEnv, size int, kinds []psi.Kind, suite psi.Suite) *pool {
+// newPool returns a pool of size sets per kind and suite, or nil when size
+// is 0. Its goroutines start with start.
+func newPool(env poolEnv, size int, kinds []psi.Kind, suites []psi.Suite) *pool {
 	if size == 0 {
 		return nil
 	}
-	p := &pool{env: env, size: size, suite: suite}
+	p := &pool{env: env, size: size}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
-	for _, k := range kinds {
-		p.kinds = append(p.kinds, &kindPool{kind: k, wake: make(chan struct{}, 1), changed: make(chan struct{})})
+	for _, su := range suites {
+		for _, k := range kinds {
+			p.kinds = append(p.kinds, &kindPool{kind: k, suite: su, wake: make(chan struct{}, 1), changed: make(chan struct{})})
+		}
 	}
 	return p
+}
+
+// ready sets the gauge of kp's entries.
+func (p *pool) ready(kp *kindPool, n int) {
+	p.env.met.poolReady.WithLabelValues(kp.kind.String(), kp.suite.String()).Set(float64(n))
 }
 
 func (p *pool) start() {
@@ -112,7 +119,7 @@ func (p *pool) start() {
 		return
 	}
 	for _, kp := range p.kinds {
-		p.env.met.poolReady.WithLabelValues(kp.kind.String()).Set(0)
+		p.ready(kp, 0)
 		p.wg.Add(1)
 		go p.refill(kp)
 	}
@@ -140,12 +147,12 @@ func (p *pool) stop() {
 	})
 }
 
-func (p *pool) of(kind psi.Kind) *kindPool {
+func (p *pool) of(kind psi.Kind, suite psi.Suite) *kindPool {
 	if p == nil {
 		return nil
 	}
 	for _, kp := range p.kinds {
-		if kp.kind == kind {
+		if kp.kind == kind && kp.suite == suite {
 			return kp
 		}
 	}
@@ -154,12 +161,12 @@ func (p *pool) of(kind psi.Kind) *kindPool {
 
 // warm returns a pooled set for a session of kind in suite and the fresh
 // snapshot the session uses, or ok == false when the session must prepare
-// its set cold: the kind or the suite is not pooled (the pool keeps the
-// server's preferred suite only), the pool is empty, or its entries came
-// from another snapshot (they are then destroyed).
+// its set cold: the kind or the suite is not pooled (Config.PoolSuites),
+// the pool is empty, or its entries came from another snapshot (they are
+// then destroyed).
 func (p *pool) warm(ctx context.Context, kind psi.Kind, suite psi.Suite) (set *psi.PreparedSet, snap store.SnapshotInfo, ok bool, err error) {
-	kp := p.of(kind)
-	if kp == nil || suite != p.suite {
+	kp := p.of(kind, suite)
+	if kp == nil {
 		return nil, snap, false, nil
 	}
 	kp.mu.Lock()
@@ -232,16 +239,21 @@ func (p *pool) miss() {
 }
 
 // observe tells the pool of a snapshot a cold session read, so that entries
-// from an older one are dropped and the refill uses the new one.
+// of the kind, in every suite, from an older one are dropped and the
+// refills use the new one.
 func (p *pool) observe(kind psi.Kind, snap store.SnapshotInfo) {
-	kp := p.of(kind)
-	if kp == nil {
+	if p == nil {
 		return
 	}
-	kp.mu.Lock()
-	defer kp.mu.Unlock()
-	p.seeLocked(kp, snap)
-	p.wakeLocked(kp)
+	for _, kp := range p.kinds {
+		if kp.kind != kind {
+			continue
+		}
+		kp.mu.Lock()
+		p.seeLocked(kp, snap)
+		p.wakeLocked(kp)
+		kp.mu.Unlock()
+	}
 }
 
 // seeLocked records snap as the kind's latest snapshot unless a newer one
@@ -292,7 +304,7 @@ func (p *pool) offer(kp *kindPool, set *psi.PreparedSet, snap store.SnapshotInfo
 func (p *pool) changedLocked(kp *kindPool) {
 	close(kp.changed)
 	kp.changed = make(chan struct{})
-	p.env.met.poolReady.WithLabelValues(kp.kind.String()).Set(float64(len(kp.entries)))
+	p.ready(kp, len(kp.entries))
 }
 
 func (p *pool) wakeLocked(kp *kindPool) {
@@ -328,13 +340,13 @@ func (p *pool) refill(kp *kindPool) {
 			case <-time.After(backoff):
 			}
 		}
-		set, snap, err := p.prepareOne(kp.kind)
+		set, snap, err := p.prepareOne(kp.kind, kp.suite)
 		if err != nil {
 			if p.ctx.Err() != nil {
 				return
 			}
 			backoff = min(max(2*backoff, time.Second), time.Minute)
-			p.env.log.Warn("pool: preparing a set failed", "kind", kp.kind.String(), "err", err, "retry_in", backoff.String())
+			p.env.log.Warn("pool: preparing a set failed", "kind", kp.kind.String(), "suite", kp.suite.String(), "err", err, "retry_in", backoff.String())
 			continue
 		}
 		backoff = 0
@@ -359,9 +371,9 @@ func (p *pool) waitTurn() error {
 	return nil
 }
 
-// prepareOne encodes one set of kind from a fresh snapshot, as a cold
-// session does, but yields the workers to sessions between batches.
-func (p *pool) prepareOne(kind psi.Kind) (*psi.PreparedSet, store.SnapshotInfo, error) {
+// prepareOne encodes one set of kind in suite from a fresh snapshot, as a
+// cold session does, but yields the workers to sessions between batches.
+func (p *pool) prepareOne(kind psi.Kind, suite psi.Suite) (*psi.PreparedSet, store.SnapshotInfo, error) {
 	env := p.env
 	if err := p.waitTurn(); err != nil {
 		return nil, store.SnapshotInfo{}, err
@@ -376,7 +388,7 @@ func (p *pool) prepareOne(kind psi.Kind) (*psi.PreparedSet, store.SnapshotInfo, 
 		}
 	}()
 	n := 0
-	return env.encode(p.ctx, kind, p.suite, func() error {
+	return env.encode(p.ctx, kind, suite, func() error {
 		if n++; n%poolYieldEvery == 0 && !env.mayRun() {
 			env.cpu.Release(env.share)
 			held = false
@@ -393,7 +405,8 @@ func (p *pool) prepareOne(kind psi.Kind) (*psi.PreparedSet, store.SnapshotInfo, 
 }
 
 // WaitPool waits until the warm pool holds Config.PoolSize prepared sets of
-// every pooled kind (Config.PoolKinds). It returns at once when the pool is
+// every pooled kind (Config.PoolKinds) in every pooled suite
+// (Config.PoolSuites). It returns at once when the pool is
 // disabled, and an error when the server stops first or ctx is done.
 func (s *Server) WaitPool(ctx context.Context) error {
 	p := s.pool
@@ -423,8 +436,8 @@ func (s *Server) WaitPool(ctx context.Context) error {
 
 // PoolStats describes the warm pool.
 type PoolStats struct {
-	Size      int              // Config.PoolSize: prepared sets kept per kind; 0 when disabled
-	Ready     map[psi.Kind]int // prepared sets ready now, per pooled kind
+	Size      int              // Config.PoolSize: prepared sets kept per kind and suite; 0 when disabled
+	Ready     map[psi.Kind]int // prepared sets ready now, per pooled kind, all pooled suites together
 	Hits      int64            // sessions served from the pool
 	Misses    int64            // sessions of a pooled kind that prepared their set cold
 	Discarded int64            // sets destroyed unused: their snapshot was superseded
@@ -440,7 +453,7 @@ func (s *Server) PoolStats() PoolStats {
 		Hits: p.hits.Load(), Misses: p.misses.Load(), Discarded: p.discarded.Load()}
 	for _, kp := range p.kinds {
 		kp.mu.Lock()
-		st.Ready[kp.kind] = len(kp.entries)
+		st.Ready[kp.kind] += len(kp.entries)
 		kp.mu.Unlock()
 	}
 	return st

@@ -75,10 +75,15 @@ type Config struct {
 	EpochCacheBytes int64
 	// PoolKinds lists the kinds kept warm; nil means every kind.
 	PoolKinds []psi.Kind
+	// PoolSuites lists the ciphersuites kept warm, each one of Suites:
+	// the pool keeps PoolSize sets of every pooled kind in each, and a
+	// session takes one only in its own suite. nil means the first of
+	// Suites, the one every client that offers it uses.
+	PoolSuites []psi.Suite
 	// Suites is the server's ciphersuite preference list (SPEC.md §12.1):
 	// a session uses the first one its client offers, and a client that
 	// offers none of them is refused (Overlap-Limit: suite). nil means
-	// DefaultSuites. The warm pool prepares sets in the first.
+	// DefaultSuites.
 	Suites []psi.Suite
 	// Lease is how long a session's journal row stays leased to this
 	// server without renewal (SPEC.md §8.6): the server renews the leases
@@ -201,6 +206,14 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("service: no ciphersuite to serve")
 	}
 	cfg.Suites = slices.Clone(cfg.Suites)
+	if cfg.PoolSuites == nil {
+		cfg.PoolSuites = cfg.Suites[:1]
+	}
+	for i, x := range cfg.PoolSuites {
+		if !slices.Contains(cfg.Suites, x) || slices.Contains(cfg.PoolSuites[:i], x) {
+			return nil, fmt.Errorf("service: pooled ciphersuites %v: suite %d is repeated or not among the suites served %v", cfg.PoolSuites, uint8(x), cfg.Suites)
+		}
+	}
 	if cfg.PoolKinds == nil {
 		cfg.PoolKinds = psi.Kinds
 	}
@@ -234,7 +247,7 @@ func New(cfg Config) (*Server, error) {
 	s.pool = newPool(poolEnv{encode: s.encodeSet, sets: cfg.Sets, cpu: s.cpu, share: s.workers, met: s.met, log: s.log,
 		// A refill holds a session's share only beside the sessions in flight.
 		mayRun: func() bool { return int64(len(s.sessions)+1)*s.workers <= int64(cfg.Workers) }},
-		cfg.PoolSize, cfg.PoolKinds, cfg.Suites[0])
+		cfg.PoolSize, cfg.PoolKinds, cfg.PoolSuites)
 	s.pool.start()
 	lctx, stop := context.WithCancel(context.Background())
 	s.stopLeases = stop
