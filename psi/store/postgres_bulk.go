@@ -71,6 +71,10 @@ var bulkIndexes = []struct{ drop, add string }{
 		`ALTER TABLE subjects ADD CONSTRAINT subjects_subject_key UNIQUE (subject)`},
 }
 
+// errBulkRunning is bulkSession's error when another session holds the
+// batch's lock.
+var errBulkRunning = errors.New("another bulk import of this batch is running")
+
 // bulkSession acquires the connection a bulk import of the batch name
 // runs on, holding the session advisory lock of the batch, with
 // synchronous_commit off for the staged chunks. release gives it back.
@@ -89,7 +93,7 @@ func (p *Postgres) bulkSession(ctx context.Context, op, name string) (conn *pgxp
 	}
 	if !locked {
 		conn.Release()
-		return nil, nil, fmt.Errorf("store: %s: another bulk import of this batch is running", op)
+		return nil, nil, fmt.Errorf("store: %s: %w", op, errBulkRunning)
 	}
 	unlock := func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
