@@ -7,6 +7,7 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -85,7 +86,13 @@ func runDeviatingSetup(c *EpochSetupClient, conn Conn, deviate func(ts []gcs.Uin
 
 func epochSession(t testing.TB, ek *EpochKey, ep *Epoch, list [][32]byte, sc PrivateServerConfig, now time.Time) (PrivateResult, error) {
 	t.Helper()
-	c, err := NewEpochClient(PrivateClientConfig{Kind: ek.Kind}, ek, list)
+	return epochSessionWith(t, PrivateClientConfig{Kind: ek.Kind}, ek, ep, list, sc, now)
+}
+
+// epochSessionWith is epochSession with the client's configuration cc.
+func epochSessionWith(t testing.TB, cfg PrivateClientConfig, ek *EpochKey, ep *Epoch, list [][32]byte, sc PrivateServerConfig, now time.Time) (PrivateResult, error) {
+	t.Helper()
+	c, err := NewEpochClient(cfg, ek, list)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,6 +184,33 @@ func TestEpochCountsTheOverlap(t *testing.T) {
 				t.Errorf("overlap %d: release %+v", overlap, res)
 			}
 		}
+	}
+}
+
+// An epoch session downloads nothing of the server's set, so the limit on
+// N of a mode-2 client (PrivateClientConfig.MaxServerSize) does not apply
+// to it: its N must be the epoch's, which the setup accepted under the
+// setup's own limit (SPEC.md §10.12.2 step 3). A 10^8 epoch's sessions were
+// refused by the default limit of 2^25 before.
+func TestEpochSessionLargerThanPrivateLimit(t *testing.T) {
+	rng := mrand.New(mrand.NewPCG(73, 74))
+	_, server := sets(rng, 1, 900, 0)
+	ek, ep, err := setupEpoch(t, prepareEpochSet(t, KindEmail, server, 300), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := ek.ServerSize / 2
+	res, err := epochSessionWith(t, PrivateClientConfig{Kind: KindEmail, MaxServerSize: limit}, ek, ep, server[:200], exactRelease(), epochNow)
+	if err != nil || res.Count != 200 {
+		t.Fatalf("epoch session of N = %d with a mode-2 limit of %d: %+v, %v; want a count of 200", ek.ServerSize, limit, res, err)
+	}
+	// The same limit still bounds a mode-2 session.
+	c := must(NewPrivateClient(PrivateClientConfig{Kind: KindEmail, MaxServerSize: limit}, server[:200]))
+	defer c.Close()
+	err = c.ReceiveParams(&wire.PrivateParams{Mode: wire.ModePrivate, Kind: KindEmail, ClientSize: 200, ServerSize: ek.ServerSize,
+		ChunkSize: 64, Threshold: 1})
+	if !errors.Is(err, ErrParams) || !strings.Contains(err.Error(), "limit") {
+		t.Errorf("mode-2 client with N = %d above its limit %d: %v", ek.ServerSize, limit, err)
 	}
 }
 

@@ -182,7 +182,9 @@ func (c *PrivateClient) ReceiveParams(p *wire.PrivateParams) error {
 	case c.rec != nil && p.Sensitivity < uint32(c.rec.kinds.Len()):
 		// Δ_P = Σ_K Δ_K is at least one per kind (SPEC.md §13.5, §13.7).
 		return c.fail(fmt.Errorf("%w: sensitivity %d is below the %d kinds of a record session", ErrParams, p.Sensitivity, c.rec.kinds.Len()))
-	case p.ServerSize == 0 || p.ServerSize > c.cfg.MaxServerSize:
+	case c.epoch == nil && (p.ServerSize == 0 || p.ServerSize > c.cfg.MaxServerSize):
+		// An epoch session's N is the epoch's (checked above), which its
+		// setup accepted under the setup's limit; nothing of size N comes.
 		return c.fail(fmt.Errorf("%w: server set of %d elements is outside the client's limit of %d", ErrParams, p.ServerSize, c.cfg.MaxServerSize))
 	case p.ChunkSize == 0 || p.ChunkSize > wire.MaxChunkElements:
 		return c.fail(fmt.Errorf("%w: chunk size %d", ErrParams, p.ChunkSize))
