@@ -277,6 +277,10 @@ type Report struct {
 
 	// Epoch-loopback mode: the setups; the sessions are in Runs.
 	EpochSetups []EpochSetup `json:"epoch_setups,omitempty"`
+
+	// Failed is the error that stopped the run, if one did: the report
+	// then holds only what was measured and checked before it.
+	Failed string `json:"failed,omitempty"`
 }
 
 // ErrWrongCount reports a session whose count differs from the true overlap.
@@ -284,7 +288,9 @@ var ErrWrongCount = errors.New("harness: a reported count differs from the true 
 
 // Execute runs the grid in each mode of cfg and returns the report. It
 // fails with ErrWrongCount if any count is wrong, and stops at the first
-// failure.
+// failure; the report it then returns, with Failed set, holds the steps
+// completed before it, and an epoch setup measured before a session failed
+// with the sessions that passed.
 func Execute(cfg Config) (*Report, error) {
 	if cfg.OpSample == 0 {
 		cfg.OpSample = 2000
@@ -391,7 +397,7 @@ func Execute(cfg Config) (*Report, error) {
 		case ModeEpochLoopback:
 			var su EpochSetup
 			runs, su, err = runEpochLoopback(cfg, st.p.Server, epochSessions[st.p.Server], rep, progress)
-			if err == nil {
+			if err == nil || su.WallS > 0 { // a setup measured before a session failed is kept
 				su.Suite = int(st.suite)
 				rep.EpochSetups = append(rep.EpochSetups, su)
 			}
@@ -414,6 +420,14 @@ func Execute(cfg Config) (*Report, error) {
 		}
 		if err != nil {
 			fmt.Fprintln(progress, "failed")
+			if st.mode == ModeEpochLoopback { // its runs are the sessions checked before the failure
+				for i := range runs {
+					runs[i].Suite = int(st.suite)
+				}
+				rep.Runs = append(rep.Runs, runs...)
+			}
+			rep.DurationS = time.Since(rep.Started).Seconds()
+			rep.Failed = err.Error()
 			return rep, err
 		}
 		for i := range runs {

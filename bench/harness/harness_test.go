@@ -107,6 +107,25 @@ func TestWrongCountFails(t *testing.T) {
 	}
 }
 
+// When an epoch session fails, the setup measured before it is kept in the
+// report, which says that the run failed.
+func TestEpochSetupKeptWhenASessionFails(t *testing.T) {
+	rep, err := Execute(Config{EpochPairs: []Pair{{400, 1000}}, Modes: []string{ModeEpochLoopback}, Overlap: 0.5, Seed: 1, OpSample: 10,
+		EpochDelta: QuickEpochDelta, tamper: func(d *data) { d.overlap += 200 }})
+	if !errors.Is(err, ErrWrongCount) {
+		t.Fatalf("got %v, want ErrWrongCount", err)
+	}
+	if rep == nil || len(rep.EpochSetups) != 1 || rep.EpochSetups[0].WallS <= 0 || rep.EpochSetups[0].Server != 1000 || len(rep.Runs) != 0 {
+		t.Fatalf("report %+v, want the setup of 1000 and no session", rep)
+	}
+	if md := Markdown(rep); !strings.Contains(md, "**This run failed**") || !strings.Contains(md, ErrWrongCount.Error()) {
+		t.Errorf("the report does not say the run failed:\n%s", md)
+	}
+	if _, err := Write(rep, t.TempDir()); err != nil {
+		t.Errorf("writing the partial report: %v", err)
+	}
+}
+
 // The command line, as CI runs it, with the loopback modes end to end
 // (--grid is also the private grid).
 func TestMainLoopback(t *testing.T) {

@@ -125,6 +125,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	rep, err := Execute(Config{Pairs: pairs, PrivatePairs: private, EpochPairs: epoch, EpochDelta: delta, RecordsPairs: records, Modes: ms, Overlap: *overlap, Seed: *seed, Pools: ps, Suites: ss, Progress: stderr})
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: error: %v\n", err)
+		if rep != nil && (len(rep.Runs) > 0 || len(rep.EpochSetups) > 0) {
+			rep.Command = strings.Join(args, " ")
+			if _, werr := Write(rep, *out); werr != nil {
+				fmt.Fprintf(stderr, "bench: error: writing the partial results: %v\n", werr)
+			} else {
+				fmt.Fprintf(stderr, "what was measured before the failure is in %s, marked as a failed run\n", *out)
+			}
+		}
 		return 1
 	}
 	rep.Command = strings.Join(args, " ")

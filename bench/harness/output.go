@@ -111,6 +111,9 @@ func mib(b uint64) string {
 // per-phase table.
 func Markdown(rep *Report) string {
 	var sb strings.Builder
+	if rep.Failed != "" {
+		fmt.Fprintf(&sb, "**This run failed**: %s. The tables hold only what was measured and checked before the failure.\n\n", rep.Failed)
+	}
 	fmt.Fprintf(&sb, "Machine: %s/%s, %d CPUs, %d workers, %s. Per-operation cost on one core: hash-to-group %.1f µs, scalar multiplication %.1f µs, fixed-base multiplication %.1f µs. Overlap fraction %.2f, seed %d. %s.\n\n",
 		rep.OS, rep.Arch, rep.CPUs, rep.Workers, rep.GoVersion, rep.HashNS/1e3, rep.MultNS/1e3, rep.BaseMultNS/1e3, rep.Overlap, rep.Seed, rep.TotalCheck)
 	sb.WriteString("The bound of each run uses per-operation costs measured just before it (columns hash µs, mult µs). " +
