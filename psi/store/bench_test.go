@@ -181,6 +181,43 @@ func TestThroughput(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("stats:           %v (%+v)", time.Since(start).Round(time.Millisecond), stats[:2])
+
+			p, ok := s.(*Postgres)
+			if !ok {
+				return
+			}
+			// The refresh of the kept classification after a small change
+			// (withdrawals of 1,000 subjects, 2,000 identifiers), from the
+			// log, and after the kept tables are lost (a crash), whole.
+			start = time.Now()
+			withdrawals := func(yield func(ConsentEvent) bool) {
+				for i := range 1000 {
+					if !yield(wide("s"+strconv.Itoa(i*(n/2/1000)), false, t0.Add(2*time.Hour))) {
+						return
+					}
+				}
+			}
+			if _, err := s.AppendConsent(t.Context(), withdrawals, ImportOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("append 1,000 withdrawals: %v", time.Since(start).Round(time.Millisecond))
+			incremental := p.refreshes.incremental.Load()
+			start = time.Now()
+			if _, err := s.Stats(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if p.refreshes.incremental.Load() != incremental+1 {
+				t.Fatal("the refresh after 1,000 withdrawals was not incremental")
+			}
+			t.Logf("stats after them: %v (refresh from the log of changes)", time.Since(start).Round(time.Millisecond))
+			if _, err := p.pool.Exec(t.Context(), `TRUNCATE derived_state`); err != nil {
+				t.Fatal(err)
+			}
+			start = time.Now()
+			if _, err := s.Stats(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("stats, whole:     %v (classification of the whole ledger, as after a crash)", time.Since(start).Round(time.Millisecond))
 		})
 	}
 }

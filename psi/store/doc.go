@@ -27,9 +27,10 @@
 //	                        until DeleteEpochs (see epochs.go)
 //	bulk_batches            PostgreSQL, unlogged: bulk identifier and consent imports being staged
 //	                        (postgres_bulk.go, postgres_bulk_consent.go)
-//	derived_state, matchable_digests, identifier_stats
-//	                        PostgreSQL, unlogged: the kept matchable set and Stats, and the
-//	                        generation they are of (postgres_derived.go)
+//	derived_state, digest_classes, identifier_stats, derived_changes
+//	                        PostgreSQL, unlogged: the kept classification (per digest, the
+//	                        count of its identifiers in each class) and Stats, the generation
+//	                        they are of, and the log of changes since (postgres_derived.go)
 //
 // Migration 1 is the ledger, 2 the registry (advertisers, budget_spend,
 // sessions), 3 private mode (modes and privacy budgets of advertisers, ε
@@ -40,8 +41,12 @@
 // 7 epochs (mode epoch of advertisers, the epochs and their tags, the epoch
 // of audit and journal rows; on SQLite it rebuilds advertisers, keeping
 // every row and id, since SQLite cannot change a CHECK constraint), 8 the
-// bulk import batches and the kept matchable set (PostgreSQL only; a no-op
-// on SQLite).
+// ciphersuites of epochs and of audit rows, 9 the bulk import batches and the
+// kept matchable set (PostgreSQL only; a no-op on SQLite), 10 record
+// sessions (the kinds and slots of a session, and its snapshots), 11 the
+// suite of journal rows, 12 the incremental upkeep of the kept
+// classification (PostgreSQL only: digest_classes replaces
+// matchable_digests, and triggers log the changes).
 //
 // Triggers refuse UPDATE and DELETE on consent_events, budget_spend,
 // budget_refunds and sessions (and TRUNCATE on PostgreSQL), so the ledger

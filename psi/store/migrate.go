@@ -609,7 +609,104 @@ ALTER TABLE session_journal ADD COLUMN suite INTEGER CHECK (suite IS NULL OR sui
 ALTER TABLE session_journal ADD COLUMN suite smallint CHECK (suite IS NULL OR suite BETWEEN 1 AND 2);
 `,
 	},
+	{
+		version: 12,
+		name:    incrementalMigration,
+		// PostgreSQL only: the kept classification is kept up to date
+		// from the changes since it was computed (postgres_derived.go)
+		// rather than recomputed whole. digest_classes replaces
+		// matchable_digests: one row per (kind, digest) with the number
+		// of its identifiers in each class, so that a change can take a
+		// digest's old counts out of identifier_stats; derived_changes
+		// is the log of what changed, written by statement triggers in
+		// the changing transaction (an identifier, every identifier of a
+		// subject, or, for changes the log does not describe, everything).
+		// All unlogged, as derived_state: a crash empties them together
+		// and the next reader classifies the whole ledger. Emptying
+		// derived_state here makes the next reader do so too.
+		sqlite: `SELECT 1;`,
+		postgres: `
+DROP TABLE matchable_digests, identifier_stats;
+TRUNCATE derived_state;
+CREATE UNLOGGED TABLE digest_classes (
+	kind       smallint NOT NULL,
+	digest     bytea NOT NULL,
+	matchable  integer NOT NULL,
+	withdrawn  integer NOT NULL,
+	no_consent integer NOT NULL,
+	security   integer NOT NULL
+);
+CREATE UNIQUE INDEX digest_classes_kind_digest ON digest_classes (kind, digest);
+CREATE UNLOGGED TABLE identifier_stats (
+	kind   smallint NOT NULL,
+	status text NOT NULL,
+	n      bigint NOT NULL
+);
+CREATE UNIQUE INDEX identifier_stats_kind_status ON identifier_stats (kind, status);
+-- identifier_id set: that identifier's (kind, digest) changed class or
+-- joined; else subject_id set: every identifier of the subject; both NULL:
+-- everything.
+CREATE UNLOGGED TABLE derived_changes (
+	subject_id    bigint,
+	identifier_id bigint
+);
+-- One statement of more than a million rows (a bulk import; the setting
+-- overlap.log_rows_max changes the number) logs "everything" rather than
+-- its rows: the next reader classifies the whole ledger, which costs less
+-- than a million index probes, and the log stays small.
+CREATE FUNCTION overlap_log_rows_max() RETURNS bigint LANGUAGE sql STABLE AS $$
+	SELECT COALESCE(NULLIF(current_setting('overlap.log_rows_max', true), '')::bigint, 1000000)
+$$;
+CREATE FUNCTION overlap_log_identifiers() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF (SELECT count(*) FROM (SELECT 1 FROM new_rows LIMIT overlap_log_rows_max() + 1) AS t) > overlap_log_rows_max() THEN
+		INSERT INTO derived_changes VALUES (NULL, NULL);
+	ELSE
+		INSERT INTO derived_changes (identifier_id) SELECT id FROM new_rows;
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE FUNCTION overlap_log_collections() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF (SELECT count(*) FROM (SELECT 1 FROM new_rows WHERE collected_for IN (` + sqlSecurityPurposes + `)
+			LIMIT overlap_log_rows_max() + 1) AS t) > overlap_log_rows_max() THEN
+		INSERT INTO derived_changes VALUES (NULL, NULL);
+	ELSE
+		INSERT INTO derived_changes (identifier_id)
+			SELECT identifier_id FROM new_rows WHERE collected_for IN (` + sqlSecurityPurposes + `);
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE FUNCTION overlap_log_consent() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF (SELECT count(*) FROM (SELECT 1 FROM new_rows WHERE purpose = '` + AdMatching + `'
+			LIMIT overlap_log_rows_max() + 1) AS t) > overlap_log_rows_max() THEN
+		INSERT INTO derived_changes VALUES (NULL, NULL);
+	ELSE
+		INSERT INTO derived_changes (subject_id, identifier_id)
+			SELECT subject_id, identifier_id FROM new_rows WHERE purpose = '` + AdMatching + `';
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE FUNCTION overlap_log_everything() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO derived_changes VALUES (NULL, NULL); RETURN NULL; END $$;
+CREATE TRIGGER identifiers_log AFTER INSERT ON identifiers
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION overlap_log_identifiers();
+CREATE TRIGGER identifiers_log_other AFTER UPDATE OR DELETE OR TRUNCATE ON identifiers
+	FOR EACH STATEMENT EXECUTE FUNCTION overlap_log_everything();
+CREATE TRIGGER identifier_collections_log AFTER INSERT ON identifier_collections
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION overlap_log_collections();
+CREATE TRIGGER identifier_collections_log_other AFTER UPDATE OR DELETE OR TRUNCATE ON identifier_collections
+	FOR EACH STATEMENT EXECUTE FUNCTION overlap_log_everything();
+CREATE TRIGGER consent_events_log AFTER INSERT ON consent_events
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION overlap_log_consent();
+`,
+	},
 }
+
+// incrementalMigration names the migration that keeps the classification
+// up to date from a log of changes (PostgreSQL only).
+const incrementalMigration = "incremental matchable set"
 
 // derivedMigration names the migration that adds the bulk import batches
 // and the kept matchable set (PostgreSQL only).

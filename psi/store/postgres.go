@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,6 +16,10 @@ import (
 type Postgres struct {
 	core
 	pool *pgxpool.Pool
+
+	// refreshes counts the refreshes of the kept classification this
+	// handle made, by kind (postgres_derived.go).
+	refreshes struct{ full, incremental atomic.Int64 }
 }
 
 // migrateLockKey is the pg_advisory_xact_lock key that serializes
@@ -55,7 +60,7 @@ func openPostgresAt(ctx context.Context, dsn string, upTo int64) (*Postgres, err
 		pool.Close()
 		return nil, err
 	}
-	if v := migrationVersion(derivedMigration); upTo >= v {
+	if v := migrationVersion(incrementalMigration); upTo >= v {
 		p.refresh = p.refreshDerived
 		p.snapshotTx = func(ctx context.Context, fn func(q, streamFunc) error) error {
 			return postgresSnapshotTx(ctx, pool, derivedLock, fn)

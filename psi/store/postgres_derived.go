@@ -11,24 +11,44 @@ import (
 
 // PostgreSQL keeps the classification of the package doc (rules 1 and 2)
 // rather than recomputing it per identifier for every snapshot and every
-// Stats call: matchable_digests holds the matchable set of every kind in
-// (kind, digest) order and identifier_stats the counts of Stats, both as
-// of the ledger generation in derived_state. The three tables are
+// Stats call: digest_classes holds, for every (kind, digest) of the
+// ledger, how many of its identifiers are in each class (a digest is
+// matchable when one of them is), identifier_stats the counts of Stats,
+// both as of the ledger generation in derived_state. The tables are
 // unlogged, so a crash of the server empties them together and the next
 // reader rebuilds them.
 //
 // A snapshot (without a per-subject cap) or a Stats call first brings them
-// to the current generation (refreshDerived): when the generation moved,
-// one REPEATABLE READ transaction classifies every identifier with
-// set-based statements (hash joins and sorts, not one index probe per
-// identifier), builds the next tables, and swaps them in under a short
-// ACCESS EXCLUSIVE lock. Then the snapshot's own REPEATABLE READ
-// transaction locks them in ACCESS SHARE mode before it takes its
-// snapshot, checks that derived_state holds the generation it sees, and
-// streams matchable_digests by its index; if the ledger moved in between,
-// it computes the set from the ledger as before (sqlMatchable), so every
-// snapshot is the matchable set of the generation it records. Per-subject
-// snapshots (SnapshotPerSubject) always read the ledger.
+// to the current generation (refreshDerived), in one REPEATABLE READ
+// transaction, in one of two ways:
+//
+//   - incrementally, from derived_changes, the log that statement triggers
+//     on identifiers, identifier_collections and consent_events write in
+//     the changing transaction (migration 12): the (kind, digest) pairs of
+//     the identifiers that changed (a new identifier, a security
+//     collection, an ad_matching event of the identifier or of its
+//     subject) are classified again, every identifier of those digests
+//     with the per-identifier rule text the ledger queries use (sqlStats),
+//     their old counts are taken out of identifier_stats and the new ones
+//     put in, and the log rows the transaction saw are deleted. Rows
+//     committed after its snapshot stay for the next refresh;
+//
+//   - whole, when there are no kept tables (first use, or after a crash),
+//     when the log says "everything" (a statement the log does not
+//     describe row by row: an update, a delete, or an insert of more than
+//     a million rows), or when it names more than an eighth of the
+//     ledger's identifiers: set-based statements (hash joins and sorts,
+//     not one index probe per identifier) build the next tables, which are
+//     swapped in under a short ACCESS EXCLUSIVE lock.
+//
+// Then the snapshot's own REPEATABLE READ transaction locks the tables in
+// ACCESS SHARE mode before it takes its snapshot (so a swap either
+// finished before it or waits for it), checks that derived_state holds the
+// generation it sees, and streams the matchable digests by the index; if
+// the ledger moved in between, it computes the set from the ledger as
+// before (sqlMatchable), so every snapshot is the matchable set of the
+// generation it records. Per-subject snapshots (SnapshotPerSubject) always
+// read the ledger.
 
 // derivedLockKey is the session advisory lock that serializes refreshes
 // ("derived" in ASCII, truncated).
@@ -37,23 +57,28 @@ const derivedLockKey = 0x64657269766564
 // derivedLock is the first statement of a snapshot transaction once the
 // derived tables exist: taken before the transaction's snapshot, so a swap
 // either finished before it or waits for it to end.
-const derivedLock = `LOCK TABLE matchable_digests, identifier_stats IN ACCESS SHARE MODE`
+const derivedLock = `LOCK TABLE digest_classes, identifier_stats IN ACCESS SHARE MODE`
+
+// incrementalShare: a refresh whose log names more than 1/incrementalShare
+// of the ledger's identifiers classifies the whole ledger instead; one
+// index probe per identifier costs more than its share of the set-based
+// pass beyond that.
+const incrementalShare = 8
 
 const (
 	sqlDerivedGeneration = `SELECT COALESCE((SELECT generation FROM derived_state WHERE id = 1), -1)`
 
-	sqlDerivedMatchable = `SELECT digest FROM matchable_digests WHERE kind = $1 ORDER BY digest`
+	sqlDerivedMatchable = `SELECT digest FROM digest_classes WHERE kind = $1 AND matchable > 0 ORDER BY digest`
 
-	sqlDerivedStats = `SELECT kind, status, n FROM identifier_stats`
+	sqlDerivedStats = `SELECT kind, status, n FROM identifier_stats WHERE n > 0`
 
-	// sqlClassify is the status of every identifier (package doc, rules
+	// sqlClassify selects the status of every identifier (package doc, rules
 	// 1 and 2, as sqlStats states them per identifier), set-based: the
 	// latest ad_matching event of each subject that covers all its
 	// identifiers (w) and of each identifier (s), the later of the two by
 	// (effective time, id), and the (kind, digest) pairs collected for a
 	// security purpose.
-	sqlClassify = `CREATE TEMPORARY TABLE derived_classes ON COMMIT DROP AS
-	WITH w AS (
+	sqlClassify = `WITH w AS (
 		SELECT DISTINCT ON (subject_id) subject_id, effective_at, id, granted FROM consent_events
 		WHERE purpose = '` + AdMatching + `' AND identifier_id IS NULL
 		ORDER BY subject_id, effective_at DESC, id DESC),
@@ -74,6 +99,46 @@ const (
 	LEFT JOIN w ON w.subject_id = i.subject_id
 	LEFT JOIN s ON s.subject_id = i.subject_id AND s.identifier_id = i.id
 	LEFT JOIN sec ON sec.kind = i.kind AND sec.digest = i.digest`
+
+	// sqlClassCounts turns rows of (kind, digest, status) of the relation
+	// in its argument into one row per (kind, digest) with the
+	// count of each class.
+	sqlClassCounts = `SELECT kind, digest,
+		count(*) FILTER (WHERE status = 'matchable')::integer AS matchable,
+		count(*) FILTER (WHERE status = 'withdrawn')::integer AS withdrawn,
+		count(*) FILTER (WHERE status = 'no_consent')::integer AS no_consent,
+		count(*) FILTER (WHERE status = 'security')::integer AS security
+		FROM %s GROUP BY kind, digest`
+
+	// sqlClassValues spreads the counts of a row d of digest_classes
+	// into (status, n) rows.
+	sqlClassValues = `('matchable', d.matchable), ('withdrawn', d.withdrawn), ('no_consent', d.no_consent), ('security', d.security)`
+
+	// sqlChangedKeys: the (kind, digest) pairs the log names, as of the
+	// transaction's snapshot.
+	sqlChangedKeys = `CREATE TEMPORARY TABLE derived_keys ON COMMIT DROP AS
+		SELECT i.kind, i.digest FROM derived_changes c JOIN identifiers i ON i.id = c.identifier_id
+		UNION
+		SELECT i.kind, i.digest FROM derived_changes c JOIN identifiers i ON i.subject_id = c.subject_id
+		WHERE c.identifier_id IS NULL`
+
+	// sqlReclassify: every identifier of those pairs, by the rule text of
+	// the ledger queries (sqlSecurity, sqlLatestConsent, as in sqlStats).
+	sqlReclassify = `CREATE TEMPORARY TABLE derived_classes ON COMMIT DROP AS
+		SELECT i.kind, i.digest, CASE WHEN ` + sqlSecurity + ` THEN 'security'
+			ELSE CASE ` + sqlLatestConsent + ` WHEN TRUE THEN 'matchable' WHEN FALSE THEN 'withdrawn' ELSE 'no_consent' END END AS status
+		FROM derived_keys k JOIN identifiers i ON i.kind = k.kind AND i.digest = k.digest`
+
+	// sqlStatsDelta moves identifier_stats by the new counts of the
+	// changed pairs (derived_delta) minus their old ones (digest_classes).
+	sqlStatsDelta = `INSERT INTO identifier_stats (kind, status, n)
+		SELECT kind, status, sum(n) FROM (
+			SELECT d.kind, v.status, v.n FROM derived_delta d CROSS JOIN LATERAL (VALUES ` + sqlClassValues + `) AS v (status, n)
+			UNION ALL
+			SELECT d.kind, v.status, -v.n FROM digest_classes d JOIN derived_keys k ON k.kind = d.kind AND k.digest = d.digest
+			CROSS JOIN LATERAL (VALUES ` + sqlClassValues + `) AS v (status, n)
+		) AS t GROUP BY kind, status
+		ON CONFLICT (kind, status) DO UPDATE SET n = identifier_stats.n + EXCLUDED.n`
 )
 
 // refreshDerived brings the derived tables to the ledger's current
@@ -103,15 +168,16 @@ func (p *Postgres) refreshDerived(ctx context.Context) error {
 		defer cancel()
 		conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, int64(derivedLockKey))
 	}()
-	if err := rebuildDerived(ctx, conn); err != nil {
+	if err := p.rebuildDerived(ctx, conn); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
 }
 
-// rebuildDerived classifies the ledger in one REPEATABLE READ transaction
-// and swaps the new tables in.
-func rebuildDerived(ctx context.Context, conn *pgxpool.Conn) error {
+// rebuildDerived brings the kept tables to the generation of one REPEATABLE
+// READ transaction, from the log of changes or by classifying the whole
+// ledger.
+func (p *Postgres) rebuildDerived(ctx context.Context, conn *pgxpool.Conn) error {
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
 	if err != nil {
 		return err
@@ -124,23 +190,63 @@ func rebuildDerived(ctx context.Context, conn *pgxpool.Conn) error {
 	if gen == have {
 		return nil // another refresh did it
 	}
-	for _, s := range []string{
+	whole := have < 0
+	if !whole {
+		var everything bool
+		var total, logged int64
+		if err := tx.QueryRow(ctx, `SELECT
+			EXISTS (SELECT 1 FROM derived_changes WHERE subject_id IS NULL AND identifier_id IS NULL),
+			(SELECT COALESCE(sum(n), 0) FROM identifier_stats)`).Scan(&everything, &total); err != nil {
+			return err
+		}
+		limit := total/incrementalShare + 1
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM derived_changes LIMIT $1) AS t`, limit+1).Scan(&logged); err != nil {
+			return err
+		}
+		whole = everything || logged > limit
+	}
+	steps := []string{
 		`SET LOCAL work_mem = '256MB'`,
 		`SET LOCAL maintenance_work_mem = '512MB'`,
-		sqlClassify,
-		`CREATE UNLOGGED TABLE matchable_digests_next AS
-			SELECT DISTINCT kind, digest FROM derived_classes WHERE status = 'matchable' ORDER BY kind, digest`,
-		`CREATE UNIQUE INDEX matchable_digests_next_kind_digest ON matchable_digests_next (kind, digest)`,
-		// Statistics (a sample), so the snapshot's plan is the index scan.
-		`ANALYZE matchable_digests_next`,
-		`CREATE UNLOGGED TABLE identifier_stats_next AS
-			SELECT kind, status, count(*) AS n FROM derived_classes GROUP BY kind, status`,
-		// The swap: waits for the snapshots reading the old tables.
-		`DROP TABLE matchable_digests, identifier_stats`,
-		`ALTER TABLE matchable_digests_next RENAME TO matchable_digests`,
-		`ALTER INDEX matchable_digests_next_kind_digest RENAME TO matchable_digests_kind_digest`,
-		`ALTER TABLE identifier_stats_next RENAME TO identifier_stats`,
-	} {
+	}
+	if whole {
+		steps = append(steps,
+			// One pass: the classification, sorted by (kind, digest) and
+			// counted per digest as it streams.
+			`CREATE UNLOGGED TABLE digest_classes_next AS `+fmt.Sprintf(sqlClassCounts, "("+sqlClassify+") AS c")+` ORDER BY kind, digest`,
+			`CREATE UNIQUE INDEX digest_classes_next_kind_digest ON digest_classes_next (kind, digest)`,
+			// Statistics (a sample), so the snapshot's plan is the index scan.
+			`ANALYZE digest_classes_next`,
+			`CREATE UNLOGGED TABLE identifier_stats_next AS SELECT d.kind, v.status, sum(v.n)::bigint AS n
+				FROM digest_classes_next d CROSS JOIN LATERAL (VALUES `+sqlClassValues+`) AS v (status, n)
+				GROUP BY d.kind, v.status`,
+			`CREATE UNIQUE INDEX identifier_stats_next_kind_status ON identifier_stats_next (kind, status)`,
+			// The swap: waits for the snapshots reading the old tables.
+			`DROP TABLE digest_classes, identifier_stats`,
+			`ALTER TABLE digest_classes_next RENAME TO digest_classes`,
+			`ALTER INDEX digest_classes_next_kind_digest RENAME TO digest_classes_kind_digest`,
+			`ALTER TABLE identifier_stats_next RENAME TO identifier_stats`,
+			`ALTER INDEX identifier_stats_next_kind_status RENAME TO identifier_stats_kind_status`,
+		)
+	} else {
+		steps = append(steps,
+			// Statistics of the log as it is now, so that the plans
+			// probe the indexes of the ledger rather than scan it.
+			`ANALYZE derived_changes`,
+			sqlChangedKeys,
+			`ANALYZE derived_keys`,
+			sqlReclassify,
+			`CREATE TEMPORARY TABLE derived_delta ON COMMIT DROP AS `+fmt.Sprintf(sqlClassCounts, "derived_classes"),
+			sqlStatsDelta,
+			`DELETE FROM digest_classes d USING derived_keys k WHERE d.kind = k.kind AND d.digest = k.digest`,
+			`INSERT INTO digest_classes (kind, digest, matchable, withdrawn, no_consent, security)
+				SELECT kind, digest, matchable, withdrawn, no_consent, security FROM derived_delta`,
+		)
+	}
+	// The log rows this transaction saw, and only those (REPEATABLE READ):
+	// rows committed since are of changes it did not see.
+	steps = append(steps, `DELETE FROM derived_changes`)
+	for _, s := range steps {
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return err
 		}
@@ -149,5 +255,13 @@ func rebuildDerived(ctx context.Context, conn *pgxpool.Conn) error {
 		ON CONFLICT (id) DO UPDATE SET generation = EXCLUDED.generation`, gen); err != nil {
 		return err
 	}
-	return tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	if whole {
+		p.refreshes.full.Add(1)
+	} else {
+		p.refreshes.incremental.Add(1)
+	}
+	return nil
 }
