@@ -184,6 +184,31 @@ func TestMainWarmOnly(t *testing.T) {
 	}
 }
 
+// TestCPUProfiles: with OVERLAP_BENCH_CPUPROFILE set, the server and the
+// client child each write a CPU profile (gzip-compressed protobuf, what
+// go tool pprof reads).
+func TestCPUProfiles(t *testing.T) {
+	dir, prof := t.TempDir(), t.TempDir()
+	t.Setenv(cpuProfileEnv, prof)
+	var stdout, stderr strings.Builder
+	if code := Main([]string{"bench", "--quick", "--modes", "loopback", "--pools", "cold", "--suites", "2", "--grid", "1000/10000", "--out", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	for _, role := range []string{"server", "client"} {
+		files, err := filepath.Glob(filepath.Join(prof, role+"-*.pprof"))
+		if err != nil || len(files) != 1 {
+			t.Fatalf("%s profiles: %v, %v; want one", role, files, err)
+		}
+		b, err := os.ReadFile(files[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("%s: %d bytes, not a gzip-compressed profile", files[0], len(b))
+		}
+	}
+}
+
 func TestParseGrid(t *testing.T) {
 	got, err := parseGrid("1000/1e4, 1e5/1000000")
 	if err != nil || len(got) != 2 || got[0] != (Pair{1000, 10000}) || got[1] != (Pair{100000, 1000000}) {

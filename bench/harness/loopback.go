@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -124,6 +125,14 @@ func RunChild() (bool, int) {
 		return false, 0
 	}
 	var err error
+	if dir := os.Getenv(cpuProfileEnv); dir != "" {
+		stop, perr := startCPUProfile(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", role, os.Getpid())))
+		if perr != nil {
+			fmt.Fprintf(os.Stderr, "bench %s child: error: %v\n", role, perr)
+			return true, 1
+		}
+		defer stop()
+	}
 	switch role {
 	case "server":
 		var cfg serverChildConfig
@@ -152,6 +161,27 @@ func RunChild() (bool, int) {
 		return true, 1
 	}
 	return true, 0
+}
+
+// cpuProfileEnv names a directory in which each child writes a CPU
+// profile of its whole run (ROLE-PID.pprof), for `go tool pprof`: a
+// diagnostic of where a loopback run's time goes, off by default.
+const cpuProfileEnv = "OVERLAP_BENCH_CPUPROFILE"
+
+// startCPUProfile starts a CPU profile written to path; stop ends it.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // childExit is a child's last report: its own peak RSS.

@@ -47,7 +47,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			"checks each count against the true overlap (a private release against the\n"+
 			"noise's tail bound), and writes timings per phase, bytes on the\n"+
 			"wire, peak memory, the lower bound from measured per-operation costs, and plots.\n"+
-			"See bench/RESULTS.md.\n\n")
+			"See bench/RESULTS.md.\n\n"+
+			"With OVERLAP_BENCH_CPUPROFILE=DIR in the environment, every loopback child\n"+
+			"writes a CPU profile of its run to DIR/ROLE-PID.pprof (go tool pprof).\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args[1:]); err != nil {
