@@ -42,6 +42,30 @@ func ledgerMatchable(t *testing.T, p *Postgres, kind psi.Kind) ([][32]byte, []Ki
 	return out, stats
 }
 
+// agreesWithLedger checks that the snapshot of every kind and the stats
+// equal those computed from the ledger, and returns the generation each
+// snapshot recorded.
+func agreesWithLedger(t *testing.T, p *Postgres, step string) map[psi.Kind]int64 {
+	t.Helper()
+	gens := map[psi.Kind]int64{}
+	for _, k := range psi.Kinds {
+		got, info := snap(t, p, k)
+		want, _ := ledgerMatchable(t, p, k)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s, %v: snapshot of %d digests, ledger %d", step, k, len(got), len(want))
+		}
+		gens[k] = info.Generation
+	}
+	got, err := p.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, want := ledgerMatchable(t, p, psi.KindEmail); !slices.Equal(got, want) {
+		t.Errorf("%s: stats %+v, ledger %+v", step, got, want)
+	}
+	return gens
+}
+
 // TestPostgresDerivedAgreesWithLedger: snapshots and stats served from the
 // kept tables equal those computed from the ledger, as the ledger moves
 // (identifiers, grants, withdrawals, security collections), after the
@@ -57,23 +81,10 @@ func TestPostgresDerivedAgreesWithLedger(t *testing.T) {
 	ids, events := genData(21, 2000)
 	check := func(step string, wantKept bool) {
 		t.Helper()
-		for _, k := range psi.Kinds {
-			got, info := snap(t, s, k)
-			want, _ := ledgerMatchable(t, p, k)
-			if !slices.Equal(got, want) {
-				t.Errorf("%s, %v: snapshot of %d digests, ledger %d", step, k, len(got), len(want))
-			}
-			kept := rawInt(t, s, sqlDerivedGeneration) == info.Generation
-			if kept != wantKept {
+		for k, gen := range agreesWithLedger(t, p, step) {
+			if kept := rawInt(t, s, sqlDerivedGeneration) == gen; kept != wantKept {
 				t.Errorf("%s, %v: kept tables current %t, want %t", step, k, kept, wantKept)
 			}
-		}
-		got, err := s.Stats(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, want := ledgerMatchable(t, p, psi.KindEmail); !slices.Equal(got, want) {
-			t.Errorf("%s: stats %+v, ledger %+v", step, got, want)
 		}
 	}
 	check("empty", true)
@@ -163,20 +174,7 @@ func TestPostgresDerivedIncremental(t *testing.T) {
 	check := func(step string, wantFull, wantIncremental int64) {
 		t.Helper()
 		full, incr := p.refreshes.full.Load(), p.refreshes.incremental.Load()
-		for _, k := range psi.Kinds {
-			got, _ := snap(t, s, k)
-			want, _ := ledgerMatchable(t, p, k)
-			if !slices.Equal(got, want) {
-				t.Errorf("%s, %v: snapshot of %d digests, ledger %d", step, k, len(got), len(want))
-			}
-		}
-		got, err := s.Stats(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, want := ledgerMatchable(t, p, psi.KindEmail); !slices.Equal(got, want) {
-			t.Errorf("%s: stats %+v, ledger %+v", step, got, want)
-		}
+		agreesWithLedger(t, p, step)
 		if d, st := derivedDrift(t, p); d != 0 || st != 0 {
 			t.Errorf("%s: kept tables differ from the ledger's classification on %d digests and %d stats rows", step, d, st)
 		}
@@ -338,10 +336,5 @@ func TestPostgresDerivedConcurrentWriters(t *testing.T) {
 	if d, st := derivedDrift(t, p); d != 0 || st != 0 {
 		t.Errorf("after %d refreshes beside the writers, the kept tables differ from the ledger's classification on %d digests and %d stats rows", refreshes, d, st)
 	}
-	for _, k := range psi.Kinds {
-		got, _ := snap(t, s, k)
-		if want, _ := ledgerMatchable(t, p, k); !slices.Equal(got, want) {
-			t.Errorf("%v: snapshot of %d digests, ledger %d", k, len(got), len(want))
-		}
-	}
+	agreesWithLedger(t, p, "after the writers")
 }
