@@ -168,8 +168,18 @@ func (p *Postgres) refreshDerived(ctx context.Context) error {
 		defer cancel()
 		conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, int64(derivedLockKey))
 	}()
-	if err := p.rebuildDerived(ctx, conn); err != nil {
+	whole, err := p.rebuildDerived(ctx, conn)
+	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
+	}
+	if whole {
+		// A whole refresh deleted every log row it saw, as many as the
+		// rows the ledger gained since the last; until they are vacuumed,
+		// every later refresh scans them. VACUUM cannot run in a
+		// transaction, and does not hold off the writers.
+		if _, err := conn.Exec(ctx, `VACUUM derived_changes`); err != nil {
+			return fmt.Errorf("%s: vacuum the log: %w", op, err)
+		}
 	}
 	return nil
 }
@@ -177,31 +187,32 @@ func (p *Postgres) refreshDerived(ctx context.Context) error {
 // rebuildDerived brings the kept tables to the generation of one REPEATABLE
 // READ transaction, from the log of changes or by classifying the whole
 // ledger.
-func (p *Postgres) rebuildDerived(ctx context.Context, conn *pgxpool.Conn) error {
+// It reports whether it classified the whole ledger.
+func (p *Postgres) rebuildDerived(ctx context.Context, conn *pgxpool.Conn) (whole bool, err error) {
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer rollback(ctx, tx)
 	var gen, have int64
 	if err := tx.QueryRow(ctx, `SELECT (`+sqlGeneration+`), (`+sqlDerivedGeneration+`)`).Scan(&gen, &have); err != nil {
-		return err
+		return false, err
 	}
 	if gen == have {
-		return nil // another refresh did it
+		return false, nil // another refresh did it
 	}
-	whole := have < 0
+	whole = have < 0
 	if !whole {
 		var everything bool
 		var total, logged int64
 		if err := tx.QueryRow(ctx, `SELECT
 			EXISTS (SELECT 1 FROM derived_changes WHERE subject_id IS NULL AND identifier_id IS NULL),
 			(SELECT COALESCE(sum(n), 0) FROM identifier_stats)`).Scan(&everything, &total); err != nil {
-			return err
+			return false, err
 		}
 		limit := total/incrementalShare + 1
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM derived_changes LIMIT $1) AS t`, limit+1).Scan(&logged); err != nil {
-			return err
+			return false, err
 		}
 		whole = everything || logged > limit
 	}
@@ -248,20 +259,20 @@ func (p *Postgres) rebuildDerived(ctx context.Context, conn *pgxpool.Conn) error
 	steps = append(steps, `DELETE FROM derived_changes`)
 	for _, s := range steps {
 		if _, err := tx.Exec(ctx, s); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO derived_state (id, generation) VALUES (1, $1)
 		ON CONFLICT (id) DO UPDATE SET generation = EXCLUDED.generation`, gen); err != nil {
-		return err
+		return false, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return err
+		return false, err
 	}
 	if whole {
 		p.refreshes.full.Add(1)
 	} else {
 		p.refreshes.incremental.Add(1)
 	}
-	return nil
+	return whole, nil
 }
