@@ -153,6 +153,22 @@ func derivedDrift(t *testing.T, p *Postgres) (digests, stats int64) {
 	return digests, stats
 }
 
+// derivedLedger opens a PostgreSQL store for a parallel test (skipping
+// without OVERLAP_TEST_POSTGRES) and fills it with genData(seed, subjects),
+// whose identifiers it returns.
+func derivedLedger(t *testing.T, seed uint64, subjects int) (*Postgres, []Identifier) {
+	t.Helper()
+	if os.Getenv(postgresEnv) == "" {
+		t.Skip("postgres: OVERLAP_TEST_POSTGRES not set; run .ci/postgres.sh")
+	}
+	t.Parallel()
+	p := openPostgresTest(t).(*Postgres)
+	ids, events := genData(seed, subjects)
+	mustImport(t, p, ids...)
+	mustAppend(t, p, events...)
+	return p, ids
+}
+
 // TestPostgresDerivedIncremental: after small changes of every kind the
 // ledger has (new identifiers of old and new subjects, subject-wide and
 // per-identifier grants and withdrawals, future-dated events, security
@@ -162,15 +178,8 @@ func derivedDrift(t *testing.T, p *Postgres) (digests, stats int64) {
 // describe row by row (an UPDATE of identifiers) and a change of more than
 // an eighth of the ledger make the refresh classify the whole ledger.
 func TestPostgresDerivedIncremental(t *testing.T) {
-	if os.Getenv(postgresEnv) == "" {
-		t.Skip("postgres: OVERLAP_TEST_POSTGRES not set; run .ci/postgres.sh")
-	}
-	t.Parallel()
-	s := openPostgresTest(t)
-	p := s.(*Postgres)
-	ids, events := genData(77, 1500)
-	mustImport(t, s, ids...)
-	mustAppend(t, s, events...)
+	p, ids := derivedLedger(t, 77, 1500)
+	s := Store(p)
 	check := func(step string, wantFull, wantIncremental int64) {
 		t.Helper()
 		full, incr := p.refreshes.full.Load(), p.refreshes.incremental.Load()
@@ -277,15 +286,8 @@ func TestPostgresDerivedIncremental(t *testing.T) {
 // once the writers stop, one more refresh leaves the kept tables equal to
 // a classification of the whole ledger.
 func TestPostgresDerivedConcurrentWriters(t *testing.T) {
-	if os.Getenv(postgresEnv) == "" {
-		t.Skip("postgres: OVERLAP_TEST_POSTGRES not set; run .ci/postgres.sh")
-	}
-	t.Parallel()
-	s := openPostgresTest(t)
-	p := s.(*Postgres)
-	ids, events := genData(91, 1200)
-	mustImport(t, s, ids...)
-	mustAppend(t, s, events...)
+	p, ids := derivedLedger(t, 91, 1200)
+	s := Store(p)
 	if _, err := s.Stats(t.Context()); err != nil {
 		t.Fatal(err)
 	}
