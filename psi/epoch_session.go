@@ -310,12 +310,11 @@ func (s *EpochServer) ReceiveBlinded(c *wire.ElementChunk) error {
 	s.ts = s.ts[:start+c.Count()]
 	key, id := s.ep.key, &s.ep.meta.ID
 	err := parallel(c.Count(), s.workers, func(lo, hi int) error {
-		var enc [elemSize]byte
-		for i := lo; i < hi; i++ {
-			if err := key.multPeer(&enc, c.Element(i)); err != nil {
-				return elemErr("blinded element", start+i, err)
-			}
+		i, err := key.multPeers(lo, hi, c.Element, func(i int, enc *[32]byte) {
 			s.ts[start+i] = epochT(id, enc[:])
+		})
+		if err != nil {
+			return elemErr("blinded element", start+i, err)
 		}
 		return nil
 	})

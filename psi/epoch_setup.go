@@ -425,12 +425,11 @@ func (c *EpochSetupClient) ReceiveServerElements(ch *wire.ElementChunk) error {
 	start := len(c.ts)
 	c.ts = c.ts[:start+ch.Count()]
 	err := parallel(ch.Count(), c.workers, func(lo, hi int) error {
-		var enc [elemSize]byte
-		for i := lo; i < hi; i++ {
-			if err := c.key.multPeer(&enc, ch.Element(i)); err != nil {
-				return elemErr("server element", start+i, err)
-			}
+		i, err := c.key.multPeers(lo, hi, ch.Element, func(i int, enc *[32]byte) {
 			c.ts[start+i] = epochT(&c.params.Epoch, enc[:])
+		})
+		if err != nil {
+			return elemErr("server element", start+i, err)
 		}
 		return nil
 	})

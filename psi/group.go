@@ -229,6 +229,24 @@ func (k *gkey) multPeer(out *[32]byte, in []byte) error {
 	return k.s1.multPeer(out, in)
 }
 
+// multPeers raises the peer's elements elem(lo) to elem(hi-1) to k, each
+// checked first (SPEC.md §3.4, §12.5), and hands each result to emit, in
+// order. On a bad element it returns its index and the reason. Suite 2
+// multiplies a group of elements at a time (c25519's batches).
+func (k *gkey) multPeers(lo, hi int, elem func(int) []byte, emit func(int, *[32]byte)) (int, error) {
+	if k.isSuite2() {
+		return k.s2.multPeers(lo, hi, elem, emit)
+	}
+	var enc [32]byte
+	for i := lo; i < hi; i++ {
+		if err := k.s1.multPeer(&enc, elem(i)); err != nil {
+			return i, err
+		}
+		emit(i, &enc)
+	}
+	return 0, nil
+}
+
 // points is a batch of hashed elements in a suite's internal form:
 // ristretto255 points for suite 1, u-coordinates for suite 2.
 type points struct {

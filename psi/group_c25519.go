@@ -78,23 +78,54 @@ func (k *s2Key) multPeer(out *[32]byte, in []byte) error {
 	return s2Err(k.k.Mult(out, &e))
 }
 
+// s2Group is how many elements the suite-2 batches take at a time: the
+// lanes of c25519's vector ladder.
+const s2Group = 8
+
 func (k *s2Key) multOwn(p [][32]byte, out []byte) error {
-	for i := range p {
-		if err := k.k.MultOwn((*[32]byte)(out[32*i:32*i+32]), &p[i]); err != nil {
+	var res [s2Group][32]byte
+	for lo := 0; lo < len(p); lo += s2Group {
+		hi := min(lo+s2Group, len(p))
+		if _, err := k.k.MultOwnBatch(res[:hi-lo], p[lo:hi]); err != nil {
 			return s2Err(err)
+		}
+		for j := range hi - lo {
+			copy(out[32*(lo+j):], res[j][:])
 		}
 	}
 	return nil
 }
 
+// multPeers raises the peer's elements elem(lo) to elem(hi-1) to k, each
+// checked first (SPEC.md §12.5), and hands each result to emit in order.
+// On a bad element it returns its index and the reason.
+func (k *s2Key) multPeers(lo, hi int, elem func(int) []byte, emit func(int, *[32]byte)) (int, error) {
+	return s2Batches(lo, hi, elem, emit, k.k.MultBatch)
+}
+
 func (k *s2Key) invMultPeer(in, out []byte) (int, error) {
-	for i := range len(in) / 32 {
-		var e [32]byte
-		if err := s2Decode(&e, in[32*i:32*i+32]); err != nil {
-			return i, err
+	return s2Batches(0, len(in)/32, func(i int) []byte { return in[32*i : 32*i+32] },
+		func(i int, e *[32]byte) { copy(out[32*i:], e[:]) }, k.k.InvMultBatch)
+}
+
+// s2Batches runs mult, a c25519 batch multiplication that checks its
+// inputs, on the elements elem(lo..hi-1) a group at a time.
+func s2Batches(lo, hi int, elem func(int) []byte, emit func(int, *[32]byte), mult func(out, in [][32]byte) (int, error)) (int, error) {
+	var in, res [s2Group][32]byte
+	for g := lo; g < hi; g += s2Group {
+		n := min(s2Group, hi-g)
+		for j := range n {
+			b := elem(g + j)
+			if len(b) != c25519.ElementSize {
+				return g + j, errS2Element
+			}
+			in[j] = [32]byte(b)
 		}
-		if err := k.k.InvMult((*[32]byte)(out[32*i:32*i+32]), &e); err != nil {
-			return i, s2Err(err)
+		if j, err := mult(res[:n], in[:n]); err != nil {
+			return g + j, s2Err(err)
+		}
+		for j := range n {
+			emit(g+j, &res[j])
 		}
 	}
 	return 0, nil

@@ -237,11 +237,11 @@ func (c *PrivateClient) ReceiveServerElements(ch *wire.ElementChunk) error {
 	start := len(c.out)
 	c.out = c.out[:start+len(ch.Elements)]
 	err := parallel(ch.Count(), c.workers, func(lo, hi int) error {
-		for i := lo; i < hi; i++ {
-			out := (*[elemSize]byte)(c.out[start+i*elemSize:])
-			if err := c.key.multPeer(out, ch.Element(i)); err != nil {
-				return elemErr("server element", c.got+i, err)
-			}
+		i, err := c.key.multPeers(lo, hi, ch.Element, func(i int, enc *[32]byte) {
+			copy(c.out[start+i*elemSize:], enc[:])
+		})
+		if err != nil {
+			return elemErr("server element", c.got+i, err)
 		}
 		return nil
 	})

@@ -229,12 +229,11 @@ func (s *PrivateServer) ReceiveBlinded(c *wire.ElementChunk) error {
 	s.blinded = s.blinded[:start+c.Count()]
 	key := s.set.key
 	err := parallel(c.Count(), s.workers, func(lo, hi int) error {
-		var enc [elemSize]byte
-		for i := lo; i < hi; i++ {
-			if err := key.multPeer(&enc, c.Element(i)); err != nil {
-				return elemErr("blinded element", s.got+i, err)
-			}
+		i, err := key.multPeers(lo, hi, c.Element, func(i int, enc *[32]byte) {
 			s.blinded[start+i] = tagOf(&s.set.salt, enc[:])
+		})
+		if err != nil {
+			return elemErr("blinded element", s.got+i, err)
 		}
 		return nil
 	})

@@ -352,11 +352,11 @@ func (s *Server) ReceiveBlinded(c *wire.ElementChunk) error {
 	start := len(s.out)
 	s.out = s.out[:start+len(c.Elements)]
 	err := parallel(c.Count(), s.workers, func(lo, hi int) error {
-		for i := lo; i < hi; i++ {
-			out := (*[elemSize]byte)(s.out[start+i*elemSize:])
-			if err := s.set.key.multPeer(out, c.Element(i)); err != nil {
-				return elemErr("blinded element", s.got+i, err)
-			}
+		i, err := s.set.key.multPeers(lo, hi, c.Element, func(i int, enc *[32]byte) {
+			copy(s.out[start+i*elemSize:], enc[:])
+		})
+		if err != nil {
+			return elemErr("blinded element", s.got+i, err)
 		}
 		return nil
 	})

@@ -75,18 +75,31 @@ func canonical(in *[32]byte) int {
 // g^((p-1)/2) = (g^((p-5)/8))^4 · g^2, and accepts 1 or 0 (g = 0 only for
 // u = 0, which lowOrder refuses).
 func onCurve(in *[32]byte) int {
-	var u, g, t, g2 field.Element
+	var g, t field.Element
+	curveRHS(&g, in)
+	t.Pow22523(&g)
+	return squareFromPow(&g, &t)
+}
+
+// curveRHS sets g = g(u) for the u-coordinate in (its top bit ignored).
+func curveRHS(g *field.Element, in *[32]byte) {
+	var u field.Element
 	if _, err := u.SetBytes(in[:]); err != nil {
-		return 0 // cannot happen: in is 32 bytes
+		panic("c25519: internal error: SetBytes of 32 bytes")
 	}
 	g.Add(&u, feA)
-	g.Multiply(&g, &u)
-	g.Add(&g, feOne)
-	g.Multiply(&g, &u)
-	t.Pow22523(&g)
+	g.Multiply(g, &u)
+	g.Add(g, feOne)
+	g.Multiply(g, &u)
+}
+
+// squareFromPow returns 1 if g is a square or zero and 0 if it is not,
+// given pow = g^((p-5)/8): the Legendre symbol is pow^4 · g^2.
+func squareFromPow(g, pow *field.Element) int {
+	var t, g2 field.Element
+	t.Square(pow)
 	t.Square(&t)
-	t.Square(&t)
-	g2.Square(&g)
+	g2.Square(g)
 	t.Multiply(&t, &g2)
 	return 1 - t.Equal(feMinusOne)
 }

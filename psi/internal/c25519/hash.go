@@ -162,21 +162,40 @@ func (h *Hasher) hashToField(u0, u1 *field.Element, msg []byte) {
 	}
 }
 
-// hashFraction sets num/den to the u-coordinate of hash_to_curve(msg):
-// num = Z + Y and den = Z - Y for the edwards25519 point (X:Y:Z:T) that
-// corresponds to it (den is zero only for the identity).
-func (h *Hasher) hashFraction(num, den *field.Element, msg []byte) {
-	var u0, u1 field.Element
-	h.hashToField(&u0, &u1, msg)
-	var p, q extended
-	mapToEdwards(&p, &u0)
-	mapToEdwards(&q, &u1)
-	p.add(&p, &q)
-	p.double(&p)
-	p.double(&p)
-	p.double(&p)
-	num.Add(&p.Z, &p.Y)
-	den.Subtract(&p.Z, &p.Y)
+// hashGroup is how many messages hashFractions takes at once: two
+// map_to_curve each, so that their square roots fill the eight lanes of
+// pow22523x8.
+const hashGroup = 4
+
+// hashFractions sets num[i]/den[i] to the u-coordinate of
+// hash_to_curve(msgs[i]) for up to hashGroup messages: num = Z + Y and
+// den = Z - Y for the edwards25519 point (X:Y:Z:T) that corresponds to it
+// (den is zero only for the identity). The exponentiations of the maps'
+// square roots run together, in pow22523x8.
+func (h *Hasher) hashFractions(num, den []field.Element, msgs [][]byte) {
+	if len(msgs) > hashGroup {
+		panic("c25519: internal error: hashFractions of more than hashGroup messages")
+	}
+	var maps [2 * hashGroup]mapper
+	var in, pow [2 * hashGroup]field.Element
+	for i, msg := range msgs {
+		var u0, u1 field.Element
+		h.hashToField(&u0, &u1, msg)
+		maps[2*i].begin(&in[2*i], &u0)
+		maps[2*i+1].begin(&in[2*i+1], &u1)
+	}
+	pow22523x8(&pow, &in) // unused lanes hold 0, whose power is 0
+	for i := range msgs {
+		var p, q extended
+		maps[2*i].finish(&p, &pow[2*i])
+		maps[2*i+1].finish(&q, &pow[2*i+1])
+		p.add(&p, &q)
+		p.double(&p)
+		p.double(&p)
+		p.double(&p)
+		num[i].Add(&p.Z, &p.Y)
+		den[i].Subtract(&p.Z, &p.Y)
+	}
 }
 
 // Hash sets out to the u-coordinate of hash_to_curve(msg) (suite
@@ -184,17 +203,17 @@ func (h *Hasher) hashFraction(num, den *field.Element, msg []byte) {
 // subgroup; it is all zero only if the RFC's result is the identity, which
 // happens with probability about 2^-252 (and which Valid refuses).
 func (h *Hasher) Hash(out *[32]byte, msg []byte) {
-	var num, den field.Element
-	h.hashFraction(&num, &den, msg)
-	den.Invert(&den) // Invert(0) = 0: the identity gives u = 0
-	num.Multiply(&num, &den)
-	copy(out[:], num.Bytes())
+	var num, den [1]field.Element
+	h.hashFractions(num[:], den[:], [][]byte{msg})
+	den[0].Invert(&den[0]) // Invert(0) = 0: the identity gives u = 0
+	num[0].Multiply(&num[0], &den[0])
+	copy(out[:], num[0].Bytes())
 }
 
 // HashBatch sets out[i] to Hash(msgs[i]) for every i; out and msgs must
 // have the same length. It shares one field inversion among the batch
 // (Montgomery's trick), which saves one of the three exponentiations of
-// each hash.
+// each hash, and computes the other two four messages at a time.
 func (h *Hasher) HashBatch(out [][32]byte, msgs [][]byte) {
 	n := len(msgs)
 	if len(out) != n {
@@ -205,10 +224,13 @@ func (h *Hasher) HashBatch(out [][32]byte, msgs [][]byte) {
 		h.den = make([]field.Element, 2*n)
 	}
 	num, den, pre := h.num[:n], h.den[:n], h.den[n:2*n]
+	for i := 0; i < n; i += hashGroup {
+		j := min(i+hashGroup, n)
+		h.hashFractions(num[i:j], den[i:j], msgs[i:j])
+	}
 	var zero, acc field.Element
 	acc.One()
-	for i, msg := range msgs {
-		h.hashFraction(&num[i], &den[i], msg)
+	for i := range n {
 		// The identity (den = 0) gives u = 0, as in Hash: num := 0 and
 		// den := 1, so that one zero does not void the shared inversion.
 		isZero := den[i].Equal(&zero)
@@ -290,46 +312,92 @@ func (v *extended) double(p *extended) {
 	v.Z.Multiply(&f, &g)
 }
 
-// elligator2 is map_to_curve_elligator2 of RFC 9380 §6.7.1 for curve25519
-// (A = 486662, B = 1, Z = 2), in constant time. It returns the point (s, t)
-// as s = xn/xd and t = y.
-func elligator2(xn, xd, y, u *field.Element) {
-	var tv1 field.Element
-	tv1.Square(u)
-	tv1.Add(&tv1, &tv1) // tv1 = Z·u²
+// sqrtRatio is field.Element.SqrtRatio in two halves around its one
+// exponentiation, so that the exponentiations of several can run at once
+// (pow22523x8). begin takes u and v and sets x to the element to raise to
+// (p-5)/8; finish takes that power and sets r to the non-negative square
+// root of u/v and returns 1 if u/v is a square, or sets r to the root of
+// sqrtM1·u/v and returns 0 if it is not (r = 0 when u or v is 0), exactly
+// as field.Element.SqrtRatio (TestSqrtRatioHalves).
+type sqrtRatio struct {
+	u, v, uv3 field.Element
+}
+
+func (s *sqrtRatio) begin(x, u, v *field.Element) {
+	// r = (u·v³)·(u·v⁷)^((p-5)/8)
+	var v2, t field.Element
+	s.u.Set(u)
+	s.v.Set(v)
+	v2.Square(v)
+	s.uv3.Multiply(u, t.Multiply(&v2, v))
+	x.Multiply(&s.uv3, t.Square(&v2))
+}
+
+func (s *sqrtRatio) finish(r, pow *field.Element) (wasSquare int) {
+	var rr, check, uNeg, t, rPrime field.Element
+	rr.Multiply(&s.uv3, pow)
+	check.Multiply(&s.v, t.Square(&rr)) // check = v·r²
+	uNeg.Negate(&s.u)
+	correctSignSqrt := check.Equal(&s.u)
+	flippedSignSqrt := check.Equal(&uNeg)
+	flippedSignSqrtI := check.Equal(t.Multiply(&uNeg, sqrtM1))
+	rPrime.Multiply(&rr, sqrtM1)
+	rr.Select(&rPrime, &rr, flippedSignSqrt|flippedSignSqrtI)
+	r.Absolute(&rr)
+	return correctSignSqrt | flippedSignSqrt
+}
+
+// mapper is map_to_curve_elligator2 of RFC 9380 §6.7.1 for curve25519
+// (A = 486662, B = 1, Z = 2), in constant time, followed by the rational
+// map to edwards25519, in two halves around the exponentiation of its
+// square root: begin(x, u) sets x to the element to raise to (p-5)/8, and
+// finish(p, x^((p-5)/8)) sets p to the image of u.
+type mapper struct {
+	u, tv1, xd, x1n field.Element
+	sqrt            sqrtRatio
+}
+
+func (m *mapper) begin(x, u *field.Element) {
+	m.u.Set(u)
+	m.tv1.Square(u)
+	m.tv1.Add(&m.tv1, &m.tv1) // tv1 = Z·u²
 	// e1: tv1 = -1 would make 1 + tv1 zero; it cannot happen for Z = 2
 	// (-1/2 is not a square), but the RFC's CMOV is kept.
 	var zero field.Element
-	tv1.Select(&zero, &tv1, tv1.Equal(feMinusOne))
+	m.tv1.Select(&zero, &m.tv1, m.tv1.Equal(feMinusOne))
 
 	// x1 = -A / (1 + tv1) = x1n / xd
-	var x1n field.Element
-	xd.Add(feOne, &tv1)
-	x1n.Negate(feA)
+	m.xd.Add(feOne, &m.tv1)
+	m.x1n.Negate(feA)
 
 	// g(x1) = x1³ + A·x1² + x1 = x1n·(x1n² + A·x1n·xd + xd²) / xd³
 	var gn, gd, t0, t1 field.Element
-	t0.Square(&x1n)
-	t1.Multiply(feA, &x1n)
-	t1.Multiply(&t1, xd)
+	t0.Square(&m.x1n)
+	t1.Multiply(feA, &m.x1n)
+	t1.Multiply(&t1, &m.xd)
 	t0.Add(&t0, &t1)
-	t1.Square(xd)
+	t1.Square(&m.xd)
 	t0.Add(&t0, &t1)
-	gn.Multiply(&x1n, &t0)
-	gd.Multiply(&t1, xd)
+	gn.Multiply(&m.x1n, &t0)
+	gd.Multiply(&t1, &m.xd)
+	m.sqrt.begin(x, &gn, &gd)
+}
 
+// montgomery sets the map's point on curve25519, (s, t) = (xn/m.xd, y),
+// from pow.
+func (m *mapper) montgomery(xn, y, pow *field.Element) {
 	// r² = g(x1) if g(x1) is a square (e2 = 1), else r² = sqrtM1·g(x1).
 	var r field.Element
-	_, e2 := r.SqrtRatio(&gn, &gd)
+	e2 := m.sqrt.finish(&r, pow)
 
 	// x2 = -x1 - A = tv1·x1, and g(x2) = tv1·g(x1) = 2u²·g(x1), so
 	// y2 = u·r·sqrt(-2·sqrtM1) is a square root of g(x2).
 	var x2n, y2 field.Element
-	x2n.Multiply(&x1n, &tv1)
-	y2.Multiply(u, &r)
+	x2n.Multiply(&m.x1n, &m.tv1)
+	y2.Multiply(&m.u, &r)
 	y2.Multiply(&y2, sqrtMinus2SqrtM1)
 
-	xn.Select(&x1n, &x2n, e2)
+	xn.Select(&m.x1n, &x2n, e2)
 	y.Select(&r, &y2, e2)
 
 	// sgn0(y) must be 1 for x1 and 0 for x2 (RFC 9380 §6.7.1, steps 8-9).
@@ -338,19 +406,18 @@ func elligator2(xn, xd, y, u *field.Element) {
 	y.Select(&negY, y, y.IsNegative()^e2)
 }
 
-// mapToEdwards sets p to the edwards25519 point that corresponds, by the
-// rational map of RFC 9380 Appendix D.1, to map_to_curve_elligator2(u):
-// x = sqrt(-486664)·s/t, y = (s-1)/(s+1), or the identity where the map is
-// not defined (t = 0 or s = -1).
-func mapToEdwards(p *extended, u *field.Element) {
-	var xn, xd, y field.Element
-	elligator2(&xn, &xd, &y, u)
+func (m *mapper) finish(p *extended, pow *field.Element) {
+	var xn, y field.Element
+	m.montgomery(&xn, &y, pow)
 
+	// The rational map of RFC 9380 Appendix D.1 from (s, t) = (xn/xd, y):
+	// x = sqrt(-486664)·s/t, y = (s-1)/(s+1), or the identity where the
+	// map is not defined (t = 0 or s = -1).
 	var vn, vd, wn, wd field.Element
 	vn.Multiply(sqrtMinus486664, &xn)
-	vd.Multiply(&xd, &y)
-	wn.Subtract(&xn, &xd)
-	wd.Add(&xn, &xd)
+	vd.Multiply(&m.xd, &y)
+	wn.Subtract(&xn, &m.xd)
+	wd.Add(&xn, &m.xd)
 
 	var zero, den field.Element
 	den.Multiply(&vd, &wd)

@@ -168,6 +168,27 @@ func TestRFC9380Vectors(t *testing.T) {
 	}
 }
 
+// elligator2 is map_to_curve_elligator2(u) as the fraction xn/xd and y,
+// through mapper with the field's own exponentiation.
+func elligator2(xn, xd, y, u *field.Element) {
+	var m mapper
+	var x, pow field.Element
+	m.begin(&x, u)
+	pow.Pow22523(&x)
+	m.montgomery(xn, y, &pow)
+	xd.Set(&m.xd)
+}
+
+// mapToEdwards sets p to the edwards25519 point of map_to_curve(u),
+// through mapper with the field's own exponentiation.
+func mapToEdwards(p *extended, u *field.Element) {
+	var m mapper
+	var x, pow field.Element
+	m.begin(&x, u)
+	pow.Pow22523(&x)
+	m.finish(p, &pow)
+}
+
 // mapPoint is mapToEdwards as an edwards25519.Point, whose
 // SetExtendedCoordinates checks that the map's point is on the curve.
 func mapPoint(t testing.TB, u *field.Element) *edwards25519.Point {
@@ -184,7 +205,7 @@ func mapPoint(t testing.TB, u *field.Element) *edwards25519.Point {
 // sizes, including the empty batch.
 func TestHashBatch(t *testing.T) {
 	h := NewHasher([]byte("OVERLAP-V1-email-curve25519_XMD:SHA-512_ELL2_RO_"))
-	for _, n := range []int{0, 1, 2, 7, 64} {
+	for _, n := range []int{0, 1, 2, 3, 4, 5, 7, 8, 9, 64} {
 		msgs := make([][]byte, n)
 		for i := range msgs {
 			msgs[i] = []byte{byte(n), byte(i)}

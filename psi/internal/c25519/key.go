@@ -181,14 +181,18 @@ func (k *Key) Mult(out, in *[32]byte) error {
 // the twist's points of order 4, and the rest of the twist's group has
 // prime order, SPEC.md §12.5).
 func (k *Key) MultOwn(out, in *[32]byte) error {
-	if k.k[31]&0x40 == 0 {
+	return multOwn(out, in, &k.k)
+}
+
+func multOwn(out, in *[32]byte, s *x25519.Key) error {
+	if s[31]&0x40 == 0 {
 		return ErrErased
 	}
 	if canonical(in)&notLowOrder(in) != 1 {
 		return ErrInvalidElement
 	}
 	var res x25519.Key
-	ok := x25519.Shared(&res, &k.k, (*x25519.Key)(in))
+	ok := x25519.Shared(&res, s, (*x25519.Key)(in))
 	if !ok || isZero(&res) {
 		return ErrIdentity
 	}
