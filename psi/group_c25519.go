@@ -121,11 +121,15 @@ func s2Batches(lo, hi int, elem func(int) []byte, emit func(int, *[32]byte), mul
 			}
 			in[j] = [32]byte(b)
 		}
-		if j, err := mult(res[:n], in[:n]); err != nil {
-			return g + j, s2Err(err)
+		bad, err := mult(res[:n], in[:n])
+		if err != nil {
+			n = bad // the results before the bad element are emitted, as one at a time
 		}
 		for j := range n {
 			emit(g+j, &res[j])
+		}
+		if err != nil {
+			return g + bad, s2Err(err)
 		}
 	}
 	return 0, nil

@@ -23,7 +23,8 @@ const (
 // MultBatch sets out[i] = k·in[i] for every i, as Mult does, in[i]
 // received from a peer. On an element that Mult refuses it returns its
 // index and Mult's error; out holds the results before it. out and in must
-// have the same length; out may alias in.
+// have the same length; out may be in itself, but must not otherwise
+// overlap it.
 func (k *Key) MultBatch(out, in [][32]byte) (int, error) {
 	return multBatch(out, in, &k.k, checkPeer)
 }
@@ -76,7 +77,7 @@ func validGroup(in [][32]byte, c checks) bool {
 		}
 	}
 	if c == checkPeer {
-		pow22523x8(&pow, &g)
+		pow22523x8(&pow, &g, len(in))
 		for j := range in {
 			ok &= squareFromPow(&g[j], &pow[j])
 		}

@@ -84,6 +84,35 @@ func BenchmarkInvMult(b *testing.B) {
 	}
 }
 
+// benchBatch is the cost per element of a batch function on batches of
+// 256 (groups of eight on the vector unit, where there is one).
+func benchBatch(b *testing.B, f func(*Key) func(out, in [][32]byte) (int, error)) {
+	key, _ := NewKey(rand.Reader)
+	const n = 256
+	in := batchInputs(n, 1)
+	out := make([][32]byte, n)
+	mult := f(key)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := mult(out, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/element")
+}
+
+func BenchmarkMultBatch(b *testing.B) {
+	benchBatch(b, func(k *Key) func(out, in [][32]byte) (int, error) { return k.MultBatch })
+}
+
+func BenchmarkMultOwnBatch(b *testing.B) {
+	benchBatch(b, func(k *Key) func(out, in [][32]byte) (int, error) { return k.MultOwnBatch })
+}
+
+func BenchmarkInvMultBatch(b *testing.B) {
+	benchBatch(b, func(k *Key) func(out, in [][32]byte) (int, error) { return k.InvMultBatch })
+}
+
 func BenchmarkBaseMult(b *testing.B) {
 	key, _ := NewKey(rand.Reader)
 	var u [32]byte

@@ -62,9 +62,9 @@ func fe8Limbs(l *[5]uint64) {
 	l[0] += 19 * c
 }
 
-// pow22523x8Generic is pow22523x8 one element at a time.
-func pow22523x8Generic(out, in *[8]field.Element) {
-	for j := range in {
+// pow22523x8Generic is pow22523x8 one element at a time, for the first n.
+func pow22523x8Generic(out, in *[8]field.Element, n int) {
+	for j := range n {
 		out[j].Pow22523(&in[j])
 	}
 }

@@ -26,15 +26,16 @@ func mul8(out, a, b *fe8)
 //go:noescape
 func sqr8(out, a *fe8, n int)
 
-// pow22523x8 sets out[j] = in[j]^((p-5)/8) for every j, as
-// field.Element.Pow22523 does; out may alias in. With AVX-512 IFMA it
-// computes the eight at once, in constant time as the field's code is.
-func pow22523x8(out, in *[8]field.Element) {
+// pow22523x8 sets out[j] = in[j]^((p-5)/8) for j < n (n ≤ 8), as
+// field.Element.Pow22523 does, and may set the other lanes too; out may
+// alias in. With AVX-512 IFMA it computes the eight at once, in constant
+// time as the field's code is; without, only the n.
+func pow22523x8(out, in *[8]field.Element, n int) {
 	if useVector {
 		pow22523x8Vector(out, in)
 		return
 	}
-	pow22523x8Generic(out, in)
+	pow22523x8Generic(out, in, n)
 }
 
 // pow22523x8Vector is field.Element.Pow22523, x^((p-5)/8), of eight
@@ -109,7 +110,7 @@ func x25519x8(out, in *[8][32]byte, k *[32]byte) {
 	// 1/z2 = z2^(p-2) = (z2^((p-5)/8))^8 · z2^3; 0 for z2 = 0.
 	var z2, zinv [8]field.Element
 	st.z2.unpack(&z2)
-	pow22523x8(&zinv, &z2)
+	pow22523x8(&zinv, &z2, 8)
 	var inv, z3 fe8
 	inv.pack(&zinv)
 	sqr8(&inv, &inv, 3)

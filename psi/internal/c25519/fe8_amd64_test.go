@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"testing"
 
+	"filippo.io/edwards25519"
 	"github.com/cloudflare/circl/dh/x25519"
 )
 
@@ -48,10 +49,17 @@ func TestMul8Sqr8(t *testing.T) {
 		t.Skip("no AVX-512 IFMA on this machine: mul8 and sqr8 cannot run (pow22523x8 uses the field's own code)")
 	}
 	r := seeded(82)
-	for range 500 {
+	for round := range 500 {
 		var a, b, out fe8
 		randFe8(r, &a)
 		randFe8(r, &b)
+		if round == 0 { // every limb of both at the bound
+			for i := range a {
+				for j := range a[i] {
+					a[i][j], b[i][j] = 1<<52-1, 1<<52-1
+				}
+			}
+		}
 		mul8(&out, &a, &b)
 		checkLimbs(t, &out)
 		for j := range 8 {
@@ -104,10 +112,13 @@ func TestHashVectorFallback(t *testing.T) {
 		useVector = false
 		h.HashBatch(slow, msgs)
 		for i := range msgs {
-			var one [32]byte
+			var one, oneSlow [32]byte
+			h.Hash(&oneSlow, msgs[i])
+			useVector = true
 			h.Hash(&one, msgs[i])
-			if fast[i] != slow[i] || one != slow[i] {
-				t.Fatalf("batch of %d, element %d: %x with the vector unit, %x without, Hash %x", n, i, fast[i], slow[i], one)
+			useVector = false
+			if fast[i] != slow[i] || one != slow[i] || oneSlow != slow[i] {
+				t.Fatalf("batch of %d, element %d: %x with the vector unit, %x without; Hash %x and %x", n, i, fast[i], slow[i], one, oneSlow)
 			}
 		}
 	}
@@ -189,5 +200,68 @@ func BenchmarkX25519x8(b *testing.B) {
 	}
 	for b.Loop() {
 		x25519x8(&in, &in, &k)
+	}
+}
+
+// TestMultGroupTakesTheVectorPath: a group of valid elements is multiplied
+// by the vector ladder (multGroup reports true), under both kinds of
+// checks, so that TestMultBatch compares the vector path, not the
+// fallback, with the one-at-a-time functions.
+func TestMultGroupTakesTheVectorPath(t *testing.T) {
+	if !hasVector {
+		t.Skip("no AVX-512 IFMA on this machine")
+	}
+	key, err := NewKey(seeded(91))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 5, 8} {
+		in := batchInputs(n, 7)
+		for _, c := range []checks{checkPeer, checkOwn} {
+			out := make([][32]byte, n)
+			if !multGroup(out, in, &key.k, c) {
+				t.Fatalf("multGroup of %d valid elements (checks %d) fell back", n, c)
+			}
+			for i := range in {
+				var want [32]byte
+				if err := key.Mult(&want, &in[i]); err != nil || out[i] != want {
+					t.Fatalf("element %d differs from Mult", i)
+				}
+			}
+		}
+	}
+}
+
+// TestLadder8AnyScalar runs the ladder on scalars that are not clamped
+// (odd ones among them, which exercise the final conditional swap, a no-op
+// for clamped keys) against edwards25519's multiplication by the scalar
+// mod ℓ, on points of the prime-order subgroup. ladder8 takes bits 254 to
+// 0 as they are; the package passes it clamped keys only.
+func TestLadder8AnyScalar(t *testing.T) {
+	if !hasVector {
+		t.Skip("no AVX-512 IFMA on this machine")
+	}
+	r := seeded(92)
+	for round := range 20 {
+		var k [32]byte
+		io.ReadFull(r, k[:])
+		k[31] &= 0x7f // bit 255 is not read
+		if round%2 == 0 {
+			k[0] |= 1
+		}
+		ks := scalarOf(t, k)
+		var in, out [8][32]byte
+		var pts [8]*edwards25519.Point
+		for j := range in {
+			pts[j] = new(edwards25519.Point).ScalarBaseMult(randScalar(t, r))
+			in[j] = montU(pts[j])
+		}
+		x25519x8(&out, &in, &k)
+		for j := range in {
+			want := montU(new(edwards25519.Point).ScalarMult(ks, pts[j]))
+			if out[j] != want {
+				t.Fatalf("round %d lane %d: %x, edwards25519 gives %x", round, j, out[j], want)
+			}
+		}
 	}
 }

@@ -10,9 +10,9 @@ import (
 // hasVector and useVector: there is no vector code for this platform.
 const hasVector, useVector = false, false
 
-// pow22523x8 sets out[j] = in[j]^((p-5)/8) for every j, as
+// pow22523x8 sets out[j] = in[j]^((p-5)/8) for j < n (n ≤ 8), as
 // field.Element.Pow22523 does; out may alias in.
-func pow22523x8(out, in *[8]field.Element) { pow22523x8Generic(out, in) }
+func pow22523x8(out, in *[8]field.Element, n int) { pow22523x8Generic(out, in, n) }
 
 // multGroup reports false: without the vector unit, batches go one
 // element at a time.

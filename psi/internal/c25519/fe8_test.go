@@ -56,7 +56,7 @@ func TestPow22523x8(t *testing.T) {
 	for range 300 {
 		var in, out [8]field.Element
 		randElements(t, r, &in)
-		pow22523x8(&out, &in)
+		pow22523x8(&out, &in, 8)
 		for j := range in {
 			var want field.Element
 			want.Pow22523(&in[j])
@@ -68,8 +68,8 @@ func TestPow22523x8(t *testing.T) {
 	// out aliasing in.
 	var in, want [8]field.Element
 	randElements(t, r, &in)
-	pow22523x8Generic(&want, &in)
-	pow22523x8(&in, &in)
+	pow22523x8Generic(&want, &in, 8)
+	pow22523x8(&in, &in, 8)
 	for j := range in {
 		if in[j].Equal(&want[j]) != 1 {
 			t.Fatalf("aliased, lane %d differs", j)
@@ -126,7 +126,7 @@ func BenchmarkPow22523x8(b *testing.B) {
 	var in [8]field.Element
 	randElements(b, seeded(83), &in)
 	for b.Loop() {
-		pow22523x8(&in, &in)
+		pow22523x8(&in, &in, 8)
 	}
 }
 
@@ -135,7 +135,7 @@ func BenchmarkPow22523x8Field(b *testing.B) {
 	var in [8]field.Element
 	randElements(b, seeded(83), &in)
 	for b.Loop() {
-		pow22523x8Generic(&in, &in)
+		pow22523x8Generic(&in, &in, 8)
 	}
 }
 
@@ -161,7 +161,7 @@ func TestSqrtRatioHalves(t *testing.T) {
 		for j := range us {
 			halves[j].begin(&x[j], &us[j], &vs[j])
 		}
-		pow22523x8(&pow, &x)
+		pow22523x8(&pow, &x, 8)
 		for j := range us {
 			var want, got, got1, pow1 field.Element
 			_, wantSquare := want.SqrtRatio(&us[j], &vs[j])
@@ -192,7 +192,7 @@ func FuzzPow22523x8(f *testing.F) {
 		if _, err := in[lane%8].SetBytes(b); err != nil {
 			t.Fatal(err)
 		}
-		pow22523x8(&out, &in)
+		pow22523x8(&out, &in, 8)
 		for j := range in {
 			var want field.Element
 			want.Pow22523(&in[j])

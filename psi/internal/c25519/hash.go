@@ -184,7 +184,7 @@ func (h *Hasher) hashFractions(num, den []field.Element, msgs [][]byte) {
 		maps[2*i].begin(&in[2*i], &u0)
 		maps[2*i+1].begin(&in[2*i+1], &u1)
 	}
-	pow22523x8(&pow, &in) // unused lanes hold 0, whose power is 0
+	pow22523x8(&pow, &in, 2*len(msgs))
 	for i := range msgs {
 		var p, q extended
 		maps[2*i].finish(&p, &pow[2*i])
