@@ -247,6 +247,33 @@ func (k *gkey) multPeers(lo, hi int, elem func(int) []byte, emit func(int, *[32]
 	return 0, nil
 }
 
+// baseMults sets out[j] = Enc(B^(keys[j])) for keys of one suite (the
+// ringers, SPEC.md §10.3); suite 2 takes eight keys at a time.
+func baseMults(keys []*gkey, out [][32]byte) {
+	if len(keys) > 0 && keys[0].isSuite2() {
+		s2BaseMults(keys, out)
+		return
+	}
+	for j := range keys {
+		out[j] = keys[j].baseMult()
+	}
+}
+
+// multDecodedKeys sets out[j] = Enc(e^(keys[j])) for a checked peer
+// element and keys of one suite (the ringer images, SPEC.md §10.5 step 1);
+// suite 2 takes eight keys at a time.
+func multDecodedKeys(keys []*gkey, e *peerElem, out [][32]byte) error {
+	if len(keys) > 0 && keys[0].isSuite2() {
+		return s2MultKeys(keys, &e.s2, out)
+	}
+	for j := range keys {
+		if err := keys[j].multDecoded(&out[j], e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // points is a batch of hashed elements in a suite's internal form:
 // ristretto255 points for suite 1, u-coordinates for suite 2.
 type points struct {

@@ -135,6 +135,24 @@ func s2Batches(lo, hi int, elem func(int) []byte, emit func(int, *[32]byte), mul
 	return 0, nil
 }
 
+// s2BaseMults and s2MultKeys are baseMults and multDecodedKeys in suite 2.
+func s2BaseMults(keys []*gkey, out [][32]byte) {
+	c25519.BaseMultBatch(out, s2Keys(keys))
+}
+
+func s2MultKeys(keys []*gkey, e *[32]byte, out [][32]byte) error {
+	_, err := c25519.MultKeys(out, e, s2Keys(keys))
+	return s2Err(err)
+}
+
+func s2Keys(keys []*gkey) []*c25519.Key {
+	ks := make([]*c25519.Key, len(keys))
+	for j, k := range keys {
+		ks[j] = k.s2.k
+	}
+	return ks
+}
+
 // DST2 returns the suite-2 hash-to-group domain-separation tag for
 // identifiers of kind k (SPEC.md §12.3).
 func DST2(k Kind) []byte {

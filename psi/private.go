@@ -272,9 +272,7 @@ func (p *PrivateSet) Finish() error {
 	}
 	ringers := make([][32]byte, k)
 	parallel(k, workers, func(lo, hi int) error {
-		for j := lo; j < hi; j++ {
-			ringers[j] = p.ringers[j].baseMult()
-		}
+		baseMults(p.ringers[lo:hi], ringers[lo:hi])
 		return nil
 	})
 	// The N elements must be distinct (SPEC.md §10.3). A collision has
@@ -312,12 +310,12 @@ func (p *PrivateSet) nextChunk(sent, size int, seq uint32) *wire.ElementChunk {
 func (p *PrivateSet) ringerImages(a *peerElem, workers int, fn func(j int, enc []byte)) error {
 	ringers := p.ringers
 	err := parallel(len(ringers), workers, func(lo, hi int) error {
-		var enc [elemSize]byte
+		enc := make([][elemSize]byte, hi-lo)
+		if err := multDecodedKeys(ringers[lo:hi], a, enc); err != nil {
+			return err
+		}
 		for j := lo; j < hi; j++ {
-			if err := ringers[j].multDecoded(&enc, a); err != nil {
-				return err
-			}
-			fn(j, enc[:])
+			fn(j, enc[j-lo][:])
 		}
 		return nil
 	})

@@ -84,3 +84,45 @@ func validGroup(in [][32]byte, c checks) bool {
 	}
 	return ok == 1
 }
+
+// BaseMultBatch sets out[i] = keys[i]·G for every i, G the base point
+// u = 9, as keys[i].BaseMult does; with the vector unit, eight keys at a
+// time. out and keys must have the same length.
+func BaseMultBatch(out [][32]byte, keys []*Key) {
+	if len(out) != len(keys) {
+		panic("c25519: batch with len(out) != len(keys)")
+	}
+	base := [32]byte{9}
+	for lo := 0; lo < len(keys); lo += 8 {
+		hi := min(lo+8, len(keys))
+		if useVector && keysGroup(out[lo:hi], &base, keys[lo:hi]) {
+			continue
+		}
+		for i := lo; i < hi; i++ {
+			keys[i].BaseMult(&out[i])
+		}
+	}
+}
+
+// MultKeys sets out[i] = keys[i]·P for every i, for the one element P
+// encoded by in, as keys[i].Mult(&out[i], in) does, with the vector unit
+// eight keys at a time. On an error it returns the index and Mult's error;
+// out holds the results before it. out and keys must have the same length.
+func MultKeys(out [][32]byte, in *[32]byte, keys []*Key) (int, error) {
+	if len(out) != len(keys) {
+		panic("c25519: batch with len(out) != len(keys)")
+	}
+	valid := Valid(in)
+	for lo := 0; lo < len(keys); lo += 8 {
+		hi := min(lo+8, len(keys))
+		if useVector && valid && keysGroup(out[lo:hi], in, keys[lo:hi]) {
+			continue
+		}
+		for i := lo; i < hi; i++ {
+			if err := keys[i].Mult(&out[i], in); err != nil {
+				return i, err
+			}
+		}
+	}
+	return 0, nil
+}

@@ -109,3 +109,59 @@ func TestMultBatch(t *testing.T) {
 		t.Fatalf("erased key: %v, want ErrErased", err)
 	}
 }
+
+// TestKeysBatches: BaseMultBatch and MultKeys give what BaseMult and Mult
+// give key by key, for batches around the group of eight; an erased key
+// and a refused element give Mult's error at Mult's index.
+func TestKeysBatches(t *testing.T) {
+	r := seeded(94)
+	p := batchInputs(1, 9)[0]
+	for _, n := range []int{0, 1, 7, 8, 9, 17} {
+		keys := make([]*Key, n)
+		for i := range keys {
+			var err error
+			if keys[i], err = NewKey(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		base := make([][32]byte, n)
+		BaseMultBatch(base, keys)
+		prod := make([][32]byte, n)
+		if i, err := MultKeys(prod, &p, keys); err != nil {
+			t.Fatalf("MultKeys of %d: error at %d: %v", n, i, err)
+		}
+		for i, k := range keys {
+			var wb, wp [32]byte
+			k.BaseMult(&wb)
+			if err := k.Mult(&wp, &p); err != nil {
+				t.Fatal(err)
+			}
+			if base[i] != wb || prod[i] != wp {
+				t.Fatalf("batch of %d, key %d: BaseMultBatch or MultKeys differs from BaseMult or Mult", n, i)
+			}
+		}
+		if n < 9 {
+			continue
+		}
+		keys[8].Erase()
+		BaseMultBatch(base, keys)
+		var wb [32]byte
+		keys[8].BaseMult(&wb)
+		if base[8] != wb {
+			t.Fatal("BaseMultBatch of an erased key differs from its BaseMult")
+		}
+		if i, err := MultKeys(prod, &p, keys); !errors.Is(err, ErrErased) || i != 8 {
+			t.Fatalf("MultKeys with key 8 erased: (%d, %v), want (8, ErrErased)", i, err)
+		}
+	}
+	keys := []*Key{}
+	for range 3 {
+		k, _ := NewKey(r)
+		keys = append(keys, k)
+	}
+	for _, bad := range invalidElements(t) {
+		if i, err := MultKeys(make([][32]byte, 3), &bad.u, keys); !errors.Is(err, ErrInvalidElement) || i != 0 {
+			t.Fatalf("MultKeys of %s: (%d, %v), want (0, ErrInvalidElement)", bad.name, i, err)
+		}
+	}
+}

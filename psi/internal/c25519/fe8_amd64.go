@@ -78,20 +78,62 @@ type ladderState struct {
 }
 
 // ladder8 runs the Montgomery ladder of RFC 7748 §5 over bits 254 to 0 of
-// the scalar k on the eight lanes of st, which must hold x1 (the input
-// u-coordinates), x2 = 1, z2 = 0, x3 = x1, z3 = 1 and a24 = 121665; it
-// leaves x2/z2, the u-coordinate of k·x1, in every lane. In constant time
-// with respect to k and the lanes.
+// a scalar per lane, given as the swap masks that ladderMasks computes, on
+// the eight lanes of st, which must hold x1 (the input u-coordinates),
+// x2 = 1, z2 = 0, x3 = x1, z3 = 1 and a24 = 121665; it leaves x2/z2, the
+// u-coordinate of k·x1, in every lane. In constant time with respect to the
+// scalars and the lanes.
 //
 //go:noescape
-func ladder8(st *ladderState, k *[32]byte)
+func ladder8(st *ladderState, masks *[256][8]uint64)
 
-// x25519x8 sets out[j] to X25519(k, in[j]) for eight u-coordinates: the
-// ladder eight at a time, then one shared exponentiation chain for the
-// eight inversions. k must be clamped, and in[j] canonical (its top bit
-// is ignored, as in RFC 7748). An input whose result is the identity
-// (low order) gives u = 0, as X25519 does.
-func x25519x8(out, in *[8][32]byte, k *[32]byte) {
+// ladderMasks sets m to the swap masks of ladder8 for the scalars ks, one
+// per lane: m[t] (t = 254 down to 0) is all ones in the lanes whose bit t
+// differs from bit t+1 (bit 255 read as 0: the ladder starts unswapped),
+// and m[255] in the lanes whose bit 0 is set (the final swap). Bit 255 of
+// a scalar is not read, as RFC 7748's clamping clears it. Constant time.
+func ladderMasks(m *[256][8]uint64, ks *[8][32]byte) {
+	for j := range ks {
+		var prev uint64
+		for t := 254; t >= 0; t-- {
+			bit := uint64(ks[j][t>>3]>>(t&7)) & 1
+			m[t][j] = -(bit ^ prev)
+			prev = bit
+		}
+		m[255][j] = -prev
+	}
+}
+
+// x25519x8 sets out[j] to X25519(ks[j], in[j]) for eight u-coordinates:
+// the ladders eight at a time, then one shared exponentiation chain for
+// the eight inversions. The scalars must be clamped (ladder8 does not
+// clamp), and in[j] canonical (its top bit is ignored, as in RFC 7748).
+// An input whose result is the identity (low order) gives u = 0, as
+// X25519 does.
+func x25519x8(out, in, ks *[8][32]byte) {
+	var m [256][8]uint64
+	ladderMasks(&m, ks)
+	x25519x8Masks(out, in, &m)
+	clear(m[:])
+}
+
+// x25519x8One is x25519x8 with one scalar k for every lane.
+func x25519x8One(out, in *[8][32]byte, k *[32]byte) {
+	var m [256][8]uint64
+	var ks [8][32]byte
+	ks[0] = *k
+	ladderMasks(&m, &ks) // lane 0 only matters; copied to the others
+	for t := range m {
+		for j := 1; j < 8; j++ {
+			m[t][j] = m[t][0]
+		}
+	}
+	x25519x8Masks(out, in, &m)
+	clear(m[:])
+	clear(ks[:])
+}
+
+func x25519x8Masks(out, in *[8][32]byte, m *[256][8]uint64) {
 	var st ladderState
 	var u [8]field.Element
 	for j := range in {
@@ -106,7 +148,7 @@ func x25519x8(out, in *[8][32]byte, k *[32]byte) {
 		st.z3[0][j] = 1
 		st.a24[0][j] = 121665
 	}
-	ladder8(&st, k)
+	ladder8(&st, m)
 	// 1/z2 = z2^(p-2) = (z2^((p-5)/8))^8 · z2^3; 0 for z2 = 0.
 	var z2, zinv [8]field.Element
 	st.z2.unpack(&z2)
@@ -137,12 +179,37 @@ func multGroup(out, in [][32]byte, s *x25519.Key, c checks) bool {
 	for j := range grp {
 		grp[j] = in[min(j, len(in)-1)] // the unused lanes repeat the last
 	}
-	x25519x8(&res, &grp, (*[32]byte)(s))
+	x25519x8One(&res, &grp, (*[32]byte)(s))
 	for j := range in {
 		if isZero((*x25519.Key)(&res[j])) { // public: the identity is refused
 			return false
 		}
 	}
 	copy(out, res[:len(in)])
+	return true
+}
+
+// keysGroup sets out[j] = keys[j]·in for a group of at most eight keys and
+// one element in (already checked by the caller) with x25519x8, and
+// reports true, unless a key is erased or a result is the identity; then
+// it reports false and the caller goes one key at a time.
+func keysGroup(out [][32]byte, in *[32]byte, keys []*Key) bool {
+	var ks, grp, res [8][32]byte
+	defer clear(ks[:])
+	for j := range ks {
+		k := keys[min(j, len(keys)-1)] // the unused lanes repeat the last
+		if k.k[31]&0x40 == 0 {         // erased: public, the caller fails
+			return false
+		}
+		ks[j] = k.k
+		grp[j] = *in
+	}
+	x25519x8(&res, &grp, &ks)
+	for j := range keys {
+		if isZero((*x25519.Key)(&res[j])) { // public: the identity is refused
+			return false
+		}
+	}
+	copy(out, res[:len(keys)])
 	return true
 }

@@ -147,7 +147,7 @@ func TestX25519x8(t *testing.T) {
 			in[1] = lowOrder[round/4%len(lowOrder)]
 			in[2] = [32]byte{9}
 		}
-		x25519x8(&out, &in, &k)
+		x25519x8One(&out, &in, &k)
 		for j := range in {
 			var want x25519.Key
 			x25519.Shared(&want, (*x25519.Key)(&k), (*x25519.Key)(&in[j]))
@@ -176,7 +176,7 @@ func TestX25519x8(t *testing.T) {
 			in = u
 			ins[j] = in
 		}
-		x25519x8(&outs, &ins, &k)
+		x25519x8One(&outs, &ins, &k)
 		for j := range outs {
 			if got := hex.EncodeToString(outs[j][:]); got != v.want {
 				t.Fatalf("RFC 7748 vector, lane %d: %s, want %s", j, got, v.want)
@@ -199,7 +199,7 @@ func BenchmarkX25519x8(b *testing.B) {
 		in[j] = [32]byte{9, byte(j)}
 	}
 	for b.Loop() {
-		x25519x8(&in, &in, &k)
+		x25519x8One(&in, &in, &k)
 	}
 }
 
@@ -232,6 +232,39 @@ func TestMultGroupTakesTheVectorPath(t *testing.T) {
 	}
 }
 
+// TestX25519x8PerLane checks eight ladders under eight clamped scalars
+// against circl's X25519, on random inputs and the base point.
+func TestX25519x8PerLane(t *testing.T) {
+	if !hasVector {
+		t.Skip("no AVX-512 IFMA on this machine")
+	}
+	r := seeded(93)
+	for round := range 20 {
+		var ks, in, out [8][32]byte
+		for j := range ks {
+			io.ReadFull(r, ks[j][:])
+			ks[j][0] &= 248
+			ks[j][31] = ks[j][31]&127 | 64
+			io.ReadFull(r, in[j][:])
+			in[j][31] &= 127
+		}
+		if round%2 == 0 {
+			in = [8][32]byte{}
+			for j := range in {
+				in[j][0] = 9
+			}
+		}
+		x25519x8(&out, &in, &ks)
+		for j := range in {
+			var want x25519.Key
+			x25519.Shared(&want, (*x25519.Key)(&ks[j]), (*x25519.Key)(&in[j]))
+			if out[j] != [32]byte(want) {
+				t.Fatalf("round %d lane %d: %x, circl gives %x", round, j, out[j], want)
+			}
+		}
+	}
+}
+
 // TestLadder8AnyScalar runs the ladder on scalars that are not clamped
 // (odd ones among them, which exercise the final conditional swap, a no-op
 // for clamped keys) against edwards25519's multiplication by the scalar
@@ -256,11 +289,24 @@ func TestLadder8AnyScalar(t *testing.T) {
 			pts[j] = new(edwards25519.Point).ScalarBaseMult(randScalar(t, r))
 			in[j] = montU(pts[j])
 		}
-		x25519x8(&out, &in, &k)
+		x25519x8One(&out, &in, &k)
 		for j := range in {
 			want := montU(new(edwards25519.Point).ScalarMult(ks, pts[j]))
 			if out[j] != want {
 				t.Fatalf("round %d lane %d: %x, edwards25519 gives %x", round, j, out[j], want)
+			}
+		}
+		// A scalar per lane, and each lane's own point.
+		var kss [8][32]byte
+		for j := range kss {
+			io.ReadFull(r, kss[j][:])
+			kss[j][31] &= 0x7f
+		}
+		x25519x8(&out, &in, &kss)
+		for j := range in {
+			want := montU(new(edwards25519.Point).ScalarMult(scalarOf(t, kss[j]), pts[j]))
+			if out[j] != want {
+				t.Fatalf("round %d, a scalar per lane, lane %d: %x, edwards25519 gives %x", round, j, out[j], want)
 			}
 		}
 	}

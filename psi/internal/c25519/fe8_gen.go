@@ -234,10 +234,9 @@ func opSub(dst, a, b string) {
 	storeM(dst)
 }
 
-// cswap swaps a and b where the mask in R9 is all ones, in every lane,
-// and leaves them where it is zero.
+// cswap swaps a and b in the lanes where the mask in Z10 is all ones, and
+// leaves them where it is zero.
 func cswap(a, b string) {
-	ins("VPBROADCASTQ R9, Z10")
 	for i := range 5 {
 		ins("VMOVDQU64 %d(DI), Z0", off(a)+64*i)
 		ins("VMOVDQU64 %d(DI), Z1", off(b)+64*i)
@@ -250,34 +249,27 @@ func cswap(a, b string) {
 	}
 }
 
-// ladder is the Montgomery ladder of RFC 7748 §5, one scalar for all
-// lanes: bits 254 down to 0 of the scalar at SI, the swap in R8, the
-// bit's position in R10.
+// ladder is the Montgomery ladder of RFC 7748 §5 over bits 254 down to 0,
+// a scalar per lane. The scalars come as swap masks, computed in Go: at
+// SI + 64·t, for t = 254 down to 0, the mask of each lane that is all ones
+// where the ladder swaps before step t (bit t of its scalar differs from
+// bit t+1, bit 255 taken as 0), and at SI + 64·255 the mask of the final
+// swap (bit 0). R10 is t.
 func ladder() {
 	ins("MOVQ st+0(FP), DI")
-	ins("MOVQ k+8(FP), SI")
+	ins("MOVQ masks+8(FP), SI")
 	constants()
 	ins("MOVQ $0x1fffffffffffb4, AX") // 4p, limb 0: 2^53 - 76
 	ins("VPBROADCASTQ AX, Z30")
 	ins("MOVQ $0x1ffffffffffffc, AX") // 4p, limbs 1-4: 2^53 - 4
 	ins("VPBROADCASTQ AX, Z31")
-	ins("XORQ R8, R8")
 	ins("MOVQ $254, R10")
 	b.WriteString("step:\n")
-	// k_t = k[t/8] >> (t%8) & 1; swap ^= k_t
 	ins("MOVQ R10, AX")
-	ins("SHRQ $3, AX")
-	ins("MOVBQZX (SI)(AX*1), BX")
-	ins("MOVQ R10, CX")
-	ins("ANDQ $7, CX")
-	ins("SHRQ CX, BX")
-	ins("ANDQ $1, BX")
-	ins("XORQ BX, R8")
-	ins("MOVQ R8, R9")
-	ins("NEGQ R9")
+	ins("SHLQ $6, AX")
+	ins("VMOVDQU64 (SI)(AX*1), Z10")
 	cswap("x2", "x3")
 	cswap("z2", "z3")
-	ins("MOVQ BX, R8")
 	opAdd("A", "x2", "z2")
 	opSqr("AA", "A")
 	opSub("B", "x2", "z2")
@@ -298,8 +290,7 @@ func ladder() {
 	opMul("z2", "E", "T")
 	ins("DECQ R10")
 	ins("JGE step")
-	ins("MOVQ R8, R9")
-	ins("NEGQ R9")
+	ins("VMOVDQU64 %d(SI), Z10", 64*255)
 	cswap("x2", "x3")
 	cswap("z2", "z3")
 	ins("VZEROUPPER")
@@ -340,7 +331,7 @@ func main() {
 	ins("VZEROUPPER")
 	ins("RET")
 
-	b.WriteString("\n// func ladder8(st *ladderState, k *[32]byte)\n")
+	b.WriteString("\n// func ladder8(st *ladderState, masks *[256][8]uint64)\n")
 	b.WriteString("TEXT ·ladder8(SB), NOSPLIT, $0-16\n")
 	ladder()
 

@@ -17,3 +17,7 @@ func pow22523x8(out, in *[8]field.Element, n int) { pow22523x8Generic(out, in, n
 // multGroup reports false: without the vector unit, batches go one
 // element at a time.
 func multGroup(out, in [][32]byte, s *x25519.Key, c checks) bool { return false }
+
+// keysGroup reports false: without the vector unit, batches go one key at
+// a time.
+func keysGroup(out [][32]byte, in *[32]byte, keys []*Key) bool { return false }
