@@ -135,9 +135,7 @@ func TestX25519x8(t *testing.T) {
 	for round := range 40 {
 		var k [32]byte
 		io.ReadFull(r, k[:])
-		k[0] &= 248
-		k[31] &= 127
-		k[31] |= 64
+		k = clamp(k)
 		var in, out [8][32]byte
 		for j := range in {
 			io.ReadFull(r, in[j][:])
@@ -168,9 +166,7 @@ func TestX25519x8(t *testing.T) {
 		var k, u, in [32]byte
 		hex.Decode(k[:], []byte(v.k))
 		hex.Decode(u[:], []byte(v.u))
-		k[0] &= 248
-		k[31] &= 127
-		k[31] |= 64
+		k = clamp(k)
 		var ins, outs [8][32]byte
 		for j := range ins {
 			in = u
@@ -192,8 +188,7 @@ func BenchmarkX25519x8(b *testing.B) {
 	r := seeded(86)
 	var k [32]byte
 	io.ReadFull(r, k[:])
-	k[0] &= 248
-	k[31] = k[31]&127 | 64
+	k = clamp(k)
 	var in [8][32]byte
 	for j := range in {
 		in[j] = [32]byte{9, byte(j)}
@@ -243,8 +238,7 @@ func TestX25519x8PerLane(t *testing.T) {
 		var ks, in, out [8][32]byte
 		for j := range ks {
 			io.ReadFull(r, ks[j][:])
-			ks[j][0] &= 248
-			ks[j][31] = ks[j][31]&127 | 64
+			ks[j] = clamp(ks[j])
 			io.ReadFull(r, in[j][:])
 			in[j][31] &= 127
 		}
