@@ -231,11 +231,16 @@ func report(v any) error {
 // it serves is recorded in st, the server's store, as service.SetSource
 // asks, so that the sessions' audit rows name it.
 //
+// Like a store.Store, it has a ledger generation (Generation), which never
+// moves since the set never changes: a warm session takes its pooled set
+// after one cheap read, as it would over an unchanged store, instead of
+// streaming the whole set again to compare snapshot digests.
+//
 // With limit > 0 it serves that many snapshots and refuses the rest. The
-// warm run uses 2: the pool's fill and the session's fresh snapshot. The
-// refill the pool starts when the session's server side ends would
-// otherwise take the cores the client still unblinds on: on a real
-// deployment it runs on the server's machine, here both share two cores.
+// warm run uses the pool's size: the fill. The refill the pool starts when
+// the session's server side ends would otherwise take the cores the client
+// still unblinds on: on a real deployment it runs on the server's machine,
+// here both share two cores.
 type seededSource struct {
 	st     store.Store
 	seed   uint64
@@ -245,7 +250,14 @@ type seededSource struct {
 	served atomic.Int64
 }
 
-var errSourceSpent = errors.New("harness: the warm run's source serves the fill and one session only")
+var errSourceSpent = errors.New("harness: the warm run's source serves the pool's fill only")
+
+// seededGeneration is the seeded source's ledger generation: any value
+// other than 0 (which the pool reads as "no generation recorded").
+const seededGeneration = 1
+
+// Generation is the source's ledger generation, which never moves.
+func (s *seededSource) Generation(context.Context) (int64, error) { return seededGeneration, nil }
 
 func (s *seededSource) Snapshot(ctx context.Context, kind psi.Kind, fn func([32]byte) error) (store.SnapshotInfo, error) {
 	return s.snapshot(ctx, kind, 0, fn)
@@ -292,7 +304,11 @@ func (s *seededSource) snapshot(ctx context.Context, kind psi.Kind, maxPerSubjec
 	binary.Write(h, binary.BigEndian, s.seed)
 	binary.Write(h, binary.BigEndian, info.Size)
 	h.Sum(info.Digest[:0])
-	return s.st.RecordSnapshot(ctx, info)
+	info, err := s.st.RecordSnapshot(ctx, info)
+	// The store records an outside source's snapshot without a
+	// generation; this one saw the source's only one.
+	info.Generation = seededGeneration
+	return info, err
 }
 
 // benchPrivacyBudget is the privacy budget of the server child's advertiser
@@ -335,7 +351,7 @@ func serverChild(cfg serverChildConfig) error {
 	}
 	srv, err := service.New(service.Config{
 		Store:  st,
-		Sets:   &seededSource{st: st, seed: cfg.Seed, n: cfg.Server, phones: cfg.Phones, limit: int64(2 * cfg.PoolSize)},
+		Sets:   &seededSource{st: st, seed: cfg.Seed, n: cfg.Server, phones: cfg.Phones, limit: int64(cfg.PoolSize)},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		// PrivacyCost, Ringers, Threshold and Sensitivity stay at their
 		// defaults (ε 1/2 per private session).
@@ -661,7 +677,7 @@ func exactLoopback(cfg Config, r Run, rep *Report, sc serverChildConfig, cc clie
 	r.ClientWire, r.ServerWire = cr.WireBytesSent, cr.WireBytesReceived
 	open := "open: TLS, policy, snapshot, set encoding (until ServerParams)"
 	if warm {
-		open = "open: TLS, policy, snapshot, pooled set (until ServerParams)"
+		open = "open: TLS, policy, generation check, pooled set (until ServerParams)"
 	}
 	n := r.elements()
 	phase := func(name, side string, from, to int64, elements int) { addPhase(&r, name, side, from, to, elements) }
