@@ -305,10 +305,13 @@ func (s *seededSource) snapshot(ctx context.Context, kind psi.Kind, maxPerSubjec
 	binary.Write(h, binary.BigEndian, info.Size)
 	h.Sum(info.Digest[:0])
 	info, err := s.st.RecordSnapshot(ctx, info)
+	if err != nil {
+		return store.SnapshotInfo{}, err
+	}
 	// The store records an outside source's snapshot without a
 	// generation; this one saw the source's only one.
 	info.Generation = seededGeneration
-	return info, err
+	return info, nil
 }
 
 // benchPrivacyBudget is the privacy budget of the server child's advertiser
