@@ -233,11 +233,10 @@ func (p *Postgres) bulkConsentMerge(ctx context.Context, conn *pgxpool.Conn, id 
 	// identifiers spilled more than 24 GB of temporary files before it
 	// was stopped (bench/RESULTS.md), where the probes need none, and at
 	// 10^6 the probes were no slower.
-	if _, err := exec(`SET LOCAL enable_hashjoin = off`); err != nil {
-		return m, err
-	}
-	if _, err := exec(`SET LOCAL enable_mergejoin = off`); err != nil {
-		return m, err
+	for _, s := range []string{`SET LOCAL enable_hashjoin = off`, `SET LOCAL enable_mergejoin = off`} {
+		if _, err := exec(s); err != nil {
+			return m, err
+		}
 	}
 	if _, err := exec(`CREATE TEMPORARY TABLE bulk_events ON COMMIT DROP AS
 		SELECT r.seq, s.id AS subject_id, i.id AS identifier_id, r.kind, r.purpose, r.granted, r.at, r.source, r.text_version,
@@ -248,7 +247,9 @@ func (p *Postgres) bulkConsentMerge(ctx context.Context, conn *pgxpool.Conn, id 
 		LEFT JOIN identifiers i ON r.kind <> 0 AND i.subject_id = s.id AND i.kind = r.kind AND i.value = r.value`); err != nil {
 		return m, err
 	}
-	for _, s := range []string{`RESET enable_hashjoin`, `RESET enable_mergejoin`} {
+	// Back to the configured values for the rest of the merge, in this
+	// transaction only (a RESET would outlive it on the pooled connection).
+	for _, s := range []string{`SET LOCAL enable_hashjoin = DEFAULT`, `SET LOCAL enable_mergejoin = DEFAULT`} {
 		if _, err := exec(s); err != nil {
 			return m, err
 		}
