@@ -232,26 +232,54 @@ func (p *Postgres) bulkConsentMerge(ctx context.Context, conn *pgxpool.Conn, id 
 	// a batch of 5.5·10^7 events against 5·10^7 subjects and 10^8
 	// identifiers spilled more than 24 GB of temporary files before it
 	// was stopped (bench/RESULTS.md), where the probes need none, and at
-	// 10^6 the probes were no slower.
+	// 10^6 the probes were no slower. The identifier is looked up for the
+	// rows that name one only, by all three columns of its unique key,
+	// so a subject-wide event reads no identifier's row.
+	//
+	// A batch smaller than a twentieth of the ledger (a daily batch,
+	// rather than a load) probes in the order of the keys: first the
+	// subjects by name, then the ledger by subject id. In a store larger
+	// than memory, probes in file order are random reads, each of a page
+	// that the next probe rarely needs; in key order each page of an
+	// index is read once, in the index's order (bench/RESULTS.md, "A daily
+	// batch in a store larger than memory"). A load keeps the file's
+	// order: its sort would spill to disk, and it reads nearly every page
+	// anyway.
+	small := !keys
+	staged, bySubjectID := t, ""
+	if small {
+		staged = `(SELECT * FROM ` + t + ` ORDER BY subject)`
+		bySubjectID = ` ORDER BY s.id OFFSET 0` // OFFSET 0: sorted before the lookups below
+	}
 	for _, s := range []string{`SET LOCAL enable_hashjoin = off`, `SET LOCAL enable_mergejoin = off`} {
 		if _, err := exec(s); err != nil {
 			return m, err
 		}
 	}
 	if _, err := exec(`CREATE TEMPORARY TABLE bulk_events ON COMMIT DROP AS
-		SELECT r.seq, s.id AS subject_id, i.id AS identifier_id, r.kind, r.purpose, r.granted, r.at, r.source, r.text_version,
-			CASE WHEN r.kind = 0 THEN EXISTS (SELECT 1 FROM identifiers x WHERE x.subject_id = s.id)
-				ELSE i.id IS NOT NULL END AS known
-		FROM ` + t + ` r
-		LEFT JOIN subjects s ON s.subject = r.subject
-		LEFT JOIN identifiers i ON r.kind <> 0 AND i.subject_id = s.id AND i.kind = r.kind AND i.value = r.value`); err != nil {
+		SELECT seq, subject_id, identifier_id, kind, purpose, granted, at, source, text_version,
+			CASE WHEN kind = 0 THEN EXISTS (SELECT 1 FROM identifiers x WHERE x.subject_id = r.subject_id)
+				ELSE identifier_id IS NOT NULL END AS known
+		FROM (SELECT r.*, CASE WHEN r.kind <> 0 THEN (SELECT i.id FROM identifiers i
+				WHERE i.subject_id = r.subject_id AND i.kind = r.kind AND i.value = r.value) END AS identifier_id
+			FROM (SELECT r.seq, s.id AS subject_id, r.kind, r.value, r.purpose, r.granted, r.at, r.source, r.text_version
+				FROM ` + staged + ` r LEFT JOIN subjects s ON s.subject = r.subject` + bySubjectID + `) AS r) AS r`); err != nil {
 		return m, err
 	}
-	// Back to the configured values for the rest of the merge, in this
-	// transaction only (a RESET would outlive it on the pooled connection).
-	for _, s := range []string{`SET LOCAL enable_hashjoin = DEFAULT`, `SET LOCAL enable_mergejoin = DEFAULT`} {
-		if _, err := exec(s); err != nil {
-			return m, err
+	if !small {
+		// Back to the configured values for the rest of the merge, in
+		// this transaction only (a RESET would outlive it on the pooled
+		// connection). A small batch keeps the probes to look for its
+		// events in the ledger too, in subject id order (the order of
+		// the DISTINCT ON below): PostgreSQL 15 can only hash the ledger
+		// for that anti-join, never the batch, which costs in proportion
+		// to the ledger where probes cost in proportion to the batch
+		// (bench/RESULTS.md, "A daily batch in a store larger than
+		// memory").
+		for _, s := range []string{`SET LOCAL enable_hashjoin = DEFAULT`, `SET LOCAL enable_mergejoin = DEFAULT`} {
+			if _, err := exec(s); err != nil {
+				return m, err
+			}
 		}
 	}
 	if _, err := exec(`ANALYZE bulk_events`); err != nil {
@@ -300,15 +328,30 @@ func (p *Postgres) bulkConsentMerge(ctx context.Context, conn *pgxpool.Conn, id 
 	// The first of identical known rows, when no identical event is in
 	// the ledger yet, in row order. DISTINCT ON takes NULL identifier ids
 	// (subject-wide events) as equal, as IS NOT DISTINCT FROM does.
+	//
+	// An identical event in the ledger has the same subject, purpose,
+	// identifier and decision, and an effective time (the earlier of at
+	// and recorded_at) no later than the row's at: all columns of the
+	// index consent_events_effective. A small batch first asks the index
+	// alone whether such an event exists (an index-only probe, which reads
+	// no row of the ledger once VACUUM has marked its pages visible), and
+	// reads the ledger's rows only when one does: a new withdrawal of a
+	// subject who has never withdrawn reads none.
+	identical := `EXISTS (SELECT 1 FROM consent_events e WHERE e.subject_id = b.subject_id AND e.purpose = b.purpose
+			AND e.identifier_id IS NOT DISTINCT FROM b.identifier_id AND e.granted = b.granted AND e.at = b.at
+			AND e.source = b.source AND e.text_version = b.text_version)`
+	if small {
+		identical = `(EXISTS (SELECT 1 FROM consent_events e WHERE e.subject_id = b.subject_id AND e.purpose = b.purpose
+			AND e.effective_at <= b.at AND e.identifier_id IS NOT DISTINCT FROM b.identifier_id AND e.granted = b.granted)
+			AND ` + identical + `)`
+	}
 	if m.inserted, err = exec(`INSERT INTO consent_events
 			(subject_id, identifier_id, purpose, granted, at, source, text_version, recorded_at)
 		SELECT b.subject_id, b.identifier_id, b.purpose, b.granted, b.at, b.source, b.text_version, $1
 		FROM (SELECT DISTINCT ON (subject_id, identifier_id, purpose, granted, at, source, text_version) *
 			FROM bulk_events WHERE known
 			ORDER BY subject_id, identifier_id, purpose, granted, at, source, text_version, seq) AS b
-		WHERE NOT EXISTS (SELECT 1 FROM consent_events e WHERE e.subject_id = b.subject_id AND e.purpose = b.purpose
-			AND e.identifier_id IS NOT DISTINCT FROM b.identifier_id AND e.granted = b.granted AND e.at = b.at
-			AND e.source = b.source AND e.text_version = b.text_version)
+		WHERE NOT `+identical+`
 		ORDER BY b.seq`, recorded); err != nil {
 		return m, err
 	}

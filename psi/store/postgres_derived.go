@@ -27,11 +27,13 @@ import (
 //     the changing transaction (migration 12): the (kind, digest) pairs of
 //     the identifiers that changed (a new identifier, a security
 //     collection, an ad_matching event of the identifier or of its
-//     subject) are classified again, every identifier of those digests
-//     with the per-identifier rule text the ledger queries use (sqlStats),
-//     their old counts are taken out of identifier_stats and the new ones
-//     put in, and the log rows the transaction saw are deleted. Rows
-//     committed after its snapshot stay for the next refresh;
+//     subject) are classified again, every identifier of those digests,
+//     by the set-based rule text of the whole refresh (classifyFrom)
+//     restricted to them and to their subjects' events, which the
+//     planner joins by index probes for a few changes and by hashing for
+//     many; their old counts are taken out of identifier_stats and the
+//     new ones put in, and the log rows the transaction saw are deleted.
+//     Rows committed after its snapshot stay for the next refresh;
 //
 //   - whole, when there are no kept tables (first use, or after a crash),
 //     when the log says "everything" (a statement the log does not
@@ -49,6 +51,50 @@ import (
 // before (sqlMatchable), so every snapshot is the matchable set of the
 // generation it records. Per-subject snapshots (SnapshotPerSubject) always
 // read the ledger.
+
+// sqlClassify selects the status of every identifier (package doc, rules 1
+// and 2, as sqlStats states them per identifier), set-based: the latest
+// ad_matching event of each subject that covers all its identifiers (w)
+// and of each identifier (s), the later of the two by (effective time,
+// id), and the (kind, digest) pairs collected for a security purpose.
+var sqlClassify = classifyFrom("identifiers", "", "")
+
+// classifyFrom is sqlClassify for the identifiers of the relation ids
+// (with the columns id, subject_id, kind and digest of identifiers), reading
+// only the events of the subjects for which subjects is true and of the
+// identifiers for which idents is true (conditions on subject_id and
+// identifier_id; empty: all). For rule 1 it reads the collections of ids'
+// identifiers only: the same rule as long as ids holds, with each
+// (kind, digest), every identifier of the ledger that has it.
+func classifyFrom(ids, subjects, idents string) string {
+	if subjects != "" {
+		subjects = " AND " + subjects
+	}
+	if idents != "" {
+		idents = " AND " + idents
+	}
+	return `WITH w AS (
+		SELECT DISTINCT ON (subject_id) subject_id, effective_at, id, granted FROM consent_events
+		WHERE purpose = '` + AdMatching + `' AND identifier_id IS NULL` + subjects + `
+		ORDER BY subject_id, effective_at DESC, id DESC),
+	s AS (
+		SELECT DISTINCT ON (subject_id, identifier_id) subject_id, identifier_id, effective_at, id, granted FROM consent_events
+		WHERE purpose = '` + AdMatching + `' AND identifier_id IS NOT NULL` + idents + `
+		ORDER BY subject_id, identifier_id, effective_at DESC, id DESC),
+	sec AS (
+		SELECT DISTINCT i.kind, i.digest FROM ` + ids + ` i JOIN identifier_collections c ON c.identifier_id = i.id
+		WHERE c.collected_for IN (` + sqlSecurityPurposes + `))
+	SELECT i.kind, i.digest, CASE WHEN sec.kind IS NOT NULL THEN 'security'
+		ELSE CASE CASE WHEN s.id IS NULL THEN w.granted
+			WHEN w.id IS NULL THEN s.granted
+			WHEN (s.effective_at, s.id) > (w.effective_at, w.id) THEN s.granted
+			ELSE w.granted END
+		WHEN TRUE THEN 'matchable' WHEN FALSE THEN 'withdrawn' ELSE 'no_consent' END END AS status
+	FROM ` + ids + ` i
+	LEFT JOIN w ON w.subject_id = i.subject_id
+	LEFT JOIN s ON s.subject_id = i.subject_id AND s.identifier_id = i.id
+	LEFT JOIN sec ON sec.kind = i.kind AND sec.digest = i.digest`
+}
 
 // derivedLockKey is the session advisory lock that serializes refreshes
 // ("derived" in ASCII, truncated).
@@ -72,34 +118,6 @@ const (
 
 	sqlDerivedStats = `SELECT kind, status, n FROM identifier_stats WHERE n > 0`
 
-	// sqlClassify selects the status of every identifier (package doc, rules
-	// 1 and 2, as sqlStats states them per identifier), set-based: the
-	// latest ad_matching event of each subject that covers all its
-	// identifiers (w) and of each identifier (s), the later of the two by
-	// (effective time, id), and the (kind, digest) pairs collected for a
-	// security purpose.
-	sqlClassify = `WITH w AS (
-		SELECT DISTINCT ON (subject_id) subject_id, effective_at, id, granted FROM consent_events
-		WHERE purpose = '` + AdMatching + `' AND identifier_id IS NULL
-		ORDER BY subject_id, effective_at DESC, id DESC),
-	s AS (
-		SELECT DISTINCT ON (subject_id, identifier_id) subject_id, identifier_id, effective_at, id, granted FROM consent_events
-		WHERE purpose = '` + AdMatching + `' AND identifier_id IS NOT NULL
-		ORDER BY subject_id, identifier_id, effective_at DESC, id DESC),
-	sec AS (
-		SELECT DISTINCT i.kind, i.digest FROM identifiers i JOIN identifier_collections c ON c.identifier_id = i.id
-		WHERE c.collected_for IN (` + sqlSecurityPurposes + `))
-	SELECT i.kind, i.digest, CASE WHEN sec.kind IS NOT NULL THEN 'security'
-		ELSE CASE CASE WHEN s.id IS NULL THEN w.granted
-			WHEN w.id IS NULL THEN s.granted
-			WHEN (s.effective_at, s.id) > (w.effective_at, w.id) THEN s.granted
-			ELSE w.granted END
-		WHEN TRUE THEN 'matchable' WHEN FALSE THEN 'withdrawn' ELSE 'no_consent' END END AS status
-	FROM identifiers i
-	LEFT JOIN w ON w.subject_id = i.subject_id
-	LEFT JOIN s ON s.subject_id = i.subject_id AND s.identifier_id = i.id
-	LEFT JOIN sec ON sec.kind = i.kind AND sec.digest = i.digest`
-
 	// sqlClassCounts turns rows of (kind, digest, status) of the relation
 	// in its argument into one row per (kind, digest) with the
 	// count of each class.
@@ -122,21 +140,21 @@ const (
 		SELECT i.kind, i.digest FROM derived_changes c JOIN identifiers i ON i.subject_id = c.subject_id
 		WHERE c.identifier_id IS NULL`
 
-	// sqlReclassify: every identifier of those pairs, by the rule text of
-	// the ledger queries (sqlSecurity, sqlLatestConsent, as in sqlStats).
-	sqlReclassify = `CREATE TEMPORARY TABLE derived_classes ON COMMIT DROP AS
-		SELECT i.kind, i.digest, CASE WHEN ` + sqlSecurity + ` THEN 'security'
-			ELSE CASE ` + sqlLatestConsent + ` WHEN TRUE THEN 'matchable' WHEN FALSE THEN 'withdrawn' ELSE 'no_consent' END END AS status
-		FROM derived_keys k JOIN identifiers i ON i.kind = k.kind AND i.digest = k.digest`
+	// sqlChangedIdentifiers: every identifier of those pairs.
+	sqlChangedIdentifiers = `CREATE TEMPORARY TABLE derived_identifiers ON COMMIT DROP AS
+		SELECT i.id, i.subject_id, i.kind, i.digest FROM derived_keys k JOIN identifiers i ON i.kind = k.kind AND i.digest = k.digest`
 
-	// sqlStatsDelta moves identifier_stats by the new counts of the
-	// changed pairs (derived_delta) minus their old ones (digest_classes).
-	sqlStatsDelta = `INSERT INTO identifier_stats (kind, status, n)
+	// sqlStatsDelta takes the changed pairs out of digest_classes and
+	// moves identifier_stats by their new counts (derived_delta) minus
+	// the old ones it took out: one pass over digest_classes for both.
+	sqlStatsDelta = `WITH old AS (
+			DELETE FROM digest_classes d USING derived_keys k WHERE d.kind = k.kind AND d.digest = k.digest
+			RETURNING d.kind, d.matchable, d.withdrawn, d.no_consent, d.security)
+		INSERT INTO identifier_stats (kind, status, n)
 		SELECT kind, status, sum(n) FROM (
 			SELECT d.kind, v.status, v.n FROM derived_delta d CROSS JOIN LATERAL (VALUES ` + sqlClassValues + `) AS v (status, n)
 			UNION ALL
-			SELECT d.kind, v.status, -v.n FROM digest_classes d JOIN derived_keys k ON k.kind = d.kind AND k.digest = d.digest
-			CROSS JOIN LATERAL (VALUES ` + sqlClassValues + `) AS v (status, n)
+			SELECT d.kind, v.status, -v.n FROM old d CROSS JOIN LATERAL (VALUES ` + sqlClassValues + `) AS v (status, n)
 		) AS t GROUP BY kind, status
 		ON CONFLICT (kind, status) DO UPDATE SET n = identifier_stats.n + EXCLUDED.n`
 )
@@ -242,16 +260,24 @@ func (p *Postgres) rebuildDerived(ctx context.Context, conn *pgxpool.Conn) (whol
 	} else {
 		steps = append(steps,
 			// Statistics of the log as it is now, so that the plans
-			// probe the indexes of the ledger rather than scan it.
+			// probe the indexes of the ledger for a few changes, and scan
+			// it for many: in a store larger than memory, probes that
+			// touch most pages of a table cost several times its scan
+			// (bench/RESULTS.md, "A daily batch in a store larger than
+			// memory").
 			`ANALYZE derived_changes`,
 			sqlChangedKeys,
 			`ANALYZE derived_keys`,
-			sqlReclassify,
+			sqlChangedIdentifiers,
+			`ANALYZE derived_identifiers`,
+			`CREATE TEMPORARY TABLE derived_classes ON COMMIT DROP AS `+classifyFrom("derived_identifiers",
+				"subject_id IN (SELECT subject_id FROM derived_identifiers)", "identifier_id IN (SELECT id FROM derived_identifiers)"),
 			`CREATE TEMPORARY TABLE derived_delta ON COMMIT DROP AS `+fmt.Sprintf(sqlClassCounts, "derived_classes"),
 			sqlStatsDelta,
-			`DELETE FROM digest_classes d USING derived_keys k WHERE d.kind = k.kind AND d.digest = k.digest`,
+			// In key order, so that the index grows page by page rather
+			// than at random.
 			`INSERT INTO digest_classes (kind, digest, matchable, withdrawn, no_consent, security)
-				SELECT kind, digest, matchable, withdrawn, no_consent, security FROM derived_delta`,
+				SELECT kind, digest, matchable, withdrawn, no_consent, security FROM derived_delta ORDER BY kind, digest`,
 		)
 	}
 	// The log rows this transaction saw, and only those (REPEATABLE READ):
