@@ -236,8 +236,9 @@ func (p *Postgres) bulkConsentMerge(ctx context.Context, conn *pgxpool.Conn, id 
 	// rows that name one only, by all three columns of its unique key,
 	// so a subject-wide event reads no identifier's row.
 	//
-	// A batch smaller than a twentieth of the ledger (a daily batch,
-	// rather than a load) probes in the order of the keys: first the
+	// A small batch, one for which the foreign keys are kept (under a
+	// twentieth of the ledger, or under a tenth of bulkRebuildMin: a daily
+	// batch rather than a load), probes in the order of the keys: first the
 	// subjects by name, then the ledger by subject id. In a store larger
 	// than memory, probes in file order are random reads, each of a page
 	// that the next probe rarely needs; in key order each page of an
@@ -266,20 +267,11 @@ func (p *Postgres) bulkConsentMerge(ctx context.Context, conn *pgxpool.Conn, id 
 				FROM ` + staged + ` r LEFT JOIN subjects s ON s.subject = r.subject` + bySubjectID + `) AS r) AS r`); err != nil {
 		return m, err
 	}
-	if !small {
-		// Back to the configured values for the rest of the merge, in
-		// this transaction only (a RESET would outlive it on the pooled
-		// connection). A small batch keeps the probes to look for its
-		// events in the ledger too, in subject id order (the order of
-		// the DISTINCT ON below): PostgreSQL 15 can only hash the ledger
-		// for that anti-join, never the batch, which costs in proportion
-		// to the ledger where probes cost in proportion to the batch
-		// (bench/RESULTS.md, "A daily batch in a store larger than
-		// memory").
-		for _, s := range []string{`SET LOCAL enable_hashjoin = DEFAULT`, `SET LOCAL enable_mergejoin = DEFAULT`} {
-			if _, err := exec(s); err != nil {
-				return m, err
-			}
+	// Back to the configured values for the rest of the merge, in this
+	// transaction only (a RESET would outlive it on the pooled connection).
+	for _, s := range []string{`SET LOCAL enable_hashjoin = DEFAULT`, `SET LOCAL enable_mergejoin = DEFAULT`} {
+		if _, err := exec(s); err != nil {
+			return m, err
 		}
 	}
 	if _, err := exec(`ANALYZE bulk_events`); err != nil {
@@ -336,7 +328,13 @@ func (p *Postgres) bulkConsentMerge(ctx context.Context, conn *pgxpool.Conn, id 
 	// alone whether such an event exists (an index-only probe, which reads
 	// no row of the ledger once VACUUM has marked its pages visible), and
 	// reads the ledger's rows only when one does: a new withdrawal of a
-	// subject who has never withdrawn reads none.
+	// subject who has never withdrawn reads none. Stated so, the lookup is
+	// two subqueries per row, in the order of the DISTINCT ON (subject id
+	// first), and never the anti-join that NOT EXISTS alone becomes: in
+	// PostgreSQL 15 that join can only hash the ledger, never the batch,
+	// at a cost that grows with the ledger where the probes' grows with
+	// the batch (bench/RESULTS.md, "A daily batch in a store larger than
+	// memory").
 	identical := `EXISTS (SELECT 1 FROM consent_events e WHERE e.subject_id = b.subject_id AND e.purpose = b.purpose
 			AND e.identifier_id IS NOT DISTINCT FROM b.identifier_id AND e.granted = b.granted AND e.at = b.at
 			AND e.source = b.source AND e.text_version = b.text_version)`

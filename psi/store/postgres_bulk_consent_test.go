@@ -440,3 +440,55 @@ func TestPostgresBulkConsentStrict(t *testing.T) {
 		t.Errorf("the identifier batch is gone (%d)", n)
 	}
 }
+
+// TestPostgresBulkConsentIdenticalInLedger: a small batch (whose lookup of
+// identical events asks the index about subject, purpose, identifier,
+// decision and effective time before it reads the ledger's rows) appends
+// exactly the rows the chunked import appends: none identical to an event
+// in the ledger, including one dated ahead of its recording (an effective
+// time earlier than its at), and every row that differs from an event of
+// the ledger in at, source or text version alone, which the index cannot
+// tell apart. A scoped row naming a value its subject holds under another
+// kind is refused as unknown_identifier.
+func TestPostgresBulkConsentIdenticalInLedger(t *testing.T) {
+	if os.Getenv(postgresEnv) == "" {
+		t.Skip("postgres: OVERLAP_TEST_POSTGRES not set; run .ci/postgres.sh")
+	}
+	soon := time.Now().Add(2 * time.Minute).Truncate(time.Microsecond)
+	ledger := []ConsentEvent{
+		wide("a", false, t0),
+		scoped("a", psi.KindEmail, "a@example.com", false, t0.Add(time.Hour)),
+		wide("b", true, soon), // recorded before its at: effective at the recording
+	}
+	other := func(e ConsentEvent, f func(*ConsentEvent)) ConsentEvent { f(&e); return e }
+	batch := []ConsentEvent{
+		ledger[0], // identical: unchanged
+		other(ledger[0], func(e *ConsentEvent) { e.Source = "support" }),
+		other(ledger[0], func(e *ConsentEvent) { e.At = t0.Add(30 * time.Minute) }),
+		other(ledger[0], func(e *ConsentEvent) { e.TextVersion = "v2" }),
+		ledger[1], // identical: unchanged
+		scoped("a", psi.KindPhone, "+14155550100", false, t0.Add(time.Hour)),
+		ledger[2], // identical, dated ahead: unchanged
+		other(ledger[2], func(e *ConsentEvent) { e.Granted = false }),
+		scoped("a", psi.KindPhone, "a@example.com", false, t0), // a's email, named as a phone
+	}
+	want := ImportResult{Read: 9, Inserted: 5, Unchanged: 3, Rejected: 1}
+	var dumps []string
+	for _, bulk := range []string{"", "identical"} {
+		s := openPostgresTest(t)
+		mustImport(t, s, ident("a", psi.KindEmail, "a@example.com", Signup), ident("a", psi.KindPhone, "+14155550100", Profile),
+			ident("b", psi.KindEmail, "b@example.com", Signup))
+		mustAppend(t, s, ledger...)
+		got, rejects, err := appendAll(t, t.Context(), s, batch, ImportOptions{Bulk: bulk})
+		if err != nil || got != want {
+			t.Fatalf("import (bulk %q) = %+v, %v; want %+v", bulk, got, err, want)
+		}
+		if !maps.Equal(rejects, map[int64]string{9: "unknown_identifier"}) {
+			t.Errorf("import (bulk %q) refused %v, want row 9 unknown_identifier", bulk, rejects)
+		}
+		dumps = append(dumps, consentDump(t, s))
+	}
+	if dumps[0] != dumps[1] {
+		t.Errorf("bulk ledger differs from the chunked import's:\n%s", firstDiff(dumps[1], dumps[0]))
+	}
+}
