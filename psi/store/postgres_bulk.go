@@ -307,20 +307,39 @@ func (p *Postgres) bulkMerge(ctx context.Context, conn *pgxpool.Conn, id int64, 
 			}
 		}
 	}
+	// A batch under a twentieth of the ledger (a daily batch, not a load)
+	// is joined to the ledger by probes of its unique indexes in their
+	// key order, never by hashing the ledger, which costs in proportion
+	// to the ledger where the probes cost in proportion to the batch. The
+	// checks for keys the ledger holds already can be answered by the
+	// indexes alone; the lookups of subject and identifier ids read rows
+	// (bench/RESULTS.md, "A daily batch in a store larger than memory").
+	// The settings end with the transaction.
+	small := valid*20 < ledger
+	sorted := func(rel, by string) string { return rel }
+	newSubjects := `SELECT DISTINCT r.subject FROM ` + t + ` r`
+	if small {
+		sorted = func(rel, by string) string { return `(SELECT * FROM ` + rel + ` AS x ORDER BY ` + by + ` OFFSET 0)` }
+		newSubjects = `SELECT r.subject FROM (SELECT DISTINCT subject FROM ` + t + ` ORDER BY subject OFFSET 0) r`
+		for _, s := range []string{`SET LOCAL enable_hashjoin = off`, `SET LOCAL enable_mergejoin = off`} {
+			if _, err := exec(s); err != nil {
+				return 0, err
+			}
+		}
+	}
 	// The same three steps as the chunked import, stated without ON
 	// CONFLICT so that they need no unique index: the first row of each key
 	// in row order, when the ledger does not hold the key yet. New
 	// identifiers are inserted in row order, so their ids are the chunked
 	// import's.
 	steps := []string{
-		`INSERT INTO subjects (subject)
-		SELECT DISTINCT r.subject FROM ` + t + ` r
+		`INSERT INTO subjects (subject) ` + newSubjects + `
 		WHERE NOT EXISTS (SELECT 1 FROM subjects s WHERE s.subject = r.subject)`,
 		// The rows with their subject ids, joined once for both steps
 		// below (a temporary table: not WAL-logged).
 		`CREATE TEMPORARY TABLE bulk_rows ON COMMIT DROP AS
 		SELECT r.seq, s.id AS subject_id, r.kind, r.value, r.digest, r.collected_for
-		FROM ` + t + ` r JOIN subjects s ON s.subject = r.subject`,
+		FROM ` + sorted(t, `subject`) + ` r JOIN subjects s ON s.subject = r.subject`,
 		`ANALYZE bulk_rows`,
 		`INSERT INTO identifiers (subject_id, kind, value, digest)
 		SELECT x.subject_id, x.kind, x.value, x.digest FROM (
@@ -330,7 +349,7 @@ func (p *Postgres) bulkMerge(ctx context.Context, conn *pgxpool.Conn, id int64, 
 		ORDER BY x.seq`,
 		`INSERT INTO identifier_collections (identifier_id, collected_for)
 		SELECT DISTINCT i.id, r.collected_for
-		FROM bulk_rows r JOIN identifiers i ON i.subject_id = r.subject_id AND i.kind = r.kind AND i.value = r.value
+		FROM ` + sorted(`bulk_rows`, `subject_id, kind, value`) + ` r JOIN identifiers i ON i.subject_id = r.subject_id AND i.kind = r.kind AND i.value = r.value
 		WHERE NOT EXISTS (SELECT 1 FROM identifier_collections c WHERE c.identifier_id = i.id AND c.collected_for = r.collected_for)`,
 	}
 	for i, q := range steps {
