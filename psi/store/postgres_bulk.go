@@ -319,9 +319,9 @@ func (p *Postgres) bulkMerge(ctx context.Context, conn *pgxpool.Conn, id int64, 
 	sorted := func(rel, by string) string { return rel }
 	newSubjects := `SELECT DISTINCT r.subject FROM ` + t + ` r`
 	if small {
-		sorted = func(rel, by string) string { return `(SELECT * FROM ` + rel + ` AS x ORDER BY ` + by + ` OFFSET 0)` }
-		newSubjects = `SELECT r.subject FROM (SELECT DISTINCT subject FROM ` + t + ` ORDER BY subject OFFSET 0) r`
-		for _, s := range []string{`SET LOCAL enable_hashjoin = off`, `SET LOCAL enable_mergejoin = off`} {
+		sorted = inKeyOrder
+		newSubjects = `SELECT r.subject FROM ` + inKeyOrder(`(SELECT DISTINCT subject FROM `+t+`)`, `subject`) + ` r`
+		for _, s := range pgImportSettings {
 			if _, err := exec(s); err != nil {
 				return 0, err
 			}

@@ -249,10 +249,10 @@ func (p *Postgres) bulkConsentMerge(ctx context.Context, conn *pgxpool.Conn, id 
 	small := !keys
 	staged, bySubjectID := t, ""
 	if small {
-		staged = `(SELECT * FROM ` + t + ` ORDER BY subject)`
+		staged = inKeyOrder(t, `subject`)
 		bySubjectID = ` ORDER BY s.id OFFSET 0` // OFFSET 0: sorted before the lookups below
 	}
-	for _, s := range []string{`SET LOCAL enable_hashjoin = off`, `SET LOCAL enable_mergejoin = off`} {
+	for _, s := range pgImportSettings {
 		if _, err := exec(s); err != nil {
 			return m, err
 		}
@@ -267,9 +267,8 @@ func (p *Postgres) bulkConsentMerge(ctx context.Context, conn *pgxpool.Conn, id 
 				FROM ` + staged + ` r LEFT JOIN subjects s ON s.subject = r.subject` + bySubjectID + `) AS r) AS r`); err != nil {
 		return m, err
 	}
-	// Back to the configured values for the rest of the merge, in this
-	// transaction only (a RESET would outlive it on the pooled connection).
-	for _, s := range []string{`SET LOCAL enable_hashjoin = DEFAULT`, `SET LOCAL enable_mergejoin = DEFAULT`} {
+	// Back to the configured values for the rest of the merge.
+	for _, s := range pgJoinDefaults {
 		if _, err := exec(s); err != nil {
 			return m, err
 		}

@@ -38,6 +38,21 @@ var pgImportSettings = []string{
 	`SET LOCAL enable_mergejoin = off`,
 }
 
+// pgJoinDefaults puts the settings of pgImportSettings back to their
+// configured values for the rest of the transaction (a RESET would outlive
+// it on the pooled connection).
+var pgJoinDefaults = []string{
+	`SET LOCAL enable_hashjoin = DEFAULT`,
+	`SET LOCAL enable_mergejoin = DEFAULT`,
+}
+
+// inKeyOrder is the relation rel (a table or a parenthesized query)
+// sorted by the columns by, fenced with OFFSET 0 so that the planner keeps
+// the order for the index probes of a nested loop above it.
+func inKeyOrder(rel, by string) string {
+	return `(SELECT * FROM ` + rel + ` AS x ORDER BY ` + by + ` OFFSET 0)`
+}
+
 // postgresImport runs runImport over one connection of the pool that
 // keeps the staging table created by stage, each chunk in a transaction
 // of its own that write fills.
