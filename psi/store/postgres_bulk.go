@@ -301,9 +301,7 @@ func (p *Postgres) bulkMerge(ctx context.Context, conn *pgxpool.Conn, id int64, 
 	rebuild := valid >= bulkRebuildMin && valid >= ledger
 	if rebuild {
 		phase("dropping the ledger's indexes to rebuild them after the merge")
-		if note := pglzNote(ctx, tx); note != "" {
-			phase("%s", note)
-		}
+		notePglz(ctx, tx, phase)
 		for _, ix := range bulkIndexes {
 			if _, err := exec(ix.drop); err != nil {
 				return 0, err

@@ -308,9 +308,7 @@ func (p *Postgres) bulkConsentMerge(ctx context.Context, conn *pgxpool.Conn, id 
 	switch {
 	case rebuild:
 		phase("dropping the consent ledger's index and foreign keys to rebuild them after the merge")
-		if note := pglzNote(ctx, tx); note != "" {
-			phase("%s", note)
-		}
+		notePglz(ctx, tx, phase)
 	case keys:
 		phase("dropping the consent ledger's foreign keys to check them once after the merge")
 	}

@@ -179,20 +179,20 @@ func copyIdentifiers(ctx context.Context, tx pgx.Tx, table pgx.Identifier, rows 
 	return nil
 }
 
-// pglzNote is the note a merge that rebuilds the ledger's indexes prints
+// notePglz tells phase, before a merge rebuilds the ledger's indexes,
 // when the server compresses its WAL with pglz (wal_compression = on or
-// pglz), and "" otherwise or when the setting cannot be read. An index
-// build writes each page of the index to the WAL, and pglz compresses it
-// on one core: with it, the rebuild after a load of 10^7 identifiers took
-// 90 s where lz4 took 51 s (bench/RESULTS.md, "What 200,000 rows/s would
-// take on this machine").
-func pglzNote(ctx context.Context, tx pgx.Tx) string {
+// pglz), and says nothing otherwise or when the setting cannot be read
+// (missing_ok: it never fails the transaction). An index build writes
+// each page of the index to the WAL, and pglz compresses it on one core:
+// with it, the rebuild after a load of 10^7 identifiers took 90 s where
+// lz4 took 51 s (bench/RESULTS.md, "What 200,000 rows/s would take on
+// this machine").
+func notePglz(ctx context.Context, tx pgx.Tx, phase func(string, ...any)) {
 	var v *string
 	if err := tx.QueryRow(ctx, `SELECT current_setting('wal_compression', true)`).Scan(&v); err != nil || v == nil {
-		return ""
+		return
 	}
-	if *v != "on" && *v != "pglz" {
-		return ""
+	if *v == "on" || *v == "pglz" {
+		phase("note: the server compresses its WAL with pglz (wal_compression = %s), which makes this rebuild about 1.8 times as long as with lz4 or off; see the README, \"PostgreSQL for a large store\"", *v)
 	}
-	return fmt.Sprintf("note: the server compresses its WAL with pglz (wal_compression = %s), which makes this rebuild about 1.8 times as long as with lz4 or off; see the README, \"PostgreSQL for a large store\"", *v)
 }
